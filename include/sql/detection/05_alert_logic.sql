@@ -1,0 +1,184 @@
+-- SQL5 alert_logic: one decision per date in [@from_date, @run_date] (a daily run passes
+-- @from_date = @run_date; `retentionops alerts` passes a whole range).
+--
+-- The daily AT_RISK share is rebuilt from order history in one set-based pass, so the
+-- 7-day baseline exists on a fresh warehouse, in a backfill and in any order of dates, and
+-- a year of history costs orders + days (not orders x days). After each order day o a
+-- customer is AT_RISK on days o + active_days + 1 .. o + at_risk_days unless the next order
+-- comes first: each such span adds +1 on the day it starts and -1 on the day it ends, and a
+-- running sum over a calendar gives the count for every date. Only orders up to @run_date
+-- are read, and a date's value depends only on orders up to that date (point-in-time).
+--
+-- Rounding is done in exact integer arithmetic on basis points (1/100 of a percent), half
+-- away from zero, so BigQuery and DuckDB agree to the last digit.
+with
+
+order_days as (
+    select distinct
+        customer_id,
+        order_date
+    from {{ tables.orders }}
+    where order_date <= @run_date
+),
+
+order_spans as (
+    select
+        customer_id,
+        order_date,
+        lead(order_date) over (
+            partition by customer_id order by order_date
+        ) as next_order_date,
+        order_date = min(order_date) over (partition by customer_id) as is_first_order
+    from order_days
+),
+
+at_risk_spans as (
+    select
+        date_add(order_date, interval (@active_days + 1) day) as starts_on,
+        least(
+            coalesce(next_order_date, date_add(order_date, interval (@at_risk_days + 1) day)),
+            date_add(order_date, interval (@at_risk_days + 1) day)
+        ) as ends_on
+    from order_spans
+),
+
+daily_changes as (
+    select
+        starts_on as metric_date,
+        1 as at_risk_change,
+        0 as customer_change
+    from at_risk_spans
+    where starts_on < ends_on
+    union all
+    select
+        ends_on as metric_date,
+        -1 as at_risk_change,
+        0 as customer_change
+    from at_risk_spans
+    where starts_on < ends_on
+    union all
+    select
+        order_date as metric_date,
+        0 as at_risk_change,
+        1 as customer_change
+    from order_spans
+    where is_first_order
+),
+
+change_totals as (
+    select
+        metric_date,
+        sum(at_risk_change) as at_risk_change,
+        sum(customer_change) as customer_change
+    from daily_changes
+    group by metric_date
+),
+
+calendar as (
+    select metric_date
+    from
+        unnest(
+            generate_date_array((select min(order_date) from order_days), @run_date)
+        ) as metric_date
+),
+
+daily_counts as (
+    select
+        calendar.metric_date,
+        sum(coalesce(totals.at_risk_change, 0)) over (
+            order by calendar.metric_date rows between unbounded preceding and current row
+        ) as at_risk_customers,
+        sum(coalesce(totals.customer_change, 0)) over (
+            order by calendar.metric_date rows between unbounded preceding and current row
+        ) as sample_size
+    from calendar
+    left join change_totals as totals
+        on calendar.metric_date = totals.metric_date
+),
+
+daily_values as (
+    select
+        metric_date,
+        sample_size,
+        div((20000 * at_risk_customers + sample_size), (2 * sample_size)) as current_bp
+    from daily_counts
+),
+
+baselines as (
+    select
+        today.metric_date,
+        count(*) as baseline_days_found,
+        sum(previous.current_bp) as baseline_sum_bp
+    from daily_values as today
+    inner join daily_values as previous
+        on
+            previous.metric_date
+            between date_sub(today.metric_date, interval @baseline_days day)
+            and date_sub(today.metric_date, interval 1 day)
+    where today.metric_date between @from_date and @run_date
+    group by today.metric_date
+),
+
+decisions as (
+    select
+        today.metric_date as alert_date,
+        today.sample_size,
+        today.current_bp,
+        -- NULL during warm-up: all @baseline_days previous days must exist
+        if(
+            base.baseline_days_found = @baseline_days,
+            div((2 * base.baseline_sum_bp + @baseline_days), (2 * @baseline_days)),
+            null
+        ) as baseline_bp
+    from daily_values as today
+    left join baselines as base
+        on today.metric_date = base.metric_date
+    where today.metric_date between @from_date and @run_date
+),
+
+deltas as (
+    select
+        *,
+        current_bp - baseline_bp as delta_bp,
+        if(
+            baseline_bp > 0,
+            sign(current_bp - baseline_bp)
+            * div(
+                (20000 * abs(current_bp - baseline_bp) + baseline_bp), (2 * baseline_bp)
+            ),
+            null
+        ) as delta_relative_bp
+    from decisions
+),
+
+classified as (
+    select
+        *,
+        case
+            when delta_relative_bp >= @threshold_critical_bp then 'CRITICAL'
+            when delta_relative_bp >= @threshold_warning_bp then 'WARNING'
+            else 'INFO'
+        end as severity
+    from deltas
+)
+
+select
+    alert_date,
+    'retention_status_degradation' as alert_type,
+    'at_risk_pct' as metric_name,
+    'global' as scope,
+    current_bp / 100 as current_value,
+    baseline_bp / 100 as baseline_value,
+    delta_bp / 100 as delta_pct,
+    delta_relative_bp / 100 as delta_relative_pct,
+    @threshold_warning_bp / 100 as threshold_warning,
+    @threshold_critical_bp / 100 as threshold_critical,
+    severity,
+    coalesce(
+        sample_size >= @min_sample_size
+        and baseline_bp is not null
+        and severity in ('WARNING', 'CRITICAL'),
+        false
+    ) as alert_flag,
+    sample_size
+from classified

@@ -1,0 +1,84 @@
+"""BigQuery job configurations, as plain dicts (no Google client import needed to build them).
+
+The DAG passes these to ``BigQueryInsertJobOperator``; ``BigQueryWarehouse`` passes the same
+shape to ``BigQueryHook.insert_job``. A write replaces exactly one partition: the destination
+is ``table$YYYYMMDD`` with ``WRITE_TRUNCATE``, so a retry or a backfill never duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retentionops.settings import Settings
+
+
+def query_job(query: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """A read-only query job (results come back to the caller)."""
+    return {
+        "query": {
+            "query": query,
+            "useLegacySql": False,
+            "parameterMode": "NAMED",
+            "queryParameters": parameters,
+        }
+    }
+
+
+def partition_job(
+    settings: Settings,
+    *,
+    query: str,
+    parameters: list[dict[str, Any]],
+    table: str,
+    partition_field: str,
+    partition: str,
+) -> dict[str, Any]:
+    """A query job whose result replaces one day partition (``partition`` is ``YYYYMMDD``)."""
+    config = query_job(query, parameters)
+    config["query"].update(
+        {
+            "destinationTable": {
+                "projectId": settings.bigquery_project,
+                "datasetId": settings.bigquery_dataset,
+                "tableId": f"{table}${partition}",
+            },
+            "writeDisposition": "WRITE_TRUNCATE",
+            # Tables are created by the DDL under include/sql/ddl (partitioning, clustering).
+            "createDisposition": "CREATE_NEVER",
+            "timePartitioning": {"type": "DAY", "field": partition_field},
+        }
+    )
+    return config
+
+
+def include(sql_name: str) -> str:
+    """A Jinja include of a SQL file, rendered by Airflow (``template_searchpath=include/``)."""
+    from retentionops.sql import sql_path
+
+    return "{% include '" + sql_path(sql_name) + "' %}"
+
+
+def detection_job(settings: Settings, step: Any) -> dict[str, Any]:
+    """The ``BigQueryInsertJobOperator`` configuration of one detection step.
+
+    The query is the SQL file itself (included at render time); the run date arrives as the
+    ``@run_date`` DATE parameter from ``{{ ds }}`` and the result replaces the run date's
+    partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE).
+    """
+    from retentionops.sql import bigquery_query_parameters, detection_parameters, render
+
+    values = detection_parameters(settings, "{{ ds }}")
+    return partition_job(
+        settings,
+        query=include(step.sql_name),
+        parameters=bigquery_query_parameters(render(step.sql_name, settings), values),
+        table=step.table,
+        partition_field=step.partition_field,
+        partition="{{ ds_nodash }}",
+    )
+
+
+def create_tables_job(table_names: tuple[str, ...]) -> dict[str, Any]:
+    """One multi-statement job running every ``CREATE TABLE IF NOT EXISTS`` of ``ddl/``."""
+    script = ";\n".join(include(f"ddl/create_{name}") for name in table_names)
+    return query_job(script, [])

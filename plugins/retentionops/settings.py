@@ -1,0 +1,166 @@
+"""One settings object: defaults < YAML file < ``RETENTIONOPS_<NAME>`` environment variables.
+
+The YAML file is ``include/retentionops.yaml`` unless ``RETENTIONOPS_CONFIG`` or the CLI's
+``--config`` names another. Every threshold of ``rules.md`` is a setting here, never a
+literal in SQL; the SQL receives them as query parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "include" / "retentionops.yaml"
+ENV_PREFIX = "RETENTIONOPS_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or out of range; the message names it."""
+
+
+def _choice(*allowed: str) -> dict[str, Any]:
+    return {"choices": allowed}
+
+
+def _at_least(minimum: float) -> dict[str, Any]:
+    return {"min": minimum}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # -- warehouse ---------------------------------------------------------------------
+    warehouse_backend: str = field(default="duckdb", metadata=_choice("duckdb", "bigquery"))
+    duckdb_path: str = "warehouse/retentionops.duckdb"
+    bigquery_project: str = ""
+    bigquery_dataset: str = "retentionops"
+    bigquery_location: str = "EU"
+    gcp_conn_id: str = "google_cloud_default"
+    # -- detection layer (SQL1-SQL5) ---------------------------------------------------
+    detection_mode: str = field(default="managed", metadata=_choice("managed", "external"))
+    active_days: int = field(default=30, metadata=_at_least(0))
+    at_risk_days: int = field(default=90, metadata=_at_least(1))
+    frequency_drop_factor: float = field(default=1.5, metadata=_at_least(0))
+    status_inconsistent_factor: float = field(default=0.7, metadata=_at_least(0))
+    status_inconsistent_max_orders: int = field(default=3, metadata=_at_least(0))
+    weight_frequency_drop: int = field(default=50, metadata=_at_least(0))
+    weight_value_drop: int = field(default=30, metadata=_at_least(0))
+    weight_status_inconsistent: int = field(default=20, metadata=_at_least(0))
+    risk_level_high_min: int = field(default=51, metadata=_at_least(0))
+    risk_level_medium_min: int = field(default=21, metadata=_at_least(0))
+    baseline_days: int = field(default=7, metadata=_at_least(1))
+    threshold_warning_pct: float = field(default=15.0, metadata=_at_least(0))
+    threshold_critical_pct: float = field(default=25.0, metadata=_at_least(0))
+    min_sample_size: int = field(default=100, metadata=_at_least(0))
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            allowed = f.metadata.get("choices")
+            if allowed and value not in allowed:
+                raise SettingsError(
+                    f"setting '{f.name}' is {value!r}; allowed values: {', '.join(allowed)}"
+                )
+            minimum = f.metadata.get("min")
+            if minimum is not None and value < minimum:
+                raise SettingsError(f"setting '{f.name}' is {value}; it must be >= {minimum}")
+        self._require(self.active_days < self.at_risk_days, "active_days", "below at_risk_days")
+        self._require(
+            self.risk_level_medium_min <= self.risk_level_high_min,
+            "risk_level_medium_min",
+            "at most risk_level_high_min",
+        )
+        self._require(
+            self.threshold_warning_pct <= self.threshold_critical_pct,
+            "threshold_warning_pct",
+            "at most threshold_critical_pct",
+        )
+        for name in ("threshold_warning_pct", "threshold_critical_pct"):
+            self._require(
+                round(getattr(self, name), 2) == getattr(self, name), name, "given to 2 decimals"
+            )
+        for name in ("frequency_drop_factor", "status_inconsistent_factor"):
+            self._require(
+                ratio(getattr(self, name)).denominator <= 1000, name, "a decimal with 3 places at most"
+            )
+        if self.warehouse_backend == "bigquery":
+            self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
+
+    def _require(self, ok: bool, name: str, what: str) -> None:
+        if not ok:
+            raise SettingsError(f"setting '{name}' ({getattr(self, name)!r}) must be {what}")
+
+    @property
+    def duckdb_file(self) -> Path:
+        path = Path(self.duckdb_path)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def ratio(value: float) -> Fraction:
+    """Return a factor as an exact fraction (1.5 -> 3/2) so SQL compares without division."""
+    return Fraction(str(value))
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
+        return raw
+    try:
+        if kind is int:
+            if isinstance(raw, float) and raw.is_integer():
+                return int(raw)
+            return int(str(raw).strip())
+        if kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(str(raw).strip())
+        return str(raw)
+    except ValueError:
+        raise SettingsError(
+            f"setting '{name}' is {raw!r}; it must be {'an integer' if kind is int else 'a number'}"
+        ) from None
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read defaults, then the YAML file, then environment variables, then ``overrides``."""
+    env = dict(os.environ if env is None else env)
+    path = Path(config_path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_PATH)
+    kinds = {f.name: f.type for f in dataclasses.fields(Settings)}
+    kinds = {name: {"int": int, "float": float, "str": str}[k] for name, k in kinds.items()}
+
+    values: dict[str, Any] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must hold a mapping of setting: value")
+        values.update(loaded)
+    elif config_path is not None or f"{ENV_PREFIX}CONFIG" in env:
+        raise SettingsError(f"config file {path} does not exist")
+    for name in kinds:
+        if f"{ENV_PREFIX}{name.upper()}" in env:
+            values[name] = env[f"{ENV_PREFIX}{name.upper()}"]
+    values.update(overrides)
+
+    unknown = sorted(set(values) - set(kinds))
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)} in {path}; known settings: "
+            + ", ".join(kinds)
+        )
+    return Settings(**{name: _coerce(name, raw, kinds[name]) for name, raw in values.items()})

@@ -1,0 +1,178 @@
+"""The SQL seam: every query is BigQuery Standard SQL under ``include/sql/``, written once.
+
+Two steps turn a file into something a backend runs:
+
+1. ``render`` fills in table names (``{{ tables.orders }}``) from the settings. This is the
+   only templating; values never enter SQL text, they are ``@name`` query parameters.
+2. ``to_duckdb`` transpiles the rendered BigQuery text with sqlglot for the embedded
+   warehouse. Every BigQuery/DuckDB difference is handled here and nowhere else.
+
+The BigQuery path sends the rendered text unchanged (``BigQueryInsertJobOperator`` renders
+the same file with the same ``tables`` mapping through Airflow's Jinja environment).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from retentionops.settings import PROJECT_ROOT, Settings, ratio
+
+INCLUDE_DIR = PROJECT_ROOT / "include"
+SQL_DIR = INCLUDE_DIR / "sql"
+
+#: Every table the package reads or writes, by logical name.
+TABLES = (
+    "orders",
+    "base_customers",
+    "retention_snapshot",
+    "churn_detection",
+    "cohort_retention_evolution",
+    "alert_logic",
+)
+
+# Parameters whose BigQuery type cannot be inferred from a templated string value.
+_DATE_PARAMETERS = frozenset({"run_date", "from_date"})
+
+
+
+def table_refs(settings: Settings) -> dict[str, str]:
+    """Map logical table names to what the SQL text should say for this backend."""
+    if settings.warehouse_backend == "bigquery":
+        prefix = f"{settings.bigquery_project}.{settings.bigquery_dataset}"
+        return {name: f"`{prefix}.{name}`" for name in TABLES}
+    return {name: name for name in TABLES}
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(INCLUDE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # SQL, not HTML; only identifiers from settings are substituted
+    )
+
+
+def sql_path(name: str) -> str:
+    """Return the include-relative path of a SQL file (``detection/01_base_customers``)."""
+    relative = f"sql/{name}" if name.endswith(".sql") else f"sql/{name}.sql"
+    if not (INCLUDE_DIR / relative).is_file():
+        raise FileNotFoundError(f"no SQL file include/{relative}")
+    return relative
+
+
+def render(name: str, settings: Settings) -> str:
+    """Render one SQL file to BigQuery text with this backend's table names."""
+    return _jinja().get_template(sql_path(name)).render(tables=table_refs(settings))
+
+
+def _wrap_integer_division_operands(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # sqlglot prints DIV(a + b, c) as `a + b // c`; parenthesise to keep the meaning.
+    if isinstance(node, exp.IntDiv):
+        for key in ("this", "expression"):
+            operand = node.args[key]
+            if not isinstance(operand, exp.Paren | exp.Column | exp.Literal | exp.Parameter):
+                node.set(key, exp.Paren(this=operand.copy()))
+    return node
+
+
+def _full_precision_numeric(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # BigQuery NUMERIC is DECIMAL(38, 9); DuckDB's bare DECIMAL would be DECIMAL(18, 3).
+    if isinstance(node, exp.DataType) and node.this in (
+        exp.DataType.Type.DECIMAL,
+        exp.DataType.Type.BIGDECIMAL,
+    ):
+        if not node.expressions:
+            return exp.DataType.build("DECIMAL(38, 9)", dialect="duckdb")
+    return node
+
+
+@lru_cache(maxsize=256)
+def to_duckdb(bigquery_sql: str) -> str:
+    """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
+    import sqlglot  # imported here: DAG parsing never needs the transpiler
+
+    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
+    tree = tree.transform(_wrap_integer_division_operands).transform(_full_precision_numeric)
+    return tree.sql(dialect="duckdb", unsupported_level=sqlglot.ErrorLevel.IGNORE)
+
+
+@lru_cache(maxsize=256)
+def parameter_names(bigquery_sql: str) -> frozenset[str]:
+    """Names of the ``@parameters`` a statement uses."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
+    return frozenset(node.name for node in tree.find_all(exp.Parameter))
+
+
+def detection_parameters(
+    settings: Settings, run_date: Any, from_date: Any | None = None
+) -> dict[str, Any]:
+    """Every value the detection SQL needs; thresholds come from settings only."""
+    frequency = ratio(settings.frequency_drop_factor)
+    inconsistent = ratio(settings.status_inconsistent_factor)
+    return {
+        "run_date": run_date,
+        "from_date": run_date if from_date is None else from_date,
+        "active_days": settings.active_days,
+        "at_risk_days": settings.at_risk_days,
+        "frequency_drop_num": frequency.numerator,
+        "frequency_drop_den": frequency.denominator,
+        "status_inconsistent_num": inconsistent.numerator,
+        "status_inconsistent_den": inconsistent.denominator,
+        "status_inconsistent_max_orders": settings.status_inconsistent_max_orders,
+        "weight_frequency_drop": settings.weight_frequency_drop,
+        "weight_value_drop": settings.weight_value_drop,
+        "weight_status_inconsistent": settings.weight_status_inconsistent,
+        "risk_level_high_min": settings.risk_level_high_min,
+        "risk_level_medium_min": settings.risk_level_medium_min,
+        "baseline_days": settings.baseline_days,
+        # percent given to 2 decimals -> integer basis points, as SQL5 compares them
+        "threshold_warning_bp": round(settings.threshold_warning_pct * 100),
+        "threshold_critical_bp": round(settings.threshold_critical_pct * 100),
+        "min_sample_size": settings.min_sample_size,
+    }
+
+
+def bigquery_parameter_type(name: str, value: Any) -> str:
+    if name in _DATE_PARAMETERS or isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    return "STRING"
+
+
+def bigquery_query_parameters(bigquery_sql: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Build the job's ``queryParameters`` for the parameters the statement uses."""
+    used = parameter_names(bigquery_sql)
+    missing = sorted(used - set(values))
+    if missing:
+        raise KeyError(f"no value for query parameter(s) {', '.join(missing)}")
+    return [
+        {
+            "name": name,
+            "parameterType": {"type": bigquery_parameter_type(name, values[name])},
+            "parameterValue": {
+                "value": values[name].isoformat()
+                if isinstance(values[name], dt.date)
+                else str(values[name]).lower()
+                if isinstance(values[name], bool)
+                else str(values[name])
+            },
+        }
+        for name in sorted(used)
+    ]

@@ -1,0 +1,255 @@
+"""Warehouse backends: embedded DuckDB (default) and BigQuery, behind one small interface.
+
+Both run the same BigQuery SQL files from ``include/sql`` (see ``retentionops.sql``). A
+write always replaces one date range of one table inside a transaction (DuckDB) or one
+partition with WRITE_TRUNCATE (BigQuery), so re-running a date never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from retentionops import bigquery
+from retentionops.settings import Settings
+from retentionops.sql import (
+    TABLES,
+    bigquery_query_parameters,
+    parameter_names,
+    render,
+    table_refs,
+    to_duckdb,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Tables derived from orders; replacing the orders makes their old rows stale.
+DERIVED_TABLES = tuple(name for name in TABLES if name != "orders")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed; the message says what to do."""
+
+
+class DuckDBWarehouse:
+    """The embedded warehouse: one DuckDB file, one writer at a time."""
+
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+        import duckdb
+
+        self.settings = settings
+        path = settings.duckdb_file
+        if read_only and not path.exists():
+            raise WarehouseError(
+                f"no warehouse at {path}: load orders first "
+                "(`retentionops load-sample` or `retentionops load-orders PATH`)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            raise WarehouseError(
+                f"cannot open the DuckDB warehouse {path}: {error}. Another process (a DAG "
+                "run?) may be writing to it; DuckDB allows one writer. Retry when it is done."
+            ) from None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.begin()
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            raise
+        self.con.commit()
+
+    def execute(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> Any:
+        """Run one rendered BigQuery statement on DuckDB with its parameters."""
+        used = parameter_names(bigquery_sql)
+        missing = sorted(used - set(params or {}))
+        if missing:
+            raise KeyError(f"no value for query parameter(s) {', '.join(missing)}")
+        return self.con.execute(to_duckdb(bigquery_sql), {k: params[k] for k in used})
+
+    def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+        cursor = self.execute(bigquery_sql, params)
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
+        return self.fetch(render(sql_name, self.settings), params)
+
+    def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
+        for name in names:
+            self.execute(render(f"ddl/create_{name}", self.settings))
+
+    def replace_partition(
+        self,
+        sql_name: str,
+        *,
+        table: str,
+        partition_field: str,
+        params: dict[str, Any],
+    ) -> int:
+        """Replace rows of ``table`` for dates from_date..run_date with the query's rows."""
+        select_sql = render(sql_name, self.settings)
+        target = table_refs(self.settings)[table]
+        self.ensure_tables((table,))
+        with self.transaction():
+            self.con.execute(
+                f"delete from {target} where {partition_field} between $from_date and $run_date",
+                {"from_date": params.get("from_date", params["run_date"]),
+                 "run_date": params["run_date"]},
+            )
+            used = parameter_names(select_sql)
+            (written,) = self.con.execute(
+                f"insert into {target} by name select * from ({to_duckdb(select_sql)})",
+                {k: params[k] for k in used},
+            ).fetchone()
+        return int(written)
+
+    def count_rows(self, table: str, partition_field: str, day: dt.date) -> int:
+        target = table_refs(self.settings)[table]
+        self.ensure_tables((table,))
+        (count,) = self.con.execute(
+            f"select count(*) from {target} where {partition_field} = $day", {"day": day}
+        ).fetchone()
+        return int(count)
+
+    def replace_orders(self, frame: pd.DataFrame) -> int:
+        """Replace the whole orders table atomically; derived tables are cleared as stale.
+
+        On any error the transaction rolls back and the warehouse is exactly as it was.
+        """
+        self.ensure_tables()
+        refs = table_refs(self.settings)
+        self.con.register("incoming_orders", frame)
+        try:
+            with self.transaction():
+                self.con.execute(f"delete from {refs['orders']}")
+                (written,) = self.con.execute(
+                    f"""
+                    insert into {refs['orders']} by name
+                    select
+                        cast(customer_id as varchar) as customer_id,
+                        cast(order_id as varchar) as order_id,
+                        cast(order_date as date) as order_date,
+                        cast(order_amount as decimal(38, 9)) as order_amount,
+                        cast(country as varchar) as country
+                    from incoming_orders
+                    """
+                ).fetchone()
+                for name in DERIVED_TABLES:
+                    self.con.execute(f"delete from {refs[name]}")
+        finally:
+            self.con.unregister("incoming_orders")
+        return int(written)
+
+
+class BigQueryWarehouse:
+    """BigQuery through the Google provider's hook (imported only when this backend is used)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+        self.settings = settings
+        self.hook = BigQueryHook(
+            gcp_conn_id=settings.gcp_conn_id,
+            location=settings.bigquery_location,
+            use_legacy_sql=False,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: the hook holds no open connection."""
+
+    def __enter__(self) -> BigQueryWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, configuration: dict[str, Any]) -> Any:
+        return self.hook.insert_job(
+            configuration=configuration,
+            project_id=self.settings.bigquery_project,
+            location=self.settings.bigquery_location,
+        )
+
+    def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+        config = bigquery.query_job(
+            bigquery_sql, bigquery_query_parameters(bigquery_sql, params or {})
+        )
+        return [dict(row.items()) for row in self._run(config).result()]
+
+    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
+        return self.fetch(render(sql_name, self.settings), params)
+
+    def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
+        for name in names:
+            self._run(bigquery.query_job(render(f"ddl/create_{name}", self.settings), []))
+
+    def replace_partition(
+        self,
+        sql_name: str,
+        *,
+        table: str,
+        partition_field: str,
+        params: dict[str, Any],
+    ) -> int:
+        if params.get("from_date", params["run_date"]) != params["run_date"]:
+            raise WarehouseError("BigQuery writes replace one day partition at a time")
+        select_sql = render(sql_name, self.settings)
+        day = params["run_date"]
+        job = self._run(
+            bigquery.partition_job(
+                self.settings,
+                query=select_sql,
+                parameters=bigquery_query_parameters(select_sql, params),
+                table=table,
+                partition_field=partition_field,
+                partition=day.strftime("%Y%m%d"),
+            )
+        )
+        job.result()
+        return int(job.num_dml_affected_rows or getattr(job, "total_rows", 0) or 0)
+
+    def count_rows(self, table: str, partition_field: str, day: dt.date) -> int:
+        ref = table_refs(self.settings)[table]
+        rows = self.fetch(
+            f"select count(*) as n from {ref} where {partition_field} = @day", {"day": day}
+        )
+        return int(rows[0]["n"])
+
+    def replace_orders(self, frame: pd.DataFrame) -> int:
+        from google.cloud import bigquery as bq
+
+        table = f"{self.settings.bigquery_project}.{self.settings.bigquery_dataset}.orders"
+        job = self.hook.get_client(
+            project_id=self.settings.bigquery_project, location=self.settings.bigquery_location
+        ).load_table_from_dataframe(
+            frame, table, job_config=bq.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+        )
+        job.result()
+        return len(frame)
+
+
+Warehouse = DuckDBWarehouse | BigQueryWarehouse
+
+
+def open_warehouse(settings: Settings, *, read_only: bool = False) -> Warehouse:
+    """Open the configured backend; close it (or use ``with``) when done."""
+    if settings.warehouse_backend == "bigquery":
+        return BigQueryWarehouse(settings)
+    return DuckDBWarehouse(settings, read_only=read_only)
