@@ -86,9 +86,8 @@ class Settings:
                 round(getattr(self, name), 2) == getattr(self, name), name, "given to 2 decimals"
             )
         for name in ("frequency_drop_factor", "status_inconsistent_factor"):
-            self._require(
-                ratio(getattr(self, name)).denominator <= 1000, name, "a decimal with 3 places at most"
-            )
+            exact = ratio(getattr(self, name)).denominator <= 1000
+            self._require(exact, name, "a decimal with 3 places at most")
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
 

@@ -86,12 +86,9 @@ def _full_precision_numeric(node):  # sqlglot expression in, expression out
     from sqlglot import exp
 
     # BigQuery NUMERIC is DECIMAL(38, 9); DuckDB's bare DECIMAL would be DECIMAL(18, 3).
-    if isinstance(node, exp.DataType) and node.this in (
-        exp.DataType.Type.DECIMAL,
-        exp.DataType.Type.BIGDECIMAL,
-    ):
-        if not node.expressions:
-            return exp.DataType.build("DECIMAL(38, 9)", dialect="duckdb")
+    decimal_types = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+    if isinstance(node, exp.DataType) and node.this in decimal_types and not node.expressions:
+        return exp.DataType.build("DECIMAL(38, 9)", dialect="duckdb")
     return node
 
 

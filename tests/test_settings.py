@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+from retentionops.settings import Settings, SettingsError, load_settings, ratio, setting_names
+
+
+def test_defaults_are_the_rules_thresholds():
+    s = load_settings(env={})
+    assert (s.active_days, s.at_risk_days) == (30, 90)
+    assert (s.frequency_drop_factor, s.status_inconsistent_factor) == (1.5, 0.7)
+    assert (s.weight_frequency_drop, s.weight_value_drop, s.weight_status_inconsistent) == (
+        50,
+        30,
+        20,
+    )
+    assert (s.risk_level_high_min, s.risk_level_medium_min) == (51, 21)
+    assert (s.baseline_days, s.threshold_warning_pct, s.threshold_critical_pct) == (7, 15.0, 25.0)
+    assert s.min_sample_size == 100
+    assert (s.warehouse_backend, s.detection_mode) == ("duckdb", "managed")
+
+
+def test_yaml_file_lists_every_setting():
+    from retentionops.settings import DEFAULT_CONFIG_PATH
+
+    text = DEFAULT_CONFIG_PATH.read_text()
+    missing = [name for name in setting_names() if f"\n{name}:" not in text]
+    assert missing == []
+
+
+def test_environment_overrides_the_file_and_is_typed(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("active_days: 20\nduckdb_path: from_file.duckdb\n")
+    s = load_settings(
+        config,
+        env={
+            "RETENTIONOPS_DUCKDB_PATH": "/tmp/x.duckdb",
+            "RETENTIONOPS_THRESHOLD_WARNING_PCT": "12.5",
+        },
+    )
+    assert s.active_days == 20
+    assert s.duckdb_path == "/tmp/x.duckdb"
+    assert s.threshold_warning_pct == 12.5
+
+
+def test_bad_choice_names_key_and_allowed_values():
+    with pytest.raises(SettingsError, match=r"'warehouse_backend'.*'postgres'.*duckdb, bigquery"):
+        load_settings(env={"RETENTIONOPS_WAREHOUSE_BACKEND": "postgres"})
+
+
+def test_unknown_key_in_file_is_named(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("activ_days: 20\n")
+    with pytest.raises(SettingsError, match="unknown setting.*activ_days"):
+        load_settings(config, env={})
+
+
+def test_non_numeric_value_is_named():
+    with pytest.raises(SettingsError, match="'baseline_days' is 'seven'.*integer"):
+        load_settings(env={"RETENTIONOPS_BASELINE_DAYS": "seven"})
+
+
+def test_inconsistent_thresholds_are_refused():
+    with pytest.raises(SettingsError, match="active_days"):
+        Settings(active_days=90, at_risk_days=90)
+    with pytest.raises(SettingsError, match="threshold_warning_pct"):
+        Settings(threshold_warning_pct=30.0)
+    with pytest.raises(SettingsError, match="bigquery_project"):
+        Settings(warehouse_backend="bigquery")
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml", env={})
+
+
+def test_factor_is_an_exact_fraction():
+    assert (ratio(1.5).numerator, ratio(1.5).denominator) == (3, 2)
+    assert (ratio(0.7).numerator, ratio(0.7).denominator) == (7, 10)
