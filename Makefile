@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
 # The documented CRITICAL date of the bundled sample (see README).
-DEMO_DATE ?= 2011-09-22
+DEMO_DATE ?= 2011-05-13
 
 .PHONY: install demo test lint lock sample clean
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from retentionops.settings import Settings, SettingsError, load_settings, ratio, setting_names
 
 

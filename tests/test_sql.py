@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlglot
+
 from retentionops.detection import DETECTION_STEPS
 from retentionops.settings import load_settings
 from retentionops.sql import (

@@ -79,11 +79,12 @@ def cmd_load_orders(args: argparse.Namespace, settings: Any) -> None:
 
 
 def cmd_detect(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.detection import run_detection
+    from retentionops.detection import as_date, run_detection
     from retentionops.warehouse import open_warehouse
 
+    day = as_date(args.date)  # a bad date fails before the warehouse is opened
     with open_warehouse(settings) as warehouse:
-        _print_json(run_detection(warehouse, settings, args.date))
+        _print_json(run_detection(warehouse, settings, day))
 
 
 def cmd_decision(args: argparse.Namespace, settings: Any) -> None:

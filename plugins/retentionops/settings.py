@@ -21,6 +21,10 @@ DEFAULT_CONFIG_PATH = PROJECT_ROOT / "include" / "retentionops.yaml"
 ENV_PREFIX = "RETENTIONOPS_"
 
 
+STATUSES = ("ACTIVE", "AT_RISK", "INACTIVE")
+RISK_LEVELS = ("HIGH", "MEDIUM", "LOW")
+
+
 class SettingsError(ValueError):
     """A setting is missing, unknown or out of range; the message names it."""
 
@@ -58,6 +62,35 @@ class Settings:
     threshold_warning_pct: float = field(default=15.0, metadata=_at_least(0))
     threshold_critical_pct: float = field(default=25.0, metadata=_at_least(0))
     min_sample_size: int = field(default=100, metadata=_at_least(0))
+    # -- priority queue (design section 7; the design's open questions are switches) --
+    p1_status: str = field(default="ACTIVE", metadata=_choice(*STATUSES))
+    p1_risk_levels: str = field(default="HIGH", metadata={"levels": True})
+    p2_status: str = field(default="AT_RISK", metadata=_choice(*STATUSES))
+    p2_risk_levels: str = field(default="HIGH,MEDIUM", metadata={"levels": True})
+    p3_status: str = field(default="INACTIVE", metadata=_choice(*STATUSES))
+    p3_risk_levels: str = field(default="HIGH", metadata={"levels": True})
+    p1_value_filter: bool = False  # P1 only above the median total_revenue at D
+    p3_recency_cap_days: int = field(default=0, metadata=_at_least(0))  # 0 = no cap
+    p1_base_score: int = field(default=70, metadata=_at_least(0))
+    p2_base_score: int = field(default=50, metadata=_at_least(0))
+    p3_base_score: int = field(default=30, metadata=_at_least(0))
+    value_bonus_cap: float = field(default=20.0, metadata=_at_least(0))
+    value_bonus_per_log: float = field(default=2.0, metadata=_at_least(0))
+    urgency_bonus_cap: float = field(default=10.0, metadata=_at_least(0))
+    urgency_days_per_point: float = field(default=3.0, metadata={"min": 0.001})
+    p1_action: str = "VIP outreach + light incentive"
+    p2_action: str = "Win-back sequence + free shipping / discount"
+    p3_action: str = "Strong comeback offer or survey"
+    value_proxy_factor: float = field(default=0.3, metadata=_at_least(0))
+    impact_value_basis: str = field(
+        default="median_total_revenue", metadata=_choice("median_total_revenue", "value_proxy")
+    )
+    # -- action pack outputs ----------------------------------------------------------
+    artifacts_dir: str = "artifacts/runs"
+    export_destination: str = ""  # "" = <artifacts_dir>/<date>/; or a folder, or gs://bucket/prefix
+    export_kind: str = field(default="csv", metadata=_choice("csv", "gsheet"))
+    export_limit: int = field(default=2000, metadata=_at_least(1))
+    gsheet_spreadsheet_id: str = ""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -67,6 +100,13 @@ class Settings:
                 raise SettingsError(
                     f"setting '{f.name}' is {value!r}; allowed values: {', '.join(allowed)}"
                 )
+            if f.metadata.get("levels"):
+                bad = [v for v in split_list(value) if v not in RISK_LEVELS] or not value
+                if bad:
+                    raise SettingsError(
+                        f"setting '{f.name}' is {value!r}; give comma-separated risk levels "
+                        f"from: {', '.join(RISK_LEVELS)}"
+                    )
             minimum = f.metadata.get("min")
             if minimum is not None and value < minimum:
                 raise SettingsError(f"setting '{f.name}' is {value}; it must be >= {minimum}")
@@ -90,6 +130,10 @@ class Settings:
             self._require(exact, name, "a decimal with 3 places at most")
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
+        if self.export_kind == "gsheet":
+            self._require(
+                bool(self.gsheet_spreadsheet_id), "gsheet_spreadsheet_id", "set for gsheet exports"
+            )
 
     def _require(self, ok: bool, name: str, what: str) -> None:
         if not ok:
@@ -100,8 +144,17 @@ class Settings:
         path = Path(self.duckdb_path)
         return path if path.is_absolute() else PROJECT_ROOT / path
 
+    @property
+    def artifacts_path(self) -> Path:
+        path = Path(self.artifacts_dir)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def split_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def ratio(value: float) -> Fraction:
@@ -113,7 +166,16 @@ def setting_names() -> list[str]:
     return [f.name for f in dataclasses.fields(Settings)]
 
 
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
 def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).strip().lower() in _TRUE | _FALSE:
+            return str(raw).strip().lower() in _TRUE
+        raise SettingsError(f"setting '{name}' is {raw!r}; it must be true or false")
     if isinstance(raw, kind) and not (kind is int and isinstance(raw, bool)):
         return raw
     try:
@@ -140,8 +202,8 @@ def load_settings(
     """Read defaults, then the YAML file, then environment variables, then ``overrides``."""
     env = dict(os.environ if env is None else env)
     path = Path(config_path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_PATH)
-    kinds = {f.name: f.type for f in dataclasses.fields(Settings)}
-    kinds = {name: {"int": int, "float": float, "str": str}[k] for name, k in kinds.items()}
+    types = {"int": int, "float": float, "str": str, "bool": bool}
+    kinds = {f.name: types[f.type] for f in dataclasses.fields(Settings)}
 
     values: dict[str, Any] = {}
     if path.exists():

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from retentionops.settings import PROJECT_ROOT, Settings, ratio
+from retentionops.settings import PROJECT_ROOT, Settings, ratio, split_list
 
 INCLUDE_DIR = PROJECT_ROOT / "include"
 SQL_DIR = INCLUDE_DIR / "sql"
@@ -32,6 +32,8 @@ TABLES = (
     "churn_detection",
     "cohort_retention_evolution",
     "alert_logic",
+    "customer_priority",
+    "ops_runs_log",
 )
 
 # Parameters whose BigQuery type cannot be inferred from a templated string value.
@@ -141,7 +143,29 @@ def detection_parameters(
     }
 
 
+def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
+    """Values of the priority queue rules (design section 7), all from settings."""
+    values: dict[str, Any] = {"run_date": run_date}
+    for tier in ("p1", "p2", "p3"):
+        values[f"{tier}_status"] = getattr(settings, f"{tier}_status")
+        values[f"{tier}_risk_levels"] = split_list(getattr(settings, f"{tier}_risk_levels"))
+        values[f"{tier}_base_score"] = getattr(settings, f"{tier}_base_score")
+        values[f"{tier}_action"] = getattr(settings, f"{tier}_action")
+    values.update(
+        p1_value_filter=settings.p1_value_filter,
+        p3_recency_cap_days=settings.p3_recency_cap_days,
+        value_bonus_cap=settings.value_bonus_cap,
+        value_bonus_per_log=settings.value_bonus_per_log,
+        urgency_bonus_cap=settings.urgency_bonus_cap,
+        urgency_days_per_point=settings.urgency_days_per_point,
+        value_proxy_factor=settings.value_proxy_factor,
+    )
+    return values
+
+
 def bigquery_parameter_type(name: str, value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP"
     if name in _DATE_PARAMETERS or isinstance(value, dt.date):
         return "DATE"
     if isinstance(value, bool):
@@ -153,23 +177,46 @@ def bigquery_parameter_type(name: str, value: Any) -> str:
     return "STRING"
 
 
-def bigquery_query_parameters(bigquery_sql: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Build the job's ``queryParameters`` for the parameters the statement uses."""
+def _bigquery_scalar(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}  # a typed NULL: the value is simply absent
+    if isinstance(value, dt.date):
+        return {"value": value.isoformat()}
+    if isinstance(value, bool):
+        return {"value": str(value).lower()}
+    return {"value": str(value)}
+
+
+def bigquery_query_parameters(
+    bigquery_sql: str, values: dict[str, Any], types: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Build the job's ``queryParameters`` for the parameters the statement uses.
+
+    Types come from the values; ``types`` names them where a value may be NULL.
+    """
     used = parameter_names(bigquery_sql)
     missing = sorted(used - set(values))
     if missing:
         raise KeyError(f"no value for query parameter(s) {', '.join(missing)}")
-    return [
-        {
-            "name": name,
-            "parameterType": {"type": bigquery_parameter_type(name, values[name])},
-            "parameterValue": {
-                "value": values[name].isoformat()
-                if isinstance(values[name], dt.date)
-                else str(values[name]).lower()
-                if isinstance(values[name], bool)
-                else str(values[name])
-            },
-        }
-        for name in sorted(used)
-    ]
+    parameters = []
+    for name in sorted(used):
+        value = values[name]
+        if isinstance(value, list | tuple):
+            element = bigquery_parameter_type(name, value[0]) if value else "STRING"
+            parameters.append(
+                {
+                    "name": name,
+                    "parameterType": {"type": "ARRAY", "arrayType": {"type": element}},
+                    "parameterValue": {"arrayValues": [_bigquery_scalar(v) for v in value]},
+                }
+            )
+            continue
+        kind = (types or {}).get(name) or bigquery_parameter_type(name, value)
+        parameters.append(
+            {
+                "name": name,
+                "parameterType": {"type": kind},
+                "parameterValue": _bigquery_scalar(value),
+            }
+        )
+    return parameters

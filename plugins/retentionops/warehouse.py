@@ -77,11 +77,19 @@ class DuckDBWarehouse:
 
     def execute(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> Any:
         """Run one rendered BigQuery statement on DuckDB with its parameters."""
+        import duckdb
+
         used = parameter_names(bigquery_sql)
         missing = sorted(used - set(params or {}))
         if missing:
             raise KeyError(f"no value for query parameter(s) {', '.join(missing)}")
-        return self.con.execute(to_duckdb(bigquery_sql), {k: params[k] for k in used})
+        try:
+            return self.con.execute(to_duckdb(bigquery_sql), {k: params[k] for k in used})
+        except duckdb.CatalogException as error:
+            raise WarehouseError(
+                f"{str(error).splitlines()[0]} in {self.settings.duckdb_file}: load orders "
+                "(`retentionops load-sample` or `load-orders`) and run detection first"
+            ) from None
 
     def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
         cursor = self.execute(bigquery_sql, params)
@@ -90,6 +98,12 @@ class DuckDBWarehouse:
 
     def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
         return self.fetch(render(sql_name, self.settings), params)
+
+    def execute_file(
+        self, sql_name: str, params: dict[str, Any], types: dict[str, str] | None = None
+    ) -> None:
+        """Run one statement file for its effect (e.g. a MERGE); ``types`` is for BigQuery."""
+        self.execute(render(sql_name, self.settings), params)
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
         for name in names:
@@ -195,6 +209,14 @@ class BigQueryWarehouse:
 
     def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
         return self.fetch(render(sql_name, self.settings), params)
+
+    def execute_file(
+        self, sql_name: str, params: dict[str, Any], types: dict[str, str] | None = None
+    ) -> None:
+        text = render(sql_name, self.settings)
+        self._run(
+            bigquery.query_job(text, bigquery_query_parameters(text, params, types))
+        ).result()
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
         for name in names:

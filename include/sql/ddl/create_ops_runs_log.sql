@@ -1,0 +1,29 @@
+-- Audit trail (design section 6.2): exactly one row per run_id, written with MERGE.
+create table if not exists {{ tables.ops_runs_log }} (
+    run_id string not null,
+    run_timestamp timestamp not null,
+    alert_date date,
+    severity string,
+    alert_flag bool,
+    current_value float64,
+    baseline_value float64,
+    delta_relative_pct float64,
+    sample_size int64,
+    p1_count int64,
+    p2_count int64,
+    p3_count int64,
+    total_exported int64,
+    slack_posted bool,
+    slack_message_ts string,
+    ticket_id string,
+    export_p1_link string,
+    export_p2_link string,
+    export_p3_link string,
+    brief_link string,
+    status string,
+    error_message string,
+    execution_time_ms int64,
+    created_at timestamp default current_timestamp()
+)
+partition by date(run_timestamp)
+cluster by alert_date, severity

@@ -1,0 +1,132 @@
+"""The command line as a user runs it: JSON out, clear errors, and nothing lost on a bad file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from retentionops.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_orders_csv(path, rows):
+    lines = ["customer_id,order_id,order_date,order_amount"]
+    lines += [",".join(map(str, row)) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# Three customers; on 2011-03-01: a (last order 01-11, 49 days) and b (01-05, 55 days) are
+# AT_RISK, c (02-20, 9 days) is ACTIVE -> 2/3 = 66.67 %.
+ROWS = [
+    ("00a", "1", "2011-01-01", "10.00"),
+    ("00a", "2", "2011-01-11", "20.50"),
+    ("b", "3", "2011-01-05", "3.00"),
+    ("c", "4", "2011-02-20", "4.00"),
+]
+
+
+def test_load_then_detect_prints_the_sql5_row(settings, tmp_path, capsys):
+    path = write_orders_csv(tmp_path / "orders.csv", ROWS)
+    code, out, err = run(capsys, "load-orders", str(path), "--format", "orders")
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["rows_read"], report["orders_loaded"], report["customers"]) == (4, 4, 3)
+
+    code, out, err = run(capsys, "detect", "--date", "2011-03-01")
+    assert code == 0, err
+    row = json.loads(out)
+    assert (row["current_value"], row["sample_size"], row["severity"]) == (66.67, 3, "INFO")
+
+    code, out, _ = run(capsys, "decision", "--date", "2011-03-01")
+    assert code == 0 and json.loads(out) == row
+
+
+def test_customer_ids_keep_leading_zeros(settings, warehouse_path_reader, tmp_path, capsys):
+    path = write_orders_csv(tmp_path / "orders.csv", ROWS)
+    assert run(capsys, "load-orders", str(path), "--format", "orders")[0] == 0
+    assert "00a" in warehouse_path_reader("select customer_id from orders")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("customer_id,order_id,order_date\nx,1,2011-01-01\n", "order_amount"),
+        ("customer_id,order_id,order_date,order_amount\nx,1,2011-13-45,3\n", "2011-13-45"),
+        ("customer_id,order_id,order_date,order_amount\nx,1,2011-01-01,abc\n", "abc"),
+        ("customer_id,order_id,order_date,order_amount\n", "no data rows"),
+        ("", "empty"),
+    ],
+    ids=["missing-column", "bad-date", "non-numeric-amount", "header-only", "empty-file"],
+)
+def test_a_bad_file_leaves_the_warehouse_as_it_was(settings, tmp_path, capsys, content, message):
+    good = write_orders_csv(tmp_path / "good.csv", ROWS)
+    assert run(capsys, "load-orders", str(good), "--format", "orders")[0] == 0
+    _, before, _ = run(capsys, "detect", "--date", "2011-03-01")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    code, out, err = run(capsys, "load-orders", str(bad), "--format", "orders")
+    assert code == 2 and out == ""
+    assert "error" in err and message in err.lower()
+
+    code, after, _ = run(capsys, "detect", "--date", "2011-03-01")
+    assert code == 0 and json.loads(after) == json.loads(before)
+
+
+def test_alerts_prints_a_series_as_csv_and_json(settings, tmp_path, capsys):
+    path = write_orders_csv(tmp_path / "orders.csv", ROWS)
+    run(capsys, "load-orders", str(path), "--format", "orders")
+    code, out, _ = run(capsys, "alerts", "--from", "2011-02-27", "--to", "2011-03-01")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("alert_date,alert_type")
+    assert [line.split(",")[0] for line in lines[1:]] == ["2011-02-27", "2011-02-28", "2011-03-01"]
+    code, out, _ = run(
+        capsys, "alerts", "--from", "2011-01-01", "--to", "2011-01-08", "--format", "json"
+    )
+    rows = json.loads(out)
+    # first order 2011-01-01: the 7 previous days exist only from 2011-01-08
+    assert [r["baseline_value"] is None for r in rows] == [True] * 7 + [False]
+
+
+def test_errors_go_to_stderr_with_a_non_zero_exit(settings, capsys):
+    code, out, err = run(capsys, "detect", "--date", "2011-02-30")
+    assert code == 2 and out == "" and "2011-02-30" in err and "YYYY-MM-DD" in err
+    code, out, err = run(capsys, "decision", "--date", "2011-03-01")
+    assert code == 2 and "load orders" in err and "Traceback" not in err
+
+
+def test_bad_setting_is_reported(monkeypatch, capsys):
+    monkeypatch.setenv("RETENTIONOPS_DETECTION_MODE", "sometimes")
+    code, _, err = run(capsys, "settings")
+    assert code == 2 and "detection_mode" in err and "managed, external" in err
+
+
+def test_external_mode_names_missing_tables(settings, tmp_path, monkeypatch, capsys):
+    path = write_orders_csv(tmp_path / "orders.csv", ROWS)
+    run(capsys, "load-orders", str(path), "--format", "orders")
+    monkeypatch.setenv("RETENTIONOPS_DETECTION_MODE", "external")
+    code, _, err = run(capsys, "detect", "--date", "2011-03-01")
+    assert code == 2 and "base_customers" in err and "alert_logic" in err
+    monkeypatch.setenv("RETENTIONOPS_DETECTION_MODE", "managed")
+    assert run(capsys, "detect", "--date", "2011-03-01")[0] == 0
+    monkeypatch.setenv("RETENTIONOPS_DETECTION_MODE", "external")
+    code, out, _ = run(capsys, "detect", "--date", "2011-03-01")
+    assert code == 0 and json.loads(out)["current_value"] == 66.67
+
+
+@pytest.fixture
+def warehouse_path_reader(settings):
+    import duckdb
+
+    def read(sql):
+        with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
+            return [row[0] for row in con.execute(sql).fetchall()]
+
+    return read
