@@ -1,0 +1,69 @@
+-- Upsert the run's audit row: a retry, a re-run or a failure callback followed by the
+-- final log task all land on the same row. A NULL parameter keeps what is stored (a
+-- failure callback records the error; the final write completes the rest).
+merge {{ tables.ops_runs_log }} as log
+using (
+    select
+        @run_id as run_id,
+        @run_timestamp as run_timestamp,
+        @alert_date as alert_date,
+        @severity as severity,
+        @alert_flag as alert_flag,
+        @current_value as current_value,
+        @baseline_value as baseline_value,
+        @delta_relative_pct as delta_relative_pct,
+        @sample_size as sample_size,
+        @p1_count as p1_count,
+        @p2_count as p2_count,
+        @p3_count as p3_count,
+        @total_exported as total_exported,
+        @slack_posted as slack_posted,
+        @slack_message_ts as slack_message_ts,
+        @ticket_id as ticket_id,
+        @export_p1_link as export_p1_link,
+        @export_p2_link as export_p2_link,
+        @export_p3_link as export_p3_link,
+        @brief_link as brief_link,
+        @status as status,
+        @error_message as error_message,
+        @execution_time_ms as execution_time_ms
+) as run
+    on log.run_id = run.run_id
+when matched then
+    update
+        set
+            run_timestamp = run.run_timestamp,
+            alert_date = coalesce(run.alert_date, log.alert_date),
+            severity = coalesce(run.severity, log.severity),
+            alert_flag = coalesce(run.alert_flag, log.alert_flag),
+            current_value = coalesce(run.current_value, log.current_value),
+            baseline_value = coalesce(run.baseline_value, log.baseline_value),
+            delta_relative_pct = coalesce(run.delta_relative_pct, log.delta_relative_pct),
+            sample_size = coalesce(run.sample_size, log.sample_size),
+            p1_count = coalesce(run.p1_count, log.p1_count),
+            p2_count = coalesce(run.p2_count, log.p2_count),
+            p3_count = coalesce(run.p3_count, log.p3_count),
+            total_exported = coalesce(run.total_exported, log.total_exported),
+            slack_posted = coalesce(run.slack_posted, log.slack_posted),
+            slack_message_ts = coalesce(run.slack_message_ts, log.slack_message_ts),
+            ticket_id = coalesce(run.ticket_id, log.ticket_id),
+            export_p1_link = coalesce(run.export_p1_link, log.export_p1_link),
+            export_p2_link = coalesce(run.export_p2_link, log.export_p2_link),
+            export_p3_link = coalesce(run.export_p3_link, log.export_p3_link),
+            brief_link = coalesce(run.brief_link, log.brief_link),
+            status = run.status,
+            error_message = coalesce(run.error_message, log.error_message),
+            execution_time_ms = coalesce(run.execution_time_ms, log.execution_time_ms)
+when not matched then insert (
+    run_id, run_timestamp, alert_date, severity, alert_flag, current_value, baseline_value,
+    delta_relative_pct, sample_size, p1_count, p2_count, p3_count, total_exported,
+    slack_posted, slack_message_ts, ticket_id, export_p1_link, export_p2_link,
+    export_p3_link, brief_link, status, error_message, execution_time_ms, created_at
+) values (
+    run.run_id, run.run_timestamp, run.alert_date, run.severity, run.alert_flag,
+    run.current_value, run.baseline_value, run.delta_relative_pct, run.sample_size,
+    run.p1_count, run.p2_count, run.p3_count, run.total_exported, run.slack_posted,
+    run.slack_message_ts, run.ticket_id, run.export_p1_link, run.export_p2_link,
+    run.export_p3_link, run.brief_link, run.status, run.error_message,
+    run.execution_time_ms, current_timestamp()
+)

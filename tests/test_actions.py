@@ -1,0 +1,217 @@
+"""The priority queue, the operational context and the run log on hand-made data.
+
+Run date D = 2011-03-01. Every expected number is worked out below from rules.md:
+- p1a: orders 02-01, 02-03, 02-05 (33 each, revenue 99); 24 days since -> ACTIVE;
+  gap 2, 24 > 1.5 x 2 (frequency drop) and <= 3 orders (status inconsistent): 70 -> HIGH.
+  score = 70 + min(20, 2 ln 100) + min(10, 24/3) = 70 + 9.21034 + 8 = 87.21034
+- p1b: orders 02-10, 02-11 (3 each, revenue 6); 18 days -> ACTIVE, same signals, HIGH.
+  score = 70 + 2 ln 7 + 18/3 = 70 + 3.89182 + 6 = 79.89182
+- p2a: orders 01-01, 01-02 (10 each, revenue 20); 58 days -> AT_RISK; gap 1 -> frequency
+  drop only: 50 -> MEDIUM. score = 50 + 2 ln 21 + min(10, 58/3) = 50 + 6.08904 + 10 = 66.08904
+- low: one order 01-10 (5): 50 days, AT_RISK, no signal -> LOW, not queued.
+- gone: orders 2010-10-01, 10-02 (100 each, revenue 200): 150 days -> INACTIVE; frequency
+  drop -> 50 -> MEDIUM: not P3 (INACTIVE + HIGH), which no INACTIVE customer can reach.
+- act_low: one order 02-20 (50): 9 days, ACTIVE, <= 3 orders -> 20 -> LOW, not queued.
+Revenues 5, 6, 20, 50, 99, 200: median (20 + 50) / 2 = 35.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+
+from retentionops import actions, detection
+from retentionops.settings import load_settings
+
+D = "2011-03-01"
+ORDERS = [
+    ("p1a", "a1", "2011-02-01", 33), ("p1a", "a2", "2011-02-03", 33),
+    ("p1a", "a3", "2011-02-05", 33),
+    ("p1b", "b1", "2011-02-10", 3), ("p1b", "b2", "2011-02-11", 3),
+    ("p2a", "c1", "2011-01-01", 10), ("p2a", "c2", "2011-01-02", 10),
+    ("low", "d1", "2011-01-10", 5),
+    ("gone", "e1", "2010-10-01", 100), ("gone", "e2", "2010-10-02", 100),
+    ("act_low", "f1", "2011-02-20", 50),
+]  # fmt: skip
+
+
+@pytest.fixture
+def detected(load_orders, settings):
+    warehouse = load_orders(ORDERS)
+    detection.run_detection(warehouse, settings, D)
+    return warehouse
+
+
+def queue(warehouse):
+    return {
+        row[0]: row[1:]
+        for row in warehouse.con.execute(
+            "select customer_id, priority_tier, priority_score, priority_reason,"
+            " recommended_action, value_proxy from customer_priority where run_date = ?",
+            [dt.date(2011, 3, 1)],
+        ).fetchall()
+    }
+
+
+def test_tiers_scores_reasons_and_actions(detected, settings):
+    counts = actions.build_priority_queue(detected, settings, D)
+    assert counts == {"P1": 2, "P2": 1, "P3": 0}
+    rows = queue(detected)
+    assert set(rows) == {"p1a", "p1b", "p2a"}  # exactly the customers the tier rules admit
+    assert rows["p1a"][0] == "P1" and rows["p1a"][1] == pytest.approx(87.21034, abs=1e-5)
+    assert rows["p1b"][1] == pytest.approx(70 + 2 * math.log(7) + 6, abs=1e-9)
+    assert rows["p2a"][0] == "P2" and rows["p2a"][1] == pytest.approx(66.08904, abs=1e-5)
+    assert rows["p1a"][2] == (
+        "ACTIVE + HIGH risk: frequency drop, status inconsistent; "
+        "high value (revenue above median), last order 24 days ago"
+    )
+    assert rows["p2a"][2] == (
+        "AT_RISK + MEDIUM risk: frequency drop; standard value, last order 58 days ago"
+    )
+    assert rows["p1a"][3] == "VIP outreach + light incentive"
+    assert rows["p2a"][3] == "Win-back sequence + free shipping / discount"
+    assert float(rows["p1a"][4]) == pytest.approx(29.70)  # 0.3 x 99
+
+
+def test_score_caps(load_orders, settings):
+    # 11 orders of 5,000 over 2011-01-01..01-11: revenue 55,000 -> 2 ln(55,001) = 21.8 -> 20;
+    # D = 02-06: 26 days, ACTIVE; average gap 10 / 10 = 1, so 26 > 1.5 x 1 (frequency drop)
+    # and 26 > 0.7 x 1 (status inconsistent): 70 -> HIGH -> P1; urgency min(10, 26 / 3).
+    # Total 70 + 20 + 8.67 = 98.67 (< 100).
+    rows = [("rich", f"r{i}", f"2011-01-{i:02d}", 5000) for i in range(1, 12)]
+    warehouse = load_orders(rows)
+    detection.run_detection(warehouse, settings, "2011-02-06")
+    actions.build_priority_queue(warehouse, settings, "2011-02-06")
+    (score,) = warehouse.con.execute("select priority_score from customer_priority").fetchone()
+    assert score == pytest.approx(70 + 20 + 26 / 3)
+    # with a P1 base of 90 the sum (118.67) is capped at 100
+    raised = load_settings(duckdb_path=settings.duckdb_path, p1_base_score=90)
+    actions.build_priority_queue(warehouse, raised, "2011-02-06")
+    (score,) = warehouse.con.execute("select priority_score from customer_priority").fetchone()
+    assert score == 100
+
+
+def test_rerun_replaces_the_date_only(detected, settings):
+    actions.build_priority_queue(detected, settings, D)
+    detection.run_detection(detected, settings, "2011-02-28")
+    actions.build_priority_queue(detected, settings, "2011-02-28")
+    before = detected.con.execute("select count(*) from customer_priority").fetchone()[0]
+    actions.build_priority_queue(detected, settings, D)
+    after = detected.con.execute(
+        "select run_date, count(*) from customer_priority group by 1 order by 1"
+    ).fetchall()
+    assert sum(n for _, n in after) == before
+    assert dict(after)[dt.date(2011, 3, 1)] == 3
+
+
+def test_p1_value_filter_and_p3_switches(detected, settings):
+    filtered = load_settings(duckdb_path=settings.duckdb_path, p1_value_filter=True)
+    # p1b's revenue 6 is below the median 35; p1a's 99 is above
+    assert actions.build_priority_queue(detected, filtered, D)["P1"] == 1
+    assert set(queue(detected)) == {"p1a", "p2a"}
+    medium_p3 = load_settings(duckdb_path=settings.duckdb_path, p3_risk_levels="HIGH,MEDIUM")
+    assert actions.build_priority_queue(detected, medium_p3, D)["P3"] == 1  # gone
+    capped = load_settings(
+        duckdb_path=settings.duckdb_path, p3_risk_levels="MEDIUM", p3_recency_cap_days=120
+    )
+    assert actions.build_priority_queue(detected, capped, D)["P3"] == 0  # 150 days > 120
+    context = actions.get_operational_context(detected, capped, D)
+    assert context["tiers"]["P3"]["empty_reason"] == (
+        "1 INACTIVE + MEDIUM customer(s) on 2011-03-01, none ordered within 120 days "
+        "(p3_recency_cap_days)"
+    )
+
+
+def test_operational_context(detected, settings):
+    actions.build_priority_queue(detected, settings, D)
+    context = actions.get_operational_context(detected, settings, D)
+    assert context["status_distribution"] == {"ACTIVE": 3, "AT_RISK": 2, "INACTIVE": 1}
+    assert context["risk_by_status"] == {
+        "ACTIVE": {"HIGH": 2, "MEDIUM": 0, "LOW": 1},
+        "AT_RISK": {"HIGH": 0, "MEDIUM": 1, "LOW": 1},
+        "INACTIVE": {"HIGH": 0, "MEDIUM": 1, "LOW": 0},
+    }
+    assert {t: v["count"] for t, v in context["tiers"].items()} == {"P1": 2, "P2": 1, "P3": 0}
+    assert context["median_total_revenue"] == 35.0
+    assert context["tiers"]["P3"]["empty_reason"] == (
+        "no INACTIVE customer can be HIGH under the current scoring weights "
+        "(max score frequency drop 50 + value drop 0 (off in v1) = 50 < 51)"
+    )
+    assert context["tiers"]["P1"]["empty_reason"] is None
+    # sample of 6 < 100: no alert, nothing exported
+    assert context["exported_tiers"] == [] and context["decision"]["alert_flag"] is False
+
+
+def test_empty_tier_reason_follows_the_settings(detected):
+    heavier = load_settings(duckdb_path=detected.settings.duckdb_path, weight_frequency_drop=60)
+    detection.run_detection(detected, heavier, D)
+    actions.build_priority_queue(detected, heavier, D)
+    context = actions.get_operational_context(detected, heavier, D)
+    # with 60 points for a frequency drop, INACTIVE + HIGH is reachable and 'gone' is P3
+    assert context["tiers"]["P3"]["count"] == 1
+    lower_bar = load_settings(duckdb_path=detected.settings.duckdb_path, risk_level_high_min=80)
+    assert "max score frequency drop 50 + value drop 0 (off in v1) + status inconsistent 20 = 70"\
+        " < 80" in actions.empty_tier_reason(lower_bar, "P1", {}, dt.date(2011, 3, 1))
+
+
+def test_audience_is_ranked_and_limited(detected, settings):
+    actions.build_priority_queue(detected, settings, D)
+    rows = actions.fetch_audience(detected, settings, D, "P1")
+    assert [r["customer_id"] for r in rows] == ["p1a", "p1b"]  # 87.2 before 79.9
+    assert [r["customer_id"] for r in actions.fetch_audience(detected, settings, D, "P1", 1)] == [
+        "p1a"
+    ]
+    with pytest.raises(ValueError, match="unknown tier 'P4'"):
+        actions.fetch_audience(detected, settings, D, "P4")
+
+
+@pytest.mark.parametrize(
+    ("decision", "tiers", "branch"),
+    [
+        ({"alert_flag": True, "severity": "CRITICAL"}, ["P1", "P2", "P3"], "critical"),
+        ({"alert_flag": True, "severity": "WARNING"}, ["P1", "P2"], "warning"),
+        ({"alert_flag": False, "severity": "CRITICAL"}, [], "no_alert"),
+        ({"alert_flag": False, "severity": "INFO"}, [], "no_alert"),
+    ],
+)
+def test_tiers_by_severity(decision, tiers, branch):
+    assert actions.tiers_for(decision) == tiers
+    assert actions.playbook_for(decision) == branch
+
+
+def test_run_log_is_one_row_per_run_id(warehouse, settings, tmp_path):
+    started = dt.datetime(2011, 3, 2, 6, 0, tzinfo=dt.UTC)
+    record = actions.run_log_record(
+        run_id="scheduled__2011-03-01",
+        run_date=D,
+        status="success",
+        started_at=started,
+        now=started + dt.timedelta(seconds=2.5),
+        decision={"severity": "WARNING", "alert_flag": True, "current_value": 21.36},
+        counts={"P1": 2, "P2": 1, "P3": 0},
+        exports=[
+            {"tier": "P1", "link": "/x/audience_p1.csv", "row_count": 2},
+            {"tier": "P2", "link": "/x/audience_p2.csv", "row_count": 1},
+        ],
+    )
+    json_path = tmp_path / "run_log.json"
+    stored = actions.write_run_log(warehouse, settings, record, json_path)
+    actions.write_run_log(warehouse, settings, record, json_path)  # a retry
+    assert warehouse.con.execute("select count(*) from ops_runs_log").fetchone() == (1,)
+    assert stored["total_exported"] == 3 and stored["execution_time_ms"] == 2500
+    assert stored["export_p2_link"] == "/x/audience_p2.csv" and stored["export_p3_link"] is None
+    import json
+
+    assert json.loads(json_path.read_text())["status"] == "success"
+    # a later failure of the same run keeps the facts already known and names the step
+    failed = actions.run_log_record(
+        run_id="scheduled__2011-03-01", run_date=D, status="failed",
+        error_message="export_audience[P2] failed: disk full",
+    )  # fmt: skip
+    stored = actions.write_run_log(warehouse, settings, failed)
+    assert (stored["status"], stored["p1_count"]) == ("failed", 2)
+    assert stored["error_message"] == "export_audience[P2] failed: disk full"
+    with pytest.raises(ValueError, match="success, failed, skipped"):
+        actions.run_log_record(run_id="x", run_date=D, status="done")
