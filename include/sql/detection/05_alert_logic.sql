@@ -10,7 +10,10 @@
 -- are read, and a date's value depends only on orders up to that date (point-in-time).
 --
 -- Rounding is done in exact integer arithmetic on basis points (1/100 of a percent), half
--- away from zero, so BigQuery and DuckDB agree to the last digit.
+-- away from zero, so BigQuery and DuckDB agree to the last digit. Each day's value is its
+-- rounded share; baseline_value is the exact mean of the 7 rounded values and delta_pct
+-- the exact difference (rules.md rounds neither; each is one division of exact integers);
+-- delta_relative_pct is rounded to 2 decimals.
 with
 
 order_days as (
@@ -124,12 +127,11 @@ decisions as (
         today.metric_date as alert_date,
         today.sample_size,
         today.current_bp,
-        -- NULL during warm-up: all @baseline_days previous days must exist
+        -- NULL during warm-up: all @baseline_days previous days must exist. The baseline
+        -- is the exact mean baseline_sum_bp / @baseline_days; it is only rounded for display.
         if(
-            base.baseline_days_found = @baseline_days,
-            div((2 * base.baseline_sum_bp + @baseline_days), (2 * @baseline_days)),
-            null
-        ) as baseline_bp
+            base.baseline_days_found = @baseline_days, base.baseline_sum_bp, null
+        ) as baseline_sum_bp
     from daily_values as today
     left join baselines as base
         on today.metric_date = base.metric_date
@@ -138,17 +140,33 @@ decisions as (
 
 deltas as (
     select
-        *,
-        current_bp - baseline_bp as delta_bp,
+        alert_date,
+        sample_size,
+        current_bp,
+        baseline_sum_bp,
+        -- x = (current - mean) x @baseline_days, exact; ROUND(x / n) half away from zero is
+        -- sign(x) * div(2|x| + n, 2n)
+        @baseline_days * current_bp - baseline_sum_bp as scaled_delta
+    from decisions
+),
+
+rounded as (
+    select
+        alert_date,
+        sample_size,
+        current_bp,
+        baseline_sum_bp,
+        scaled_delta,
+        -- (current / mean - 1) x 100 in basis points: 10000 x scaled_delta / baseline_sum_bp
         if(
-            baseline_bp > 0,
-            sign(current_bp - baseline_bp)
+            baseline_sum_bp > 0,
+            sign(scaled_delta)
             * div(
-                (20000 * abs(current_bp - baseline_bp) + baseline_bp), (2 * baseline_bp)
+                (20000 * abs(scaled_delta) + baseline_sum_bp), (2 * baseline_sum_bp)
             ),
             null
         ) as delta_relative_bp
-    from decisions
+    from deltas
 ),
 
 classified as (
@@ -159,7 +177,7 @@ classified as (
             when delta_relative_bp >= @threshold_warning_bp then 'WARNING'
             else 'INFO'
         end as severity
-    from deltas
+    from rounded
 )
 
 select
@@ -168,15 +186,15 @@ select
     'at_risk_pct' as metric_name,
     'global' as scope,
     current_bp / 100 as current_value,
-    baseline_bp / 100 as baseline_value,
-    delta_bp / 100 as delta_pct,
+    baseline_sum_bp / (100 * @baseline_days) as baseline_value,
+    scaled_delta / (100 * @baseline_days) as delta_pct,
     delta_relative_bp / 100 as delta_relative_pct,
     @threshold_warning_bp / 100 as threshold_warning,
     @threshold_critical_bp / 100 as threshold_critical,
     severity,
     coalesce(
         sample_size >= @min_sample_size
-        and baseline_bp is not null
+        and baseline_sum_bp is not null
         and severity in ('WARNING', 'CRITICAL'),
         false
     ) as alert_flag,
