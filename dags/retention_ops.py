@@ -7,15 +7,21 @@ and sees orders up to D only, so a backfill of an old date gives the answer it g
 **Inputs**: the `orders` table (load it with `retentionops load-orders` or
 `retentionops load-sample` on the embedded warehouse).
 **Outputs**: D's partition of `base_customers`, `retention_snapshot`, `churn_detection`,
-`cohort_retention_evolution` and `alert_logic` (SQL1–SQL5 under `include/sql/detection/`),
-and the alert decision for D in XCom (`get_alert_decision`).
+`cohort_retention_evolution` and `alert_logic` (SQL1–SQL5 under `include/sql/detection/`);
+D's `customer_priority`; then, by the alert's branch (`no_alert` | `warning` | `critical`),
+the brief (Markdown, Slack, email) and chart under `artifacts/runs/D/`, one audience export
+per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3), and always one
+`ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
 
 **Backends**: `warehouse_backend: duckdb` (default) runs the SQL on the embedded DuckDB file,
 one task at a time (DuckDB allows one writer); `bigquery` runs the same SQL files through
 `BigQueryInsertJobOperator`, each replacing D's partition with WRITE_TRUNCATE.
 
-**Triage**: a failed detection task names the SQL file and the database error in its log;
-re-run the task (or the date): every step replaces D's rows only, so re-runs never duplicate.
+**Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
+failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run
+after logging so the run shows as failed). A failed detection task names the SQL file and
+the database error in its log; re-run the task (or the date): every step replaces D's rows
+only, so re-runs never duplicate.
 `get_alert_decision` failing with "no alert decision stored" means SQL5 did not run for D, or
 that no orders exist on or before D. With `detection_mode: external`, `verify_detection`
 names the detection tables that hold no rows for D.
@@ -28,7 +34,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, chain, task
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, TriggerRule, chain, task
 
 from retentionops import tasks
 from retentionops.detection import DETECTION_STEPS
@@ -55,10 +62,11 @@ with DAG(
     user_defined_macros={"tables": table_refs(SETTINGS)},
     default_args={
         "owner": "retention-ops",
-        "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
+        "retries": SETTINGS.task_retries,
+        "retry_delay": dt.timedelta(seconds=SETTINGS.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
+        "on_failure_callback": tasks.record_task_failure,
     },
     tags=["retention", "retentionops", SETTINGS.warehouse_backend],
 ) as dag:
@@ -93,5 +101,21 @@ with DAG(
             chain(*steps)
 
     decision = task(task_id="get_alert_decision")(tasks.get_alert_decision)()
+    queue = task(task_id="build_priority_queue")(tasks.build_priority_queue)()
+    context = task(task_id="get_operational_context")(tasks.get_operational_context)()
+    branch = task.branch(task_id="choose_playbook")(tasks.choose_playbook)(context)
+    no_alert, warning, critical = (
+        EmptyOperator(task_id=name) for name in ("no_alert", "warning", "critical")
+    )
+    brief = task(task_id="render_brief", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)(
+        tasks.render_brief
+    )()
+    tiers = task(task_id="select_tiers")(tasks.select_tiers)(context)
+    exports = task(task_id="export_audience")(tasks.export_audience).expand(tier=tiers)
+    run_log = task(task_id="write_run_log", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
+        tasks.write_run_log
+    )()
 
-    chain(create_tables, detect, decision)
+    chain(create_tables, detect, decision, queue, context, branch, [no_alert, warning, critical])
+    chain([warning, critical], brief, tiers, exports, run_log)
+    no_alert >> run_log

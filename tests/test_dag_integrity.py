@@ -47,14 +47,44 @@ def bigquery_dag(monkeypatch):
     return bag.dags[DAG_ID]
 
 
+ACTION_TASKS = [
+    "build_priority_queue",
+    "get_operational_context",
+    "choose_playbook",
+    "no_alert",
+    "warning",
+    "critical",
+    "render_brief",
+    "select_tiers",
+    "export_audience",
+    "write_run_log",
+]
+
+
 def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
+    from airflow.sdk import TriggerRule
+
     dag = duckdb_dag
-    assert set(dag.task_ids) == {"create_tables", *DETECTION_TASKS, "get_alert_decision"}
-    # a straight chain: create_tables -> SQL1 -> ... -> SQL5 -> get_alert_decision
-    order = ["create_tables", *DETECTION_TASKS, "get_alert_decision"]
+    assert set(dag.task_ids) == {
+        "create_tables", *DETECTION_TASKS, "get_alert_decision", *ACTION_TASKS
+    }
+    # a straight chain: create_tables -> SQL1 -> ... -> SQL5 -> decision -> queue -> context
+    order = [
+        "create_tables", *DETECTION_TASKS, "get_alert_decision", "build_priority_queue",
+        "get_operational_context", "choose_playbook",
+    ]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("create_tables").upstream_task_ids == set()
+    # the branch, then brief -> tiers -> mapped exports -> log; the log runs whatever happened
+    for branch in ("no_alert", "warning", "critical"):
+        assert dag.get_task(branch).upstream_task_ids == {"choose_playbook"}
+    assert dag.get_task("render_brief").upstream_task_ids == {"warning", "critical"}
+    assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    assert dag.get_task("export_audience").upstream_task_ids == {"select_tiers"}
+    assert dag.get_task("write_run_log").upstream_task_ids == {"export_audience", "no_alert"}
+    assert dag.get_task("write_run_log").trigger_rule == TriggerRule.ALL_DONE
+    assert [t.task_id for t in dag.leaves] == ["write_run_log"]
 
 
 def test_dag_policy(duckdb_dag):
@@ -65,8 +95,10 @@ def test_dag_policy(duckdb_dag):
     assert dag.max_active_runs == 1 and dag.max_active_tasks == 1  # DuckDB: a single writer
     for task in dag.tasks:
         assert task.owner == "retention-ops"
-        assert task.retries >= 3
-        assert task.retry_exponential_backoff > 1
+        assert task.on_failure_callback, task.task_id  # the failure reaches ops_runs_log
+        if task.task_id != "write_run_log":  # it fails on purpose after logging a failed run
+            assert task.retries >= 3, task.task_id
+            assert task.retry_exponential_backoff > 1
 
 
 def test_dag_has_no_cycles(duckdb_dag):

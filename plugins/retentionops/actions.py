@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from retentionops.detection import as_date, get_alert_decision, jsonable
+from retentionops.detection import DetectionError, as_date, get_alert_decision, jsonable
 from retentionops.settings import RISK_LEVELS, STATUSES, Settings, split_list
 from retentionops.sql import priority_parameters
 from retentionops.warehouse import Warehouse
@@ -150,7 +150,7 @@ def get_operational_context(
         elif row["facet"] == "median_total_revenue":
             median_revenue = float(row["metric_value"] or 0.0)
     if not any(sum(levels.values()) for levels in matrix.values()):
-        raise RuntimeError(
+        raise DetectionError(
             f"no detection rows for {day}: run detection for that date first "
             f"(`retentionops detect --date {day}`)"
         )
@@ -186,6 +186,7 @@ def get_operational_context(
         "value_per_customer": round(value, 2),
         "value_basis": basis,
         "impact_rates": [0.1, 0.2, 0.3],
+        "baseline_days": settings.baseline_days,
     }
 
 
@@ -311,6 +312,7 @@ def write_json_atomic(path: Path, payload: Any) -> Path:
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2, default=str)
             handle.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an artifact is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

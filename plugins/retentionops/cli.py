@@ -112,6 +112,64 @@ def cmd_alerts(args: argparse.Namespace, settings: Any) -> None:
     sys.stdout.write(buffer.getvalue())
 
 
+def cmd_queue(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops import actions
+    from retentionops.detection import as_date
+    from retentionops.warehouse import open_warehouse
+
+    day = as_date(args.date)
+    with open_warehouse(settings) as warehouse:
+        counts = actions.build_priority_queue(warehouse, settings, day)
+    _print_json({"run_date": day.isoformat(), "tiers": counts})
+
+
+def cmd_context(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops import actions
+    from retentionops.detection import as_date
+    from retentionops.warehouse import open_warehouse
+
+    with open_warehouse(settings, read_only=True) as warehouse:
+        _print_json(actions.get_operational_context(warehouse, settings, as_date(args.date)))
+
+
+def cmd_brief(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops import actions, pack
+    from retentionops.brief import render_brief
+    from retentionops.detection import as_date
+    from retentionops.warehouse import open_warehouse
+
+    day = as_date(args.date)
+    with open_warehouse(settings) as warehouse:
+        context = actions.get_operational_context(warehouse, settings, day)
+        paths = pack.render_brief_files(warehouse, settings, context)
+    links = {t: pack.planned_export_link(settings, day, t) for t in context["exported_tiers"]}
+    brief = render_brief(context, args.format, links=links, chart_link=paths["chart"])
+    if isinstance(brief, dict):
+        _print_json(brief)
+    else:
+        sys.stdout.write(brief if brief.endswith("\n") else brief + "\n")
+    print(f"brief files: {paths['markdown']} (chart: {paths['chart']})", file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops import pack
+    from retentionops.detection import as_date
+    from retentionops.warehouse import open_warehouse
+
+    day = as_date(args.date)
+    with open_warehouse(settings, read_only=True) as warehouse:
+        result = pack.export_tier(
+            warehouse,
+            settings,
+            day,
+            args.tier,
+            destination=args.to,
+            kind=args.destination,
+            limit=args.limit,
+        )
+    _print_json(result)
+
+
 def cmd_settings(args: argparse.Namespace, settings: Any) -> None:
     _print_json(settings.as_dict())
 
@@ -160,6 +218,31 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--to", required=True, metavar="YYYY-MM-DD")
     alerts.add_argument("--format", choices=("csv", "json"), default="csv")
     alerts.set_defaults(handler=cmd_alerts)
+
+    queue = commands.add_parser(
+        "queue", help="build customer_priority for a date (after detect); print tier counts"
+    )
+    queue.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    queue.set_defaults(handler=cmd_queue)
+
+    context = commands.add_parser("context", help="print the operational context for a date")
+    context.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    context.set_defaults(handler=cmd_context)
+
+    brief = commands.add_parser("brief", help="write the brief files and print one format")
+    brief.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    brief.add_argument("--format", choices=("markdown", "slack", "email"), default="markdown")
+    brief.set_defaults(handler=cmd_brief)
+
+    export = commands.add_parser("export", help="export one tier's ranked audience")
+    export.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    export.add_argument("--tier", required=True, choices=("P1", "P2", "P3"))
+    export.add_argument("--destination", choices=("csv", "gsheet"), default=None)
+    export.add_argument(
+        "--to", metavar="FOLDER|gs://BUCKET/PREFIX", help="where CSVs go (default: settings)"
+    )
+    export.add_argument("--limit", type=int, default=None, help="rows at most (default 2000)")
+    export.set_defaults(handler=cmd_export)
 
     show = commands.add_parser("settings", help="print the effective settings as JSON")
     show.set_defaults(handler=cmd_settings)

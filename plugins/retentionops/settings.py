@@ -46,6 +46,9 @@ class Settings:
     bigquery_dataset: str = "retentionops"
     bigquery_location: str = "EU"
     gcp_conn_id: str = "google_cloud_default"
+    # -- Airflow task policy -----------------------------------------------------------
+    task_retries: int = field(default=3, metadata=_at_least(0))
+    retry_delay_seconds: int = field(default=30, metadata=_at_least(0))
     # -- detection layer (SQL1-SQL5) ---------------------------------------------------
     detection_mode: str = field(default="managed", metadata=_choice("managed", "external"))
     active_days: int = field(default=30, metadata=_at_least(0))

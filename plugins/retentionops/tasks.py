@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from retentionops import detection
+from retentionops import actions, detection, pack
 from retentionops.settings import load_settings
 from retentionops.warehouse import open_warehouse
 
@@ -55,3 +55,145 @@ def get_alert_decision(ds: str | None = None) -> dict[str, Any]:
         decision["baseline_value"],
     )
     return decision
+
+
+# -- action pack ---------------------------------------------------------------------
+
+
+def build_priority_queue(ds: str | None = None) -> dict[str, int]:
+    """Replace customer_priority for the run date; return the tier counts."""
+    settings = load_settings()
+    with open_warehouse(settings) as warehouse:
+        counts = actions.build_priority_queue(warehouse, settings, ds)
+    log.info("customer_priority for %s: %s", ds, counts)
+    return counts
+
+
+def get_operational_context(ds: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """The operational context (decision, distributions, tiers) pushed to XCom."""
+    settings = load_settings()
+    with open_warehouse(settings) as warehouse:
+        return actions.get_operational_context(warehouse, settings, ds, run_id=run_id)
+
+
+def choose_playbook(context: dict[str, Any]) -> str:
+    """Branch: ``no_alert``, ``warning`` or ``critical``."""
+    return actions.playbook_for(context["decision"])
+
+
+def render_brief(ti: Any = None) -> dict[str, str]:
+    """Write the brief (every format) and the chart; return their paths.
+
+    The context is pulled from XCom rather than passed as an argument, so that the only
+    upstream tasks are the ``warning`` / ``critical`` branches: on ``no_alert`` both are
+    skipped and so is the brief.
+    """
+    context = ti.xcom_pull(task_ids="get_operational_context")
+    settings = load_settings()
+    with open_warehouse(settings) as warehouse:
+        paths = pack.render_brief_files(warehouse, settings, context)
+    log.info("brief for %s: %s", context["run_date"], paths["markdown"])
+    return paths
+
+
+def select_tiers(context: dict[str, Any]) -> list[str]:
+    """The tiers this severity's playbook exports (one mapped export each)."""
+    return list(context["exported_tiers"])
+
+
+def export_audience(tier: str, ds: str | None = None) -> dict[str, Any]:
+    """Export one tier (a mapped task: one instance per tier of the playbook)."""
+    settings = load_settings()
+    with open_warehouse(settings) as warehouse:
+        result = pack.export_tier(warehouse, settings, ds, tier)
+    log.info("export %s for %s: %d row(s) -> %s", tier, ds, result["row_count"], result["link"])
+    return result
+
+
+def _failed_steps(states: dict[str, Any], own_task_id: str) -> list[str]:
+    return sorted(
+        task_id
+        for task_id, state in states.items()
+        if task_id != own_task_id and str(state).rsplit(".", 1)[-1].lower() == "failed"
+    )
+
+
+def _run_started_at(dag_run: Any) -> Any:
+    # `airflow dags test` sets start_date to the logical date; a real run starts after it
+    # was queued, so the latest of these is when the run really began.
+    moments = [getattr(dag_run, name, None) for name in ("start_date", "queued_at", "run_after")]
+    moments = [m for m in moments if m is not None]
+    return max(moments) if moments else None
+
+
+def write_run_log(
+    ds: str | None = None, run_id: str | None = None, ti: Any = None, dag_run: Any = None
+) -> dict:
+    """Record the run in ops_runs_log (trigger rule ALL_DONE: runs whatever failed upstream).
+
+    The run is ``success`` when every step succeeded, ``skipped`` when no alert fired, and
+    ``failed`` naming the failed step(s) otherwise; a failed run fails this task after the
+    row is written, so the DAG run is marked failed too.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    settings = load_settings()
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    failed = _failed_steps(states, ti.task_id)
+    context = ti.xcom_pull(task_ids="get_operational_context") or {}
+    decision = context.get("decision") or ti.xcom_pull(task_ids="get_alert_decision")
+    counts = ti.xcom_pull(task_ids="build_priority_queue")
+    brief = ti.xcom_pull(task_ids="render_brief")
+    exports = [e for e in (ti.xcom_pull(task_ids="export_audience", default=None) or []) if e]
+    with open_warehouse(settings) as warehouse:
+        error = None
+        if failed:
+            status = "failed"
+            stored = actions.read_run_log(warehouse, run_id) or {}
+            # the failure callback recorded the exception; keep its detail
+            error = stored.get("error_message") or f"step(s) failed: {', '.join(failed)}"
+        elif decision and not actions.tiers_for(decision):
+            status = "skipped"
+        else:
+            status = "success"
+        record = actions.run_log_record(
+            run_id=run_id,
+            run_date=ds,
+            status=status,
+            started_at=_run_started_at(dag_run),
+            decision=decision,
+            counts=counts,
+            exports=exports if status != "skipped" else [],
+            brief_link=(brief or {}).get("markdown"),
+            error_message=error,
+        )
+        stored = actions.write_run_log(
+            warehouse, settings, record, pack.run_log_path(settings, ds, run_id)
+        )
+    log.info("ops_runs_log %s: status=%s", run_id, status)
+    if status == "failed":
+        raise AirflowFailException(f"run {run_id} failed and was logged: {error}")
+    return stored
+
+
+def record_task_failure(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of every task: write the failure before anything else can."""
+    ti = context["ti"]
+    if ti.task_id == "write_run_log":
+        return  # it wrote the row itself before failing
+    settings = load_settings()
+    label = (
+        ti.task_id
+        if getattr(ti, "map_index", -1) in (-1, None)
+        else (f"{ti.task_id}[{ti.map_index}]")
+    )
+    exception = context.get("exception")
+    message = f"step {label} failed: {type(exception).__name__}: {exception}"[:1000]
+    record = actions.run_log_record(
+        run_id=context["run_id"], run_date=context["ds"], status="failed", error_message=message
+    )
+    try:
+        with open_warehouse(settings) as warehouse:
+            actions.write_run_log(warehouse, settings, record)
+    except Exception:  # the callback must never hide the task's own error
+        log.exception("could not record the failure of %s in ops_runs_log", label)

@@ -1,0 +1,602 @@
+"""Render the manager brief (Markdown, Slack Block Kit, email) and the AT_RISK chart.
+
+Pure Python + Jinja2: importable without Airflow, never touches the warehouse. The caller
+passes the operational context (``actions.get_operational_context``), the export links and
+the chart path; every number is formatted once here (``_facts``) and the templates under
+``include/templates/brief/`` only lay the facts out, so the formats cannot disagree.
+
+The brief carries counts and links only, never a customer id or any other personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import tempfile
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "include" / "templates" / "brief"
+FORMATS = ("markdown", "slack", "email")
+TIER_NAMES = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
+SLACK_CHANNEL = "#retention-alerts"
+#: Slack's escalation mention for a CRITICAL post (design section 9.3).
+ESCALATION_MENTION = "<!here>"
+DEFAULT_BASELINE_DAYS = 7
+GUARDRAILS = (
+    "Counts and links only: this brief carries no customer id or other personal data; "
+    "the audience files stay in their access-controlled export location.",
+    "Keep a holdout (a random slice of each tier not contacted) so the effect can be "
+    "measured, and respect the contact policy (opt-outs, consent, frequency caps) before "
+    "any outreach.",
+    "Rule-based and explainable: tiers follow the status + risk rules above, and every "
+    "exported row carries its priority_reason.",
+    "The impact figures are illustrative scenarios, not a forecast.",
+)
+
+# Block Kit limits (api.slack.com/reference/block-kit/blocks).
+SLACK_MAX_BLOCKS = 50
+SLACK_HEADER_MAX = 150
+SLACK_SECTION_TEXT_MAX = 3000
+SLACK_FIELDS_MAX = 10
+SLACK_FIELD_MAX = 2000
+SLACK_CONTEXT_ELEMENTS_MAX = 10
+SLACK_CONTEXT_TEXT_MAX = 2000
+SLACK_FALLBACK_MAX = 40_000
+
+ELLIPSIS = "…"
+
+
+# -- formatting ------------------------------------------------------------------------
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def _number(value: float) -> str:
+    """15.0 -> '15', 15.5 -> '15.5', 15.25 -> '15.25' (thresholds, rates)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def fmt_pct(value: float | None) -> str:
+    """An absolute share: 23.11 -> '23.11 %'."""
+    return "n/a" if value is None else f"{value:.2f} %"
+
+
+def fmt_points(value: float | None) -> str:
+    """A difference of two shares: 5.16 -> '+5.16 pts'."""
+    return "n/a" if value is None else f"{value:+.2f} pts"
+
+
+def fmt_relative(value: float | None) -> str:
+    """A relative change: 28.75 -> '+28.75 %'."""
+    return "n/a" if value is None else f"{value:+.2f} %"
+
+
+def fmt_count(value: int | None) -> str:
+    return "n/a" if value is None else f"{int(value):,}"
+
+
+def fmt_money(value: Decimal | float) -> str:
+    """Thousands separators and 2 decimals, half away from zero: 44154.04 -> '44,154.04'."""
+    amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{amount:,.2f}"
+
+
+def impact_value(customers: int, rate: float, value_per_customer: float) -> Decimal:
+    """Illustrative revenue protected = N × C × V, exact in decimal, to the cent."""
+    product = Decimal(int(customers)) * Decimal(str(rate)) * Decimal(str(value_per_customer))
+    return product.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _one_line(text: Any) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def _split_link(link: str) -> tuple[str | None, str]:
+    """``(url, suffix)`` when the link starts with an http(s) URL, else ``(None, link)``.
+
+    A Google Sheets link carries a note after the URL ("... (tab 'P1 2011-09-22')").
+    """
+    match = re.match(r"(https?://\S+)(.*)", link.strip(), re.DOTALL)
+    if match:
+        return match.group(1), match.group(2).strip()
+    return None, link.strip()
+
+
+# -- the facts every format shows --------------------------------------------------------
+
+
+def _threshold_text(decision: dict[str, Any], warning: str, critical: str) -> str:
+    severity = decision["severity"]
+    relative = fmt_relative(decision["delta_relative_pct"])
+    if decision["delta_relative_pct"] is None:
+        return (
+            f"Severity {severity}: no relative delta yet (baseline not available), so no "
+            f"threshold can be crossed (WARNING ≥ {warning}, CRITICAL ≥ {critical})."
+        )
+    if severity == "CRITICAL":
+        return (
+            f"Severity CRITICAL: relative delta {relative} crossed the CRITICAL threshold "
+            f"(≥ {critical})."
+        )
+    if severity == "WARNING":
+        return (
+            f"Severity WARNING: relative delta {relative} crossed the WARNING threshold "
+            f"(≥ {warning}), below CRITICAL (≥ {critical})."
+        )
+    return (
+        f"Severity {severity}: relative delta {relative} is below the WARNING threshold "
+        f"(≥ {warning}; CRITICAL ≥ {critical})."
+    )
+
+
+def _playbook(decision: dict[str, Any], exported: list[str]) -> dict[str, Any]:
+    severity = decision["severity"]
+    export_step = (
+        f"Export the {' + '.join(exported)} audiences" if exported else "Export no audience"
+    )
+    if decision["alert_flag"] and severity == "CRITICAL":
+        steps = [
+            f"Post to Slack {SLACK_CHANNEL} with an escalation mention (@here)",
+            "Create an URGENT ticket",
+            export_step,
+            "Update the run log (ops_runs_log)",
+        ]
+        return {"name": "CRITICAL", "steps": steps, "skipped": None}
+    if decision["alert_flag"] and severity == "WARNING":
+        steps = [
+            f"Post to Slack {SLACK_CHANNEL}",
+            "Create a ticket, priority HIGH",
+            export_step,
+            "Update the run log (ops_runs_log)",
+        ]
+        return {"name": "WARNING", "steps": steps, "skipped": None}
+    why = "alert flag is false"
+    if severity in ("WARNING", "CRITICAL"):
+        why += (
+            f" although severity is {severity} (sample below the minimum size or no baseline yet)"
+        )
+    return {
+        "name": "no alert",
+        "steps": [],
+        "skipped": f"No playbook; run logged as skipped ({why}).",
+    }
+
+
+def _facts(
+    context: dict[str, Any], links: dict[str, str] | None, chart_link: str | None
+) -> dict[str, Any]:
+    """Every value the brief shows, formatted once for all formats."""
+    decision = context["decision"]
+    links = links or {}
+    exported = list(context["exported_tiers"])
+    baseline_days = int(context.get("baseline_days") or DEFAULT_BASELINE_DAYS)
+    warning = f"{_number(decision['threshold_warning'])} %"
+    critical = f"{_number(decision['threshold_critical'])} %"
+    severity = str(decision["severity"])
+    alerting = bool(decision["alert_flag"])
+
+    tiers = []
+    for key, tier in context["tiers"].items():
+        count = int(tier["count"])
+        empty_note = None
+        if count == 0:
+            empty_note = tier["empty_reason"] or "no reason recorded for this empty tier"
+        tiers.append(
+            {
+                "key": key,
+                "name": tier.get("name") or TIER_NAMES.get(key, key),
+                "count": fmt_count(count),
+                "definition": _one_line(tier["definition"]),
+                "action": _one_line(tier["action"]),
+                "exported": key in exported,
+                "empty_reason": _one_line(empty_note) if empty_note else None,
+            }
+        )
+
+    artifacts = []
+    for key in exported:
+        link = links.get(key)
+        url, text = _split_link(link) if link else (None, "")
+        artifacts.append({"label": f"{key} audience", "url": url, "text": text})
+    chart_url, chart_text = _split_link(chart_link) if chart_link else (None, "")
+    artifacts.append({"label": "AT_RISK % chart", "url": chart_url, "text": chart_text})
+
+    counts = {key: int(tier["count"]) for key, tier in context["tiers"].items()}
+    n_customers = sum(counts.get(key, 0) for key in exported)
+    value = float(context["value_per_customer"])
+    rates = [float(rate) for rate in context["impact_rates"]]
+    impact_rows = [
+        {
+            "rate": f"{_number(rate * 100)} %",
+            "formula": (f"{fmt_count(n_customers)} × {_number(rate * 100)} % × {fmt_money(value)}"),
+            "value": fmt_money(impact_value(n_customers, rate, value)),
+        }
+        for rate in rates
+    ]
+
+    statuses = context["status_distribution"]
+    risk = context["risk_by_status"]
+    levels: list[str] = []
+    for row in risk.values():
+        levels += [level for level in row if level not in levels]
+
+    title_state = severity if alerting else f"no alert ({severity})"
+    return {
+        "title": f"RetentionOps brief — {context['run_date']} — {title_state}",
+        "run_date": str(context["run_date"]),
+        "run_id": context.get("run_id"),
+        "severity": severity,
+        "alerting": alerting,
+        "escalate": alerting and severity == "CRITICAL",
+        "mention": ESCALATION_MENTION,
+        "situation": [
+            ("Current AT_RISK share", fmt_pct(decision["current_value"])),
+            (
+                f"{baseline_days}-day baseline",
+                fmt_pct(decision["baseline_value"])
+                if decision["baseline_value"] is not None
+                else "n/a (warming up)",
+            ),
+            ("Delta", fmt_points(decision["delta_pct"])),
+            ("Relative delta", fmt_relative(decision["delta_relative_pct"])),
+            ("Sample size", f"{fmt_count(decision['sample_size'])} customers"),
+            ("Alert flag", "TRUE" if alerting else "FALSE"),
+        ],
+        "alert_date": str(decision["alert_date"]),
+        "threshold_text": _threshold_text(decision, warning, critical),
+        "warning": warning,
+        "critical": critical,
+        "status_distribution": [(s, fmt_count(n)) for s, n in statuses.items()],
+        "risk_levels": levels,
+        "risk_rows": [
+            (status, [fmt_count(row.get(level, 0)) for level in levels])
+            for status, row in risk.items()
+        ],
+        "tiers": tiers,
+        "exported": exported,
+        "exported_text": " + ".join(exported) if exported else "none",
+        "playbook": _playbook(decision, exported),
+        "artifacts": artifacts,
+        "impact": {
+            "n": fmt_count(n_customers),
+            "v": fmt_money(value),
+            "value_basis": _one_line(context["value_basis"]),
+            "rows": impact_rows if exported else [],
+            "assumptions": [
+                f"N = {fmt_count(n_customers)} customers in the exported tiers"
+                + (
+                    f" ({' + '.join(f'{k} {fmt_count(counts.get(k, 0))}' for k in exported)})"
+                    if exported
+                    else ""
+                )
+                + "; every one of them is contacted.",
+                f"V = {fmt_money(value)} per customer ({_one_line(context['value_basis'])}), "
+                "in the currency of total_revenue.",
+                "C = the share of contacted customers kept because of the action: an "
+                "assumption, not a measured rate.",
+                "No costs, holdout, cannibalisation or timing are modelled; amounts are "
+                "rounded to 2 decimals (half up).",
+            ],
+        },
+        "guardrails": GUARDRAILS,
+    }
+
+
+# -- rendering --------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",),
+            disabled_extensions=(),
+            default=False,
+            default_for_string=False,
+        ),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md_cell"] = lambda text: str(text).replace("|", "\\|")
+    env.filters["mrkdwn"] = slack_escape
+    return env
+
+
+def slack_escape(text: Any) -> str:
+    """Escape the three characters Slack's mrkdwn reserves."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_brief(
+    context: dict[str, Any],
+    fmt: str,
+    *,
+    links: dict[str, str] | None = None,
+    chart_link: str | None = None,
+) -> str | dict[str, Any]:
+    """Render the brief: Markdown text, a Slack Block Kit payload, or an email dict.
+
+    ``markdown`` returns a string; ``slack`` returns ``{"text", "blocks"}``; ``email``
+    returns ``{"subject", "html", "text"}``.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown brief format {fmt!r}; allowed formats: {', '.join(FORMATS)}")
+    facts = _facts(context, links, chart_link)
+    env = _environment()
+    if fmt == "markdown":
+        return env.get_template("brief.md.j2").render(f=facts)
+    if fmt == "slack":
+        text = env.get_template("slack_text.md.j2").render(f=facts)
+        payload = {
+            "text": truncate(text.strip() or facts["title"], SLACK_FALLBACK_MAX),
+            "blocks": _slack_blocks(facts),
+        }
+        problems = slack_limit_violations(payload)
+        if problems:  # the builders truncate, so this is a bug, not bad input
+            raise AssertionError(f"Slack payload breaks Block Kit limits: {problems}")
+        return payload
+    return {
+        "subject": _email_subject(facts),
+        "html": env.get_template("email.html.j2").render(f=facts),
+        "text": env.get_template("email.txt.j2").render(f=facts),
+    }
+
+
+def _email_subject(facts: dict[str, Any]) -> str:
+    current, relative = facts["situation"][0][1], facts["situation"][3][1]
+    state = facts["severity"] if facts["alerting"] else f"No alert ({facts['severity']})"
+    subject = (
+        f"[RetentionOps] {state} — AT_RISK {current} ({relative} vs baseline) — {facts['run_date']}"
+    )
+    return truncate(_one_line(subject), 200)
+
+
+# -- Slack Block Kit ----------------------------------------------------------------------
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": truncate(text, limit)}
+
+
+def _section(text: str, fields: list[str] | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(text, SLACK_SECTION_TEXT_MAX)}
+    if fields:
+        block["fields"] = [_mrkdwn(f, SLACK_FIELD_MAX) for f in fields[:SLACK_FIELDS_MAX]]
+    return block
+
+
+def _context_block(*texts: str) -> dict[str, Any]:
+    elements = [_mrkdwn(t, SLACK_CONTEXT_TEXT_MAX) for t in texts[:SLACK_CONTEXT_ELEMENTS_MAX]]
+    return {"type": "context", "elements": elements}
+
+
+def _slack_link(item: dict[str, Any]) -> str:
+    label = slack_escape(item["label"])
+    if item["url"]:
+        suffix = f" {slack_escape(item['text'])}" if item["text"] else ""
+        return f"• {label}: <{slack_escape(item['url'])}|open>{suffix}"
+    if not item["text"]:
+        return f"• {label}: not produced"
+    return f"• {label}: `{slack_escape(item['text'])}`"
+
+
+def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
+    e = slack_escape
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": truncate(f["title"], SLACK_HEADER_MAX),
+                "emoji": True,
+            },
+        }
+    ]
+    lead = "*Situation*"
+    if f["escalate"]:
+        lead = f"{f['mention']} escalation: CRITICAL retention alert\n*Situation*"
+    blocks.append(_section(lead, [f"*{e(label)}*\n{e(value)}" for label, value in f["situation"]]))
+    blocks.append(_context_block(e(f["threshold_text"])))
+    blocks.append({"type": "divider"})
+
+    tier_fields = []
+    for tier in f["tiers"]:
+        state = "exported" if tier["exported"] else "not exported"
+        text = (
+            f"*{e(tier['key'])} {e(tier['name'])}* · {state}\n"
+            f"{e(tier['count'])} customers — {e(tier['definition'])}\n_{e(tier['action'])}_"
+        )
+        if tier["empty_reason"]:
+            text += f"\nEmpty: {e(tier['empty_reason'])}"
+        tier_fields.append(text)
+    blocks.append(
+        _section(
+            f"*What is ready* — exported for this severity: {e(f['exported_text'])}", tier_fields
+        )
+    )
+    blocks.append({"type": "divider"})
+
+    playbook = f["playbook"]
+    if playbook["skipped"]:
+        play_text = f"*Playbook*\n{e(playbook['skipped'])}"
+    else:
+        steps = "\n".join(f"{i}. {e(step)}" for i, step in enumerate(playbook["steps"], 1))
+        play_text = f"*Playbook — {e(playbook['name'])}*\n{steps}"
+    blocks.append(_section(play_text))
+    blocks.append(_section("*Artifacts*\n" + "\n".join(_slack_link(a) for a in f["artifacts"])))
+    blocks.append({"type": "divider"})
+
+    impact = f["impact"]
+    if impact["rows"]:
+        rows = "\n".join(
+            f"• C = {row['rate']}: {e(row['formula'])} = *{row['value']}*" for row in impact["rows"]
+        )
+        impact_text = (
+            "*Illustrative impact — illustrative, not a forecast*\n"
+            f"Revenue protected = N × C × V\n{rows}"
+        )
+    else:
+        impact_text = (
+            "*Illustrative impact — illustrative, not a forecast*\n"
+            "No tier is exported on this run, so there is nothing to size."
+        )
+    blocks.append(_section(impact_text))
+    blocks.append(
+        _context_block(
+            "Assumptions: " + " ".join(e(a) for a in impact["assumptions"]),
+            "*Guardrails:* " + " · ".join(e(g) for g in f["guardrails"]),
+            f"run {e(f['run_id'] or 'n/a')} · alert date {e(f['alert_date'])}",
+        )
+    )
+    return blocks[:SLACK_MAX_BLOCKS]
+
+
+def slack_limit_violations(payload: dict[str, Any]) -> list[str]:
+    """The Block Kit limits a payload breaks (empty when it is valid)."""
+    problems = []
+    text = payload.get("text")
+    if not text or len(text) > SLACK_FALLBACK_MAX:
+        problems.append(f"fallback text length {len(text or '')} not in 1..{SLACK_FALLBACK_MAX}")
+    blocks = payload.get("blocks", [])
+    if len(blocks) > SLACK_MAX_BLOCKS:
+        problems.append(f"{len(blocks)} blocks > {SLACK_MAX_BLOCKS}")
+    for i, block in enumerate(blocks):
+        kind = block["type"]
+        if kind == "header" and len(block["text"]["text"]) > SLACK_HEADER_MAX:
+            problems.append(f"block {i}: header text > {SLACK_HEADER_MAX}")
+        if kind == "section":
+            if len(block.get("text", {}).get("text", "")) > SLACK_SECTION_TEXT_MAX:
+                problems.append(f"block {i}: section text > {SLACK_SECTION_TEXT_MAX}")
+            fields = block.get("fields", [])
+            if len(fields) > SLACK_FIELDS_MAX:
+                problems.append(f"block {i}: {len(fields)} fields > {SLACK_FIELDS_MAX}")
+            for field in fields:
+                if len(field["text"]) > SLACK_FIELD_MAX:
+                    problems.append(f"block {i}: field text > {SLACK_FIELD_MAX}")
+        if kind == "context":
+            elements = block["elements"]
+            if len(elements) > SLACK_CONTEXT_ELEMENTS_MAX:
+                problems.append(f"block {i}: {len(elements)} context elements")
+            for element in elements:
+                if len(element["text"]) > SLACK_CONTEXT_TEXT_MAX:
+                    problems.append(f"block {i}: context text > {SLACK_CONTEXT_TEXT_MAX}")
+    return problems
+
+
+# -- chart ----------------------------------------------------------------------------------
+
+
+def _as_day(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def render_chart(
+    series: list[dict[str, Any]], path: str | os.PathLike[str], *, run_date: str, days: int = 60
+) -> Path:
+    """Draw AT_RISK % over the ``days`` days up to ``run_date`` as a PNG; return its path.
+
+    ``series`` holds SQL5 rows (``alert_date``, ``current_value``, ``baseline_value``,
+    ``threshold_warning``, ``threshold_critical``). The thresholds are relative to the
+    baseline, so their lines are ``baseline × (1 + threshold / 100)`` day by day; days
+    without a baseline (warm-up) leave gaps. Fewer than two points in the window still
+    give a chart (a single marker, or a "no data" note) so a brief never fails on its
+    chart. The file is written atomically (temporary file in the same folder, then
+    ``os.replace``).
+    """
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
+    end = _as_day(run_date)
+    start = end - dt.timedelta(days=days - 1)
+    rows = sorted(
+        (row for row in series if start <= _as_day(row["alert_date"]) <= end),
+        key=lambda row: _as_day(row["alert_date"]),
+    )
+    x = [_as_day(row["alert_date"]) for row in rows]
+    current = [_float(row["current_value"]) for row in rows]
+    baseline = [_float(row["baseline_value"]) for row in rows]
+    warning = [
+        b * (1 + _float(row["threshold_warning"]) / 100)
+        for b, row in zip(baseline, rows, strict=True)
+    ]
+    critical = [
+        b * (1 + _float(row["threshold_critical"]) / 100)
+        for b, row in zip(baseline, rows, strict=True)
+    ]
+
+    fig = Figure(figsize=(9, 4.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    marker = "o" if len(rows) < 2 else None
+    ax.plot(x, current, color="#1f4e79", linewidth=2, marker=marker, label="AT_RISK %")
+    ax.plot(x, baseline, color="#7f7f7f", linestyle="--", marker=marker, label="baseline")
+    ax.plot(x, warning, color="#e69f00", linestyle=":", marker=marker, label="WARNING threshold")
+    ax.plot(x, critical, color="#c0392b", linestyle=":", marker=marker, label="CRITICAL threshold")
+    ax.axvline(end, color="#333333", linewidth=1, alpha=0.6)
+    on_run_date = [v for day, v in zip(x, current, strict=True) if day == end]
+    if on_run_date and not math.isnan(on_run_date[0]):
+        ax.scatter([end], on_run_date, color="#1f4e79", s=40, zorder=5)
+        ax.annotate(
+            f"{on_run_date[0]:.2f} %",
+            (end, on_run_date[0]),
+            textcoords="offset points",
+            xytext=(-8, 8),
+            ha="right",
+        )
+    if not rows:
+        ax.text(
+            0.5,
+            0.5,
+            f"no SQL5 rows between {start} and {end}",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
+    ax.set_xlim(start - dt.timedelta(days=1), end + dt.timedelta(days=1))
+    ax.margins(y=0.12)  # room for the run-date label
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_ylabel("AT_RISK share of customers (%)")
+    ax.set_title(f"AT_RISK % — last {days} days to {end} (run date marked)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as tmp:
+            fig.savefig(tmp, format="png", metadata={"Software": None})
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; an artifact is meant to be shared
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,131 @@
+"""Package a run's outputs on disk: the brief in every format, the chart, the audiences.
+
+One folder per run date, ``<artifacts_dir>/<YYYY-MM-DD>/``: re-running a date replaces its
+own files (each written atomically) and never touches another date's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from retentionops import actions
+from retentionops.detection import alert_series, as_date
+from retentionops.settings import PROJECT_ROOT, Settings
+from retentionops.warehouse import Warehouse
+
+CHART_DAYS = 60
+BRIEF_FILES = {
+    "markdown": "brief.md",
+    "slack": "brief_slack.json",
+    "email_html": "brief_email.html",
+    "email_text": "brief_email.txt",
+    "chart": "at_risk_last_60_days.png",
+}
+
+
+def display_link(link: str) -> str:
+    """Show files inside the repository relative to it (portable links in committed examples)."""
+    if "://" in link:
+        return link
+    try:
+        return str(Path(link).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return link
+
+
+def run_dir(settings: Settings, run_date: Any) -> Path:
+    return settings.artifacts_path / as_date(run_date).isoformat()
+
+
+def export_destination(settings: Settings, run_date: Any) -> str:
+    """Where audiences go: the setting, or the run's artifact folder."""
+    return settings.export_destination or str(run_dir(settings, run_date))
+
+
+def planned_export_link(settings: Settings, run_date: Any, tier: str) -> str:
+    """The link an export will have, known before it runs (the brief is written first)."""
+    from retentionops.exports import export_filename
+
+    day = as_date(run_date)
+    if settings.export_kind == "gsheet":
+        # the tab's gid is known only once it exists; the run log holds the exact link
+        return f"https://docs.google.com/spreadsheets/d/{settings.gsheet_spreadsheet_id}/edit"
+    destination = export_destination(settings, day)
+    name = export_filename(day, tier)
+    if destination.startswith("gs://"):
+        return f"{destination.rstrip('/')}/{name}"
+    return display_link(str(Path(destination).resolve() / name))
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def render_brief_files(
+    warehouse: Warehouse, settings: Settings, context: dict[str, Any]
+) -> dict[str, str]:
+    """Write the chart and the brief (Markdown, Slack payload, email) for the context's date."""
+    from retentionops.brief import render_brief, render_chart
+
+    day = as_date(context["run_date"])
+    folder = run_dir(settings, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    series = alert_series(warehouse, settings, day - dt.timedelta(days=CHART_DAYS - 1), day)
+    chart = render_chart(
+        series, folder / BRIEF_FILES["chart"], run_date=day.isoformat(), days=CHART_DAYS
+    )
+    links = {tier: planned_export_link(settings, day, tier) for tier in context["exported_tiers"]}
+    # The Markdown brief sits next to the chart, so it links it by file name.
+    chart_link = display_link(str(chart))
+    written = {"chart": chart}
+    written["markdown"] = _write_text(
+        folder / BRIEF_FILES["markdown"],
+        render_brief(context, "markdown", links=links, chart_link=chart.name),
+    )
+    slack = render_brief(context, "slack", links=links, chart_link=chart_link)
+    written["slack"] = _write_text(
+        folder / BRIEF_FILES["slack"], json.dumps(slack, indent=2) + "\n"
+    )
+    email = render_brief(context, "email", links=links, chart_link=chart_link)
+    written["email_html"] = _write_text(folder / BRIEF_FILES["email_html"], email["html"])
+    written["email_text"] = _write_text(folder / BRIEF_FILES["email_text"], email["text"])
+    return {kind: display_link(str(path)) for kind, path in written.items()}
+
+
+def export_tier(
+    warehouse: Warehouse,
+    settings: Settings,
+    run_date: Any,
+    tier: str,
+    *,
+    destination: str | None = None,
+    kind: str | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Export one tier's ranked audience; return its link and row count."""
+    from retentionops.exports import export_audience
+
+    day = as_date(run_date)
+    rows = actions.fetch_audience(warehouse, settings, day, tier, limit)
+    kind = kind or settings.export_kind
+    options: dict[str, Any] = {"gcp_conn_id": settings.gcp_conn_id}
+    if kind == "gsheet":
+        options["spreadsheet_id"] = settings.gsheet_spreadsheet_id
+    result = export_audience(
+        rows, destination or export_destination(settings, day), day, tier, kind=kind, **options
+    )
+    return {**dataclasses.asdict(result), "link": display_link(result.link)}
+
+
+def run_log_path(settings: Settings, run_date: Any, run_id: str) -> Path:
+    """The JSON copy of a run's log row, next to the run's other artifacts."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
+    return run_dir(settings, run_date) / f"run_log_{safe}.json"

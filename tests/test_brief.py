@@ -1,0 +1,493 @@
+"""The manager brief and its chart: hand-built contexts, hand-computed numbers."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from retentionops import brief
+from retentionops.brief import (
+    SLACK_FALLBACK_MAX,
+    render_brief,
+    render_chart,
+    slack_limit_violations,
+    truncate,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+P3_EMPTY = "no INACTIVE customer can be HIGH under the current scoring weights (max score 50 < 51)"
+LINKS = {
+    "P1": "artifacts/runs/2011-09-22/audience_p1.csv",
+    "P2": "artifacts/runs/2011-09-22/audience_p2.csv",
+    "P3": "artifacts/runs/2011-09-22/audience_p3.csv",
+}
+CHART = "artifacts/runs/2011-09-22/at_risk_last_60_days.png"
+
+
+def make_context(severity: str = "CRITICAL", alert_flag: bool = True) -> dict:
+    exported = {"WARNING": ["P1", "P2"], "CRITICAL": ["P1", "P2", "P3"]}.get(severity, [])
+    if not alert_flag:
+        exported = []
+    tiers = {
+        "P1": {
+            "count": 300,
+            "definition": "ACTIVE + HIGH risk",
+            "action": "VIP outreach + light incentive",
+            "empty_reason": None,
+        },
+        "P2": {
+            "count": 421,
+            "definition": "AT_RISK + HIGH or MEDIUM risk",
+            "action": "Win-back sequence + free shipping / discount",
+            "empty_reason": None,
+        },
+        "P3": {
+            "count": 0,
+            "definition": "INACTIVE + HIGH risk",
+            "action": "Strong comeback offer or survey",
+            "empty_reason": P3_EMPTY,
+        },
+    }
+    for key, tier in tiers.items():
+        tier["exported"] = key in exported
+    return {
+        "run_date": "2011-09-22",
+        "run_id": "scheduled__2011-09-22T00:00:00+00:00",
+        "decision": {
+            "alert_date": "2011-09-22",
+            "current_value": 23.11,
+            "baseline_value": 17.95,
+            "delta_pct": 5.16,
+            "delta_relative_pct": 28.75,
+            "threshold_warning": 15.0,
+            "threshold_critical": 25.0,
+            "severity": severity,
+            "alert_flag": alert_flag,
+            "sample_size": 3120,
+        },
+        "status_distribution": {"ACTIVE": 1200, "AT_RISK": 721, "INACTIVE": 1199},
+        "risk_by_status": {
+            "ACTIVE": {"HIGH": 300, "MEDIUM": 0, "LOW": 900},
+            "AT_RISK": {"HIGH": 0, "MEDIUM": 421, "LOW": 300},
+            "INACTIVE": {"HIGH": 0, "MEDIUM": 0, "LOW": 1199},
+        },
+        "tiers": tiers,
+        "exported_tiers": exported,
+        "value_per_customer": 612.4,
+        "value_basis": "median total_revenue",
+        "impact_rates": [0.1, 0.2, 0.3],
+    }
+
+
+def markdown(context: dict, **kwargs) -> str:
+    return render_brief(context, "markdown", links=LINKS, chart_link=CHART, **kwargs)
+
+
+def section(text: str, title: str) -> str:
+    """One '## title' section of the Markdown brief."""
+    match = re.search(rf"^## {re.escape(title)}.*?(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"no section {title!r}"
+    return match.group(0)
+
+
+def all_formats(context: dict, links=LINKS, chart=CHART) -> dict[str, str]:
+    slack = render_brief(context, "slack", links=links, chart_link=chart)
+    email = render_brief(context, "email", links=links, chart_link=chart)
+    return {
+        "markdown": render_brief(context, "markdown", links=links, chart_link=chart),
+        "slack": json.dumps(slack, ensure_ascii=False),
+        "slack_text": slack["text"],
+        "email_subject": email["subject"],
+        "email_html": email["html"],
+        "email_text": email["text"],
+    }
+
+
+# -- formats and numbers -------------------------------------------------------------------
+
+
+def test_import_stays_light():
+    code = (
+        "import sys; import retentionops.brief; "
+        "bad = [m for m in ('airflow', 'matplotlib', 'duckdb') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=brief.TEMPLATE_DIR.parents[2],
+        env={"PYTHONPATH": str(brief.TEMPLATE_DIR.parents[2] / "plugins")},
+    )
+
+
+def test_unknown_format_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="markdown, slack, email"):
+        render_brief(make_context(), "pdf")
+
+
+def test_return_types():
+    context = make_context()
+    assert isinstance(render_brief(context, "markdown"), str)
+    slack = render_brief(context, "slack")
+    assert set(slack) == {"text", "blocks"} and isinstance(slack["blocks"], list)
+    email = render_brief(context, "email")
+    assert set(email) == {"subject", "html", "text"}
+
+
+def test_situation_numbers_are_formatted_in_every_format():
+    for name, text in all_formats(make_context()).items():
+        if name == "email_subject":
+            assert "23.11 %" in text and "+28.75 %" in text and "CRITICAL" in text
+            continue
+        for expected in ("23.11 %", "17.95 %", "+5.16 pts", "+28.75 %", "3,120"):
+            assert expected in text, (name, expected)
+
+
+def test_title_names_date_and_severity():
+    text = markdown(make_context())
+    assert text.splitlines()[0] == "# RetentionOps brief — 2011-09-22 — CRITICAL"
+    assert "Alert flag | TRUE" in text
+
+
+def test_threshold_crossed_uses_the_decisions_thresholds():
+    critical = section(markdown(make_context()), "Situation")
+    assert "crossed the CRITICAL threshold (≥ 25 %)" in critical
+
+    context = make_context("WARNING")
+    context["decision"].update(delta_relative_pct=18.4, threshold_warning=12.5)
+    warning = section(markdown(context), "Situation")
+    assert "+18.40 %" in warning
+    assert "crossed the WARNING threshold (≥ 12.5 %), below CRITICAL (≥ 25 %)" in warning
+
+
+def test_missing_baseline_is_said_not_zero():
+    context = make_context("INFO", alert_flag=False)
+    context["decision"].update(baseline_value=None, delta_pct=None, delta_relative_pct=None)
+    text = markdown(context)
+    assert "7-day baseline | n/a (warming up)" in text
+    assert "Relative delta | n/a" in text
+    assert "no relative delta yet" in text
+
+
+def test_warning_exports_p1_and_p2_not_p3():
+    text = markdown(make_context("WARNING"))
+    ready = section(text, "What is ready")
+    assert "Exported for this severity: **P1 + P2**" in ready
+    assert re.search(r"^\| P1 Prevention \| 300 \|.*\| yes \|$", ready, re.M)
+    assert re.search(r"^\| P2 Intervention \| 421 \|.*\| yes \|$", ready, re.M)
+    assert re.search(r"^\| P3 Win-back \| 0 \|.*\| no \|$", ready, re.M)
+    playbook = section(text, "Playbook")
+    assert "#retention-alerts" in playbook
+    assert "priority HIGH" in playbook
+    assert "Export the P1 + P2 audiences" in playbook
+    assert "run log" in playbook
+    assert "P3" not in playbook and "@here" not in playbook
+    artifacts = section(text, "Artifacts")
+    assert LINKS["P1"] in artifacts and LINKS["P2"] in artifacts
+    assert LINKS["P3"] not in artifacts  # only this playbook's exports are linked
+
+
+def test_critical_exports_all_three_with_escalation():
+    context = make_context("CRITICAL")
+    text = markdown(context)
+    assert "Exported for this severity: **P1 + P2 + P3**" in text
+    playbook = section(text, "Playbook")
+    assert "escalation mention" in playbook and "URGENT ticket" in playbook
+    assert "Export the P1 + P2 + P3 audiences" in playbook
+    slack = render_brief(context, "slack")
+    assert slack["text"].startswith("<!here>")
+    assert slack["blocks"][1]["text"]["text"].startswith("<!here>")
+    assert "<!here>" not in json.dumps(render_brief(make_context("WARNING"), "slack"))
+
+
+def test_no_alert_has_no_playbook_and_is_skipped():
+    context = make_context("INFO", alert_flag=False)
+    context["decision"].update(delta_relative_pct=3.2)
+    for name, text in all_formats(context).items():
+        if name != "email_subject":
+            assert "No playbook; run logged as skipped" in text, name
+    text = markdown(context)
+    assert "Exported for this severity: **none**" in text
+    assert "#retention-alerts" not in text
+    assert "nothing to size" in section(text, "Illustrative impact")
+    assert "below the WARNING threshold" in text
+
+
+def test_flag_false_with_warning_severity_explains_why():
+    context = make_context("WARNING", alert_flag=False)
+    text = section(markdown(context), "Playbook")
+    assert "run logged as skipped" in text
+    assert "although severity is WARNING" in text
+
+
+def test_empty_tier_states_its_reason_everywhere():
+    for name, text in all_formats(make_context()).items():
+        if name.startswith("slack"):
+            assert P3_EMPTY.replace("<", "&lt;") in text, name
+        elif name == "email_html":
+            assert P3_EMPTY.replace("<", "&lt;") in text
+        elif name != "email_subject":
+            assert P3_EMPTY in text, name
+
+
+def test_empty_tier_without_reason_is_never_a_silent_zero():
+    context = make_context()
+    context["tiers"]["P3"]["empty_reason"] = None
+    assert "P3 is empty:** no reason recorded" in markdown(context)
+
+
+def test_impact_table_is_hand_computed():
+    # N = P1 300 + P2 421 = 721 (WARNING), V = 612.4; amounts to the cent, thousands sep.
+    # 721 × 0.1 × 612.4 = 44,154.04; × 0.2 = 88,308.08; × 0.3 = 132,462.12
+    impact = section(markdown(make_context("WARNING")), "Illustrative impact")
+    assert "illustrative, not a forecast" in impact
+    assert "| 10 % | 721 × 10 % × 612.40 | 44,154.04 |" in impact
+    assert "| 20 % | 721 × 20 % × 612.40 | 88,308.08 |" in impact
+    assert "| 30 % | 721 × 30 % × 612.40 | 132,462.12 |" in impact
+    assert "N = 721 customers in the exported tiers (P1 300 + P2 421)" in impact
+    assert "median total_revenue" in impact
+    assert "assumption, not a measured rate" in impact
+
+
+def test_impact_counts_only_exported_tiers_and_uses_given_rates():
+    context = make_context("CRITICAL")
+    context["tiers"]["P3"].update(count=1000, empty_reason=None)
+    context["impact_rates"] = [0.05]
+    context["value_per_customer"] = 1234.5
+    # N = 300 + 421 + 1000 = 1721; 1721 × 0.05 × 1234.5 = 106,228.725 -> 106,228.73 (half up)
+    impact = section(markdown(context), "Illustrative impact")
+    assert "| 5 % | 1,721 × 5 % × 1,234.50 | 106,228.73 |" in impact
+    assert "10 %" not in impact
+
+
+def test_impact_value_is_exact_decimal():
+    assert str(brief.impact_value(721, 0.3, 612.4)) == "132462.12"
+    assert brief.fmt_money(1234567.891) == "1,234,567.89"
+
+
+def test_guardrails_section():
+    guardrails = section(markdown(make_context()), "Guardrails")
+    assert "no customer id or other personal data" in guardrails
+    assert "holdout" in guardrails and "contact policy" in guardrails
+    assert "Rule-based and explainable" in guardrails
+
+
+def test_artifacts_list_exports_and_chart():
+    text = section(markdown(make_context()), "Artifacts")
+    for link in [*LINKS.values(), CHART]:
+        assert link in text
+    no_links = section(render_brief(make_context(), "markdown"), "Artifacts")
+    assert no_links.count("not produced") == 4
+
+
+def test_url_links_become_links():
+    sheet = "https://docs.google.com/spreadsheets/d/abc/edit (tab 'P1 2011-09-22')"
+    links = {"P1": sheet}
+    slack = render_brief(make_context("WARNING"), "slack", links=links)
+    assert (
+        "<https://docs.google.com/spreadsheets/d/abc/edit|open> (tab 'P1 2011-09-22')"
+        in (slack["text"])
+    )
+    html = render_brief(make_context("WARNING"), "email", links=links)["html"]
+    assert '<a href="https://docs.google.com/spreadsheets/d/abc/edit">' in html
+
+
+def test_no_personal_data_leaks():
+    """Customer-id-like strings passed in by mistake never reach any output."""
+    customer_id = "CUST-17850"
+    context = make_context()
+    # Keys the renderer does not know about are ignored, not dumped.
+    context["customer_ids"] = [customer_id, "12583"]
+    context["decision"]["top_customer"] = customer_id
+    context["tiers"]["P1"]["sample_customer_id"] = customer_id
+    for name, text in all_formats(context).items():
+        assert customer_id not in text, name
+        assert "12583" not in text, name
+
+
+# -- Slack ----------------------------------------------------------------------------------
+
+
+def test_slack_uses_mrkdwn_bold_not_markdown():
+    slack = render_brief(make_context(), "slack", links=LINKS, chart_link=CHART)
+    dumped = json.dumps(slack)
+    assert "**" not in dumped
+    assert "*What is ready*" in dumped and "*Situation:*" in slack["text"]
+    kinds = [block["type"] for block in slack["blocks"]]
+    assert kinds[0] == "header" and {"section", "context", "divider"} <= set(kinds)
+    assert slack_limit_violations(slack) == []
+
+
+def test_slack_limits_hold_with_huge_inputs():
+    context = make_context()
+    context["tiers"]["P3"]["empty_reason"] = "x" * 5000
+    context["tiers"]["P1"]["definition"] = "d" * 5000
+    context["tiers"]["P2"]["action"] = "a" * 5000
+    context["run_date"] = "2011-09-22" + "r" * 300
+    context["value_basis"] = "v" * 5000
+    links = {tier: "p" * 5000 for tier in ("P1", "P2", "P3")}
+    slack = render_brief(context, "slack", links=links, chart_link="c" * 5000)
+    assert slack_limit_violations(slack) == []
+    header = slack["blocks"][0]["text"]["text"]
+    assert len(header) == 150 and header.endswith("…")
+    p3_field = slack["blocks"][4]["fields"][2]["text"]
+    assert len(p3_field) == 2000 and p3_field.endswith("…")
+    assert 0 < len(slack["text"]) <= SLACK_FALLBACK_MAX
+    assert len(slack["blocks"]) <= 50
+    for block in slack["blocks"]:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+
+
+def test_slack_fallback_is_truncated_at_40000():
+    context = make_context()
+    context["tiers"]["P3"]["empty_reason"] = "y" * 50_000
+    slack = render_brief(context, "slack")
+    assert len(slack["text"]) == SLACK_FALLBACK_MAX and slack["text"].endswith("…")
+    assert slack_limit_violations(slack) == []
+
+
+def test_slack_limit_checker_can_fail():
+    bad = {"text": "", "blocks": [{"type": "header", "text": {"text": "h" * 151}}] * 51}
+    problems = slack_limit_violations(bad)
+    assert any("fallback" in p for p in problems)
+    assert any("51 blocks" in p for p in problems)
+    assert any("header" in p for p in problems)
+
+
+def test_slack_escapes_control_characters():
+    context = make_context()
+    context["tiers"]["P1"]["definition"] = "ACTIVE <!channel> & HIGH"
+    dumped = json.dumps(render_brief(context, "slack"))
+    assert "<!channel>" not in dumped
+    assert "&lt;!channel&gt; &amp; HIGH" in dumped
+
+
+def test_truncate():
+    assert truncate("abc", 3) == "abc"
+    assert truncate("abcdef", 4) == "abc…"
+    with pytest.raises(ValueError):
+        truncate("abc", 0)
+
+
+# -- email ----------------------------------------------------------------------------------
+
+
+def test_email_html_escapes_and_text_stays_plain():
+    context = make_context()
+    context["tiers"]["P1"]["definition"] = "<script>alert('x')</script> ACTIVE + HIGH"
+    email = render_brief(context, "email", links=LINKS, chart_link=CHART)
+    assert "<script>" not in email["html"]
+    assert "&lt;script&gt;" in email["html"]
+    assert "<script>alert('x')</script> ACTIVE + HIGH" in email["text"]
+    assert "&lt;" not in email["text"]
+    assert email["html"].lstrip().startswith("<!DOCTYPE html>")
+
+
+def test_email_subject_is_one_line():
+    context = make_context("WARNING")
+    context["run_date"] = "2011-09-22\nBcc: someone@example.com"
+    subject = render_brief(context, "email")["subject"]
+    assert "\n" not in subject and "\r" not in subject
+    assert subject.startswith("[RetentionOps] WARNING — AT_RISK 23.11 % (+28.75 %")
+    no_alert = render_brief(make_context("INFO", alert_flag=False), "email")["subject"]
+    assert no_alert.startswith("[RetentionOps] No alert (INFO)")
+
+
+def test_markdown_table_cells_escape_pipes():
+    context = make_context()
+    context["tiers"]["P1"]["action"] = "call | email"
+    assert "call \\| email" in markdown(context)
+
+
+def test_missing_context_key_fails_loudly():
+    context = make_context()
+    del context["decision"]["sample_size"]
+    with pytest.raises(KeyError):
+        render_brief(context, "markdown")
+
+
+def test_render_does_not_mutate_context():
+    context = make_context()
+    before = copy.deepcopy(context)
+    for fmt in ("markdown", "slack", "email"):
+        render_brief(context, fmt, links=LINKS, chart_link=CHART)
+    assert context == before
+
+
+# -- chart ----------------------------------------------------------------------------------
+
+
+def series_rows(end: dt.date, days: int) -> list[dict]:
+    rows = []
+    for i in range(days):
+        day = end - dt.timedelta(days=days - 1 - i)
+        rows.append(
+            {
+                "alert_date": day.isoformat(),
+                "current_value": 18.0 + (i % 7) * 0.3 + (5.0 if day == end else 0.0),
+                "baseline_value": None if i < 7 else 18.5,
+                "threshold_warning": 15.0,
+                "threshold_critical": 25.0,
+            }
+        )
+    return rows
+
+
+def test_chart_writes_a_png_atomically(tmp_path):
+    end = dt.date(2011, 9, 22)
+    # 90 days in, the chart keeps the last 60; rows after the run date are ignored.
+    rows = series_rows(end + dt.timedelta(days=5), 95)
+    target = tmp_path / "run" / "at_risk_last_60_days.png"
+    path = render_chart(rows, target, run_date=end.isoformat(), days=60)
+    assert path == target
+    assert target.read_bytes()[:8] == PNG_MAGIC
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
+
+
+def test_chart_replaces_an_existing_file(tmp_path):
+    target = tmp_path / "chart.png"
+    target.write_bytes(b"old")
+    render_chart(series_rows(dt.date(2011, 9, 22), 10), target, run_date="2011-09-22")
+    assert target.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_chart_with_fewer_than_two_points_still_draws(tmp_path, count):
+    """Documented choice: a brief never fails on its chart; 0 or 1 point still gives a PNG."""
+    rows = series_rows(dt.date(2011, 9, 22), count)
+    path = render_chart(rows, tmp_path / "c.png", run_date="2011-09-22", days=60)
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_chart_accepts_date_objects_and_rejects_bad_days(tmp_path):
+    rows = series_rows(dt.date(2011, 9, 22), 3)
+    for row in rows:
+        row["alert_date"] = dt.date.fromisoformat(row["alert_date"])
+    assert render_chart(rows, tmp_path / "c.png", run_date="2011-09-22").exists()
+    with pytest.raises(ValueError, match="days"):
+        render_chart(rows, tmp_path / "c.png", run_date="2011-09-22", days=0)
+
+
+def test_chart_failure_leaves_no_temp_file_and_keeps_the_old_chart(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def broken_savefig(self, fname, **kwargs):
+        fname.write(b"half a png")
+        raise OSError("disk full")
+
+    target = tmp_path / "c.png"
+    target.write_bytes(b"previous chart")
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        render_chart(series_rows(dt.date(2011, 9, 22), 3), target, run_date="2011-09-22")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
+    assert target.read_bytes() == b"previous chart"
