@@ -11,10 +11,11 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-# The documented CRITICAL date of the bundled sample (see README).
+# The documented CRITICAL and WARNING dates of the bundled sample (see README).
 DEMO_DATE ?= 2011-05-13
+WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test lint lock sample clean
+.PHONY: install demo test lint lock sample artifacts clean
 
 install: $(STAMP)
 
@@ -45,6 +46,18 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@echo "DAG run log: $(AIRFLOW_HOME)/demo-run.log"
 	@echo "Alert decision for $(DEMO_DATE), as stored by the DAG run:"
 	@$(BIN)/retentionops decision --date $(DEMO_DATE)
+	@echo "Run log row (ops_runs_log) for $(DEMO_DATE):"
+	@$(BIN)/retentionops run-log --date $(DEMO_DATE)
+	@echo "Files of the run (brief, chart, audiences, run log copy):"
+	@ls -1 artifacts/runs/$(DEMO_DATE)/* | sed 's/^/  /'
+
+# The committed examples in artifacts/, copied from real DAG runs on the sample.
+artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/retentionops load-sample > /dev/null
+	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
+	$(BIN)/airflow dags test retention_ops $(WARNING_DATE) > $(AIRFLOW_HOME)/artifacts-warning.log 2>&1
+	$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1
+	$(BIN)/python -m retentionops.examples $(WARNING_DATE) $(DEMO_DATE)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -56,4 +69,4 @@ lint: $(STAMP)
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
 
 clean:
-	rm -rf $(AIRFLOW_HOME) warehouse
+	rm -rf $(AIRFLOW_HOME) warehouse artifacts/runs

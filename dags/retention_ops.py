@@ -101,7 +101,10 @@ with DAG(
             chain(*steps)
 
     decision = task(task_id="get_alert_decision")(tasks.get_alert_decision)()
-    queue = task(task_id="build_priority_queue")(tasks.build_priority_queue)()
+    if ON_BIGQUERY:
+        queue = bigquery_job("build_priority_queue", bigquery.priority_queue_job(SETTINGS))
+    else:
+        queue = task(task_id="build_priority_queue")(tasks.build_priority_queue)()
     context = task(task_id="get_operational_context")(tasks.get_operational_context)()
     branch = task.branch(task_id="choose_playbook")(tasks.choose_playbook)(context)
     no_alert, warning, critical = (

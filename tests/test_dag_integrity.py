@@ -193,3 +193,25 @@ def test_bigquery_create_tables_runs_every_ddl(bigquery_dag):
     for table in ("orders", "base_customers", "alert_logic"):
         assert f"create table if not exists `acme-analytics.retention.{table}`" in script
     assert "partition by snapshot_date" in script
+
+
+def test_bigquery_priority_queue_job(bigquery_dag):
+    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+
+    task = bigquery_dag.get_task("build_priority_queue")
+    assert isinstance(task, BigQueryInsertJobOperator)
+    config = _render(task, "2011-05-13")["query"]
+    assert config["destinationTable"]["tableId"] == "customer_priority$20110513"
+    assert config["writeDisposition"] == "WRITE_TRUNCATE" and config["useLegacySql"] is False
+    assert config["timePartitioning"] == {"type": "DAY", "field": "run_date"}
+    assert "`acme-analytics.retention.churn_detection`" in config["query"]
+    params = {p["name"]: p for p in config["queryParameters"]}
+    assert params["p2_risk_levels"] == {
+        "name": "p2_risk_levels",
+        "parameterType": {"type": "ARRAY", "arrayType": {"type": "STRING"}},
+        "parameterValue": {"arrayValues": [{"value": "HIGH"}, {"value": "MEDIUM"}]},
+    }
+    assert params["p1_value_filter"]["parameterType"]["type"] == "BOOL"
+    assert params["p1_value_filter"]["parameterValue"] == {"value": "false"}
+    assert params["value_proxy_factor"]["parameterType"]["type"] == "FLOAT64"
+    assert params["run_date"]["parameterValue"] == {"value": "2011-05-13"}

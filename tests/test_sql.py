@@ -84,3 +84,31 @@ def test_decision_row_is_json_friendly(load_orders, settings):
     assert isinstance(row["alert_flag"], bool) and isinstance(row["current_value"], float)
     # one customer, ordered today: ACTIVE, so 0 % AT_RISK, no baseline yet
     assert (row["current_value"], row["baseline_value"], row["sample_size"]) == (0.0, None, 1)
+
+
+def test_run_log_merge_parameters_are_typed_even_when_null():
+    from retentionops.actions import RUN_LOG_TYPES, run_log_record
+    from retentionops.sql import bigquery_query_parameters
+
+    settings = load_settings(env={}, warehouse_backend="bigquery", bigquery_project="p")
+    text = render("action/write_run_log", settings)
+    assert text.lstrip().startswith("-- Upsert") and "merge `p.retentionops.ops_runs_log`" in text
+    record = run_log_record(
+        run_id="r1",
+        run_date="2011-05-13",
+        status="skipped",
+        now=dt.datetime(2011, 5, 14, 6, 0, tzinfo=dt.UTC),
+        decision={"severity": "INFO", "alert_flag": False, "sample_size": 2391},
+    )
+    params = {p["name"]: p for p in bigquery_query_parameters(text, record, RUN_LOG_TYPES)}
+    assert params["ticket_id"] == {
+        "name": "ticket_id",
+        "parameterType": {"type": "STRING"},
+        "parameterValue": {},
+    }
+    assert params["run_timestamp"]["parameterType"]["type"] == "TIMESTAMP"
+    assert params["run_timestamp"]["parameterValue"]["value"] == "2011-05-14T06:00:00+00:00"
+    assert params["alert_flag"]["parameterValue"] == {"value": "false"}
+    assert params["sample_size"]["parameterType"]["type"] == "INT64"
+    assert params["p1_count"]["parameterType"]["type"] == "INT64"
+    assert set(params) == set(RUN_LOG_TYPES)

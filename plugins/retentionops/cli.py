@@ -170,6 +170,18 @@ def cmd_export(args: argparse.Namespace, settings: Any) -> None:
     _print_json(result)
 
 
+def cmd_run_log(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops.detection import as_date, jsonable
+    from retentionops.warehouse import open_warehouse
+
+    day = as_date(args.date)
+    with open_warehouse(settings, read_only=True) as warehouse:
+        rows = warehouse.query("action/read_run_logs_for_date", {"run_date": day})
+    if not rows:
+        raise CliError(f"no run logged for {day}: run the DAG (or `retentionops run`) first")
+    _print_json([jsonable(r) for r in rows] if args.all else jsonable(rows[0]))
+
+
 def cmd_settings(args: argparse.Namespace, settings: Any) -> None:
     _print_json(settings.as_dict())
 
@@ -243,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--limit", type=int, default=None, help="rows at most (default 2000)")
     export.set_defaults(handler=cmd_export)
+
+    run_log = commands.add_parser("run-log", help="print the latest ops_runs_log row of a date")
+    run_log.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    run_log.add_argument("--all", action="store_true", help="every run of the date")
+    run_log.set_defaults(handler=cmd_run_log)
 
     show = commands.add_parser("settings", help="print the effective settings as JSON")
     show.set_defaults(handler=cmd_settings)

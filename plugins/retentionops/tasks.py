@@ -142,7 +142,8 @@ def write_run_log(
     failed = _failed_steps(states, ti.task_id)
     context = ti.xcom_pull(task_ids="get_operational_context") or {}
     decision = context.get("decision") or ti.xcom_pull(task_ids="get_alert_decision")
-    counts = ti.xcom_pull(task_ids="build_priority_queue")
+    # tier counts come from the context (on BigQuery the queue step is a job, not a dict)
+    counts = {t: v["count"] for t, v in context.get("tiers", {}).items()} or None
     brief = ti.xcom_pull(task_ids="render_brief")
     exports = [e for e in (ti.xcom_pull(task_ids="export_audience", default=None) or []) if e]
     with open_warehouse(settings) as warehouse:
