@@ -130,3 +130,28 @@ def warehouse_path_reader(settings):
             return [row[0] for row in con.execute(sql).fetchall()]
 
     return read
+
+
+def test_queue_context_brief_and_export(settings, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
+    path = write_orders_csv(tmp_path / "orders.csv", ROWS)
+    run(capsys, "load-orders", str(path), "--format", "orders")
+    run(capsys, "detect", "--date", "2011-03-01")
+    # 00a: AT_RISK (49 days) with a frequency drop (49 > 1.5 x 10) -> 50 MEDIUM -> P2;
+    # b: AT_RISK, one order, no signal -> LOW; c: ACTIVE, 1 order <= 3 -> 20 LOW.
+    code, out, err = run(capsys, "queue", "--date", "2011-03-01")
+    assert code == 0, err
+    assert json.loads(out) == {"run_date": "2011-03-01", "tiers": {"P1": 0, "P2": 1, "P3": 0}}
+    code, out, _ = run(capsys, "context", "--date", "2011-03-01")
+    assert json.loads(out)["status_distribution"] == {"ACTIVE": 1, "AT_RISK": 2, "INACTIVE": 0}
+    code, out, err = run(capsys, "brief", "--date", "2011-03-01", "--format", "slack")
+    assert code == 0 and json.loads(out)["blocks"] and "brief.md" in err
+    assert (tmp_path / "runs" / "2011-03-01" / "brief.md").exists()
+    code, out, err = run(
+        capsys, "export", "--date", "2011-03-01", "--tier", "P2", "--to", str(tmp_path / "out")
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["row_count"] == 1 and result["tier"] == "P2"
+    lines = (tmp_path / "out" / "audience_p2_2011-03-01.csv").read_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("2011-03-01,00a,P2,")
