@@ -15,7 +15,22 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test lint lock sample artifacts clean
+.PHONY: install demo test lint lock sample artifacts airflow clean
+
+# Run a command with the local playbook simulator standing in for the Make webhook: it
+# listens on a free port of 127.0.0.1, writes its (secret) hook URL to a file, and the
+# `make_webhook` connection is built from that file; the simulator stops when the command
+# ends, whatever happens.
+define with_playbook_sim
+	set -e; url_file=$(AIRFLOW_HOME)/playbook_url; rm -f $$url_file; \
+	$(BIN)/retentionops playbook-sim --port 0 --out artifacts/playbook_sim \
+		--url-file $$url_file > $(AIRFLOW_HOME)/playbook-sim.log 2>&1 & sim=$$!; \
+	trap "kill $$sim 2>/dev/null || true" EXIT; \
+	for i in $$(seq 100); do [ -s $$url_file ] && break; sleep 0.1; done; \
+	[ -s $$url_file ] || { cat $(AIRFLOW_HOME)/playbook-sim.log; exit 1; }; \
+	export AIRFLOW_CONN_MAKE_WEBHOOK="{\"conn_type\": \"http\", \"host\": \"$$(cat $$url_file)\"}"; \
+	$(1)
+endef
 
 install: $(STAMP)
 
@@ -41,9 +56,14 @@ sample: $(STAMP)
 
 demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/retentionops load-sample
-	$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
-		|| (tail -50 $(AIRFLOW_HOME)/demo-run.log; exit 1)
+	@echo "Running the DAG for $(DEMO_DATE) (production rollout, playbook simulator on 127.0.0.1)..."
+	@$(call with_playbook_sim, RETENTIONOPS_ROLLOUT_MODE=production \
+		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
+		|| (tail -50 $(AIRFLOW_HOME)/demo-run.log; exit 1))
 	@echo "DAG run log: $(AIRFLOW_HOME)/demo-run.log"
+	@echo "The playbook receiver got (ticket and Slack message it created):"
+	@ls -1t artifacts/playbook_sim/ticket_*.json | head -1 | xargs cat
+	@echo
 	@echo "Alert decision for $(DEMO_DATE), as stored by the DAG run:"
 	@$(BIN)/retentionops decision --date $(DEMO_DATE)
 	@echo "Run log row (ops_runs_log) for $(DEMO_DATE):"
@@ -55,9 +75,23 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/retentionops load-sample > /dev/null
 	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
-	$(BIN)/airflow dags test retention_ops $(WARNING_DATE) > $(AIRFLOW_HOME)/artifacts-warning.log 2>&1
-	$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1
+	@$(call with_playbook_sim, export RETENTIONOPS_ROLLOUT_MODE=production; \
+		$(BIN)/airflow dags test retention_ops $(WARNING_DATE) > $(AIRFLOW_HOME)/artifacts-warning.log 2>&1; \
+		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1)
 	$(BIN)/python -m retentionops.examples $(WARNING_DATE) $(DEMO_DATE)
+
+# The Airflow UI on http://localhost:8080 without Docker (Ctrl-C stops it): api-server,
+# scheduler, dag-processor and triggerer from the venv, this repository's dags/ and
+# plugins/, SQLite metadata in .airflow/, dev auth (everyone is admin), the sample loaded
+# and the playbook simulator as the make_webhook connection.
+airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/retentionops load-sample > /dev/null
+	@$(call with_playbook_sim, PATH=$(CURDIR)/$(BIN):$$PATH \
+		RETENTIONOPS_CATCHUP=false RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
+		AIRFLOW__API__PORT=$${AIRFLOW_PORT:-8080} \
+		AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$${AIRFLOW_PORT:-8080}/execution/ \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+		$(BIN)/airflow standalone)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

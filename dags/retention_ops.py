@@ -35,10 +35,23 @@ import datetime as dt
 from pathlib import Path
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, TriggerRule, chain, task
+from airflow.sdk import (
+    DAG,
+    CronDataIntervalTimetable,
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+    TaskGroup,
+    TriggerRule,
+    chain,
+    task,
+)
 
 from retentionops import tasks
 from retentionops.detection import DETECTION_STEPS
+from retentionops.operators import PlaybookWebhookOperator
+from retentionops.playbook import ROLLOUT_MODES
 from retentionops.settings import load_settings
 from retentionops.sql import TABLES, table_refs
 
@@ -52,9 +65,12 @@ with DAG(
     doc_md=__doc__,
     # Interval schedule: the run for D starts after D has ended (ds = D).
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    # The bundled sample starts on 2010-12-01; the 7-day baseline exists from 2010-12-08.
-    start_date=dt.datetime(2010, 12, 8, tzinfo=dt.UTC),
-    catchup=True,
+    # Default: the bundled sample starts on 2010-12-01, its baseline exists from 2010-12-08.
+    start_date=dt.datetime.fromisoformat(SETTINGS.schedule_start_date).replace(tzinfo=dt.UTC),
+    end_date=dt.datetime.fromisoformat(SETTINGS.schedule_end_date).replace(tzinfo=dt.UTC)
+    if SETTINGS.schedule_end_date
+    else None,
+    catchup=SETTINGS.catchup,
     # DuckDB has a single writer: one run and one task at a time on the embedded backend.
     max_active_runs=1 if not ON_BIGQUERY else 4,
     max_active_tasks=1 if not ON_BIGQUERY else 8,
@@ -69,6 +85,24 @@ with DAG(
         "on_failure_callback": tasks.record_task_failure,
     },
     tags=["retention", "retentionops", SETTINGS.warehouse_backend],
+    params={
+        "rollout_mode": Param(
+            SETTINGS.rollout_mode,
+            type="string",
+            enum=list(ROLLOUT_MODES),
+            description="shadow: flagged, not posted; pilot: WARNING playbook in the pilot "
+            "channel; production: WARNING and CRITICAL with escalation",
+        ),
+        "dry_run": Param(
+            False, type="boolean", description="Build everything, send nothing (no webhook)."
+        ),
+        "export_destination": Param(
+            "",
+            type="string",
+            pattern=r"^(|gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?|[^:]+)$",
+            description="A folder or gs://bucket/prefix for the CSV exports; empty = settings.",
+        ),
+    },
 ) as dag:
     if ON_BIGQUERY:
         from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
@@ -119,6 +153,32 @@ with DAG(
         tasks.write_run_log
     )()
 
+    prepare = task.short_circuit(
+        task_id="prepare_playbook", ignore_downstream_trigger_rules=False
+    )(tasks.prepare_playbook)()
+    # Retry only transient faults: the operator raises TransientWebhookError for timeouts,
+    # connection errors, 429 and 5xx, PermanentWebhookError for any other refusal.
+    trigger = PlaybookWebhookOperator(
+        task_id="trigger_playbook",
+        http_conn_id=SETTINGS.make_conn_id,
+        data="{{ ti.xcom_pull(task_ids='prepare_playbook') | tojson }}",
+        extra_options={"check_response": False, "timeout": SETTINGS.webhook_timeout_seconds},
+        retries=SETTINGS.webhook_retries,
+        retry_delay=dt.timedelta(seconds=SETTINGS.webhook_retry_delay_seconds),
+        retry_policy=ExceptionRetryPolicy(
+            rules=[
+                RetryRule(
+                    exception="retentionops.playbook.TransientWebhookError",
+                    action=RetryAction.RETRY,
+                ),
+            ],
+            default=RetryAction.FAIL,
+        ),
+    )
+    fallback = task(task_id="post_slack_fallback", trigger_rule=TriggerRule.ONE_FAILED)(
+        tasks.post_slack_fallback
+    )()
+
     chain(create_tables, detect, decision, queue, context, branch, [no_alert, warning, critical])
-    chain([warning, critical], brief, tiers, exports, run_log)
+    chain([warning, critical], brief, tiers, exports, prepare, trigger, fallback, run_log)
     no_alert >> run_log

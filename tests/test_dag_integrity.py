@@ -57,6 +57,9 @@ ACTION_TASKS = [
     "render_brief",
     "select_tiers",
     "export_audience",
+    "prepare_playbook",
+    "trigger_playbook",
+    "post_slack_fallback",
     "write_run_log",
 ]
 
@@ -82,7 +85,11 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     assert dag.get_task("render_brief").upstream_task_ids == {"warning", "critical"}
     assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     assert dag.get_task("export_audience").upstream_task_ids == {"select_tiers"}
-    assert dag.get_task("write_run_log").upstream_task_ids == {"export_audience", "no_alert"}
+    assert dag.get_task("prepare_playbook").upstream_task_ids == {"export_audience"}
+    assert dag.get_task("trigger_playbook").upstream_task_ids == {"prepare_playbook"}
+    assert dag.get_task("post_slack_fallback").upstream_task_ids == {"trigger_playbook"}
+    assert dag.get_task("post_slack_fallback").trigger_rule == TriggerRule.ONE_FAILED
+    assert dag.get_task("write_run_log").upstream_task_ids == {"post_slack_fallback", "no_alert"}
     assert dag.get_task("write_run_log").trigger_rule == TriggerRule.ALL_DONE
     assert [t.task_id for t in dag.leaves] == ["write_run_log"]
 
@@ -96,9 +103,47 @@ def test_dag_policy(duckdb_dag):
     for task in dag.tasks:
         assert task.owner == "retention-ops"
         assert task.on_failure_callback, task.task_id  # the failure reaches ops_runs_log
-        if task.task_id != "write_run_log":  # it fails on purpose after logging a failed run
+        if task.task_id == "trigger_playbook":  # 2 retries, transient faults only
+            assert task.retries == 2 and task.retry_policy is not None
+        elif task.task_id != "write_run_log":  # it fails on purpose after logging a failure
             assert task.retries >= 3, task.task_id
             assert task.retry_exponential_backoff > 1
+
+
+def test_webhook_task_is_an_http_operator_posting_json(duckdb_dag):
+    from airflow.providers.http.operators.http import HttpOperator
+
+    from retentionops.playbook import PermanentWebhookError, TransientWebhookError
+
+    task = duckdb_dag.get_task("trigger_playbook")
+    assert isinstance(task, HttpOperator)
+    assert task.http_conn_id == "make_webhook" and task.method == "POST"
+    assert task.headers == {"Content-Type": "application/json"}
+    assert task.data == "{{ ti.xcom_pull(task_ids='prepare_playbook') | tojson }}"
+    assert task.extra_options == {"check_response": False, "timeout": 10.0}
+    policy = task.retry_policy
+    decide = lambda error: policy.evaluate(error, 1, 3).action.value  # noqa: E731
+    assert decide(TransientWebhookError("webhook answered HTTP 503")) == "retry"
+    assert decide(PermanentWebhookError("webhook answered HTTP 400")) == "fail"
+    assert decide(RuntimeError("a bug")) == "fail"
+
+
+def test_params_validate_in_the_trigger_form(duckdb_dag):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = ParamsDict(duckdb_dag.params)
+    assert params["rollout_mode"] == "shadow" and params["dry_run"] is False
+    params["rollout_mode"] = "pilot"
+    params["export_destination"] = "gs://retention-exports/daily"
+    params["export_destination"] = "/data/exports"
+    params.validate()
+    with pytest.raises(ParamValidationError, match="everywhere"):
+        params["rollout_mode"] = "everywhere"
+    with pytest.raises(ParamValidationError, match="s3://bucket"):
+        params["export_destination"] = "s3://bucket/x"
+    with pytest.raises(ParamValidationError, match="yes"):
+        params["dry_run"] = "yes"
 
 
 def test_dag_has_no_cycles(duckdb_dag):

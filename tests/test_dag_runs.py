@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -32,13 +36,28 @@ def sample_orders():
 
 
 @pytest.fixture
-def run_dag(airflow_db, sample_orders, tmp_path, monkeypatch):
+def playbook_sim(tmp_path, monkeypatch):
+    """The local Make webhook (real HTTP on 127.0.0.1), wired as the make_webhook connection."""
+    from retentionops.playbook_sim import PlaybookSimulator
+
+    with PlaybookSimulator(tmp_path / "sim", log_stream=open(os.devnull, "w")) as sim:  # noqa: SIM115
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MAKE_WEBHOOK", json.dumps({"conn_type": "http", "host": sim.url})
+        )
+        yield sim
+
+
+@pytest.fixture
+def run_dag(airflow_db, sample_orders, playbook_sim, tmp_path, monkeypatch):
     from retentionops.settings import load_settings
     from retentionops.warehouse import open_warehouse
 
     monkeypatch.setenv("RETENTIONOPS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("RETENTIONOPS_TASK_RETRIES", "0")
+    monkeypatch.setenv("RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS", "0")
+    monkeypatch.setenv("RETENTIONOPS_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("RETENTIONOPS_ROLLOUT_MODE", "production")
     with open_warehouse(load_settings()) as warehouse:
         warehouse.replace_orders(sample_orders)
 
@@ -46,8 +65,10 @@ def run_dag(airflow_db, sample_orders, tmp_path, monkeypatch):
 
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["retention_ops"]
 
-    def run(day: str):
-        dag_run = dag.test(logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC))
+    def run(day: str, **conf):
+        dag_run = dag.test(
+            logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC), run_conf=conf
+        )
         states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
         return dag_run, states
 
@@ -73,7 +94,7 @@ def csv_rows(path):
         return list(csv.DictReader(handle))
 
 
-def test_critical_date_exports_three_tiers_and_logs_success(run_dag, tmp_path):
+def test_critical_date_exports_three_tiers_and_logs_success(run_dag, playbook_sim, tmp_path):
     dag_run, states = run_dag("2011-05-13")
     assert str(dag_run.state).endswith("success")
     assert states["critical"].endswith("success") and states["warning"].endswith("skipped")
@@ -81,6 +102,16 @@ def test_critical_date_exports_three_tiers_and_logs_success(run_dag, tmp_path):
     [(run_id, status, p1, p2, p3, total, l1, l2, l3, error)] = log_rows(tmp_path, "2011-05-13")
     assert (status, error) == ("success", None)
     assert run_id == dag_run.run_id
+    # the playbook got one call and its answer is in the log
+    [body] = playbook_sim.requests
+    assert (body["severity"], body["escalation"], body["ticket_priority"]) == (
+        "CRITICAL", True, "URGENT"
+    )  # fmt: skip
+    assert body["tier_counts"] == {"P1": p1, "P2": p2, "P3": p3}
+    [slack_file] = (tmp_path / "sim").glob("slack_*.json")
+    assert query(
+        tmp_path, "select slack_posted, ticket_id, slack_message_ts from ops_runs_log"
+    ) == [(True, "RET-0001", slack_file.stem.removeprefix("slack_"))]
     files = {tier: tmp_path / "runs" / "2011-05-13" / f"audience_{tier}_2011-05-13.csv"
              for tier in ("p1", "p2", "p3")}  # fmt: skip
     assert [str(files[t]) for t in ("p1", "p2", "p3")] == [l1, l2, l3]
@@ -161,3 +192,136 @@ def test_a_failed_step_still_leaves_a_failed_log_row(run_dag, tmp_path):
     [(_, status, *_rest, error)] = log_rows(tmp_path, "2010-12-15")
     assert status == "failed"
     assert error.startswith("step get_alert_decision failed") and "no alert decision" in error
+
+
+# -- the playbook over real HTTP (the simulator on 127.0.0.1) ------------------------------
+
+WARNING_DATE = "2011-09-09"
+
+
+@pytest.fixture
+def slack_webhook(httpserver, monkeypatch):
+    """A loopback Slack incoming webhook, wired as the slack_fallback connection."""
+    path = "/services/T0000/B0000/fallbacksecret"
+    httpserver.expect_request(path, method="POST").respond_with_data("ok")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_FALLBACK",
+        json.dumps({"conn_type": "slackwebhook", "password": httpserver.url_for(path)}),
+    )
+    return httpserver
+
+
+def playbook_row(tmp_path, day=WARNING_DATE):
+    [row] = query(
+        tmp_path,
+        "select status, slack_posted, slack_message_ts, ticket_id, error_message"
+        " from ops_runs_log where alert_date = ?",
+        [dt.date.fromisoformat(day)],
+    )
+    return row
+
+
+def test_a_500_then_200_is_retried_and_succeeds(run_dag, playbook_sim, tmp_path):
+    playbook_sim.configure(fail_next=1, fail_status=500)
+    dag_run, states = run_dag(WARNING_DATE)
+    assert str(dag_run.state).endswith("success")
+    assert playbook_sim.statuses == [500, 200]
+    status, posted, ts, ticket, error = playbook_row(tmp_path)
+    assert (status, posted, ticket, error) == ("success", True, "RET-0001", None) and ts
+
+
+def test_always_500_ends_in_the_slack_fallback_and_a_failed_row(
+    run_dag, playbook_sim, slack_webhook, tmp_path
+):
+    playbook_sim.configure(fail_next=99, fail_status=500)
+    dag_run, states = run_dag(WARNING_DATE)
+    assert str(dag_run.state).endswith("failed")
+    assert playbook_sim.statuses == [500, 500, 500]  # the call and 2 retries
+    assert states["trigger_playbook"].endswith("failed")
+    assert states["post_slack_fallback"].endswith("success")
+    assert states["post_slack_fallback"].endswith("success"), states
+    # the server thread records a request just after answering it: give it a moment
+    for _ in range(50):
+        if slack_webhook.log:
+            break
+        time.sleep(0.05)
+    [request] = [r for r, _ in slack_webhook.log]
+    posted = request.get_json()
+    assert "webhook failed" in posted["text"] and "21.36 %" in posted["text"]
+    status, slack_posted, ts, ticket, error = playbook_row(tmp_path)
+    assert (status, slack_posted, ts, ticket) == ("failed", True, None, None)
+    assert error.startswith("step trigger_playbook failed: TransientWebhookError")
+    assert "webhook answered HTTP 500" in error
+    # nothing lost: the brief and the exports are on disk
+    folder = tmp_path / "runs" / WARNING_DATE
+    assert (folder / "brief.md").exists() and len(list(folder.glob("audience_*.csv"))) == 2
+
+
+def test_a_400_is_not_retried(run_dag, playbook_sim, tmp_path):
+    playbook_sim.configure(fail_next=99, fail_status=400)
+    dag_run, states = run_dag(WARNING_DATE)
+    assert str(dag_run.state).endswith("failed")
+    assert playbook_sim.statuses == [400]
+    status, _, _, _, error = playbook_row(tmp_path)
+    assert status == "failed" and "PermanentWebhookError" in error and "HTTP 400" in error
+
+
+def test_a_timeout_is_retried(run_dag, playbook_sim, tmp_path):
+    playbook_sim.configure(delay=2.0)  # the client gives up after 1 s
+    dag_run, states = run_dag(WARNING_DATE)
+    assert str(dag_run.state).endswith("failed")
+    assert len(playbook_sim.requests) == 3
+    status, _, _, _, error = playbook_row(tmp_path)
+    assert status == "failed" and "webhook timed out after 1.0 s" in error
+
+
+def test_dry_run_sends_nothing_and_shadow_is_flagged(run_dag, playbook_sim, tmp_path):
+    dag_run, states = run_dag(WARNING_DATE, dry_run=True)
+    assert str(dag_run.state).endswith("success") and playbook_sim.requests == []
+    assert states["trigger_playbook"].endswith("skipped")
+    body = json.loads((tmp_path / "runs" / WARNING_DATE / "playbook_request.json").read_text())
+    assert body["severity"] == "WARNING" and body["rollout_mode"] == "production"
+    # (dag.test keeps the previous run's conf on the DAG object: say dry_run=False again)
+    _, states = run_dag(WARNING_DATE, rollout_mode="shadow", dry_run=False)
+    assert states["trigger_playbook"].endswith("success"), states
+    [sent] = playbook_sim.requests
+    assert sent["shadow"] is True and sent["slack_channel"] == "#retention-pilot"
+    tickets = query(tmp_path, "select ticket_id from ops_runs_log order by run_timestamp")
+    assert tickets == [(None,), ("SHADOW-RET-0001",)]
+
+
+def test_secrets_never_leave_the_connection(
+    run_dag, playbook_sim, slack_webhook, tmp_path, caplog
+):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    token = playbook_sim.url.rsplit("/", 1)[-1]
+    playbook_sim.stop()  # connection refused: requests' own message embeds the URL
+    dag_run, states = run_dag(WARNING_DATE)
+    assert states["trigger_playbook"].endswith("failed")
+    status, _, _, _, error = playbook_row(tmp_path)
+    assert status == "failed" and "webhook unreachable" in error
+    secrets = [token, "fallbacksecret"]
+    # task logs
+    # (the fake Slack server's own access log, werkzeug's, is the test's, not the product's)
+    product_records = [r for r in caplog.records if not r.name.startswith("werkzeug")]
+    logs = "\n".join(r.getMessage() for r in product_records) + "".join(
+        p.read_text(errors="replace")
+        for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")
+    )
+    # artifacts of the run and the log table
+    artifacts = "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "runs").rglob("*") if p.is_file()
+        and p.suffix != ".png"
+    )  # fmt: skip
+    table = json.dumps(query(tmp_path, "select * from ops_runs_log"), default=str)
+    # XComs in the metadata database
+    import sqlite3
+
+    with sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") as db:
+        xcoms = json.dumps(db.execute("select value from xcom").fetchall(), default=str)
+    for secret in secrets:
+        for name, text in (("logs", logs), ("artifacts", artifacts), ("table", table),
+                           ("xcom", xcoms)):  # fmt: skip
+            assert secret not in text, f"{secret} leaked into {name}"

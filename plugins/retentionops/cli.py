@@ -182,6 +182,14 @@ def cmd_run_log(args: argparse.Namespace, settings: Any) -> None:
     _print_json([jsonable(r) for r in rows] if args.all else jsonable(rows[0]))
 
 
+def cmd_playbook_sim(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops.playbook_sim import run_from_args
+
+    code = run_from_args(args)
+    if code:
+        raise SystemExit(code)
+
+
 def cmd_settings(args: argparse.Namespace, settings: Any) -> None:
     _print_json(settings.as_dict())
 
@@ -260,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     run_log.add_argument("--date", required=True, metavar="YYYY-MM-DD")
     run_log.add_argument("--all", action="store_true", help="every run of the date")
     run_log.set_defaults(handler=cmd_run_log)
+
+    from retentionops.playbook_sim import add_arguments as add_sim_arguments
+
+    sim = commands.add_parser(
+        "playbook-sim", help="serve the Make webhook contract on 127.0.0.1 (demos, fault tests)"
+    )
+    add_sim_arguments(sim)
+    sim.set_defaults(handler=cmd_playbook_sim)
 
     show = commands.add_parser("settings", help="print the effective settings as JSON")
     show.set_defaults(handler=cmd_settings)

@@ -8,6 +8,7 @@ literal in SQL; the SQL receives them as query parameters.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -46,6 +47,10 @@ class Settings:
     bigquery_dataset: str = "retentionops"
     bigquery_location: str = "EU"
     gcp_conn_id: str = "google_cloud_default"
+    # -- Airflow schedule and task policy ------------------------------------------------
+    schedule_start_date: str = "2010-12-08"  # the sample's first date with a full baseline week
+    schedule_end_date: str = ""  # "" = open-ended
+    catchup: bool = True
     # -- Airflow task policy -----------------------------------------------------------
     task_retries: int = field(default=3, metadata=_at_least(0))
     retry_delay_seconds: int = field(default=30, metadata=_at_least(0))
@@ -88,6 +93,16 @@ class Settings:
     impact_value_basis: str = field(
         default="median_total_revenue", metadata=_choice("median_total_revenue", "value_proxy")
     )
+    # -- execution: the Make.com playbook and its fallback (design sections 9, 14, 16) -----
+    rollout_mode: str = field(default="shadow", metadata=_choice("shadow", "pilot", "production"))
+    make_conn_id: str = "make_webhook"  # Airflow HTTP connection holding the webhook URL
+    webhook_timeout_seconds: float = field(default=10.0, metadata={"min": 0.1})
+    webhook_retries: int = field(default=2, metadata=_at_least(0))
+    webhook_retry_delay_seconds: int = field(default=30, metadata=_at_least(0))
+    slack_conn_id: str = "slack_fallback"  # Slack incoming-webhook connection (fallback)
+    slack_channel: str = "#retention-alerts"
+    pilot_slack_channel: str = "#retention-pilot"
+    failure_notifications: bool = False  # also notify task failures through Slack
     # -- action pack outputs ----------------------------------------------------------
     artifacts_dir: str = "artifacts/runs"
     export_destination: str = ""  # "" = <artifacts_dir>/<date>/; or a folder, or gs://bucket/prefix
@@ -133,6 +148,13 @@ class Settings:
             self._require(exact, name, "a decimal with 3 places at most")
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
+        for name in ("schedule_start_date", "schedule_end_date"):
+            value = getattr(self, name)
+            try:
+                if value:
+                    dt.date.fromisoformat(value)
+            except ValueError:
+                raise SettingsError(f"setting '{name}' is {value!r}; use YYYY-MM-DD") from None
         if self.export_kind == "gsheet":
             self._require(
                 bool(self.gsheet_spreadsheet_id), "gsheet_spreadsheet_id", "set for gsheet exports"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from retentionops import actions, detection, pack
+from retentionops import actions, detection, pack, playbook
 from retentionops.settings import load_settings
 from retentionops.warehouse import open_warehouse
 
@@ -101,13 +101,109 @@ def select_tiers(context: dict[str, Any]) -> list[str]:
     return list(context["exported_tiers"])
 
 
-def export_audience(tier: str, ds: str | None = None) -> dict[str, Any]:
+def export_audience(tier: str, ds: str | None = None, params: Any = None) -> dict[str, Any]:
     """Export one tier (a mapped task: one instance per tier of the playbook)."""
     settings = load_settings()
+    destination = (params or {}).get("export_destination") or None
     with open_warehouse(settings) as warehouse:
-        result = pack.export_tier(warehouse, settings, ds, tier)
+        result = pack.export_tier(warehouse, settings, ds, tier, destination=destination)
     log.info("export %s for %s: %d row(s) -> %s", tier, ds, result["row_count"], result["link"])
     return result
+
+
+def _exports(ti: Any) -> list[dict[str, Any]]:
+    return [e for e in (ti.xcom_pull(task_ids="export_audience", default=None) or []) if e]
+
+
+def _slack_brief(settings: Any, context: dict[str, Any], exports: list[dict[str, Any]]) -> dict:
+    from retentionops.brief import render_brief
+
+    links = {e["tier"]: e["link"] for e in exports}
+    return render_brief(context, "slack", links=links)
+
+
+def prepare_playbook(
+    ti: Any = None, run_id: str | None = None, params: Any = None
+) -> dict[str, Any] | None:
+    """Build the webhook body (kept as ``playbook_request.json``); None skips the call.
+
+    Short-circuit task: a dry run builds everything and sends nothing.
+    """
+    settings = load_settings()
+    params = params or {}
+    context = ti.xcom_pull(task_ids="get_operational_context")
+    exports = _exports(ti)
+    brief = ti.xcom_pull(task_ids="render_brief") or {}
+    payload = playbook.build_payload(
+        run_id=run_id,
+        context=context,
+        rollout_mode=params.get("rollout_mode") or settings.rollout_mode,
+        settings=settings,
+        slack_brief=_slack_brief(settings, context, exports),
+        exports=exports,
+        brief_link=brief.get("markdown"),
+    )
+    actions.write_json_atomic(
+        pack.run_dir(settings, context["run_date"]) / "playbook_request.json", payload
+    )
+    if params.get("dry_run"):
+        log.info("dry run: the playbook body is built and kept, nothing is sent")
+        return None
+    log.info(
+        "playbook for %s: %s, mode %s, ticket %s, escalation %s",
+        context["run_date"],
+        payload["severity"],
+        payload["rollout_mode"],
+        payload["ticket_priority"],
+        payload["escalation"],
+    )
+    return payload
+
+
+def post_slack_fallback(ti: Any = None, params: Any = None) -> dict[str, Any]:
+    """When the playbook failed: post the brief and the links straight to Slack.
+
+    Runs only if ``trigger_playbook`` (or a step before it) failed; skipped when no Slack
+    connection is configured. Every file of the run stays where it is.
+    """
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.log import mask_secret
+
+    settings = load_settings()
+    if (params or {}).get("dry_run"):
+        raise AirflowSkipException("dry run: nothing is sent")
+    try:
+        conn = BaseHook.get_connection(settings.slack_conn_id)
+    except Exception:
+        raise AirflowSkipException(
+            f"no Slack connection '{settings.slack_conn_id}' is configured: the brief and "
+            "the exports stay in the run's folder (see the run log)"
+        ) from None
+    for secret in playbook.connection_secrets(conn.host, conn.password, conn.extra):
+        mask_secret(secret)
+    context = ti.xcom_pull(task_ids="get_operational_context")
+    if not context:
+        raise AirflowSkipException("no operational context: nothing to deliver")
+    slack = _slack_brief(settings, context, _exports(ti))
+    notice = (
+        ":warning: The retention playbook webhook failed; delivering the brief directly. "
+        "No ticket was created: open one by hand."
+    )
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": notice}}]
+    blocks += slack.get("blocks", [])[:49]
+    try:
+        SlackWebhookHook(slack_webhook_conn_id=settings.slack_conn_id).send(
+            text=f"{notice}\n{slack['text']}"[:40000], blocks=blocks
+        )
+    except Exception as error:  # the SDK's message may embed the webhook URL
+        secrets = playbook.connection_secrets(conn.host, conn.password, conn.extra)
+        raise playbook.WebhookError(
+            "Slack fallback failed: " + playbook.redact(str(error), secrets)
+        ) from None
+    log.info("brief posted to Slack by the fallback")
+    return {"slack_posted": True}
 
 
 def _failed_steps(states: dict[str, Any], own_task_id: str) -> list[str]:
@@ -145,7 +241,10 @@ def write_run_log(
     # tier counts come from the context (on BigQuery the queue step is a job, not a dict)
     counts = {t: v["count"] for t, v in context.get("tiers", {}).items()} or None
     brief = ti.xcom_pull(task_ids="render_brief")
-    exports = [e for e in (ti.xcom_pull(task_ids="export_audience", default=None) or []) if e]
+    exports = _exports(ti)
+    response = ti.xcom_pull(task_ids="trigger_playbook") or {}
+    fallback = ti.xcom_pull(task_ids="post_slack_fallback") or {}
+    posted = bool(response.get("slack_message_ts")) or bool(fallback.get("slack_posted"))
     with open_warehouse(settings) as warehouse:
         error = None
         if failed:
@@ -167,6 +266,9 @@ def write_run_log(
             exports=exports if status != "skipped" else [],
             brief_link=(brief or {}).get("markdown"),
             error_message=error,
+            slack_posted=posted if (response or fallback or failed) else None,
+            slack_message_ts=response.get("slack_message_ts"),
+            ticket_id=response.get("ticket_id"),
         )
         stored = actions.write_run_log(
             warehouse, settings, record, pack.run_log_path(settings, ds, run_id)
@@ -175,6 +277,19 @@ def write_run_log(
     if status == "failed":
         raise AirflowFailException(f"run {run_id} failed and was logged: {error}")
     return stored
+
+
+def _known_secrets(settings: Any) -> list[str]:
+    from airflow.sdk import BaseHook
+
+    secrets: list[str] = []
+    for conn_id in (settings.make_conn_id, settings.slack_conn_id):
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except Exception:
+            continue
+        secrets += playbook.connection_secrets(conn.host, conn.password, conn.extra)
+    return secrets
 
 
 def record_task_failure(context: dict[str, Any]) -> None:
@@ -189,7 +304,9 @@ def record_task_failure(context: dict[str, Any]) -> None:
         else (f"{ti.task_id}[{ti.map_index}]")
     )
     exception = context.get("exception")
-    message = f"step {label} failed: {type(exception).__name__}: {exception}"[:1000]
+    message = playbook.redact(
+        f"step {label} failed: {type(exception).__name__}: {exception}", _known_secrets(settings)
+    )[:1000]
     record = actions.run_log_record(
         run_id=context["run_id"], run_date=context["ds"], status="failed", error_message=message
     )
