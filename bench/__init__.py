@@ -1,0 +1,1 @@
+"""RetentionOps benchmark: speed, memory and scale of the daily pack (``python -m bench``)."""

@@ -1,0 +1,85 @@
+"""Where the daily pack's time goes: ``python -m bench.profile [--size 1000000]``.
+
+Runs each piece of the daily pack once in this process on a scratch copy of the cached
+orders (after one warm-up pack, so the file is in the page cache and SQL is transpiled),
+plus a few single-query variants that isolate the costs named in ``bench/ANALYSIS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+from bench import data, runner
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile")
+    parser.add_argument("--size", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    from retentionops import actions, detection, pack
+    from retentionops.settings import load_settings
+    from retentionops.warehouse import open_warehouse
+
+    cached, _ = data.ensure_cached(runner.DEFAULT_CACHE, args.size)
+    with tempfile.TemporaryDirectory(dir=runner.DEFAULT_CACHE) as tmp:
+        path = data.working_copy(cached, Path(tmp))
+        settings = load_settings(duckdb_path=str(path), artifacts_dir=str(Path(tmp) / "runs"))
+        day = data.RUN_DATE
+
+        def timed(label, fn):
+            started = time.perf_counter()
+            out = fn()
+            print(f"{time.perf_counter() - started:7.2f} s  {label}", flush=True)
+            return out
+
+        with open_warehouse(settings) as wh:
+            wh.con.execute("set enable_progress_bar = false")
+            detection.run_detection(wh, settings, day)  # warm-up
+            actions.build_priority_queue(wh, settings, day)
+            for step in detection.DETECTION_STEPS:
+                timed(
+                    f"detection {step.table}",
+                    lambda s=step: detection.run_detection_step(wh, settings, s, day),
+                )
+            timed("build_priority_queue", lambda: actions.build_priority_queue(wh, settings, day))
+            ctx = timed(
+                "get_operational_context",
+                lambda: actions.get_operational_context(wh, settings, day),
+            )
+            timed(
+                "alert_series 60 days (the brief's chart)",
+                lambda: detection.alert_series(wh, settings, day - dt.timedelta(days=59), day),
+            )
+            timed("render_brief_files (incl. the chart series)",
+                  lambda: pack.render_brief_files(wh, settings, ctx))
+            for tier in ("P1", "P2", "P3"):
+                timed(f"export_tier {tier}", lambda t=tier: pack.export_tier(wh, settings, day, t))
+            where = f"from orders where order_date <= date '{day}' group by customer_id"
+            variants = {
+                "floor: count(*), sum, max per customer":
+                    f"select customer_id, count(*), sum(order_amount), max(order_date) {where}",
+                "SQL1 as written (count(distinct order_id))":
+                    "select customer_id, min(order_date), max(order_date), "
+                    "count(distinct order_id), sum(order_amount), "
+                    f"sum(order_amount) / count(distinct order_id), max(country) {where}",
+                "SQL1 with count(*) instead":
+                    "select customer_id, min(order_date), max(order_date), count(*), "
+                    f"sum(order_amount), sum(order_amount) / count(*), max(country) {where}",
+                "SQL5's first CTE: distinct (customer_id, order_date)":
+                    "select distinct customer_id, order_date from orders "
+                    f"where order_date <= date '{day}'",
+            }  # fmt: skip
+            for label, sql in variants.items():
+                timed(
+                    f"query: {label}",
+                    lambda q=sql: wh.con.execute(f"create or replace temp table v as {q}"),
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""The measured steps: the product's (driven through its Python API), and the floor.
+
+Every step runs in a fresh worker process (``bench.worker``); the clock covers opening the
+warehouse, the step and closing it. Module imports are done before the clock starts (they
+are a per-process constant, measured separately as DAG parse / import time); SQL
+transpilation (sqlglot, cached per process) is inside the clock, as in an Airflow task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+#: Product steps in the order they run (each later step needs the earlier ones' tables).
+PRODUCT_STEPS = ("detection", "priority", "exports_brief", "daily_pack", "history")
+REFERENCE_STEPS = ("floor", "peer_pack", "peer_history")
+STEP_TITLES = {
+    "floor": "floor: one DuckDB pass, orders aggregated per customer",
+    "detection": "(1) detection SQL1-SQL5 for one date",
+    "history": "(2) 365-day alert history (alert_series)",
+    "priority": "(3) customer_priority for one date",
+    "exports_brief": "(4) P1-P3 CSV exports + brief (md/slack/email + chart)",
+    "daily_pack": "(5) whole daily pack (1 + 3 + 4)",
+    "peer_pack": "peer: pandas daily pack (facts, status, signals, tiers, CSV exports)",
+    "peer_history": "peer: pandas 365-day alert history (loop over dates)",
+}
+HISTORY_DAYS = 365
+TIERS = ("P1", "P2", "P3")
+
+
+def preload(step: str) -> None:
+    """Import what a step uses, so the clock measures work, not module loading."""
+    import duckdb  # noqa: F401
+
+    if step in PRODUCT_STEPS:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.dates  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import sqlglot  # noqa: F401
+
+        from retentionops import actions, brief, detection, exports, pack  # noqa: F401
+        from retentionops.warehouse import open_warehouse  # noqa: F401
+    else:
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+
+
+def _settings(spec: dict[str, Any]):
+    from retentionops.settings import load_settings
+
+    return load_settings(duckdb_path=spec["duckdb_path"], artifacts_dir=spec["artifacts_dir"])
+
+
+def floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """Read every order once, aggregate per customer, materialise the result."""
+    import duckdb
+
+    con = duckdb.connect(spec["duckdb_path"])
+    try:
+        con.execute("set enable_progress_bar = false")
+        con.execute(
+            """
+            create or replace table bench_floor as
+            select
+                customer_id,
+                count(*) as orders,
+                sum(order_amount) as revenue,
+                max(order_date) as last_order_date
+            from orders
+            where order_date <= $run_date
+            group by customer_id
+            """,
+            {"run_date": dt.date.fromisoformat(spec["run_date"])},
+        )
+        (customers,) = con.execute("select count(*) from bench_floor").fetchone()
+    finally:
+        con.close()
+    return {"customers": int(customers)}
+
+
+def _detection(wh, settings, day) -> dict[str, Any]:
+    from retentionops import detection
+
+    decision = detection.run_detection(wh, settings, day)
+    return {"decision": decision}
+
+
+def _priority(wh, settings, day) -> dict[str, Any]:
+    from retentionops import actions
+
+    return {"tier_counts": actions.build_priority_queue(wh, settings, day)}
+
+
+def _exports_brief(wh, settings, day) -> dict[str, Any]:
+    from retentionops import actions, pack
+
+    ctx = actions.get_operational_context(wh, settings, day)
+    files = pack.render_brief_files(wh, settings, ctx)
+    exported = {tier: pack.export_tier(wh, settings, day, tier) for tier in TIERS}
+    return {
+        "context_tier_counts": {t: ctx["tiers"][t]["count"] for t in TIERS},
+        "brief_files": sorted(files),
+        "export_rows": {t: int(e["row_count"]) for t, e in exported.items()},
+        "export_links": {t: e["link"] for t, e in exported.items()},
+    }
+
+
+def product(spec: dict[str, Any]) -> dict[str, Any]:
+    """One product step: detection, history, priority, exports_brief or daily_pack."""
+    from retentionops import detection
+    from retentionops.warehouse import open_warehouse
+
+    step = spec["step"]
+    settings = _settings(spec)
+    day = dt.date.fromisoformat(spec["run_date"])
+    with open_warehouse(settings) as wh:
+        if step == "detection":
+            return _detection(wh, settings, day)
+        if step == "priority":
+            return _priority(wh, settings, day)
+        if step == "exports_brief":
+            return _exports_brief(wh, settings, day)
+        if step == "daily_pack":
+            return {
+                **_detection(wh, settings, day),
+                **_priority(wh, settings, day),
+                **_exports_brief(wh, settings, day),
+            }
+        if step == "history":
+            start = day - dt.timedelta(days=HISTORY_DAYS - 1)
+            series = detection.alert_series(wh, settings, start, day)
+            return {"series": series}
+    raise ValueError(f"unknown product step {step!r}")

@@ -1,0 +1,104 @@
+"""Smoke run of the benchmark (``bench/``) at 10 k customers: results are checked, never timings.
+
+One repeat, the pandas history peer on 30 dates, everything in a temp folder (its own orders
+cache too), so it runs in well under a minute and never touches ``bench/results.*``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import ROOT
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import report, runner, steps  # noqa: E402
+
+SIZE = 10_000
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    lines: list[str] = []
+    results = runner.run(
+        [SIZE],
+        repeats=1,
+        out_dir=out,
+        cache_dir=out / "cache",
+        peer_history_dates=30,
+        log=lines.append,
+    )
+    return out, results, lines
+
+
+def test_every_step_and_size_is_in_the_json(smoke):
+    out, results, lines = smoke
+    stored = json.loads((out / "results.json").read_text())
+    assert list(stored["sizes"]) == [str(SIZE)]
+    size = stored["sizes"][str(SIZE)]
+    assert size["customers"] == SIZE
+    assert 15 * SIZE < size["orders"] < 25 * SIZE  # about 20 orders per customer
+    expected = {*steps.PRODUCT_STEPS, *steps.REFERENCE_STEPS}
+    assert set(size["steps"]) == expected
+    for name in expected:
+        summary = size["steps"][name]
+        assert summary["runs"] == 1
+        assert summary["median_seconds"] > 0
+        assert summary["peak_rss_mib"] > 0
+    assert set(stored["dag_parse"]) == {"duckdb", "bigquery"}
+    assert stored["dag_parse"]["duckdb"]["tasks"] == stored["dag_parse"]["bigquery"]["tasks"]
+    assert {t["target"] for t in stored["targets"]} >= {
+        "whole daily pack <= 30 s",
+        "365-day alert history <= 60 s",
+        "DAG parse <= 1 s (DuckDB backend)",
+    }
+    assert any("checks passed" in line for line in lines)  # progress is reported
+
+
+def test_peer_tier_counts_equal_the_products(smoke):
+    _, results, _ = smoke
+    size = results["sizes"][str(SIZE)]
+    counts = size["checks"]["tiers"]["tier_counts"]
+    assert size["checks"]["tiers"]["equal"]
+    for name in ("priority", "daily_pack", "peer_pack"):
+        assert size["runs"][name][0]["result"]["tier_counts"] == counts
+    # the synthetic data puts customers in P1 and P2; P3 (INACTIVE + HIGH) cannot happen
+    assert counts["P1"] > 0 and counts["P2"] > 0 and counts["P3"] == 0
+    pack = size["runs"]["daily_pack"][0]["result"]
+    assert pack["export_rows"] == {t: min(c, 2000) for t, c in counts.items()}
+    assert size["runs"]["peer_pack"][0]["result"]["export_rows"] == pack["export_rows"]
+
+
+def test_alert_history_matches_the_peer(smoke):
+    _, results, _ = smoke
+    history = results["sizes"][str(SIZE)]["checks"]["history"]
+    assert history["equal"] and history["dates_compared"] >= 10
+    assert sum(history["severities"].values()) == 365
+    # the synthetic promotion makes the year hold alerts, not only INFO days
+    assert history["alert_dates"]
+
+
+def test_results_markdown_is_written(smoke):
+    out, _, _ = smoke
+    text = (out / "results.md").read_text()
+    for heading in ("## Machine", "## Targets", "## Results per size", "## DAG parse"):
+        assert heading in text
+    assert f"{SIZE:,} customers" in text
+
+
+def test_scaling_targets_use_the_smallest_and_largest_size(smoke):
+    _, results, _ = smoke
+    small = results["sizes"][str(SIZE)]
+    big = json.loads(json.dumps(small))
+    big["orders"] = small["orders"] * 10
+    for summary in big["steps"].values():
+        summary["median_seconds"] *= 20  # twice linear: every linearity target is missed
+    fake = {**results, "sizes": {str(SIZE): small, str(SIZE * 10): big}}
+    linear = [t for t in report.evaluate_targets(fake) if t["target"].startswith("linear")]
+    assert len(linear) == len(steps.PRODUCT_STEPS)
+    assert all(not t["met"] and abs(t["measured"] - 2.0) < 1e-6 for t in linear)
+    assert "## Scaling" in report.markdown({**fake, "targets": linear})
