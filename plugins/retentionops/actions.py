@@ -138,6 +138,7 @@ def get_operational_context(
     rows = _context_rows(warehouse, day)
     matrix = {status: dict.fromkeys(RISK_LEVELS, 0) for status in STATUSES}
     counts = dict.fromkeys(TIERS, 0)
+    holdouts = dict.fromkeys(TIERS, 0)
     value_sums = dict.fromkeys(TIERS, 0.0)
     median_revenue = 0.0
     for row in rows:
@@ -146,6 +147,7 @@ def get_operational_context(
             matrix[row["status"]][row["risk_level"]] = int(row["customers"])
         elif row["facet"] == "tier":
             counts[row["tier"]] = int(row["customers"])
+            holdouts[row["tier"]] = int(row["holdout_customers"] or 0)
             value_sums[row["tier"]] = float(row["metric_value"] or 0.0)
         elif row["facet"] == "median_total_revenue":
             median_revenue = float(row["metric_value"] or 0.0)
@@ -171,6 +173,8 @@ def get_operational_context(
         "tiers": {
             tier: {
                 "count": counts[tier],
+                # kept out of the exports to measure the effect (holdout_pct)
+                "holdout": holdouts[tier],
                 "name": TIER_NAMES[tier],
                 "definition": tier_definition(settings, tier),
                 "action": getattr(settings, f"{tier.lower()}_action"),
@@ -232,7 +236,11 @@ RUN_LOG_TYPES = {
     "status": "STRING",
     "error_message": "STRING",
     "execution_time_ms": "INT64",
+    "interface": "STRING",
+    "playbook_status": "STRING",
+    "export_status": "STRING",
 }
+INTERFACES = ("dag", "mcp", "cli")
 RUN_STATUSES = ("success", "failed", "skipped")
 
 
@@ -251,8 +259,13 @@ def run_log_record(
     slack_message_ts: str | None = None,
     ticket_id: str | None = None,
     now: dt.datetime | None = None,
+    interface: str = "dag",
+    playbook_status: str | None = None,
+    export_status: str | None = None,
 ) -> dict[str, Any]:
     """Assemble one ``ops_runs_log`` row; unknown values stay NULL."""
+    if interface not in INTERFACES:
+        raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
     if status not in RUN_STATUSES:
         raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
     now = now or dt.datetime.now(dt.UTC)
@@ -284,6 +297,9 @@ def run_log_record(
         status=status,
         error_message=error_message,
         execution_time_ms=int((now - started_at).total_seconds() * 1000) if started_at else None,
+        interface=interface,
+        playbook_status=playbook_status,
+        export_status=export_status,
     )
     return record
 

@@ -103,6 +103,8 @@ class Settings:
     slack_channel: str = "#retention-alerts"
     pilot_slack_channel: str = "#retention-pilot"
     failure_notifications: bool = False  # also notify task failures through Slack
+    # -- impact measurement (design section 8.3) -----------------------------------------
+    holdout_pct: float = field(default=0.0, metadata=_at_least(0))  # share kept out, per tier
     # -- action pack outputs ----------------------------------------------------------
     artifacts_dir: str = "artifacts/runs"
     export_destination: str = ""  # "" = <artifacts_dir>/<date>/; or a folder, or gs://bucket/prefix
@@ -148,6 +150,7 @@ class Settings:
             self._require(exact, name, "a decimal with 3 places at most")
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
+        self._require(0 <= self.holdout_pct <= 100, "holdout_pct", "between 0 and 100")
         for name in ("schedule_start_date", "schedule_end_date"):
             value = getattr(self, name)
             try:

@@ -159,6 +159,7 @@ def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
         urgency_bonus_cap=settings.urgency_bonus_cap,
         urgency_days_per_point=settings.urgency_days_per_point,
         value_proxy_factor=settings.value_proxy_factor,
+        holdout_bp=round(settings.holdout_pct * 100),
     )
     return values
 

@@ -223,7 +223,11 @@ def _run_started_at(dag_run: Any) -> Any:
 
 
 def write_run_log(
-    ds: str | None = None, run_id: str | None = None, ti: Any = None, dag_run: Any = None
+    ds: str | None = None,
+    run_id: str | None = None,
+    ti: Any = None,
+    dag_run: Any = None,
+    params: Any = None,
 ) -> dict:
     """Record the run in ops_runs_log (trigger rule ALL_DONE: runs whatever failed upstream).
 
@@ -245,6 +249,22 @@ def write_run_log(
     response = ti.xcom_pull(task_ids="trigger_playbook") or {}
     fallback = ti.xcom_pull(task_ids="post_slack_fallback") or {}
     posted = bool(response.get("slack_message_ts")) or bool(fallback.get("slack_posted"))
+    alerting = bool(decision) and bool(actions.tiers_for(decision))
+    trigger_state = str(states.get("trigger_playbook", "")).rsplit(".", 1)[-1].lower()
+    if not alerting:
+        playbook_status = "not_needed"
+    elif response:
+        playbook_status = "sent"
+    elif "trigger_playbook" in failed:
+        playbook_status = "failed"
+    elif (params or {}).get("dry_run") and trigger_state == "skipped":
+        playbook_status = "dry_run"
+    else:
+        playbook_status = None  # the run stopped before the playbook
+    if any(step.startswith("export_audience") for step in failed):
+        export_status = "failed"
+    else:
+        export_status = "ok" if exports else "none"
     with open_warehouse(settings) as warehouse:
         error = None
         if failed:
@@ -269,6 +289,8 @@ def write_run_log(
             slack_posted=posted if (response or fallback or failed) else None,
             slack_message_ts=response.get("slack_message_ts"),
             ticket_id=response.get("ticket_id"),
+            playbook_status=playbook_status,
+            export_status=export_status,
         )
         stored = actions.write_run_log(
             warehouse, settings, record, pack.run_log_path(settings, ds, run_id)

@@ -113,5 +113,15 @@ select
         else @p3_action
     end as recommended_action,
     cast(round(cast(total_revenue as float64) * @value_proxy_factor, 2) as numeric) as value_proxy,
+    -- holdout: the first 32 bits of md5(customer_id | run_date), the same on both backends
+    mod(
+        cast(
+            concat(
+                '0x',
+                substr(to_hex(md5(concat(customer_id, '|', cast(@run_date as string)))), 1, 8)
+            ) as int64
+        ),
+        10000
+    ) < @holdout_bp as is_holdout,
     current_timestamp() as created_at
 from scored

@@ -1,6 +1,6 @@
 -- Operational context for @run_date (design section 8.2): the status distribution, the
 -- risk level x status matrix, the queued tier counts and the median total_revenue, as
--- one long table (facet, status, risk_level, tier, customers, metric_value).
+-- one long table (facet, status, risk_level, tier, customers, metric_value, holdout).
 with
 
 statuses as (
@@ -26,7 +26,8 @@ matrix as (
         churn_risk_level as risk_level,
         cast(null as string) as tier,
         count(*) as customers,
-        cast(null as float64) as metric_value
+        cast(null as float64) as metric_value,
+        0 as holdout_customers
     from statuses
     group by retention_status, churn_risk_level
 ),
@@ -38,7 +39,8 @@ tiers as (
         cast(null as string) as risk_level,
         priority_tier as tier,
         count(*) as customers,
-        sum(cast(value_proxy as float64)) as metric_value
+        sum(cast(value_proxy as float64)) as metric_value,
+        countif(is_holdout) as holdout_customers
     from {{ tables.customer_priority }}
     where run_date = @run_date
     group by priority_tier
@@ -51,7 +53,8 @@ median_revenue as (
         cast(null as string) as risk_level,
         cast(null as string) as tier,
         count(*) over () as customers,
-        percentile_cont(cast(total_revenue as float64), 0.5) over () as metric_value
+        percentile_cont(cast(total_revenue as float64), 0.5) over () as metric_value,
+        0 as holdout_customers
     from statuses
 )
 

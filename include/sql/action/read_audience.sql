@@ -18,5 +18,7 @@ from {{ tables.customer_priority }}
 where
     run_date = @run_date
     and priority_tier = @tier
+    -- holdout customers are never contacted: they measure the actions' effect
+    and not is_holdout
 order by priority_score desc, customer_id asc
 limit @row_limit

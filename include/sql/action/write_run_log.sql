@@ -26,7 +26,10 @@ using (
         @brief_link as brief_link,
         @status as status,
         @error_message as error_message,
-        @execution_time_ms as execution_time_ms
+        @execution_time_ms as execution_time_ms,
+        @interface as interface,
+        @playbook_status as playbook_status,
+        @export_status as export_status
 ) as run
     on log.run_id = run.run_id
 when matched then
@@ -53,17 +56,22 @@ when matched then
             brief_link = coalesce(run.brief_link, log.brief_link),
             status = run.status,
             error_message = coalesce(run.error_message, log.error_message),
-            execution_time_ms = coalesce(run.execution_time_ms, log.execution_time_ms)
+            execution_time_ms = coalesce(run.execution_time_ms, log.execution_time_ms),
+            interface = coalesce(run.interface, log.interface),
+            playbook_status = coalesce(run.playbook_status, log.playbook_status),
+            export_status = coalesce(run.export_status, log.export_status)
 when not matched then insert (
     run_id, run_timestamp, alert_date, severity, alert_flag, current_value, baseline_value,
     delta_relative_pct, sample_size, p1_count, p2_count, p3_count, total_exported,
     slack_posted, slack_message_ts, ticket_id, export_p1_link, export_p2_link,
-    export_p3_link, brief_link, status, error_message, execution_time_ms, created_at
+    export_p3_link, brief_link, status, error_message, execution_time_ms, interface,
+    playbook_status, export_status, created_at
 ) values (
     run.run_id, run.run_timestamp, run.alert_date, run.severity, run.alert_flag,
     run.current_value, run.baseline_value, run.delta_relative_pct, run.sample_size,
     run.p1_count, run.p2_count, run.p3_count, run.total_exported, run.slack_posted,
     run.slack_message_ts, run.ticket_id, run.export_p1_link, run.export_p2_link,
     run.export_p3_link, run.brief_link, run.status, run.error_message,
-    run.execution_time_ms, current_timestamp()
+    run.execution_time_ms, run.interface, run.playbook_status, run.export_status,
+    current_timestamp()
 )

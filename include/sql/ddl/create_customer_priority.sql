@@ -17,6 +17,8 @@ create table if not exists {{ tables.customer_priority }} (
     avg_order_value numeric,
     recommended_action string,
     value_proxy numeric,
+    -- a deterministic share of each tier kept out of every export, to measure impact
+    is_holdout bool not null,
     created_at timestamp default current_timestamp()
 )
 partition by run_date

@@ -23,6 +23,11 @@ create table if not exists {{ tables.ops_runs_log }} (
     status string,
     error_message string,
     execution_time_ms int64,
+    -- which interface started the run: dag | mcp | cli
+    interface string,
+    -- sent | failed | dry_run | not_needed (no alert); ok | failed | none (no export)
+    playbook_status string,
+    export_status string,
     created_at timestamp default current_timestamp()
 )
 partition by date(run_timestamp)
