@@ -75,7 +75,7 @@ with DAG(
     max_active_runs=1 if not ON_BIGQUERY else 4,
     max_active_tasks=1 if not ON_BIGQUERY else 8,
     template_searchpath=[str(INCLUDE_DIR)],
-    user_defined_macros={"tables": table_refs(SETTINGS)},
+    user_defined_macros={"tables": table_refs(SETTINGS), "retention_days": SETTINGS.retention_days},
     default_args={
         "owner": "retention-ops",
         "retries": SETTINGS.task_retries,
@@ -121,6 +121,9 @@ with DAG(
         create_tables = bigquery_job("create_tables", bigquery.create_tables_job(TABLES))
     else:
         create_tables = task(task_id="create_tables")(tasks.create_tables)()
+        # BigQuery expires old partitions itself (partition_expiration_days in the DDL).
+        retention = task(task_id="apply_retention")(tasks.apply_retention)()
+        create_tables >> retention
 
     if SETTINGS.detection_mode == "external":
         detect = task(task_id="verify_detection")(tasks.verify_detection)()
@@ -179,6 +182,9 @@ with DAG(
         tasks.post_slack_fallback
     )()
 
-    chain(create_tables, detect, decision, queue, context, branch, [no_alert, warning, critical])
+    chain(
+        retention if not ON_BIGQUERY else create_tables,
+        detect, decision, queue, context, branch, [no_alert, warning, critical],
+    )  # fmt: skip
     chain([warning, critical], brief, tiers, exports, prepare, trigger, fallback, run_log)
     no_alert >> run_log

@@ -69,11 +69,13 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
 
     dag = duckdb_dag
     assert set(dag.task_ids) == {
-        "create_tables", *DETECTION_TASKS, "get_alert_decision", *ACTION_TASKS
+        "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
+        *ACTION_TASKS,
     }
     # a straight chain: create_tables -> SQL1 -> ... -> SQL5 -> decision -> queue -> context
     order = [
-        "create_tables", *DETECTION_TASKS, "get_alert_decision", "build_priority_queue",
+        "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
+        "build_priority_queue",
         "get_operational_context", "choose_playbook",
     ]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):

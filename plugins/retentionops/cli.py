@@ -22,9 +22,10 @@ class CliError(RuntimeError):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from retentionops.detection import DetectionError
     from retentionops.orders import OrdersFileError
+    from retentionops.service import ServiceError
     from retentionops.warehouse import WarehouseError
 
-    return (CliError, SettingsError, DetectionError, OrdersFileError, WarehouseError)
+    return (CliError, SettingsError, DetectionError, OrdersFileError, WarehouseError, ServiceError)
 
 
 def _print_json(value: Any) -> None:
@@ -190,6 +191,12 @@ def cmd_playbook_sim(args: argparse.Namespace, settings: Any) -> None:
         raise SystemExit(code)
 
 
+def cmd_health(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops.health import get_health
+
+    _print_json(get_health(settings, getattr(args, "from"), args.to))
+
+
 def cmd_settings(args: argparse.Namespace, settings: Any) -> None:
     _print_json(settings.as_dict())
 
@@ -276,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sim_arguments(sim)
     sim.set_defaults(handler=cmd_playbook_sim)
+
+    health = commands.add_parser("health", help="run, webhook and export health from the log")
+    health.add_argument("--from", required=True, metavar="YYYY-MM-DD")
+    health.add_argument("--to", required=True, metavar="YYYY-MM-DD")
+    health.set_defaults(handler=cmd_health)
 
     show = commands.add_parser("settings", help="print the effective settings as JSON")
     show.set_defaults(handler=cmd_settings)

@@ -103,6 +103,8 @@ class Settings:
     slack_channel: str = "#retention-alerts"
     pilot_slack_channel: str = "#retention-pilot"
     failure_notifications: bool = False  # also notify task failures through Slack
+    # -- retention (design 6.1): older partitions are removed ---------------------------
+    retention_days: int = field(default=90, metadata=_at_least(1))
     # -- impact measurement (design section 8.3) -----------------------------------------
     holdout_pct: float = field(default=0.0, metadata=_at_least(0))  # share kept out, per tier
     # -- action pack outputs ----------------------------------------------------------

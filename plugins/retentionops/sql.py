@@ -34,6 +34,7 @@ TABLES = (
     "alert_logic",
     "customer_priority",
     "ops_runs_log",
+    "ops_health_daily",
 )
 
 # Parameters whose BigQuery type cannot be inferred from a templated string value.
@@ -68,8 +69,14 @@ def sql_path(name: str) -> str:
 
 
 def render(name: str, settings: Settings) -> str:
-    """Render one SQL file to BigQuery text with this backend's table names."""
-    return _jinja().get_template(sql_path(name)).render(tables=table_refs(settings))
+    """Render one SQL file to BigQuery text with this backend's table names.
+
+    Besides table names only ``retention_days`` is templated: DDL options cannot be query
+    parameters in BigQuery.
+    """
+    return _jinja().get_template(sql_path(name)).render(
+        tables=table_refs(settings), retention_days=settings.retention_days
+    )
 
 
 def _wrap_integer_division_operands(node):  # sqlglot expression in, expression out

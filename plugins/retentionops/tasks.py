@@ -24,6 +24,34 @@ def create_tables() -> None:
         warehouse.ensure_tables()
 
 
+#: Tables whose old partitions are removed (design 6.1); alert_logic and the audit log stay.
+RETAINED_TABLES = (
+    ("base_customers", "snapshot_date"),
+    ("retention_snapshot", "snapshot_date"),
+    ("churn_detection", "snapshot_date"),
+    ("cohort_retention_evolution", "snapshot_date"),
+    ("customer_priority", "run_date"),
+)
+
+
+def apply_retention(ds: str | None = None) -> dict[str, int]:
+    """Delete partitions older than ``retention_days`` before the run date (DuckDB backend).
+
+    On BigQuery the same tables carry ``partition_expiration_days`` instead.
+    """
+    import datetime as dt
+
+    settings = load_settings()
+    cutoff = detection.as_date(ds) - dt.timedelta(days=settings.retention_days)
+    with open_warehouse(settings) as warehouse:
+        deleted = {
+            table: warehouse.delete_before(table, field, cutoff)
+            for table, field in RETAINED_TABLES
+        }
+    log.info("retention: removed rows dated before %s: %s", cutoff, deleted)
+    return deleted
+
+
 def run_detection_step(table: str, ds: str | None = None) -> int:
     """Replace the run date's rows of one detection table (SQL1..SQL5)."""
     settings = load_settings()

@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: Tables derived from orders; replacing the orders makes their old rows stale.
-DERIVED_TABLES = tuple(name for name in TABLES if name != "orders")
+DERIVED_TABLES = (
+    "base_customers",
+    "retention_snapshot",
+    "churn_detection",
+    "cohort_retention_evolution",
+    "alert_logic",
+    "customer_priority",
+)
 
 
 class WarehouseError(RuntimeError):
@@ -135,12 +142,26 @@ class DuckDBWarehouse:
         return int(written)
 
     def count_rows(self, table: str, partition_field: str, day: dt.date) -> int:
+        """Rows of one date; 0 when the table does not exist yet (works read-only)."""
+        import duckdb
+
+        target = table_refs(self.settings)[table]
+        try:
+            (count,) = self.con.execute(
+                f"select count(*) from {target} where {partition_field} = $day", {"day": day}
+            ).fetchone()
+        except duckdb.CatalogException:
+            return 0
+        return int(count)
+
+    def delete_before(self, table: str, partition_field: str, cutoff: dt.date) -> int:
+        """Drop a table's rows dated before ``cutoff`` (retention of old partitions)."""
         target = table_refs(self.settings)[table]
         self.ensure_tables((table,))
-        (count,) = self.con.execute(
-            f"select count(*) from {target} where {partition_field} = $day", {"day": day}
+        (deleted,) = self.con.execute(
+            f"delete from {target} where {partition_field} < $cutoff", {"cutoff": cutoff}
         ).fetchone()
-        return int(count)
+        return int(deleted)
 
     def replace_orders(self, frame: pd.DataFrame) -> int:
         """Replace the whole orders table atomically; derived tables are cleared as stale.

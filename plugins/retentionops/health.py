@@ -1,0 +1,48 @@
+"""Meta-monitoring (design section 15) from the ``ops_health_daily`` view of ops_runs_log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retentionops.detection import DetectionError, as_date
+from retentionops.service import ServiceError
+from retentionops.settings import Settings
+from retentionops.warehouse import open_warehouse
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
+    """Run success, webhook failure and export success rates, timing, alerts per month."""
+    try:
+        start, end = as_date(from_date), as_date(to_date)
+    except DetectionError as error:
+        raise ServiceError(str(error)) from None
+    if start > end:
+        raise ServiceError(f"from {start} is after to {end}")
+    with open_warehouse(settings) as warehouse:
+        warehouse.ensure_tables(("ops_runs_log", "ops_health_daily"))
+        months = warehouse.query("action/get_health", {"from_date": start, "to_date": end})
+    total = {key: sum(int(m[key] or 0) for m in months) for key in (
+        "runs", "successful_runs", "skipped_runs", "failed_runs", "webhook_calls",
+        "webhook_failures", "export_runs", "export_failures", "timed_runs",
+        "total_execution_ms", "alert_days",
+    )}  # fmt: skip
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "runs": total["runs"],
+        # a run that ended skipped (no alert) did its job: it counts as a success
+        "run_success_rate": _rate(total["successful_runs"] + total["skipped_runs"], total["runs"]),
+        "webhook_failure_rate": _rate(total["webhook_failures"], total["webhook_calls"]),
+        "export_success_rate": _rate(
+            total["export_runs"] - total["export_failures"], total["export_runs"]
+        ),
+        "average_execution_ms": round(total["total_execution_ms"] / total["timed_runs"])
+        if total["timed_runs"]
+        else None,
+        "alerts_per_month": {m["month"].strftime("%Y-%m"): int(m["alert_days"]) for m in months},
+        "counts": total,
+    }

@@ -1,0 +1,161 @@
+"""measure_impact against a hand count, recommended actions, health rates, and retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from retentionops import actions, detection, health, impact, service, tasks
+from retentionops.settings import load_settings
+
+D = "2011-03-01"
+
+
+def in_holdout(customer_id: str, day: str, pct: float) -> bool:
+    # the rule, computed independently of the SQL: first 32 bits of md5(id|date) mod 10000
+    digest = hashlib.md5(f"{customer_id}|{day}".encode()).hexdigest()
+    return int(digest[:8], 16) % 10000 < pct * 100
+
+
+@pytest.fixture
+def holdout_settings(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("RETENTIONOPS_HOLDOUT_PCT", "30")
+    monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
+    return load_settings()
+
+
+@pytest.fixture
+def impact_data(load_orders, holdout_settings):
+    # 20 customers ordering on 01-01 and 01-02: on 03-01 they are AT_RISK (58 days) with a
+    # frequency drop -> MEDIUM -> all P2, all with the same score. c00..c09 buy again on
+    # 03-15 (inside 30 days), c10 and c11 on 04-15 (outside); history reaches 04-15.
+    rows = []
+    for i in range(20):
+        cid = f"c{i:02d}"
+        rows += [(cid, f"{cid}-1", "2011-01-01", 10), (cid, f"{cid}-2", "2011-01-02", 10)]
+        if i < 10:
+            rows.append((cid, f"{cid}-3", "2011-03-15", 25))
+        elif i < 12:
+            rows.append((cid, f"{cid}-3", "2011-04-15", 25))
+    load_orders(rows).close()
+    return [f"c{i:02d}" for i in range(20)]
+
+
+def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_path):
+    customers = impact_data
+    built = service.build_priority_queue(holdout_settings, D, interface="cli")
+    assert built["tiers"]["P2"] == 20
+    exported = service.export_audience(holdout_settings, D, "P2", interface="cli")
+    holdout = {c for c in customers if in_holdout(c, D, 30)}
+    treated = set(customers) - holdout
+    assert 0 < len(holdout) < 20  # the hash splits this set (checked, not assumed)
+    # holdout customers never appear in an export
+    lines = (tmp_path / "runs" / D / f"audience_p2_{D}.csv").read_text().splitlines()[1:]
+    assert {line.split(",")[1] for line in lines} == treated
+    assert exported["row_count"] == len(treated)
+
+    result = impact.measure_impact(holdout_settings, exported["run_id"], horizon_days=30)
+    assert result["measurable"] is True and result["tiers"] == ["P2"]
+    p2 = result["per_tier"]["P2"]
+    buyers = {f"c{i:02d}" for i in range(10)}  # 04-15 is outside the 30 days
+    assert (p2["treated_customers"], p2["treated_repurchasers"]) == (
+        len(treated), len(treated & buyers)
+    )
+    assert (p2["holdout_customers"], p2["holdout_repurchasers"]) == (
+        len(holdout), len(holdout & buyers)
+    )
+    assert p2["treated_rate"] == pytest.approx(len(treated & buyers) / len(treated))
+    assert p2["uplift"] == pytest.approx(
+        len(treated & buyers) / len(treated) - len(holdout & buyers) / len(holdout)
+    )
+    assert p2["ci_low"] < p2["uplift"] < p2["ci_high"]
+
+    # 60 days would end on 04-30, after the last order (04-15): not measurable yet
+    later = impact.measure_impact(holdout_settings, exported["run_id"], horizon_days=60)
+    assert later["measurable"] is False and later["measurable_from"] == "2011-05-01"
+    with pytest.raises(service.ServiceError, match="no run 'nope'"):
+        impact.measure_impact(holdout_settings, "nope")
+
+
+def test_recommended_action(impact_data, holdout_settings, load_orders):
+    service.build_priority_queue(holdout_settings, D, interface="cli")
+    queued = impact.recommended_action(holdout_settings, "c00", D)
+    assert queued["queued"] is True and queued["tier"] == "P2"
+    assert queued["recommended_action"] == "Win-back sequence + free shipping / discount"
+    assert queued["holdout"] is in_holdout("c00", D, 30)
+    with pytest.raises(service.ServiceError, match="no order on or before"):
+        impact.recommended_action(holdout_settings, "zz", D)
+    with pytest.raises(service.ServiceError, match="build_priority_queue"):
+        impact.recommended_action(holdout_settings, "c00", "2011-02-01")
+
+
+def test_not_queued_customer_gets_the_reason(load_orders, settings):
+    load_orders([("solo", "1", "2011-01-10", 5)]).close()  # AT_RISK, one order: LOW
+    service.build_priority_queue(settings, D, interface="cli")
+    answer = impact.recommended_action(settings, "solo", D)
+    assert answer["queued"] is False and answer["tier"] is None
+    assert answer["reason"].startswith("AT_RISK + LOW risk matches no tier")
+    assert "P2 takes AT_RISK + HIGH or MEDIUM risk" in answer["reason"]
+
+
+def log(warehouse, settings, day, status, playbook=None, export=None, alert=False, ms=None):
+    start = dt.datetime(2011, 7, 1, tzinfo=dt.UTC)
+    record = actions.run_log_record(
+        run_id=f"run-{day}-{status}", run_date=day, status=status,
+        decision={"alert_flag": alert, "severity": "WARNING" if alert else "INFO"},
+        started_at=start if ms is not None else None,
+        now=start + dt.timedelta(milliseconds=ms or 0),
+        playbook_status=playbook, export_status=export,
+    )  # fmt: skip
+    actions.write_run_log(warehouse, settings, record)
+
+
+def test_health_on_a_hand_made_log(warehouse, settings):
+    log(warehouse, settings, "2011-05-01", "success", "sent", "ok", True, 1000)
+    log(warehouse, settings, "2011-05-02", "skipped", "not_needed", "none", False, 3000)
+    log(warehouse, settings, "2011-05-03", "failed", "failed", "ok", True)
+    log(warehouse, settings, "2011-06-10", "success", "sent", "ok", True, 2000)
+    log(warehouse, settings, "2011-06-11", "failed", None, "failed", True, 500)
+    log(warehouse, settings, "2011-08-01", "success", "sent", "ok", True, 9999)  # outside
+    warehouse.close()
+    result = health.get_health(settings, "2011-05-01", "2011-06-30")
+    assert result["runs"] == 5
+    assert result["run_success_rate"] == 0.6  # success 2 + skipped 1 of 5
+    assert result["webhook_failure_rate"] == 0.3333  # 1 failed of 3 calls
+    assert result["export_success_rate"] == 0.75  # 3 ok of 4 runs that exported
+    assert result["average_execution_ms"] == 1625  # (1000 + 3000 + 2000 + 500) / 4
+    assert result["alerts_per_month"] == {"2011-05": 2, "2011-06": 2}
+    empty = health.get_health(settings, "2012-01-01", "2012-01-31")
+    assert empty["runs"] == 0 and empty["run_success_rate"] is None
+
+
+def test_health_cli(warehouse, settings, capsys):
+    import json
+
+    from retentionops.cli import main
+
+    log(warehouse, settings, "2011-05-01", "success", "sent", "ok", True, 1000)
+    warehouse.close()
+    assert main(["health", "--from", "2011-05-01", "--to", "2011-05-31"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_success_rate"] == 1.0
+    assert main(["health", "--from", "2011-06-01", "--to", "2011-05-31"]) == 2
+    assert "after" in capsys.readouterr().err
+
+
+def test_retention_removes_old_partitions_only(load_orders, settings, monkeypatch):
+    warehouse = load_orders([("a", "1", "2011-01-01", 10), ("a", "2", "2011-01-05", 10)])
+    for day in ("2011-01-10", "2011-03-01", "2011-04-15"):
+        detection.run_detection(warehouse, settings, day)
+        actions.build_priority_queue(warehouse, settings, day)
+    warehouse.close()
+    monkeypatch.setenv("RETENTIONOPS_RETENTION_DAYS", "60")
+    deleted = tasks.apply_retention(ds="2011-04-15")  # cutoff 2011-02-14
+    assert deleted["retention_snapshot"] == 1 and deleted["base_customers"] == 1
+    with __import__("duckdb").connect(str(settings.duckdb_file), read_only=True) as con:
+        days = con.execute("select distinct snapshot_date from retention_snapshot order by 1")
+        assert [d for (d,) in days.fetchall()] == [dt.date(2011, 3, 1), dt.date(2011, 4, 15)]
+        # the alert history and the audit log are kept
+        (alerts,) = con.execute("select count(*) from alert_logic").fetchone()
+        assert alerts == 3
