@@ -325,3 +325,30 @@ def test_secrets_never_leave_the_connection(
         for name, text in (("logs", logs), ("artifacts", artifacts), ("table", table),
                            ("xcom", xcoms)):  # fmt: skip
             assert secret not in text, f"{secret} leaked into {name}"
+
+
+def test_backfill_a_few_days(run_dag, tmp_path):
+    # each date's run gives its own answer, in any order (here newest first) ...
+    for day in ("2011-05-14", "2011-05-13", "2011-05-12"):
+        dag_run, _ = run_dag(day)
+        assert str(dag_run.state).endswith("success")
+    rows = query(
+        tmp_path, "select alert_date, severity, status from ops_runs_log order by alert_date"
+    )
+    assert [(str(d), s, st) for d, s, st in rows] == [
+        ("2011-05-12", "INFO", "skipped"),
+        ("2011-05-13", "CRITICAL", "success"),
+        ("2011-05-14", "CRITICAL", "success"),
+    ]
+    # ... and `airflow backfill create` plans exactly these dates again (the DAG is now in
+    # the metadata database; completed runs are re-run on request)
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    planned = subprocess.run(
+        [sys.executable, "-m", "airflow", "backfill", "create", "--dag-id", "retention_ops",
+         "--from-date", "2011-05-12", "--to-date", "2011-05-14",
+         "--reprocess-behavior", "completed", "--dry-run"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    for day in ("2011-05-12", "2011-05-13", "2011-05-14"):
+        assert f"{day} 00:00:00+00:00" in planned.stdout
