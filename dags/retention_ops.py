@@ -57,6 +57,18 @@ from retentionops.sql import TABLES, table_refs
 
 SETTINGS = load_settings()
 ON_BIGQUERY = SETTINGS.warehouse_backend == "bigquery"
+
+on_failure = [tasks.record_task_failure]
+if SETTINGS.failure_notifications:
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    on_failure.append(
+        SlackWebhookNotifier(
+            slack_webhook_conn_id=SETTINGS.slack_conn_id,
+            text=":red_circle: retention_ops {{ ds }}: task {{ ti.task_id }} failed "
+            "(run {{ run_id }}); the run's ops_runs_log row has the error.",
+        )
+    )
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 
 with DAG(
@@ -82,7 +94,7 @@ with DAG(
         "retry_delay": dt.timedelta(seconds=SETTINGS.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
-        "on_failure_callback": tasks.record_task_failure,
+        "on_failure_callback": on_failure,
     },
     tags=["retention", "retentionops", SETTINGS.warehouse_backend],
     params={

@@ -262,3 +262,13 @@ def test_bigquery_priority_queue_job(bigquery_dag):
     assert params["p1_value_filter"]["parameterValue"] == {"value": "false"}
     assert params["value_proxy_factor"]["parameterType"]["type"] == "FLOAT64"
     assert params["run_date"]["parameterValue"] == {"value": "2011-05-13"}
+
+
+def test_failure_notifications_use_the_slack_notifier(monkeypatch):
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    bag = load_dagbag(monkeypatch, RETENTIONOPS_FAILURE_NOTIFICATIONS="true")
+    task = bag.dags[DAG_ID].get_task("trigger_playbook")
+    callbacks = task.on_failure_callback
+    assert any(isinstance(c, SlackWebhookNotifier) for c in callbacks)
+    assert any(getattr(c, "__name__", "") == "record_task_failure" for c in callbacks)
