@@ -15,7 +15,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test lint lock sample artifacts airflow bench clean
+.PHONY: install demo test lint lock sample artifacts airflow bench mcp-demo clean
 
 # Run a command with the local playbook simulator standing in for the Make webhook: it
 # listens on a free port of 127.0.0.1, writes its (secret) hook URL to a file, and the
@@ -101,6 +101,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
+
+# The design's 90-second demo through the MCP server (stdio), in a throwaway workspace.
+mcp-demo: $(STAMP)
+	$(BIN)/python scripts/demo_90s.py
 
 # Speed and memory at 10 k, 100 k and 1 M customers against the DuckDB floor and a pandas
 # peer; writes bench/results.md and bench/results.json (about 12 minutes on 2 cores).

@@ -197,6 +197,14 @@ def cmd_health(args: argparse.Namespace, settings: Any) -> None:
     _print_json(get_health(settings, getattr(args, "from"), args.to))
 
 
+def cmd_mcp(args: argparse.Namespace, settings: Any) -> None:
+    from retentionops.mcp_server import run_from_args
+
+    code = run_from_args(args)
+    if code:
+        raise SystemExit(code)
+
+
 def cmd_settings(args: argparse.Namespace, settings: Any) -> None:
     _print_json(settings.as_dict())
 
@@ -288,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--from", required=True, metavar="YYYY-MM-DD")
     health.add_argument("--to", required=True, metavar="YYYY-MM-DD")
     health.set_defaults(handler=cmd_health)
+
+    from retentionops.mcp_server import add_arguments as add_mcp_arguments
+
+    mcp = commands.add_parser("mcp", help="serve the design's tools over MCP (stdio or http)")
+    add_mcp_arguments(mcp)
+    mcp.set_defaults(handler=cmd_mcp)
 
     show = commands.add_parser("settings", help="print the effective settings as JSON")
     show.set_defaults(handler=cmd_settings)

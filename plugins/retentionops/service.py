@@ -77,7 +77,11 @@ def build_priority_queue(
             _log(warehouse, settings, run_id=run_id, run_date=day, status="failed",
                  started_at=started, interface=interface,
                  error_message=f"step build_priority_queue failed: {error}")  # fmt: skip
-            raise ServiceError(str(error)) from None
+            raise ServiceError(
+                f"cannot build the queue for {day}: no orders on or before that date"
+                if "no alert decision" in str(error)
+                else str(error)
+            ) from None
         _log(warehouse, settings, run_id=run_id, run_date=day, status="success",
              started_at=started, decision=decision, counts=counts, interface=interface)  # fmt: skip
     return {"run_id": run_id, "run_date": day.isoformat(), "tiers": counts, "decision": decision}

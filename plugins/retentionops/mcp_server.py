@@ -1,0 +1,366 @@
+"""The design's MCP interface (section 8): one tool per operation, on the official ``mcp`` SDK.
+
+Every tool calls the same library function as the DAG (``retentionops.service``, ``impact``,
+``health``), so an assistant reads and writes exactly what a DAG run would; each write leaves
+an ``ops_runs_log`` row with ``interface = 'mcp'``.
+
+- Reads (``readOnlyHint``): ``get_alert_decision``, ``get_operational_context``,
+  ``get_recommended_action``, ``measure_impact``, ``get_health``.
+- Idempotent writes (``readOnlyHint=False, destructiveHint=False, idempotentHint=True``):
+  ``build_priority_queue``, ``generate_brief``, ``export_audience``.
+- ``trigger_playbook``: posts to Slack and opens a ticket through the Make webhook
+  (``destructiveHint=True, idempotentHint=False, openWorldHint=True``).
+
+A user error (bad date, unknown tier, no data for the date, webhook down) comes back as a tool
+error (``isError``) with the library's message; anything unexpected as a short message naming
+the tool, with the traceback on stderr only. Calls are serialised: DuckDB has one writer.
+
+Run it with ``retentionops mcp`` (stdio by default, ``--transport http`` for streamable HTTP
+on 127.0.0.1:8766) or ``python -m retentionops.mcp_server``. Nothing is opened at import time;
+the ``mcp`` SDK itself is imported by :func:`build_server`.
+"""
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from retentionops.settings import Settings
+
+SERVER_NAME = "retentionops"
+DEFAULT_TRANSPORT = "stdio"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8766
+HTTP_PATH = "/mcp"
+MAX_EXPORT_LIMIT = 100_000
+INTERFACE = "mcp"
+
+log = logging.getLogger("retentionops.mcp")
+
+# -- typed inputs (JSON schema: pattern, enums, bounds, descriptions) -----------------------
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+RunDate = Annotated[
+    str,
+    Field(
+        pattern=DATE_PATTERN,
+        description="The run date (the alert date), YYYY-MM-DD, e.g. 2011-05-13.",
+    ),
+]
+FromDate = Annotated[str, Field(pattern=DATE_PATTERN, description="First day, YYYY-MM-DD.")]
+ToDate = Annotated[
+    str, Field(pattern=DATE_PATTERN, description="Last day (inclusive), YYYY-MM-DD.")
+]
+BriefFormat = Annotated[
+    Literal["markdown", "slack", "email"],
+    Field(description="Brief format: slack (default), email or markdown."),
+]
+Tier = Annotated[
+    Literal["P1", "P2", "P3"],
+    Field(description="Priority tier: P1 Prevention, P2 Intervention, P3 Win-back."),
+]
+Destination = Annotated[
+    Literal["csv", "gsheet"] | None,
+    Field(
+        description="csv (a file) or gsheet (a tab of the configured spreadsheet); "
+        "default: the export_kind setting (csv unless configured)."
+    ),
+]
+Folder = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        description="Where a csv goes: a local folder or gs://bucket/prefix; default: the "
+        "export_destination setting (the run's artifacts folder).",
+    ),
+]
+RolloutMode = Annotated[
+    Literal["shadow", "pilot", "production"] | None,
+    Field(
+        description="shadow (nothing reaches people), pilot (pilot channel) or production; "
+        "default: the rollout_mode setting."
+    ),
+]
+CustomerId = Annotated[
+    str, Field(min_length=1, max_length=64, description="The customer id, e.g. 12347.")
+]
+RunId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="A run id from ops_runs_log (returned by trigger_playbook or "
+        "export_audience, or a DAG run's id).",
+    ),
+]
+HorizonDays = Annotated[
+    int,
+    Field(ge=1, le=365, description="Repurchase window after the run date, in days."),
+]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is meant for the caller (clear, no secrets)."""
+    from retentionops.detection import DetectionError
+    from retentionops.service import ServiceError
+    from retentionops.settings import SettingsError
+    from retentionops.warehouse import WarehouseError
+
+    return (ServiceError, SettingsError, DetectionError, WarehouseError)
+
+
+def _annotations(**hints: Any) -> Any:
+    from mcp_types import ToolAnnotations
+
+    return ToolAnnotations(**hints)
+
+
+def build_server(settings: "Settings | None" = None) -> "MCPServer":
+    """The MCP server with the design's tools, bound to one settings object."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from retentionops import service
+    from retentionops.settings import load_settings
+
+    settings = settings if settings is not None else load_settings()
+    lock = threading.Lock()  # one operation at a time: DuckDB allows one writer
+    user_errors = _user_errors()
+
+    def call(tool: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            try:
+                return operation(settings, *args, **kwargs)
+            except user_errors as error:
+                raise ToolError(str(error)) from None
+            except Exception:
+                log.exception("tool %s failed unexpectedly", tool)
+                raise ToolError(
+                    f"{tool} failed unexpectedly; the server log (stderr) has the details"
+                ) from None
+
+    server: MCPServer = MCPServer(
+        SERVER_NAME,
+        title="RetentionOps",
+        instructions=(
+            "Retention alerting and action tools. Typical flow for a date: "
+            "get_alert_decision -> build_priority_queue -> get_operational_context -> "
+            "generate_brief -> export_audience (P1, P2, P3 per severity) -> trigger_playbook. "
+            "Dates are YYYY-MM-DD. trigger_playbook posts to Slack and opens a ticket: "
+            "confirm with a person first."
+        ),
+        log_level="INFO",
+    )
+    read = _annotations(read_only_hint=True, open_world_hint=False)
+
+    # -- v1 (design 8.2) ---------------------------------------------------------------
+    @server.tool(title="Alert decision", annotations=read)
+    def get_alert_decision(date: RunDate) -> dict[str, Any]:
+        """The SQL5 alert decision for a date: severity (INFO/WARNING/CRITICAL), alert flag,
+        AT_RISK share against its 7-day baseline, thresholds and sample size. Read-only."""
+        return call("get_alert_decision", service.get_alert_decision, date)
+
+    @server.tool(title="Operational context", annotations=read)
+    def get_operational_context(date: RunDate) -> dict[str, Any]:
+        """Status distribution, risk by status, P1/P2/P3 counts (with reasons for empty tiers)
+        and the tiers the severity exports, for a date whose queue was built. Read-only."""
+        return call("get_operational_context", service.get_operational_context, date)
+
+    @server.tool(
+        title="Build priority queue",
+        annotations=_annotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    def build_priority_queue(date: RunDate) -> dict[str, Any]:
+        """Run detection (SQL1-SQL5) for the date and (re)write its customer_priority rows;
+        returns the P1/P2/P3 counts, the decision and the run id logged in ops_runs_log."""
+        return call("build_priority_queue", service.build_priority_queue, date, interface=INTERFACE)
+
+    @server.tool(
+        title="Generate brief",
+        annotations=_annotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    def generate_brief(date: RunDate, format: BriefFormat = "slack") -> dict[str, Any]:
+        """The manager-ready brief for the date (situation, tiers, actions, links) in one
+        format; also writes the brief files and chart of the run. Needs the queue built."""
+        return call("generate_brief", service.generate_brief, date, format, interface=INTERFACE)
+
+    default_limit = min(settings.export_limit, MAX_EXPORT_LIMIT)
+
+    @server.tool(
+        title="Export audience",
+        annotations=_annotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
+    )
+    def export_audience(
+        date: RunDate,
+        tier: Tier,
+        destination: Destination = None,
+        limit: Annotated[
+            int, Field(ge=1, le=MAX_EXPORT_LIMIT, description="Rows at most, best score first.")
+        ] = default_limit,
+        folder: Folder = None,
+    ) -> dict[str, Any]:
+        """Export one tier's ranked audience (holdout customers excluded) as a CSV or a
+        Google Sheets tab; returns the link and row count. Needs the queue built."""
+        return call(
+            "export_audience",
+            service.export_audience,
+            date,
+            tier,
+            destination=folder,
+            kind=destination,
+            limit=limit,
+            interface=INTERFACE,
+        )
+
+    @server.tool(
+        title="Trigger playbook",
+        annotations=_annotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    def trigger_playbook(date: RunDate, rollout_mode: RolloutMode = None) -> dict[str, Any]:
+        """Send the date's playbook to the Make webhook (Slack post + ticket; CRITICAL escalates),
+        after exporting the tiers of the severity; logs the ticket id. Refused for a date
+        without an alert. Not idempotent: each call posts again."""
+        return call(
+            "trigger_playbook",
+            service.trigger_playbook,
+            date,
+            rollout_mode=rollout_mode,
+            interface=INTERFACE,
+        )
+
+    # -- v2 (design 8.3) and health (design 15) ----------------------------------------
+    @server.tool(title="Recommended action", annotations=read)
+    def get_recommended_action(customer_id: CustomerId, date: RunDate) -> dict[str, Any]:
+        """One customer's tier, recommended action and reason at a date, or why the customer
+        is not queued (and whether it is in the holdout). Read-only."""
+        from retentionops import impact
+
+        return call("get_recommended_action", impact.recommended_action, customer_id, date)
+
+    @server.tool(title="Measure impact", annotations=read)
+    def measure_impact(run_id: RunId, horizon_days: HorizonDays = 30) -> dict[str, Any]:
+        """Treated vs holdout repurchase rates per exported tier of a run within the horizon,
+        the uplift with a 95 % interval and the illustrative revenue protected; before the
+        horizon has passed, the date it becomes measurable. Read-only."""
+        from retentionops import impact
+
+        return call("measure_impact", impact.measure_impact, run_id, horizon_days)
+
+    @server.tool(title="Health", annotations=read)
+    def get_health(from_date: FromDate, to_date: ToDate) -> dict[str, Any]:
+        """Meta-monitoring from ops_runs_log over a date range: run success rate, webhook
+        failure rate, export success rate, average execution time, alerts per month."""
+        from retentionops import health
+
+        return call("get_health", health.get_health, from_date, to_date)
+
+    return server
+
+
+# -- command line (wired by ``retentionops mcp``) -----------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``retentionops mcp``."""
+    parser.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default=DEFAULT_TRANSPORT,
+        help="stdio for a local MCP client (default), http for streamable HTTP",
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"HTTP address (default {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})"
+    )
+
+
+def _configure_logging() -> None:
+    """Everything to stderr: on stdio, stdout is the protocol channel."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
+async def _serve_http(server: "MCPServer", host: str, port: int) -> None:
+    """Streamable HTTP at ``http://HOST:PORT/mcp``; uvicorn's logs go to stderr too."""
+    import uvicorn
+
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("serving MCP on %s without authentication: keep it on a private network", host)
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="info")
+    log.info("RetentionOps MCP server on http://%s:%s%s (streamable HTTP)", host, port, HTTP_PATH)
+    await uvicorn.Server(config).serve()
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve until the client disconnects (stdio) or SIGINT (http); 2 on a settings error."""
+    import anyio
+
+    from retentionops.settings import SettingsError, load_settings
+
+    _configure_logging()
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except SettingsError as error:
+        print(f"retentionops mcp: error: {error}", file=sys.stderr)
+        return 2
+    server = build_server(settings)
+    try:
+        if getattr(args, "transport", DEFAULT_TRANSPORT) == "http":
+            anyio.run(
+                _serve_http,
+                server,
+                getattr(args, "host", DEFAULT_HOST),
+                getattr(args, "port", DEFAULT_PORT),
+            )
+        else:
+            log.info("RetentionOps MCP server on stdio")
+            server.run("stdio")
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser(prog: str = "retentionops-mcp") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="RetentionOps MCP server.")
+    parser.add_argument("--config", metavar="FILE", help="settings YAML")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_from_args(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

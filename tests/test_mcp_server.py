@@ -1,0 +1,409 @@
+"""The MCP server end to end: a real subprocess over stdio, driven by the SDK's client.
+
+One server session (module fixture) walks every tool on the bundled sample, with the
+playbook simulator as the Make webhook; the tests then compare what came back with the
+library computed directly in this process (the DAG's code) on the same warehouse.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from retentionops import actions, detection, health, impact
+from retentionops.playbook_sim import PlaybookSimulator
+from retentionops.settings import load_settings
+from retentionops.warehouse import open_warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+CRITICAL, WARNING, QUIET = "2011-05-13", "2011-09-09", "2011-07-01"
+
+READS = {
+    "get_alert_decision",
+    "get_operational_context",
+    "get_recommended_action",
+    "measure_impact",
+    "get_health",
+}
+WRITES = {"build_priority_queue", "generate_brief", "export_audience"}
+REQUIRED = {
+    "get_alert_decision": ["date"],
+    "get_operational_context": ["date"],
+    "build_priority_queue": ["date"],
+    "generate_brief": ["date"],
+    "export_audience": ["date", "tier"],
+    "trigger_playbook": ["date"],
+    "get_recommended_action": ["customer_id", "date"],
+    "measure_impact": ["run_id"],
+    "get_health": ["from_date", "to_date"],
+}
+
+
+def _env(base: Path) -> dict[str, str]:
+    return {
+        "RETENTIONOPS_DUCKDB_PATH": str(base / "warehouse.duckdb"),
+        "RETENTIONOPS_ARTIFACTS_DIR": str(base / "artifacts"),
+    }
+
+
+class Recorder:
+    """Calls a tool and keeps (is_error, structured content or error text) by label."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.results = session, {}
+
+    async def __call__(self, label: str, tool: str, **arguments: Any) -> Any:
+        result = await self.session.call_tool(tool, arguments)
+        if result.is_error:
+            value = " ".join(getattr(block, "text", "") for block in result.content)
+        else:
+            value = result.structured_content
+        self.results[label] = (bool(result.is_error), value)
+        return value
+
+
+async def _conversation(env: dict[str, str], base: Path, sim: PlaybookSimulator) -> dict:
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "retentionops.mcp_server"],
+        env=env,
+        cwd=str(ROOT),
+    )
+    with (base / "server_stderr.log").open("w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write, read_timeout_seconds=60) as session,
+        ):
+            await session.initialize()
+            listed = (await session.list_tools()).tools
+            call = Recorder(session)
+            # errors first: nothing has been computed yet
+            await call("context_before_queue", "get_operational_context", date=CRITICAL)
+            await call("impossible_date", "get_alert_decision", date="2011-02-30")
+            await call("bad_format", "get_alert_decision", date="13/05/2011")
+            await call("no_orders", "get_alert_decision", date="2009-01-01")
+            await call("no_orders_queue", "build_priority_queue", date="2009-01-01")
+            await call("export_no_queue", "export_audience", date=CRITICAL, tier="P1")
+            # the design's flow for the CRITICAL date
+            for day in (CRITICAL, WARNING, QUIET):
+                await call(f"decision_{day}", "get_alert_decision", date=day)
+            await call("queue", "build_priority_queue", date=CRITICAL)
+            await call("context", "get_operational_context", date=CRITICAL)
+            await call("brief", "generate_brief", date=CRITICAL)
+            await call("brief_email", "generate_brief", date=CRITICAL, format="email")
+            await call("brief_bad_format", "generate_brief", date=CRITICAL, format="pdf")
+            p1 = await call("export_p1", "export_audience", date=CRITICAL, tier="P1")
+            await call(
+                "export_p2",
+                "export_audience",
+                date=CRITICAL,
+                tier="P2",
+                destination="csv",
+                limit=120,
+                folder=str(base / "exports"),
+            )
+            await call("export_p4", "export_audience", date=CRITICAL, tier="P4")
+            await call("export_limit_0", "export_audience", date=CRITICAL, tier="P1", limit=0)
+            with open(p1["link"], newline="") as handle:
+                first = next(csv.DictReader(handle))["customer_id"]
+            await call("action_p1", "get_recommended_action", customer_id=first, date=CRITICAL)
+            await call("action_unknown", "get_recommended_action", customer_id="0", date=CRITICAL)
+            # the playbook: a date without alert, a working webhook, then a webhook down
+            await call("queue_quiet", "build_priority_queue", date=QUIET)
+            await call("playbook_quiet", "trigger_playbook", date=QUIET)
+            await call("playbook", "trigger_playbook", date=CRITICAL)
+            sim.configure(fail_next=99)
+            await call("playbook_down", "trigger_playbook", date=CRITICAL)
+            sim.configure(fail_next=0)
+            await call("playbook_bad_mode", "trigger_playbook", date=CRITICAL, rollout_mode="x")
+            # v2 and health
+            run_id = call.results["playbook"][1]["run_id"]
+            await call("impact", "measure_impact", run_id=run_id)
+            await call("impact_unknown", "measure_impact", run_id="nope")
+            await call("health", "get_health", from_date="2011-01-01", to_date="2011-12-31")
+            await call(
+                "health_reversed", "get_health", from_date="2011-12-31", to_date="2011-01-01"
+            )
+    return {"tools": listed, "results": call.results}
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    from retentionops.orders import clean_uci
+    from retentionops.sample import generate_uci_sample
+
+    base = tmp_path_factory.mktemp("mcp")
+    env = _env(base)
+    settings = load_settings(env=env)
+    with open_warehouse(settings) as warehouse:  # closed before the server starts
+        warehouse.replace_orders(clean_uci(generate_uci_sample()).orders)
+
+    sim = PlaybookSimulator(base / "sim").start()
+    try:
+        server_env = {
+            **env,
+            "PYTHONPATH": str(ROOT / "plugins"),
+            "AIRFLOW_HOME": str(base / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_MAKE_WEBHOOK": json.dumps({"conn_type": "http", "host": sim.url}),
+            "RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS": "0",
+        }
+        outcome = anyio.run(_conversation, server_env, base, sim)
+        token = sim.url.rsplit("/", 1)[-1]
+        yield {**outcome, "settings": settings, "base": base, "sim": sim, "token": token}
+    finally:
+        sim.stop()
+
+
+def _enum(schema: dict) -> list:
+    """The enum of a property, also when it is optional (anyOf with null)."""
+    for option in [schema, *schema.get("anyOf", [])]:
+        if "enum" in option:
+            return option["enum"]
+    return []
+
+
+def ok(session: dict, label: str) -> Any:
+    is_error, value = session["results"][label]
+    assert not is_error, f"{label}: {value}"
+    return value
+
+
+def error(session: dict, label: str) -> str:
+    is_error, value = session["results"][label]
+    assert is_error, f"{label} should be a tool error, got {value}"
+    assert "Traceback" not in value and 'File "' not in value
+    return value
+
+
+# -- the tool list ------------------------------------------------------------------------
+
+
+def test_tools_are_the_designs_with_annotations_and_schemas(session):
+    tools = {t.name: t for t in session["tools"]}
+    assert set(tools) == READS | WRITES | {"trigger_playbook"}
+    for name, tool in tools.items():
+        assert tool.description and tool.input_schema["type"] == "object"
+        assert sorted(tool.input_schema.get("required", [])) == sorted(REQUIRED[name]), name
+        hints = tool.annotations
+        if name in READS:
+            assert hints.read_only_hint is True, name
+        elif name in WRITES:
+            assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint) == (
+                False,
+                False,
+                True,
+            ), name
+    playbook = tools["trigger_playbook"].annotations
+    assert playbook.read_only_hint is False
+    assert (playbook.destructive_hint, playbook.idempotent_hint, playbook.open_world_hint) == (
+        True,
+        False,
+        True,
+    )
+    props = tools["export_audience"].input_schema["properties"]
+    assert props["tier"]["enum"] == ["P1", "P2", "P3"]
+    assert props["limit"]["default"] == 2000
+    assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 100000)
+    assert _enum(props["destination"]) == ["csv", "gsheet"]
+    assert "destination" not in tools["export_audience"].input_schema["required"]
+    assert _enum(tools["trigger_playbook"].input_schema["properties"]["rollout_mode"]) == [
+        "shadow",
+        "pilot",
+        "production",
+    ]
+    assert props["date"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
+    assert props["date"]["description"]
+    brief = tools["generate_brief"].input_schema["properties"]["format"]
+    assert brief["enum"] == ["markdown", "slack", "email"] and brief["default"] == "slack"
+    assert tools["measure_impact"].input_schema["properties"]["horizon_days"]["default"] == 30
+
+
+# -- results against the library (the DAG's code) ----------------------------------------
+
+
+def test_alert_decisions_equal_the_sql5_series(session):
+    settings = session["settings"]
+    with open_warehouse(settings, read_only=True) as warehouse:
+        for day, severity in ((CRITICAL, "CRITICAL"), (WARNING, "WARNING"), (QUIET, "INFO")):
+            decision = ok(session, f"decision_{day}")
+            assert decision == detection.alert_series(warehouse, settings, day, day)[0]
+            assert decision["severity"] == severity
+            assert decision["alert_flag"] is (severity != "INFO")
+
+
+def test_queue_context_and_brief_match_the_library(session):
+    settings = session["settings"]
+    queue = ok(session, "queue")
+    assert queue["tiers"] == {"P1": 47, "P2": 300, "P3": 0}
+    context = ok(session, "context")
+    with open_warehouse(settings) as warehouse:
+        expected_context = actions.get_operational_context(warehouse, settings, CRITICAL)
+        # the DAG's step, re-run for the same date, writes the same counts
+        assert actions.build_priority_queue(warehouse, settings, CRITICAL) == queue["tiers"]
+    assert json.loads(json.dumps(expected_context, default=str)) == context
+    assert {t: v["count"] for t, v in context["tiers"].items()} == queue["tiers"]
+    assert context["exported_tiers"] == ["P1", "P2", "P3"]
+    assert queue["decision"] == ok(session, f"decision_{CRITICAL}")
+
+    brief = ok(session, "brief")
+    assert brief["format"] == "slack" and "CRITICAL" in json.dumps(brief["brief"])
+    assert ok(session, "brief_email")["format"] == "email"
+    for path in brief["files"].values():
+        assert Path(path).exists(), path
+
+
+def test_exports_match_the_audience_and_the_csv_files(session):
+    settings = session["settings"]
+    p1, p2 = ok(session, "export_p1"), ok(session, "export_p2")
+    assert (p1["tier"], p1["row_count"]) == ("P1", 47)
+    assert (p2["tier"], p2["row_count"]) == ("P2", 120)
+    assert Path(p2["link"]).parent == session["base"] / "exports"
+    assert Path(p1["link"]).is_relative_to(session["base"] / "artifacts")
+    with open_warehouse(settings, read_only=True) as warehouse:
+        for export, limit in ((p1, None), (p2, 120)):
+            with open(export["link"], newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert len(rows) == export["row_count"]
+            audience = actions.fetch_audience(warehouse, settings, CRITICAL, export["tier"], limit)
+            assert [r["customer_id"] for r in rows] == [str(r["customer_id"]) for r in audience]
+
+
+def test_recommended_action_matches_the_library(session):
+    action = ok(session, "action_p1")
+    assert action["queued"] is True and action["tier"] == "P1"
+    assert action == json.loads(
+        json.dumps(
+            impact.recommended_action(session["settings"], action["customer_id"], CRITICAL),
+            default=str,
+        )
+    )
+    assert "no order on or before" in error(session, "action_unknown")
+
+
+def test_playbook_ticket_comes_back_and_is_logged(session):
+    result = ok(session, "playbook")
+    assert result["severity"] == "CRITICAL" and result["rollout_mode"] == "shadow"
+    assert result["ticket_id"] and session["sim"].find_ticket(result["ticket_id"]) is not None
+    assert {e["tier"] for e in result["exports"]} == {"P1", "P2", "P3"}
+    with open_warehouse(session["settings"], read_only=True) as warehouse:
+        logged = actions.read_run_log(warehouse, result["run_id"])
+    assert logged["ticket_id"] == result["ticket_id"]
+    assert (logged["interface"], logged["status"], logged["playbook_status"]) == (
+        "mcp",
+        "success",
+        "sent",
+    )
+
+
+def test_webhook_down_is_a_clear_error_without_the_token(session):
+    message = error(session, "playbook_down")
+    assert "webhook" in message and "HTTP 500" in message
+    assert session["token"] not in message
+    with open_warehouse(session["settings"], read_only=True) as warehouse:
+        rows = warehouse.query("action/read_run_logs_for_date", {"run_date": dt.date(2011, 5, 13)})
+    failed = [r for r in rows if r["playbook_status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["interface"] == "mcp"
+    assert session["token"] not in failed[0]["error_message"]
+
+
+def test_every_write_is_logged_with_interface_mcp(session):
+    labels = ["queue", "brief", "brief_email", "export_p1", "export_p2", "queue_quiet", "playbook"]
+    with open_warehouse(session["settings"], read_only=True) as warehouse:
+        for label in labels:
+            run_id = ok(session, label)["run_id"]
+            assert run_id.startswith("mcp__"), run_id
+            logged = actions.read_run_log(warehouse, run_id)
+            assert logged is not None, label
+            assert (logged["interface"], logged["status"]) == ("mcp", "success"), label
+        interfaces = {r["interface"] for r in warehouse.fetch("SELECT interface FROM ops_runs_log")}
+    assert interfaces == {"mcp"}
+
+
+def test_impact_and_health_match_the_library(session):
+    measured = ok(session, "impact")
+    run_id = ok(session, "playbook")["run_id"]
+    expected = impact.measure_impact(session["settings"], run_id)
+    assert measured == json.loads(json.dumps(expected, default=str))
+    assert measured["measurable"] is True
+    assert measured["per_tier"]["P1"]["treated_customers"] == 47
+    assert "no run 'nope'" in error(session, "impact_unknown")
+
+    reported = ok(session, "health")
+    assert reported == json.loads(
+        json.dumps(health.get_health(session["settings"], "2011-01-01", "2011-12-31"), default=str)
+    )
+    assert reported["runs"] >= 8 and reported["webhook_failure_rate"] == 0.5
+    assert "after" in error(session, "health_reversed")
+
+
+# -- errors: clear tool errors, never a stack trace ----------------------------------------
+
+
+def test_user_errors_are_tool_errors_with_clear_messages(session):
+    assert "'2011-02-30' is not a date" in error(session, "impossible_date")
+    assert "should match pattern" in error(session, "bad_format")
+    assert "no orders on or before 2009-01-01" in error(session, "no_orders")
+    assert "2009-01-01" in error(session, "no_orders_queue")
+    assert "build_priority_queue" in error(session, "context_before_queue")
+    assert "build_priority_queue(2011-05-13) first" in error(session, "export_no_queue")
+    assert "tier" in error(session, "export_p4") and "'P1', 'P2' or 'P3'" in error(
+        session, "export_p4"
+    )
+    assert "limit" in error(session, "export_limit_0")
+    assert "format" in error(session, "brief_bad_format")
+    assert "rollout_mode" in error(session, "playbook_bad_mode")
+    assert "no alert on 2011-07-01" in error(session, "playbook_quiet")
+
+
+def test_server_log_has_no_traceback_and_no_secret(session):
+    log = (session["base"] / "server_stderr.log").read_text()
+    assert "Traceback" not in log
+    assert session["token"] not in log
+
+
+def test_module_import_opens_nothing():
+    code = (
+        "import sys; import retentionops.mcp_server as m; "
+        "bad = [n for n in sys.modules if n.split('.')[0] in ('airflow', 'duckdb', 'mcp')]; "
+        "assert not bad, bad; "
+        "import argparse; p = argparse.ArgumentParser(); m.add_arguments(p); "
+        "a = p.parse_args([]); assert (a.transport, a.host, a.port) == ('stdio', '127.0.0.1', 8766)"
+    )
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_unexpected_exception_is_a_short_error_naming_the_tool(settings, monkeypatch, caplog):
+    from mcp import Client
+
+    from retentionops import mcp_server, service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom at https://hook.example/SECRET-TOKEN")
+
+    monkeypatch.setattr(service, "get_alert_decision", broken)
+    server = mcp_server.build_server(settings)
+
+    async def run() -> Any:
+        async with Client(server) as client:
+            return await client.call_tool("get_alert_decision", {"date": CRITICAL})
+
+    result = anyio.run(run)
+    text = " ".join(block.text for block in result.content)
+    assert result.is_error and "get_alert_decision failed unexpectedly" in text
+    assert "SECRET-TOKEN" not in text and "Traceback" not in text
+    assert any(r.exc_info and "SECRET-TOKEN" in str(r.exc_info[1]) for r in caplog.records)
