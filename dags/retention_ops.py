@@ -10,8 +10,14 @@ and sees orders up to D only, so a backfill of an old date gives the answer it g
 `cohort_retention_evolution` and `alert_logic` (SQL1–SQL5 under `include/sql/detection/`);
 D's `customer_priority`; then, by the alert's branch (`no_alert` | `warning` | `critical`),
 the brief (Markdown, Slack, email) and chart under `artifacts/runs/D/`, one audience export
-per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3), and always one
+per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3, holdout excluded), the
+Make.com playbook call (`trigger_playbook`, an HttpOperator on the `make_webhook`
+connection; `post_slack_fallback` delivers the brief to Slack if it fails), and always one
 `ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
+On DuckDB, `apply_retention` first removes partitions older than `retention_days`.
+
+**Params** (manual runs): `rollout_mode` (shadow | pilot | production), `dry_run` (build
+everything, send nothing), `export_destination` (folder or gs://bucket/prefix).
 
 **Backends**: `warehouse_backend: duckdb` (default) runs the SQL on the embedded DuckDB file,
 one task at a time (DuckDB allows one writer); `bigquery` runs the same SQL files through
@@ -22,7 +28,9 @@ failing task's `on_failure_callback`, then completed by `write_run_log`, which f
 after logging so the run shows as failed). A failed detection task names the SQL file and
 the database error in its log; re-run the task (or the date): every step replaces D's rows
 only, so re-runs never duplicate.
-`get_alert_decision` failing with "no alert decision stored" means SQL5 did not run for D, or
+A failed `trigger_playbook` says `TransientWebhookError` (timeout, connection, 429, 5xx:
+retried twice) or `PermanentWebhookError` (other 4xx or no JSON answer: fix the scenario),
+never the URL. `get_alert_decision` failing with "no alert decision stored" means SQL5 did not run for D, or
 that no orders exist on or before D. With `detection_mode: external`, `verify_detection`
 names the detection tables that hold no rows for D.
 
