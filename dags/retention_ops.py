@@ -30,9 +30,9 @@ the database error in its log; re-run the task (or the date): every step replace
 only, so re-runs never duplicate.
 A failed `trigger_playbook` says `TransientWebhookError` (timeout, connection, 429, 5xx:
 retried twice) or `PermanentWebhookError` (other 4xx or no JSON answer: fix the scenario),
-never the URL. `get_alert_decision` failing with "no alert decision stored" means SQL5 did not run for D, or
-that no orders exist on or before D. With `detection_mode: external`, `verify_detection`
-names the detection tables that hold no rows for D.
+never the URL. `get_alert_decision` failing with "no alert decision stored" means SQL5 did
+not run for D, or that no orders exist on or before D. With `detection_mode: external`,
+`verify_detection` names the detection tables that hold no rows for D.
 
 Settings: `include/retentionops.yaml` and `RETENTIONOPS_*` environment variables (README).
 """
