@@ -322,12 +322,16 @@ def write_run_log(
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a run artifact: a temp file in the same folder, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, default=str)
-            handle.write("\n")
+            handle.write(text)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; an artifact is meant to be shared
         os.replace(tmp, path)
     except BaseException:

@@ -186,6 +186,11 @@ def cmd_run_log(args: argparse.Namespace, settings: Any) -> None:
 def cmd_playbook_sim(args: argparse.Namespace, settings: Any) -> None:
     from retentionops.playbook_sim import run_from_args
 
+    _serve(run_from_args, args)
+
+
+def _serve(run_from_args: Any, args: argparse.Namespace) -> None:
+    """Run a foreground server command; its own exit code becomes the CLI's."""
     code = run_from_args(args)
     if code:
         raise SystemExit(code)
@@ -200,9 +205,7 @@ def cmd_health(args: argparse.Namespace, settings: Any) -> None:
 def cmd_mcp(args: argparse.Namespace, settings: Any) -> None:
     from retentionops.mcp_server import run_from_args
 
-    code = run_from_args(args)
-    if code:
-        raise SystemExit(code)
+    _serve(run_from_args, args)
 
 
 def cmd_settings(args: argparse.Namespace, settings: Any) -> None:

@@ -62,13 +62,6 @@ def planned_export_link(settings: Settings, run_date: Any, tier: str) -> str:
     return display_link(str(Path(destination).resolve() / name))
 
 
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
 def render_brief_files(
     warehouse: Warehouse, settings: Settings, context: dict[str, Any]
 ) -> dict[str, str]:
@@ -86,17 +79,21 @@ def render_brief_files(
     # The Markdown brief sits next to the chart, so it links it by file name.
     chart_link = display_link(str(chart))
     written = {"chart": chart}
-    written["markdown"] = _write_text(
+    written["markdown"] = actions.write_text_atomic(
         folder / BRIEF_FILES["markdown"],
         render_brief(context, "markdown", links=links, chart_link=chart.name),
     )
     slack = render_brief(context, "slack", links=links, chart_link=chart_link)
-    written["slack"] = _write_text(
+    written["slack"] = actions.write_text_atomic(
         folder / BRIEF_FILES["slack"], json.dumps(slack, indent=2) + "\n"
     )
     email = render_brief(context, "email", links=links, chart_link=chart_link)
-    written["email_html"] = _write_text(folder / BRIEF_FILES["email_html"], email["html"])
-    written["email_text"] = _write_text(folder / BRIEF_FILES["email_text"], email["text"])
+    written["email_html"] = actions.write_text_atomic(
+        folder / BRIEF_FILES["email_html"], email["html"]
+    )
+    written["email_text"] = actions.write_text_atomic(
+        folder / BRIEF_FILES["email_text"], email["text"]
+    )
     return {kind: display_link(str(path)) for kind, path in written.items()}
 
 
