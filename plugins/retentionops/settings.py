@@ -1,8 +1,11 @@
 """One settings object: defaults < YAML file < ``RETENTIONOPS_<NAME>`` environment variables.
 
-The YAML file is ``include/retentionops.yaml`` unless ``RETENTIONOPS_CONFIG`` or the CLI's
-``--config`` names another. Every threshold of ``rules.md`` is a setting here, never a
-literal in SQL; the SQL receives them as query parameters.
+Every setting is defined once, below, with its default, its rule and one line of meaning;
+``include/retentionops.yaml`` and the README's settings table are generated from these
+definitions (``retentionops settings --template`` / ``--markdown``) and a test keeps them in
+step. The YAML file read is ``include/retentionops.yaml`` unless ``RETENTIONOPS_CONFIG`` or
+the CLI's ``--config`` names another. Every threshold of ``rules.md`` is a setting here,
+never a literal in SQL; the SQL receives them as query parameters.
 """
 
 from __future__ import annotations
@@ -17,102 +20,174 @@ from typing import Any
 
 import yaml
 
+from retentionops.errors import UserError
+from retentionops.vocabulary import EXPORT_KINDS, RISK_LEVELS, ROLLOUT_MODES, STATUSES
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "include" / "retentionops.yaml"
 ENV_PREFIX = "RETENTIONOPS_"
 
 
-STATUSES = ("ACTIVE", "AT_RISK", "INACTIVE")
-RISK_LEVELS = ("HIGH", "MEDIUM", "LOW")
-
-
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A setting is missing, unknown or out of range; the message names it."""
 
 
-def _choice(*allowed: str) -> dict[str, Any]:
-    return {"choices": allowed}
-
-
-def _at_least(minimum: float) -> dict[str, Any]:
-    return {"min": minimum}
+def _setting(default: Any, doc: str, **rules: Any) -> Any:
+    """A settings field: its default, one line of meaning, and its rule (choices, min, ...)."""
+    return field(default=default, metadata={"doc": doc, **rules})
 
 
 @dataclass(frozen=True)
 class Settings:
     # -- warehouse ---------------------------------------------------------------------
-    warehouse_backend: str = field(default="duckdb", metadata=_choice("duckdb", "bigquery"))
-    duckdb_path: str = "warehouse/retentionops.duckdb"
-    bigquery_project: str = ""
-    bigquery_dataset: str = "retentionops"
-    bigquery_location: str = "EU"
-    gcp_conn_id: str = "google_cloud_default"
+    warehouse_backend: str = _setting(
+        "duckdb",
+        "duckdb (embedded) or bigquery",
+        choices=("duckdb", "bigquery"),
+        section="warehouse",
+    )
+    duckdb_path: str = _setting(
+        "warehouse/retentionops.duckdb", "the DuckDB file, relative to the repository root"
+    )
+    bigquery_project: str = _setting("", "GCP project of the dataset (required for bigquery)")
+    bigquery_dataset: str = _setting("retentionops", "BigQuery dataset holding every table")
+    bigquery_location: str = _setting("EU", "BigQuery location of the dataset and its jobs")
+    gcp_conn_id: str = _setting(
+        "google_cloud_default", "Airflow connection of the Google provider (BigQuery, GCS, Sheets)"
+    )
     # -- Airflow schedule and task policy ------------------------------------------------
-    schedule_start_date: str = "2010-12-08"  # the sample's first date with a full baseline week
-    schedule_end_date: str = ""  # "" = open-ended
-    catchup: bool = True
-    # -- Airflow task policy -----------------------------------------------------------
-    task_retries: int = field(default=3, metadata=_at_least(0))
-    retry_delay_seconds: int = field(default=30, metadata=_at_least(0))
+    schedule_start_date: str = _setting(
+        "2010-12-08",
+        "the DAG's first run date (the sample's first date with a full baseline week)",
+        date=True,
+        section="Airflow schedule and task policy",
+    )
+    schedule_end_date: str = _setting("", "the DAG's last run date; empty = open-ended", date=True)
+    catchup: bool = _setting(True, "create runs for past dates when the DAG is unpaused")
+    task_retries: int = _setting(
+        3, "retries of every task but write_run_log (exponential backoff x2)", min=0
+    )
+    retry_delay_seconds: int = _setting(
+        30, "first retry delay, then doubled, at most 10 minutes", min=0
+    )
     # -- detection layer (SQL1-SQL5) ---------------------------------------------------
-    detection_mode: str = field(default="managed", metadata=_choice("managed", "external"))
-    active_days: int = field(default=30, metadata=_at_least(0))
-    at_risk_days: int = field(default=90, metadata=_at_least(1))
-    frequency_drop_factor: float = field(default=1.5, metadata=_at_least(0))
-    status_inconsistent_factor: float = field(default=0.7, metadata=_at_least(0))
-    status_inconsistent_max_orders: int = field(default=3, metadata=_at_least(0))
-    weight_frequency_drop: int = field(default=50, metadata=_at_least(0))
-    weight_value_drop: int = field(default=30, metadata=_at_least(0))
-    weight_status_inconsistent: int = field(default=20, metadata=_at_least(0))
-    risk_level_high_min: int = field(default=51, metadata=_at_least(0))
-    risk_level_medium_min: int = field(default=21, metadata=_at_least(0))
-    baseline_days: int = field(default=7, metadata=_at_least(1))
-    threshold_warning_pct: float = field(default=15.0, metadata=_at_least(0))
-    threshold_critical_pct: float = field(default=25.0, metadata=_at_least(0))
-    min_sample_size: int = field(default=100, metadata=_at_least(0))
+    detection_mode: str = _setting(
+        "managed",
+        "managed: the DAG computes SQL1-SQL5; external: another job does, the DAG checks them",
+        choices=("managed", "external"),
+        section="detection layer (SQL1-SQL5, rules.md)",
+    )
+    active_days: int = _setting(30, "days_since_last_order <= this -> ACTIVE", min=0)
+    at_risk_days: int = _setting(90, "<= this -> AT_RISK, otherwise INACTIVE", min=1)
+    frequency_drop_factor: float = _setting(
+        1.5, "frequency drop: days since last order > factor x average gap", min=0
+    )
+    status_inconsistent_factor: float = _setting(
+        0.7, "status inconsistent: ACTIVE but days since last order > factor x average gap", min=0
+    )
+    status_inconsistent_max_orders: int = _setting(
+        3, "status inconsistent: ACTIVE with at most this many orders", min=0
+    )
+    weight_frequency_drop: int = _setting(50, "score weight of a frequency drop", min=0)
+    weight_value_drop: int = _setting(30, "score weight of a value drop (never fires in v1)", min=0)
+    weight_status_inconsistent: int = _setting(20, "score weight of an inconsistent status", min=0)
+    risk_level_high_min: int = _setting(51, "churn_risk_score >= this -> HIGH", min=0)
+    risk_level_medium_min: int = _setting(21, "churn_risk_score >= this -> MEDIUM, else LOW", min=0)
+    baseline_days: int = _setting(7, "baseline = mean of the previous N daily values", min=1)
+    threshold_warning_pct: float = _setting(
+        15.0, "relative delta >= this (percent, 2 decimals) -> WARNING", min=0
+    )
+    threshold_critical_pct: float = _setting(
+        25.0, "relative delta >= this (percent, 2 decimals) -> CRITICAL", min=0
+    )
+    min_sample_size: int = _setting(100, "fewer customers than this never alert", min=0)
     # -- priority queue (design section 7; the design's open questions are switches) --
-    p1_status: str = field(default="ACTIVE", metadata=_choice(*STATUSES))
-    p1_risk_levels: str = field(default="HIGH", metadata={"levels": True})
-    p2_status: str = field(default="AT_RISK", metadata=_choice(*STATUSES))
-    p2_risk_levels: str = field(default="HIGH,MEDIUM", metadata={"levels": True})
-    p3_status: str = field(default="INACTIVE", metadata=_choice(*STATUSES))
-    p3_risk_levels: str = field(default="HIGH", metadata={"levels": True})
-    p1_value_filter: bool = False  # P1 only above the median total_revenue at D
-    p3_recency_cap_days: int = field(default=0, metadata=_at_least(0))  # 0 = no cap
-    p1_base_score: int = field(default=70, metadata=_at_least(0))
-    p2_base_score: int = field(default=50, metadata=_at_least(0))
-    p3_base_score: int = field(default=30, metadata=_at_least(0))
-    value_bonus_cap: float = field(default=20.0, metadata=_at_least(0))
-    value_bonus_per_log: float = field(default=2.0, metadata=_at_least(0))
-    urgency_bonus_cap: float = field(default=10.0, metadata=_at_least(0))
-    urgency_days_per_point: float = field(default=3.0, metadata={"min": 0.001})
-    p1_action: str = "VIP outreach + light incentive"
-    p2_action: str = "Win-back sequence + free shipping / discount"
-    p3_action: str = "Strong comeback offer or survey"
-    value_proxy_factor: float = field(default=0.3, metadata=_at_least(0))
-    impact_value_basis: str = field(
-        default="median_total_revenue", metadata=_choice("median_total_revenue", "value_proxy")
+    p1_status: str = _setting(
+        "ACTIVE", "P1 Prevention: retention status", choices=STATUSES, section="priority queue"
+    )
+    p1_risk_levels: str = _setting("HIGH", "P1: risk levels (comma-separated)", levels=True)
+    p2_status: str = _setting("AT_RISK", "P2 Intervention: retention status", choices=STATUSES)
+    p2_risk_levels: str = _setting("HIGH,MEDIUM", "P2: risk levels (comma-separated)", levels=True)
+    p3_status: str = _setting("INACTIVE", "P3 Win-back: retention status", choices=STATUSES)
+    p3_risk_levels: str = _setting("HIGH", "P3: risk levels (comma-separated)", levels=True)
+    p1_value_filter: bool = _setting(
+        False, "open question: P1 only above the median total_revenue at D"
+    )
+    p3_recency_cap_days: int = _setting(
+        0, "open question: P3 only if the last order is at most N days old (0 = off)", min=0
+    )
+    p1_base_score: int = _setting(70, "priority_score base of P1", min=0)
+    p2_base_score: int = _setting(50, "priority_score base of P2", min=0)
+    p3_base_score: int = _setting(30, "priority_score base of P3", min=0)
+    value_bonus_cap: float = _setting(
+        20.0, "value bonus = min(cap, ln(1 + revenue) x per_log)", min=0
+    )
+    value_bonus_per_log: float = _setting(
+        2.0, "value bonus points per unit of ln(1 + revenue)", min=0
+    )
+    urgency_bonus_cap: float = _setting(
+        10.0, "urgency bonus = min(cap, days / days_per_point)", min=0
+    )
+    urgency_days_per_point: float = _setting(
+        3.0, "days since last order worth one urgency point", min=0.001
+    )
+    p1_action: str = _setting("VIP outreach + light incentive", "recommended_action of P1")
+    p2_action: str = _setting(
+        "Win-back sequence + free shipping / discount", "recommended_action of P2"
+    )
+    p3_action: str = _setting("Strong comeback offer or survey", "recommended_action of P3")
+    value_proxy_factor: float = _setting(0.3, "value_proxy = factor x total_revenue", min=0)
+    impact_value_basis: str = _setting(
+        "median_total_revenue",
+        "V of the brief's illustrative impact table",
+        choices=("median_total_revenue", "value_proxy"),
     )
     # -- execution: the Make.com playbook and its fallback (design sections 9, 14, 16) -----
-    rollout_mode: str = field(default="shadow", metadata=_choice("shadow", "pilot", "production"))
-    make_conn_id: str = "make_webhook"  # Airflow HTTP connection holding the webhook URL
-    webhook_timeout_seconds: float = field(default=10.0, metadata={"min": 0.1})
-    webhook_retries: int = field(default=2, metadata=_at_least(0))
-    webhook_retry_delay_seconds: int = field(default=30, metadata=_at_least(0))
-    slack_conn_id: str = "slack_fallback"  # Slack incoming-webhook connection (fallback)
-    slack_channel: str = "#retention-alerts"
-    pilot_slack_channel: str = "#retention-pilot"
-    failure_notifications: bool = False  # also notify task failures through Slack
-    # -- retention (design 6.1): older partitions are removed ---------------------------
-    retention_days: int = field(default=90, metadata=_at_least(1))
-    # -- impact measurement (design section 8.3) -----------------------------------------
-    holdout_pct: float = field(default=0.0, metadata=_at_least(0))  # share kept out, per tier
-    # -- action pack outputs ----------------------------------------------------------
-    artifacts_dir: str = "artifacts/runs"
-    export_destination: str = ""  # "" = <artifacts_dir>/<date>/; or a folder, or gs://bucket/prefix
-    export_kind: str = field(default="csv", metadata=_choice("csv", "gsheet"))
-    export_limit: int = field(default=2000, metadata=_at_least(1))
-    gsheet_spreadsheet_id: str = ""
+    rollout_mode: str = _setting(
+        "shadow",
+        "shadow (flagged, nothing posted) | pilot (WARNING playbook, pilot channel) | production",
+        choices=ROLLOUT_MODES,
+        section="execution: the Make.com playbook (design 9, 14, 16)",
+    )
+    make_conn_id: str = _setting(
+        "make_webhook", "HTTP connection whose host is the full webhook URL (the secret)"
+    )
+    webhook_timeout_seconds: float = _setting(10.0, "timeout of one webhook call", min=0.1)
+    webhook_retries: int = _setting(
+        2, "webhook retries, only for timeouts, connection errors, 429 and 5xx", min=0
+    )
+    webhook_retry_delay_seconds: int = _setting(
+        30, "first webhook retry delay, then doubled (a Retry-After answer wins)", min=0
+    )
+    slack_conn_id: str = _setting(
+        "slack_fallback", "Slack incoming-webhook connection used when the playbook failed"
+    )
+    slack_channel: str = _setting("#retention-alerts", "production Slack channel")
+    pilot_slack_channel: str = _setting("#retention-pilot", "shadow and pilot Slack channel")
+    failure_notifications: bool = _setting(
+        False, "also send task failures to Slack through the provider's notifier"
+    )
+    # -- retention, measurement and outputs ----------------------------------------------
+    retention_days: int = _setting(
+        90,
+        "detection partitions and customer_priority older than this are removed",
+        min=1,
+        section="retention, measurement and outputs",
+    )
+    holdout_pct: float = _setting(
+        0.0, "share of each tier (percent) kept out of every export, to measure impact", min=0
+    )
+    artifacts_dir: str = _setting(
+        "artifacts/runs", "one folder per run date (brief, chart, run-log JSON), repo-relative"
+    )
+    export_destination: str = _setting(
+        "", "where CSVs go: empty = the run's folder; a folder; or gs://bucket/prefix"
+    )
+    export_kind: str = _setting(
+        "csv", "csv or gsheet (one tab per tier and date)", choices=EXPORT_KINDS
+    )
+    export_limit: int = _setting(2000, "rows per tier file, best priority_score first", min=1)
+    gsheet_spreadsheet_id: str = _setting("", "the spreadsheet receiving the tabs (gsheet exports)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -132,6 +207,13 @@ class Settings:
             minimum = f.metadata.get("min")
             if minimum is not None and value < minimum:
                 raise SettingsError(f"setting '{f.name}' is {value}; it must be >= {minimum}")
+            if f.metadata.get("date") and value:
+                try:
+                    dt.date.fromisoformat(value)
+                except ValueError:
+                    raise SettingsError(
+                        f"setting '{f.name}' is {value!r}; use YYYY-MM-DD"
+                    ) from None
         self._require(self.active_days < self.at_risk_days, "active_days", "below at_risk_days")
         self._require(
             self.risk_level_medium_min <= self.risk_level_high_min,
@@ -153,13 +235,6 @@ class Settings:
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
         self._require(0 <= self.holdout_pct <= 100, "holdout_pct", "between 0 and 100")
-        for name in ("schedule_start_date", "schedule_end_date"):
-            value = getattr(self, name)
-            try:
-                if value:
-                    dt.date.fromisoformat(value)
-            except ValueError:
-                raise SettingsError(f"setting '{name}' is {value!r}; use YYYY-MM-DD") from None
         if self.export_kind == "gsheet":
             self._require(
                 bool(self.gsheet_spreadsheet_id), "gsheet_spreadsheet_id", "set for gsheet exports"
@@ -197,6 +272,7 @@ def setting_names() -> list[str]:
 
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def _coerce(name: str, raw: Any, kind: type) -> Any:
@@ -232,8 +308,7 @@ def load_settings(
     """Read defaults, then the YAML file, then environment variables, then ``overrides``."""
     env = dict(os.environ if env is None else env)
     path = Path(config_path or env.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG_PATH)
-    types = {"int": int, "float": float, "str": str, "bool": bool}
-    kinds = {f.name: types[f.type] for f in dataclasses.fields(Settings)}
+    kinds = {f.name: _KINDS[f.type] for f in dataclasses.fields(Settings)}
 
     values: dict[str, Any] = {}
     if path.exists():
@@ -255,3 +330,38 @@ def load_settings(
             + ", ".join(kinds)
         )
     return Settings(**{name: _coerce(name, raw, kinds[name]) for name, raw in values.items()})
+
+
+# -- the generated documentation of the settings ----------------------------------------
+
+
+def _yaml_value(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+
+
+def yaml_template() -> str:
+    """The shipped ``include/retentionops.yaml``: every setting, commented, at its default."""
+    lines = [
+        "# RetentionOps settings. Every key below is shown at its default, commented out:",
+        "# uncomment a line to change it. Each key can also be set by an environment variable",
+        "# RETENTIONOPS_<KEY IN CAPITALS> (which wins over this file); the CLI takes",
+        "# --config FILE (or RETENTIONOPS_CONFIG) to read another file instead of this one.",
+        "# Generated by `retentionops settings --template`; a test keeps it in step with the code.",
+    ]
+    for f in dataclasses.fields(Settings):
+        if f.metadata.get("section"):
+            lines += ["", f"# -- {f.metadata['section']} " + "-" * 20]
+        lines.append(f"# {f.name}: {_yaml_value(f.default)}    # {f.metadata['doc']}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The README's settings table, one row per setting."""
+    rows = [
+        "| setting (env: `RETENTIONOPS_<NAME>`) | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for f in dataclasses.fields(Settings):
+        default = f"`{_yaml_value(f.default)}`" if f.default != "" else '""'
+        rows.append(f"| `{f.name}` | {default} | {f.metadata['doc'].replace('|', '/')} |")
+    return "\n".join(rows) + "\n"

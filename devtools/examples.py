@@ -1,0 +1,41 @@
+"""Copy real runs' outputs into ``artifacts/`` as the committed examples (``make artifacts``).
+
+Run after ``airflow dags test retention_ops`` for the sample's WARNING and CRITICAL dates;
+nothing here is written by hand, files are only copied (the brief's chart link is pointed at
+the copied chart).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from retentionops import pack, service
+from retentionops.files import write_atomic, write_json_atomic
+from retentionops.settings import PROJECT_ROOT, load_settings
+
+EXAMPLES_DIR = PROJECT_ROOT / "artifacts"
+
+
+def main(warning_date: str, critical_date: str) -> list[str]:
+    settings = load_settings()
+    written = []
+    for label, day in (("warning", warning_date), ("critical", critical_date)):
+        folder = pack.run_dir(settings, day)
+        chart = EXAMPLES_DIR / f"example_chart_{label}.png"
+        shutil.copyfile(folder / pack.BRIEF_FILES["chart"], chart)
+        brief = (folder / pack.BRIEF_FILES["markdown"]).read_text()
+        target = EXAMPLES_DIR / f"example_brief_{label}.md"
+        write_atomic(target, brief.replace(pack.BRIEF_FILES["chart"], chart.name))
+        written += [str(target), str(chart)]
+    audience = EXAMPLES_DIR / "example_audience_p1.csv"
+    shutil.copyfile(folder / f"audience_p1_{critical_date}.csv", audience)
+    latest = service.run_log_rows(settings, critical_date)[0]
+    log = write_json_atomic(EXAMPLES_DIR / "example_run_log.json", latest)
+    written += [str(audience), str(log)]
+    return [str(p) for p in written]
+
+
+if __name__ == "__main__":
+    for path in main(*sys.argv[1:3]):
+        print(path)

@@ -1,0 +1,42 @@
+"""Every fixed set of words of the package, defined once and read everywhere.
+
+Settings choices, SQL parameters, the brief, the exports, the run log, the CLI choices and
+the MCP tool schemas all take their words from here, so a new tier or rollout mode is one
+edit, not a search.
+"""
+
+from __future__ import annotations
+
+#: Retention statuses of SQL2 and risk levels of SQL3 (rules.md).
+STATUSES = ("ACTIVE", "AT_RISK", "INACTIVE")
+RISK_LEVELS = ("HIGH", "MEDIUM", "LOW")
+#: SQL5 severities, from quiet to loud.
+SEVERITIES = ("INFO", "WARNING", "CRITICAL")
+
+#: Priority tiers of customer_priority (design section 7) and their names.
+TIERS = ("P1", "P2", "P3")
+TIER_NAMES = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
+
+#: The playbook of each alerting severity (design section 9): tiers exported, ticket priority.
+PLAYBOOK_TIERS = {"WARNING": ("P1", "P2"), "CRITICAL": ("P1", "P2", "P3")}
+TICKET_PRIORITIES = {"WARNING": "HIGH", "CRITICAL": "URGENT"}
+#: Slack's mrkdwn for an escalation mention (the CRITICAL playbook in production).
+ESCALATION_MENTION = "<!here>"
+
+#: The branches of the daily run: no playbook, or the playbook of one severity.
+NO_ALERT = "no_alert"
+BRANCHES = (NO_ALERT, "warning", "critical")
+
+#: Rollout stages of the playbook automation (design section 16).
+ROLLOUT_MODES = ("shadow", "pilot", "production")
+
+#: Formats of the manager brief, and how audiences are exported.
+BRIEF_FORMATS = ("markdown", "slack", "email")
+EXPORT_KINDS = ("csv", "gsheet")
+
+#: Who started a run (the ``interface`` column of ops_runs_log).
+INTERFACES = ("dag", "mcp", "cli")
+#: What the run log says of a run, of its playbook call and of its exports.
+RUN_STATUSES = ("success", "failed", "skipped")
+PLAYBOOK_STATUSES = ("sent", "failed", "dry_run", "not_needed")
+EXPORT_STATUSES = ("ok", "failed", "none")
