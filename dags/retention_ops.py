@@ -14,7 +14,12 @@ per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3, holdout excl
 Make.com playbook call (`trigger_playbook`, an HttpOperator on the `make_webhook`
 connection; `post_slack_fallback` delivers the brief to Slack if it fails), and always one
 `ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
-On DuckDB, `apply_retention` first removes partitions older than `retention_days`.
+`apply_retention` first removes partitions older than `retention_days`.
+
+This file is wiring only: each task is a few lines calling one operation of
+`retentionops.service` (the same functions the CLI and the MCP server call), and
+`retentionops.operators.sql_step_task` gives the task that runs each SQL step on the
+configured backend (`BigQueryInsertJobOperator` on BigQuery, a DuckDB task otherwise).
 
 **Params** (manual runs): `rollout_mode` (shadow | pilot | production), `dry_run` (build
 everything, send nothing), `export_destination` (folder or gs://bucket/prefix).
@@ -28,10 +33,10 @@ failing task's `on_failure_callback`, then completed by `write_run_log`, which f
 after logging so the run shows as failed). A failed detection task names the SQL file and
 the database error in its log; re-run the task (or the date): every step replaces D's rows
 only, so re-runs never duplicate.
-A failed `trigger_playbook` says `TransientWebhookError` (timeout, connection, 429, 5xx:
-retried twice) or `PermanentWebhookError` (other 4xx or no JSON answer: fix the scenario),
-never the URL. `get_alert_decision` failing with "no alert decision stored" means SQL5 did
-not run for D, or that no orders exist on or before D. With `detection_mode: external`,
+A failed `trigger_playbook` says `TransientWebhookError` (timeout, connection, 408, 429,
+5xx: retried twice, honouring Retry-After) or `PermanentWebhookError` (other 4xx or no JSON
+answer: fix the scenario), never the URL. `get_alert_decision` failing with "no orders on or
+before" means the orders start after D. With `detection_mode: external`,
 `verify_detection` names the detection tables that hold no rows for D.
 
 Settings: `include/retentionops.yaml` and `RETENTIONOPS_*` environment variables (README).
@@ -41,32 +46,27 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import (
-    DAG,
-    CronDataIntervalTimetable,
-    ExceptionRetryPolicy,
-    Param,
-    RetryAction,
-    RetryRule,
-    TaskGroup,
-    TriggerRule,
-    chain,
-    task,
-)
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, chain, task
 
-from retentionops import tasks
+from retentionops import operators, service
+from retentionops.actions import QUEUE_STEP
 from retentionops.detection import DETECTION_STEPS
-from retentionops.operators import PlaybookWebhookOperator
-from retentionops.playbook import ROLLOUT_MODES
+from retentionops.runlog import RunOutcome
+from retentionops.service import Run
 from retentionops.settings import load_settings
-from retentionops.sql import TABLES, table_refs
+from retentionops.sql import table_refs
+from retentionops.vocabulary import BRANCHES, ROLLOUT_MODES, TIERS
 
 SETTINGS = load_settings()
-ON_BIGQUERY = SETTINGS.warehouse_backend == "bigquery"
+INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
+#: Task ids that the run log reads from the run's task states.
+TRIGGER_PLAYBOOK = "trigger_playbook"
+EXPORT_AUDIENCE = "export_audience"
 
-on_failure = [tasks.record_task_failure]
+on_failure: list[Any] = [operators.record_task_failure]
 if SETTINGS.failure_notifications:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
@@ -77,7 +77,155 @@ if SETTINGS.failure_notifications:
             "(run {{ run_id }}); the run's ops_runs_log row has the error.",
         )
     )
-INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
+
+
+def run_settings(params: Any) -> Any:
+    """The settings of this run: the file and environment, then the run's Params."""
+    params = params or {}
+    overrides = {
+        key: params[key] for key in ("rollout_mode", "export_destination") if params.get(key)
+    }
+    return load_settings(**overrides)
+
+
+# -- the tasks: each a thin door to one operation ---------------------------------------------
+
+
+@task(task_id="apply_retention")
+def apply_retention(ds: str | None = None) -> dict[str, int]:
+    return service.apply_retention(load_settings(), ds)
+
+
+@task(task_id="verify_detection")
+def verify_detection(ds: str | None = None) -> None:
+    service.verify_detection(load_settings(), ds)
+
+
+@task(task_id="get_alert_decision")
+def get_alert_decision(ds: str | None = None) -> dict[str, Any]:
+    return service.get_alert_decision(load_settings(), ds)
+
+
+@task(task_id="get_operational_context")
+def get_operational_context(ds: str | None = None, params: Any = None) -> dict[str, Any]:
+    return service.get_operational_context(run_settings(params), ds)
+
+
+@task.branch(task_id="choose_playbook")
+def choose_playbook(context: dict[str, Any]) -> str:
+    """Follow the playbook of the alert: ``no_alert``, ``warning`` or ``critical``."""
+    return context["plan"]["branch"]
+
+
+# The context is not an argument here: it would make get_operational_context an upstream,
+# and the brief would then also run on the no_alert branch. The operation reads it itself.
+@task(
+    task_id="render_brief",
+    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    multiple_outputs=True,
+)
+def render_brief(ds: str | None = None, run_id: str | None = None, params: Any = None) -> dict:
+    return service.generate_brief(run_settings(params), ds, "slack", run=Run.of_dag(run_id))
+
+
+@task(task_id=EXPORT_AUDIENCE, map_index_template="{{ tier }}")
+def export_audience(
+    tier: str,
+    plan: dict[str, Any],
+    ds: str | None = None,
+    run_id: str | None = None,
+    params: Any = None,
+) -> dict[str, Any]:
+    """One tier's audience (mapped over every tier; the playbook's plan names those it exports)."""
+    if tier not in plan["tiers"]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(
+            f"the {plan['severity']} playbook exports {' + '.join(plan['tiers'])}, not {tier}"
+        )
+    return service.export_audience(run_settings(params), ds, tier, run=Run.of_dag(run_id))
+
+
+# NONE_FAILED_MIN_ONE_SUCCESS: a tier the playbook does not export is a skipped export.
+@task.short_circuit(
+    task_id="prepare_playbook",
+    ignore_downstream_trigger_rules=False,
+    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+)
+def prepare_playbook(
+    slack: dict[str, Any],
+    files: dict[str, str],
+    exports: Any,
+    ds: str | None = None,
+    run_id: str | None = None,
+    params: Any = None,
+) -> dict[str, Any] | None:
+    """The webhook body, kept next to the run's files; a dry run stops here (None)."""
+    payload = service.prepare_playbook(
+        run_settings(params),
+        ds,
+        run=Run.of_dag(run_id),
+        slack_brief=slack,
+        exports=[e for e in exports if e],
+        brief_link=files["markdown"],
+    )
+    return None if (params or {}).get("dry_run") else payload
+
+
+@task(task_id="post_slack_fallback", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+def post_slack_fallback(slack: dict[str, Any] | None, params: Any = None) -> dict[str, Any]:
+    """When the playbook failed: post the brief straight to Slack, once."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from retentionops.connections import ConnectionMissingError
+
+    if (params or {}).get("dry_run") or not slack:
+        raise AirflowSkipException("dry run, or no brief to deliver: nothing is sent")
+    try:
+        return service.post_fallback(run_settings(params), slack, "see the run log")
+    except ConnectionMissingError as error:
+        raise AirflowSkipException(f"{error}: the brief and exports stay on disk") from None
+
+
+@task(task_id="write_run_log", trigger_rule=TriggerRule.ALL_DONE, retries=0)
+def write_run_log(
+    decision: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    files: dict[str, str] | None,
+    exports: Any,
+    answer: dict[str, Any] | None,
+    fallback: dict[str, Any] | None,
+    ti: Any = None,
+    ds: str | None = None,
+    run_id: str | None = None,
+    dag_run: Any = None,
+    params: Any = None,
+) -> dict[str, Any]:
+    """Record the run (ALL_DONE: whatever failed upstream); fail the run if a step failed."""
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    failed = operators.failed_steps(states, ti.task_id)
+    outcome = RunOutcome(
+        run_id,
+        ds,
+        "dag",
+        started_at=operators.run_started_at(dag_run),
+        daily=True,
+        decision=decision or (context or {}).get("decision"),
+        counts={t: v["count"] for t, v in context["tiers"].items()} if context else None,
+        exports=[e for e in exports or [] if e],
+        export_failed=any(step.startswith(EXPORT_AUDIENCE) for step in failed),
+        brief_link=(files or {}).get("markdown"),
+        dry_run=bool((params or {}).get("dry_run")),
+        answer=answer,
+        playbook_failed=TRIGGER_PLAYBOOK in failed,
+        fallback_posted=bool(fallback),
+        failed_steps=failed,
+    )
+    stored = service.write_run_log(load_settings(), outcome)
+    if stored["status"] == "failed":
+        raise operators.RunFailed(f"run {run_id} failed and was logged: {stored['error_message']}")
+    return stored
+
 
 with DAG(
     dag_id="retention_ops",
@@ -85,15 +233,12 @@ with DAG(
     doc_md=__doc__,
     # Interval schedule: the run for D starts after D has ended (ds = D).
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    # Default: the bundled sample starts on 2010-12-01, its baseline exists from 2010-12-08.
     start_date=dt.datetime.fromisoformat(SETTINGS.schedule_start_date).replace(tzinfo=dt.UTC),
     end_date=dt.datetime.fromisoformat(SETTINGS.schedule_end_date).replace(tzinfo=dt.UTC)
     if SETTINGS.schedule_end_date
     else None,
     catchup=SETTINGS.catchup,
-    # DuckDB has a single writer: one run and one task at a time on the embedded backend.
-    max_active_runs=1 if not ON_BIGQUERY else 4,
-    max_active_tasks=1 if not ON_BIGQUERY else 8,
+    **operators.dag_concurrency(SETTINGS),
     template_searchpath=[str(INCLUDE_DIR)],
     user_defined_macros={"tables": table_refs(SETTINGS), "retention_days": SETTINGS.retention_days},
     default_args={
@@ -106,105 +251,54 @@ with DAG(
     },
     tags=["retention", "retentionops", SETTINGS.warehouse_backend],
     params={
+        # None = the settings' value: the trigger form accepts every Param as it is.
         "rollout_mode": Param(
-            SETTINGS.rollout_mode,
-            type="string",
-            enum=list(ROLLOUT_MODES),
-            description="shadow: flagged, not posted; pilot: WARNING playbook in the pilot "
-            "channel; production: WARNING and CRITICAL with escalation",
+            None,
+            type=["null", "string"],
+            enum=[None, *ROLLOUT_MODES],
+            description="Empty: the rollout_mode setting. shadow: flagged, not posted; pilot: "
+            "WARNING playbook in the pilot channel; production: WARNING and CRITICAL with "
+            "escalation.",
         ),
         "dry_run": Param(
             False, type="boolean", description="Build everything, send nothing (no webhook)."
         ),
         "export_destination": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=r"^(|gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?|[^:]+)$",
-            description="A folder or gs://bucket/prefix for the CSV exports; empty = settings.",
+            description="A folder or gs://bucket/prefix for the CSV exports; empty = the "
+            "export_destination setting.",
         ),
     },
 ) as dag:
-    if ON_BIGQUERY:
-        from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
-
-        from retentionops import bigquery
-
-        def bigquery_job(task_id: str, configuration: dict) -> BigQueryInsertJobOperator:
-            return BigQueryInsertJobOperator(
-                task_id=task_id,
-                configuration=configuration,
-                gcp_conn_id=SETTINGS.gcp_conn_id,
-                project_id=SETTINGS.bigquery_project,
-                location=SETTINGS.bigquery_location,
-            )
-
-        create_tables = bigquery_job("create_tables", bigquery.create_tables_job(TABLES))
-    else:
-        create_tables = task(task_id="create_tables")(tasks.create_tables)()
-        # BigQuery expires old partitions itself (partition_expiration_days in the DDL).
-        retention = task(task_id="apply_retention")(tasks.apply_retention)()
-        create_tables >> retention
-
+    create_tables = operators.create_tables_task(SETTINGS)
     if SETTINGS.detection_mode == "external":
-        detect = task(task_id="verify_detection")(tasks.verify_detection)()
+        detect = verify_detection()
     else:
         with TaskGroup("detection", tooltip="SQL1-SQL5 for the run date") as detect:
-            steps = [
-                bigquery_job(step.task_id, bigquery.detection_job(SETTINGS, step))
-                if ON_BIGQUERY
-                else task(task_id=step.task_id)(tasks.run_detection_step)(step.table)
-                for step in DETECTION_STEPS
-            ]
-            chain(*steps)
+            chain(*(operators.sql_step_task(step, SETTINGS) for step in DETECTION_STEPS))
+    decision = get_alert_decision()
+    queue = operators.sql_step_task(QUEUE_STEP, SETTINGS)
+    context = get_operational_context()
+    chain(create_tables, apply_retention(), detect, decision, queue, context)
 
-    decision = task(task_id="get_alert_decision")(tasks.get_alert_decision)()
-    if ON_BIGQUERY:
-        queue = bigquery_job("build_priority_queue", bigquery.priority_queue_job(SETTINGS))
-    else:
-        queue = task(task_id="build_priority_queue")(tasks.build_priority_queue)()
-    context = task(task_id="get_operational_context")(tasks.get_operational_context)()
-    branch = task.branch(task_id="choose_playbook")(tasks.choose_playbook)(context)
-    no_alert, warning, critical = (
-        EmptyOperator(task_id=name) for name in ("no_alert", "warning", "critical")
-    )
-    brief = task(task_id="render_brief", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)(
-        tasks.render_brief
-    )()
-    tiers = task(task_id="select_tiers")(tasks.select_tiers)(context)
-    exports = task(task_id="export_audience")(tasks.export_audience).expand(tier=tiers)
-    run_log = task(task_id="write_run_log", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
-        tasks.write_run_log
-    )()
+    branch = choose_playbook(context)
+    no_alert, warning, critical = (EmptyOperator(task_id=name) for name in BRANCHES)
+    branch >> [no_alert, warning, critical]
 
-    prepare = task.short_circuit(
-        task_id="prepare_playbook", ignore_downstream_trigger_rules=False
-    )(tasks.prepare_playbook)()
-    # Retry only transient faults: the operator raises TransientWebhookError for timeouts,
-    # connection errors, 429 and 5xx, PermanentWebhookError for any other refusal.
-    trigger = PlaybookWebhookOperator(
-        task_id="trigger_playbook",
+    brief = render_brief()
+    [warning, critical] >> brief
+    exports = export_audience.partial(plan=brief["plan"]).expand(tier=list(TIERS))
+    prepared = prepare_playbook(brief["slack"], brief["files"], exports)
+    trigger = operators.PlaybookWebhookOperator(
+        task_id=TRIGGER_PLAYBOOK,
         http_conn_id=SETTINGS.make_conn_id,
-        data="{{ ti.xcom_pull(task_ids='prepare_playbook') | tojson }}",
-        extra_options={"check_response": False, "timeout": SETTINGS.webhook_timeout_seconds},
-        retries=SETTINGS.webhook_retries,
-        retry_delay=dt.timedelta(seconds=SETTINGS.webhook_retry_delay_seconds),
-        retry_policy=ExceptionRetryPolicy(
-            rules=[
-                RetryRule(
-                    exception="retentionops.playbook.TransientWebhookError",
-                    action=RetryAction.RETRY,
-                ),
-            ],
-            default=RetryAction.FAIL,
-        ),
+        data=prepared,
+        # transient faults are retried inside the task (playbook.retry_args), never twice
+        retries=0,
     )
-    fallback = task(task_id="post_slack_fallback", trigger_rule=TriggerRule.ONE_FAILED)(
-        tasks.post_slack_fallback
-    )()
-
-    chain(
-        retention if not ON_BIGQUERY else create_tables,
-        detect, decision, queue, context, branch, [no_alert, warning, critical],
-    )  # fmt: skip
-    chain([warning, critical], brief, tiers, exports, prepare, trigger, fallback, run_log)
+    fallback = post_slack_fallback(brief["slack"])
+    trigger >> fallback
+    run_log = write_run_log(decision, context, brief["files"], exports, trigger.output, fallback)
     no_alert >> run_log

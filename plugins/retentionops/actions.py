@@ -1,4 +1,4 @@
-"""The action pack: priority queue, operational context, audiences and the run log.
+"""The action pack: the priority queue, the operational context and the audiences.
 
 Every number comes from SQL under ``include/sql/action/``; this module only assembles the
 results into the structures the brief, the log, the CLI and the MCP tools share.
@@ -7,47 +7,58 @@ results into the structures the brief, the log, the CLI and the MCP tools share.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from retentionops.detection import DetectionError, as_date, get_alert_decision, jsonable
-from retentionops.settings import RISK_LEVELS, STATUSES, Settings, split_list
+from retentionops.detection import (
+    DetectionError,
+    SqlStep,
+    as_date,
+    run_step,
+    stored_alert_decision,
+)
+from retentionops.playbook import PlaybookPlan, playbook_plan
+from retentionops.settings import Settings, split_list
 from retentionops.sql import priority_parameters
+from retentionops.vocabulary import RISK_LEVELS, STATUSES, TIER_NAMES, TIERS
 from retentionops.warehouse import Warehouse
 
-TIERS = ("P1", "P2", "P3")
-TIER_NAMES = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
-#: Which tiers each severity's playbook exports (design section 9).
-EXPORTED_TIERS = {"WARNING": ("P1", "P2"), "CRITICAL": ("P1", "P2", "P3")}
+#: customer_priority for the run date (design section 6.1): a SQL step like SQL1-SQL5.
+QUEUE_STEP = SqlStep(
+    "build_priority_queue", "action/build_priority_queue", "customer_priority", priority_parameters
+)
 
 
-def tiers_for(decision: dict[str, Any]) -> list[str]:
-    """Tiers to export for a decision: none unless the alert fired."""
-    if not decision.get("alert_flag"):
-        return []
-    return list(EXPORTED_TIERS.get(decision.get("severity"), ()))
+class TierInfo(TypedDict):
+    count: int
+    holdout: int
+    name: str
+    definition: str
+    action: str
+    exported: bool
+    empty_reason: str | None
 
 
-def playbook_for(decision: dict[str, Any]) -> str:
-    """The branch to follow: ``no_alert``, ``warning`` or ``critical``."""
-    tiers = tiers_for(decision)
-    return decision["severity"].lower() if tiers else "no_alert"
+class Context(TypedDict):
+    """The operational context of a run date: the one structure behind every output."""
+
+    run_date: str
+    decision: dict[str, Any]
+    plan: PlaybookPlan
+    status_distribution: dict[str, int]
+    risk_by_status: dict[str, dict[str, int]]
+    tiers: dict[str, TierInfo]
+    exported_tiers: list[str]
+    median_total_revenue: float
+    value_per_customer: float
+    value_basis: str
+    impact_rates: list[float]
+    baseline_days: int
 
 
-def build_priority_queue(
-    warehouse: Warehouse, settings: Settings, run_date: Any
-) -> dict[str, int]:
+def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, int]:
     """Replace ``customer_priority`` for the date; return the tier counts."""
     day = as_date(run_date)
-    warehouse.replace_partition(
-        "action/build_priority_queue",
-        table="customer_priority",
-        partition_field="run_date",
-        params=priority_parameters(settings, day),
-    )
+    run_step(warehouse, settings, QUEUE_STEP, day)
     counts = dict.fromkeys(TIERS, 0)
     for row in _context_rows(warehouse, day):
         if row["facet"] == "tier":
@@ -57,6 +68,20 @@ def build_priority_queue(
 
 def _context_rows(warehouse: Warehouse, day: dt.date) -> list[dict[str, Any]]:
     return warehouse.query("action/get_operational_context", {"run_date": day})
+
+
+def queue_missing(day: dt.date) -> str:
+    """What to say when a date's queue is needed but was never built (every interface)."""
+    return (
+        f"no priority queue for {day}: build it first (`retentionops queue --date {day}`, "
+        f"the MCP tool build_priority_queue({day}), or a DAG run for that date)"
+    )
+
+
+def require_queue(warehouse: Warehouse, day: dt.date) -> None:
+    """Refuse to read a date whose detection and queue were never built."""
+    if not warehouse.count_rows("retention_snapshot", day):
+        raise DetectionError(queue_missing(day))
 
 
 def tier_rule(settings: Settings, tier: str) -> tuple[str, list[str]]:
@@ -124,17 +149,11 @@ def empty_tier_reason(
     return f"no customer is {status} + {' or '.join(levels)} risk on {day}"
 
 
-def get_operational_context(
-    warehouse: Warehouse,
-    settings: Settings,
-    run_date: Any,
-    *,
-    decision: dict[str, Any] | None = None,
-    run_id: str | None = None,
-) -> dict[str, Any]:
+def get_operational_context(warehouse: Warehouse, settings: Settings, run_date: Any) -> Context:
     """The one structure behind the brief, the log, the CLI and the MCP tools."""
     day = as_date(run_date)
-    decision = decision or get_alert_decision(warehouse, settings, day)
+    require_queue(warehouse, day)
+    decision = stored_alert_decision(warehouse, settings, day)
     rows = _context_rows(warehouse, day)
     matrix = {status: dict.fromkeys(RISK_LEVELS, 0) for status in STATUSES}
     counts = dict.fromkeys(TIERS, 0)
@@ -152,11 +171,9 @@ def get_operational_context(
         elif row["facet"] == "median_total_revenue":
             median_revenue = float(row["metric_value"] or 0.0)
     if not any(sum(levels.values()) for levels in matrix.values()):
-        raise DetectionError(
-            f"no detection rows for {day}: run detection for that date first "
-            f"(`retentionops detect --date {day}`)"
-        )
-    exported = tiers_for(decision)
+        raise DetectionError(queue_missing(day))
+    plan = playbook_plan(decision, settings.rollout_mode, settings)
+    exported = plan["tiers"]
     if settings.impact_value_basis == "value_proxy":
         targeted = sum(counts[t] for t in exported) or sum(counts.values())
         chosen = [t for t in exported] or list(TIERS)
@@ -166,8 +183,8 @@ def get_operational_context(
         value, basis = median_revenue, "median total_revenue"
     return {
         "run_date": day.isoformat(),
-        "run_id": run_id,
         "decision": decision,
+        "plan": plan,
         "status_distribution": {s: sum(levels.values()) for s, levels in matrix.items()},
         "risk_by_status": matrix,
         "tiers": {
@@ -200,6 +217,7 @@ def fetch_audience(
     """One tier's ranked rows (priority_score desc, customer_id asc), at most ``limit``."""
     if tier not in TIERS:
         raise ValueError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
+    require_queue(warehouse, as_date(run_date))
     return warehouse.query(
         "action/read_audience",
         {
@@ -208,133 +226,3 @@ def fetch_audience(
             "row_limit": int(limit or settings.export_limit),
         },
     )
-
-
-# -- run log ---------------------------------------------------------------------------
-
-RUN_LOG_TYPES = {
-    "run_id": "STRING",
-    "run_timestamp": "TIMESTAMP",
-    "alert_date": "DATE",
-    "severity": "STRING",
-    "alert_flag": "BOOL",
-    "current_value": "FLOAT64",
-    "baseline_value": "FLOAT64",
-    "delta_relative_pct": "FLOAT64",
-    "sample_size": "INT64",
-    "p1_count": "INT64",
-    "p2_count": "INT64",
-    "p3_count": "INT64",
-    "total_exported": "INT64",
-    "slack_posted": "BOOL",
-    "slack_message_ts": "STRING",
-    "ticket_id": "STRING",
-    "export_p1_link": "STRING",
-    "export_p2_link": "STRING",
-    "export_p3_link": "STRING",
-    "brief_link": "STRING",
-    "status": "STRING",
-    "error_message": "STRING",
-    "execution_time_ms": "INT64",
-    "interface": "STRING",
-    "playbook_status": "STRING",
-    "export_status": "STRING",
-}
-INTERFACES = ("dag", "mcp", "cli")
-RUN_STATUSES = ("success", "failed", "skipped")
-
-
-def run_log_record(
-    *,
-    run_id: str,
-    run_date: Any,
-    status: str,
-    started_at: dt.datetime | None = None,
-    decision: dict[str, Any] | None = None,
-    counts: dict[str, int] | None = None,
-    exports: list[dict[str, Any]] | None = None,
-    brief_link: str | None = None,
-    error_message: str | None = None,
-    slack_posted: bool | None = None,
-    slack_message_ts: str | None = None,
-    ticket_id: str | None = None,
-    now: dt.datetime | None = None,
-    interface: str = "dag",
-    playbook_status: str | None = None,
-    export_status: str | None = None,
-) -> dict[str, Any]:
-    """Assemble one ``ops_runs_log`` row; unknown values stay NULL."""
-    if interface not in INTERFACES:
-        raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
-    if status not in RUN_STATUSES:
-        raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, not {status!r}")
-    now = now or dt.datetime.now(dt.UTC)
-    decision = decision or {}
-    counts = counts or {}
-    links = {e["tier"]: e["link"] for e in exports or []}
-    record = dict.fromkeys(RUN_LOG_TYPES)
-    record.update(
-        run_id=run_id,
-        run_timestamp=now,
-        alert_date=as_date(run_date),
-        severity=decision.get("severity"),
-        alert_flag=decision.get("alert_flag"),
-        current_value=decision.get("current_value"),
-        baseline_value=decision.get("baseline_value"),
-        delta_relative_pct=decision.get("delta_relative_pct"),
-        sample_size=decision.get("sample_size"),
-        p1_count=counts.get("P1"),
-        p2_count=counts.get("P2"),
-        p3_count=counts.get("P3"),
-        total_exported=sum(int(e["row_count"]) for e in exports) if exports is not None else None,
-        slack_posted=slack_posted,
-        slack_message_ts=slack_message_ts,
-        ticket_id=ticket_id,
-        export_p1_link=links.get("P1"),
-        export_p2_link=links.get("P2"),
-        export_p3_link=links.get("P3"),
-        brief_link=brief_link,
-        status=status,
-        error_message=error_message,
-        execution_time_ms=int((now - started_at).total_seconds() * 1000) if started_at else None,
-        interface=interface,
-        playbook_status=playbook_status,
-        export_status=export_status,
-    )
-    return record
-
-
-def read_run_log(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:
-    rows = warehouse.query("action/read_run_log", {"run_id": run_id})
-    return jsonable(rows[0]) if rows else None
-
-
-def write_run_log(
-    warehouse: Warehouse, settings: Settings, record: dict[str, Any], json_path: Path | None = None
-) -> dict[str, Any]:
-    """MERGE the row (one per run_id) and write its JSON copy next to the run's artifacts."""
-    warehouse.ensure_tables(("ops_runs_log",))
-    warehouse.execute_file("action/write_run_log", record, types=RUN_LOG_TYPES)
-    stored = read_run_log(warehouse, record["run_id"])
-    if json_path is not None and stored is not None:
-        write_json_atomic(json_path, stored)
-    return stored or jsonable(record)
-
-
-def write_json_atomic(path: Path, payload: Any) -> Path:
-    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write a run artifact: a temp file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an artifact is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

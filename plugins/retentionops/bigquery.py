@@ -58,42 +58,24 @@ def include(sql_name: str) -> str:
     return "{% include '" + sql_path(sql_name) + "' %}"
 
 
-def daily_partition_job(
-    settings: Settings, sql_name: str, table: str, partition_field: str, values: dict[str, Any]
-) -> dict[str, Any]:
+def step_job(settings: Settings, step: Any) -> dict[str, Any]:
     """The ``BigQueryInsertJobOperator`` configuration of one daily SQL step.
 
-    The query is the SQL file itself (included at render time); the run date arrives as the
-    ``@run_date`` DATE parameter from ``{{ ds }}`` and the result replaces the run date's
-    partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE).
+    The query is the step's SQL file itself (included at render time); the run date arrives
+    as the ``@run_date`` DATE parameter from ``{{ ds }}`` and the result replaces the run
+    date's partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE).
     """
-    from retentionops.sql import bigquery_query_parameters, render
+    from retentionops.sql import bigquery_query_parameters, render, table
 
     return partition_job(
         settings,
-        query=include(sql_name),
-        parameters=bigquery_query_parameters(render(sql_name, settings), values),
-        table=table,
-        partition_field=partition_field,
+        query=include(step.sql_name),
+        parameters=bigquery_query_parameters(
+            render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
+        ),
+        table=step.table,
+        partition_field=table(step.table).partition_field,
         partition="{{ ds_nodash }}",
-    )
-
-
-def detection_job(settings: Settings, step: Any) -> dict[str, Any]:
-    """One detection step (SQL1..SQL5) as a BigQuery job."""
-    from retentionops.sql import detection_parameters
-
-    values = detection_parameters(settings, "{{ ds }}")
-    return daily_partition_job(settings, step.sql_name, step.table, step.partition_field, values)
-
-
-def priority_queue_job(settings: Settings) -> dict[str, Any]:
-    """``customer_priority`` for the run date as a BigQuery job."""
-    from retentionops.sql import priority_parameters
-
-    values = priority_parameters(settings, "{{ ds }}")
-    return daily_partition_job(
-        settings, "action/build_priority_queue", "customer_priority", "run_date", values
     )
 
 

@@ -11,22 +11,21 @@ The brief carries counts and links only, never a customer id or any other person
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import os
 import re
-import tempfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from retentionops.dates import as_date
+from retentionops.files import write_atomic
+from retentionops.vocabulary import BRIEF_FORMATS, TIER_NAMES
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "include" / "templates" / "brief"
-FORMATS = ("markdown", "slack", "email")
-TIER_NAMES = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
-SLACK_CHANNEL = "#retention-alerts"
-#: Slack's escalation mention for a CRITICAL post (design section 9.3).
-ESCALATION_MENTION = "<!here>"
 DEFAULT_BASELINE_DAYS = 7
 GUARDRAILS = (
     "Counts and links only: this brief carries no customer id or other personal data; "
@@ -142,46 +141,73 @@ def _threshold_text(decision: dict[str, Any], warning: str, critical: str) -> st
     )
 
 
-def _playbook(decision: dict[str, Any], exported: list[str]) -> dict[str, Any]:
+def _mention_label(mention: str) -> str:
+    """Slack's ``<!here>`` as people read it: ``@here``."""
+    return re.sub(r"^<!(\w+)>$", r"@\1", mention)
+
+
+def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    """The playbook this run executes, step by step, as ``playbook_plan`` decided it."""
     severity = decision["severity"]
-    export_step = (
-        f"Export the {' + '.join(exported)} audiences" if exported else "Export no audience"
-    )
-    if decision["alert_flag"] and severity == "CRITICAL":
-        steps = [
-            f"Post to Slack {SLACK_CHANNEL} with an escalation mention (@here)",
-            "Create an URGENT ticket",
-            export_step,
-            "Update the run log (ops_runs_log)",
-        ]
-        return {"name": "CRITICAL", "steps": steps, "skipped": None}
-    if decision["alert_flag"] and severity == "WARNING":
-        steps = [
-            f"Post to Slack {SLACK_CHANNEL}",
-            "Create a ticket, priority HIGH",
-            export_step,
-            "Update the run log (ops_runs_log)",
-        ]
-        return {"name": "WARNING", "steps": steps, "skipped": None}
-    why = "alert flag is false"
-    if severity in ("WARNING", "CRITICAL"):
-        why += (
-            f" although severity is {severity} (sample below the minimum size or no baseline yet)"
+    if not plan["alerting"]:
+        why = "alert flag is false"
+        if severity in ("WARNING", "CRITICAL"):
+            why += (
+                f" although severity is {severity} "
+                "(sample below the minimum size or no baseline yet)"
+            )
+        return {
+            "name": "no alert",
+            "steps": [],
+            "skipped": f"No playbook; run logged as skipped ({why}).",
+        }
+    channel, priority = plan["slack_channel"], plan["ticket_priority"]
+    if plan["shadow"]:
+        post = f"Send the brief flagged shadow (the scenario posts nothing real; {channel} only)"
+        ticket = f"Open no real ticket: a shadow ticket, priority {priority}"
+    else:
+        post = f"Post to Slack {channel}"
+        if plan["escalation"]:
+            post += f" with an escalation mention ({_mention_label(plan['mention'])})"
+        ticket = f"Create a ticket, priority {priority}"
+    name = severity
+    if plan["rollout_mode"] != "production":
+        name += f" — {plan['rollout_mode'].upper()} rollout"
+        if plan["rollout_mode"] == "pilot" and severity == "CRITICAL":
+            name += " (delivered as the WARNING playbook: no escalation)"
+    steps = [
+        post,
+        ticket,
+        f"Export the {' + '.join(plan['tiers'])} audiences",
+        "Update the run log (ops_runs_log)",
+    ]
+    return {"name": name, "steps": steps, "skipped": None}
+
+
+def _banner(plan: dict[str, Any]) -> str | None:
+    """The first line of a brief that did not go to the production channel."""
+    if not plan["alerting"]:
+        return None
+    if plan["shadow"]:
+        return (
+            "SHADOW — rollout test: nothing was posted to real channels and no real ticket "
+            "was opened."
         )
-    return {
-        "name": "no alert",
-        "steps": [],
-        "skipped": f"No playbook; run logged as skipped ({why}).",
-    }
+    if plan["rollout_mode"] == "pilot":
+        return f"PILOT — delivered to {plan['slack_channel']} only, without escalation."
+    return None
 
 
 def _facts(
-    context: dict[str, Any], links: dict[str, str] | None, chart_link: str | None
+    context: dict[str, Any],
+    links: dict[str, str] | None,
+    chart_link: str | None,
+    run_id: str | None,
 ) -> dict[str, Any]:
     """Every value the brief shows, formatted once for all formats."""
-    decision = context["decision"]
+    decision, plan = context["decision"], context["plan"]
     links = links or {}
-    exported = list(context["exported_tiers"])
+    exported = list(plan["tiers"])
     baseline_days = int(context.get("baseline_days") or DEFAULT_BASELINE_DAYS)
     warning = f"{_number(decision['threshold_warning'])} %"
     critical = f"{_number(decision['threshold_critical'])} %"
@@ -234,14 +260,18 @@ def _facts(
         levels += [level for level in row if level not in levels]
 
     title_state = severity if alerting else f"no alert ({severity})"
+    trial = alerting and plan["rollout_mode"] != "production"
+    mode = f"[{plan['rollout_mode'].upper()}] " if trial else ""
     return {
-        "title": f"RetentionOps brief — {context['run_date']} — {title_state}",
+        "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
+        "mode_tag": mode,
+        "banner": _banner(plan),
         "run_date": str(context["run_date"]),
-        "run_id": context.get("run_id"),
+        "run_id": run_id,
         "severity": severity,
         "alerting": alerting,
-        "escalate": alerting and severity == "CRITICAL",
-        "mention": ESCALATION_MENTION,
+        "escalate": plan["escalation"],
+        "mention": plan["mention"],
         "situation": [
             ("Current AT_RISK share", fmt_pct(decision["current_value"])),
             (
@@ -268,7 +298,7 @@ def _facts(
         "tiers": tiers,
         "exported": exported,
         "exported_text": " + ".join(exported) if exported else "none",
-        "playbook": _playbook(decision, exported),
+        "playbook": _playbook(plan, decision),
         "artifacts": artifacts,
         "impact": {
             "n": fmt_count(n_customers),
@@ -328,15 +358,18 @@ def render_brief(
     *,
     links: dict[str, str] | None = None,
     chart_link: str | None = None,
+    run_id: str | None = None,
 ) -> str | dict[str, Any]:
     """Render the brief: Markdown text, a Slack Block Kit payload, or an email dict.
 
     ``markdown`` returns a string; ``slack`` returns ``{"text", "blocks"}``; ``email``
     returns ``{"subject", "html", "text"}``.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown brief format {fmt!r}; allowed formats: {', '.join(FORMATS)}")
-    facts = _facts(context, links, chart_link)
+    if fmt not in BRIEF_FORMATS:
+        raise ValueError(
+            f"unknown brief format {fmt!r}; allowed formats: {', '.join(BRIEF_FORMATS)}"
+        )
+    facts = _facts(context, links, chart_link, run_id)
     env = _environment()
     if fmt == "markdown":
         return env.get_template("brief.md.j2").render(f=facts)
@@ -361,7 +394,8 @@ def _email_subject(facts: dict[str, Any]) -> str:
     current, relative = facts["situation"][0][1], facts["situation"][3][1]
     state = facts["severity"] if facts["alerting"] else f"No alert ({facts['severity']})"
     subject = (
-        f"[RetentionOps] {state} — AT_RISK {current} ({relative} vs baseline) — {facts['run_date']}"
+        f"[RetentionOps] {facts['mode_tag']}{state} — AT_RISK {current} ({relative} vs baseline)"
+        f" — {facts['run_date']}"
     )
     return truncate(_one_line(subject), 200)
 
@@ -410,6 +444,8 @@ def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
     lead = "*Situation*"
     if f["escalate"]:
         lead = f"{f['mention']} escalation: CRITICAL retention alert\n*Situation*"
+    if f["banner"]:
+        lead = f"*{e(f['banner'])}*\n{lead}"
     blocks.append(_section(lead, [f"*{e(label)}*\n{e(value)}" for label, value in f["situation"]]))
     blocks.append(_context_block(e(f["threshold_text"])))
     blocks.append({"type": "divider"})
@@ -501,14 +537,6 @@ def slack_limit_violations(payload: dict[str, Any]) -> list[str]:
 # -- chart ----------------------------------------------------------------------------------
 
 
-def _as_day(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
@@ -532,13 +560,13 @@ def render_chart(
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
-    end = _as_day(run_date)
+    end = as_date(run_date)
     start = end - dt.timedelta(days=days - 1)
     rows = sorted(
-        (row for row in series if start <= _as_day(row["alert_date"]) <= end),
-        key=lambda row: _as_day(row["alert_date"]),
+        (row for row in series if start <= as_date(row["alert_date"]) <= end),
+        key=lambda row: as_date(row["alert_date"]),
     )
-    x = [_as_day(row["alert_date"]) for row in rows]
+    x = [as_date(row["alert_date"]) for row in rows]
     current = [_float(row["current_value"]) for row in rows]
     baseline = [_float(row["baseline_value"]) for row in rows]
     warning = [
@@ -588,15 +616,7 @@ def render_chart(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            fig.savefig(tmp, format="png", metadata={"Software": None})
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; an artifact is meant to be shared
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    target = write_atomic(path, buffer.getvalue())
     return target

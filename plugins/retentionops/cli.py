@@ -1,4 +1,9 @@
-"""The ``retentionops`` command line: machine-readable output on stdout, errors on stderr."""
+"""The ``retentionops`` command line: thin doors to ``retentionops.service``.
+
+Machine-readable output (JSON, or CSV for ``alerts``) on stdout; a user error is one line on
+stderr and exit code 2. Every command that writes leaves an ``ops_runs_log`` row with
+``interface = 'cli'`` (written by the operation itself).
+"""
 
 from __future__ import annotations
 
@@ -10,22 +15,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from retentionops.settings import SettingsError, load_settings
+from retentionops.errors import UserError
+from retentionops.settings import load_settings
+from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_KINDS, ROLLOUT_MODES, TIERS
 
 EXIT_USER_ERROR = 2
+INTERFACE = "cli"
 
 
-class CliError(RuntimeError):
-    """A problem the user can fix; printed without a traceback."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from retentionops.detection import DetectionError
-    from retentionops.orders import OrdersFileError
-    from retentionops.service import ServiceError
-    from retentionops.warehouse import WarehouseError
-
-    return (CliError, SettingsError, DetectionError, OrdersFileError, WarehouseError, ServiceError)
+class CliError(UserError):
+    """A problem with the command line itself."""
 
 
 def _print_json(value: Any) -> None:
@@ -45,17 +44,6 @@ def _report_load(result: Any, written: int, source: str) -> dict[str, Any]:
     }
 
 
-def cmd_load_sample(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.orders import clean_uci
-    from retentionops.sample import generate_uci_sample
-    from retentionops.warehouse import open_warehouse
-
-    result = clean_uci(generate_uci_sample(seed=args.seed))
-    with open_warehouse(settings) as warehouse:
-        written = warehouse.replace_orders(result.orders)
-    _print_json(_report_load(result, written, f"bundled sample (seed {args.seed})"))
-
-
 def _column_map(pairs: Sequence[str]) -> dict[str, str]:
     mapping = {}
     for pair in pairs:
@@ -66,150 +54,166 @@ def _column_map(pairs: Sequence[str]) -> dict[str, str]:
     return mapping
 
 
-def cmd_load_orders(args: argparse.Namespace, settings: Any) -> None:
+# -- commands: each turns its arguments into values and calls one operation ---------------
+
+
+def cmd_load_sample(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
+    from retentionops.orders import clean_uci
+    from retentionops.sample import generate_uci_sample
+
+    result = clean_uci(generate_uci_sample(seed=args.seed))
+    written = service.load_orders(settings, result, interface=INTERFACE)
+    return _report_load(result, written, f"bundled sample (seed {args.seed})")
+
+
+def cmd_load_orders(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
     from retentionops.orders import load_orders_file
-    from retentionops.warehouse import open_warehouse
 
     # Read and validate the whole file before the warehouse is touched.
     result = load_orders_file(
         args.path, args.format, date_format=args.date_format, columns=_column_map(args.column)
     )
-    with open_warehouse(settings) as warehouse:
-        written = warehouse.replace_orders(result.orders)
-    _print_json(_report_load(result, written, str(args.path)))
+    written = service.load_orders(settings, result, interface=INTERFACE)
+    return _report_load(result, written, str(args.path))
 
 
-def cmd_detect(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.detection import as_date, run_detection
-    from retentionops.warehouse import open_warehouse
+def cmd_detect(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    day = as_date(args.date)  # a bad date fails before the warehouse is opened
-    with open_warehouse(settings) as warehouse:
-        _print_json(run_detection(warehouse, settings, day))
+    return service.detect(settings, args.date, interface=INTERFACE)
 
 
-def cmd_decision(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.detection import get_alert_decision
-    from retentionops.warehouse import open_warehouse
+def cmd_decision(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    with open_warehouse(settings, read_only=True) as warehouse:
-        _print_json(get_alert_decision(warehouse, settings, args.date))
+    return service.get_alert_decision(settings, args.date)
 
 
-def cmd_alerts(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.detection import alert_series
-    from retentionops.warehouse import open_warehouse
+def cmd_alerts(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    with open_warehouse(settings, read_only=True) as warehouse:
-        rows = alert_series(warehouse, settings, getattr(args, "from"), args.to)
+    rows = service.alert_series(settings, getattr(args, "from"), args.to)
     if args.format == "json":
-        _print_json(rows)
-        return
+        return rows
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     sys.stdout.write(buffer.getvalue())
+    return None
 
 
-def cmd_queue(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops import actions
-    from retentionops.detection import as_date
-    from retentionops.warehouse import open_warehouse
+def cmd_queue(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    day = as_date(args.date)
-    with open_warehouse(settings) as warehouse:
-        counts = actions.build_priority_queue(warehouse, settings, day)
-    _print_json({"run_date": day.isoformat(), "tiers": counts})
+    return service.build_priority_queue(settings, args.date, interface=INTERFACE)
 
 
-def cmd_context(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops import actions
-    from retentionops.detection import as_date
-    from retentionops.warehouse import open_warehouse
+def cmd_context(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    with open_warehouse(settings, read_only=True) as warehouse:
-        _print_json(actions.get_operational_context(warehouse, settings, as_date(args.date)))
+    return service.get_operational_context(settings, args.date)
 
 
-def cmd_brief(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops import actions, pack
-    from retentionops.brief import render_brief
-    from retentionops.detection import as_date
-    from retentionops.warehouse import open_warehouse
+def cmd_brief(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    day = as_date(args.date)
-    with open_warehouse(settings) as warehouse:
-        context = actions.get_operational_context(warehouse, settings, day)
-        paths = pack.render_brief_files(warehouse, settings, context)
-    links = {t: pack.planned_export_link(settings, day, t) for t in context["exported_tiers"]}
-    brief = render_brief(context, args.format, links=links, chart_link=paths["chart"])
+    result = service.generate_brief(settings, args.date, args.format, interface=INTERFACE)
+    files = result["files"]
+    print(f"brief files: {files['markdown']} (chart: {files['chart']})", file=sys.stderr)
+    brief = result["brief"]
     if isinstance(brief, dict):
-        _print_json(brief)
-    else:
-        sys.stdout.write(brief if brief.endswith("\n") else brief + "\n")
-    print(f"brief files: {paths['markdown']} (chart: {paths['chart']})", file=sys.stderr)
+        return brief
+    sys.stdout.write(brief if brief.endswith("\n") else brief + "\n")
+    return None
 
 
-def cmd_export(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops import pack
-    from retentionops.detection import as_date
-    from retentionops.warehouse import open_warehouse
+def cmd_export(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    day = as_date(args.date)
-    with open_warehouse(settings, read_only=True) as warehouse:
-        result = pack.export_tier(
-            warehouse,
-            settings,
-            day,
-            args.tier,
-            destination=args.to,
-            kind=args.destination,
-            limit=args.limit,
-        )
-    _print_json(result)
+    return service.export_audience(
+        settings,
+        args.date,
+        args.tier,
+        destination=args.to,
+        kind=args.destination,
+        limit=args.limit,
+        interface=INTERFACE,
+    )
 
 
-def cmd_run_log(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.detection import as_date, jsonable
-    from retentionops.warehouse import open_warehouse
+def cmd_trigger(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    day = as_date(args.date)
-    with open_warehouse(settings, read_only=True) as warehouse:
-        rows = warehouse.query("action/read_run_logs_for_date", {"run_date": day})
-    if not rows:
-        raise CliError(f"no run logged for {day}: run the DAG (or `retentionops run`) first")
-    _print_json([jsonable(r) for r in rows] if args.all else jsonable(rows[0]))
+    return service.trigger_playbook(
+        settings, args.date, rollout_mode=args.rollout_mode, interface=INTERFACE
+    )
 
 
-def cmd_playbook_sim(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.playbook_sim import run_from_args
+def cmd_recommend(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
 
-    _serve(run_from_args, args)
+    return service.get_recommended_action(settings, args.customer, args.date)
 
 
-def _serve(run_from_args: Any, args: argparse.Namespace) -> None:
-    """Run a foreground server command; its own exit code becomes the CLI's."""
+def cmd_impact(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
+
+    return service.measure_impact(settings, args.run_id, args.horizon_days)
+
+
+def cmd_run_log(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
+
+    rows = service.run_log_rows(settings, args.date)
+    return rows if args.all else rows[0]
+
+
+def cmd_health(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
+
+    return service.get_health(settings, getattr(args, "from"), args.to)
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops.mcp_server import run_from_args
+
     code = run_from_args(args)
     if code:
         raise SystemExit(code)
 
 
-def cmd_health(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.health import get_health
+def cmd_settings(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops.settings import markdown_table, yaml_template
 
-    _print_json(get_health(settings, getattr(args, "from"), args.to))
+    if args.template:
+        sys.stdout.write(yaml_template())
+        return None
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return None
+    return settings.as_dict()
 
 
-def cmd_mcp(args: argparse.Namespace, settings: Any) -> None:
-    from retentionops.mcp_server import run_from_args
-
-    _serve(run_from_args, args)
+# -- the parser -------------------------------------------------------------------------------
 
 
-def cmd_settings(args: argparse.Namespace, settings: Any) -> None:
-    _print_json(settings.as_dict())
+def _dated(commands: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _ranged(commands: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--from", required=True, metavar="YYYY-MM-DD")
+    command.add_argument("--to", required=True, metavar="YYYY-MM-DD")
+    command.set_defaults(handler=handler)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,62 +247,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(handler=cmd_load_orders)
 
-    detect = commands.add_parser("detect", help="run SQL1-SQL5 for a date; print the SQL5 row")
-    detect.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    detect.set_defaults(handler=cmd_detect)
-
-    decision = commands.add_parser("decision", help="print the stored SQL5 row for a date")
-    decision.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    decision.set_defaults(handler=cmd_decision)
-
-    alerts = commands.add_parser("alerts", help="print the SQL5 series for a date range")
-    alerts.add_argument("--from", required=True, metavar="YYYY-MM-DD")
-    alerts.add_argument("--to", required=True, metavar="YYYY-MM-DD")
+    _dated(commands, "detect", cmd_detect, "run SQL1-SQL5 for a date; print the SQL5 row")
+    _dated(commands, "decision", cmd_decision, "print the SQL5 decision for a date")
+    alerts = _ranged(commands, "alerts", cmd_alerts, "print the SQL5 series for a date range")
     alerts.add_argument("--format", choices=("csv", "json"), default="csv")
-    alerts.set_defaults(handler=cmd_alerts)
-
-    queue = commands.add_parser(
-        "queue", help="build customer_priority for a date (after detect); print tier counts"
-    )
-    queue.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    queue.set_defaults(handler=cmd_queue)
-
-    context = commands.add_parser("context", help="print the operational context for a date")
-    context.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    context.set_defaults(handler=cmd_context)
-
-    brief = commands.add_parser("brief", help="write the brief files and print one format")
-    brief.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    brief.add_argument("--format", choices=("markdown", "slack", "email"), default="markdown")
-    brief.set_defaults(handler=cmd_brief)
-
-    export = commands.add_parser("export", help="export one tier's ranked audience")
-    export.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    export.add_argument("--tier", required=True, choices=("P1", "P2", "P3"))
-    export.add_argument("--destination", choices=("csv", "gsheet"), default=None)
+    _dated(commands, "queue", cmd_queue, "detect, then build customer_priority for a date")
+    _dated(commands, "context", cmd_context, "print the operational context for a date")
+    brief = _dated(commands, "brief", cmd_brief, "write the brief files and print one format")
+    brief.add_argument("--format", choices=BRIEF_FORMATS, default="markdown")
+    export = _dated(commands, "export", cmd_export, "export one tier's ranked audience")
+    export.add_argument("--tier", required=True, choices=TIERS)
+    export.add_argument("--destination", choices=EXPORT_KINDS, default=None)
     export.add_argument(
         "--to", metavar="FOLDER|gs://BUCKET/PREFIX", help="where CSVs go (default: settings)"
     )
     export.add_argument("--limit", type=int, default=None, help="rows at most (default 2000)")
-    export.set_defaults(handler=cmd_export)
-
-    run_log = commands.add_parser("run-log", help="print the latest ops_runs_log row of a date")
-    run_log.add_argument("--date", required=True, metavar="YYYY-MM-DD")
-    run_log.add_argument("--all", action="store_true", help="every run of the date")
-    run_log.set_defaults(handler=cmd_run_log)
-
-    from retentionops.playbook_sim import add_arguments as add_sim_arguments
-
-    sim = commands.add_parser(
-        "playbook-sim", help="serve the Make webhook contract on 127.0.0.1 (demos, fault tests)"
+    trigger = _dated(
+        commands, "trigger", cmd_trigger, "export, brief and send the playbook of an alert date"
     )
-    add_sim_arguments(sim)
-    sim.set_defaults(handler=cmd_playbook_sim)
-
-    health = commands.add_parser("health", help="run, webhook and export health from the log")
-    health.add_argument("--from", required=True, metavar="YYYY-MM-DD")
-    health.add_argument("--to", required=True, metavar="YYYY-MM-DD")
-    health.set_defaults(handler=cmd_health)
+    trigger.add_argument("--rollout-mode", choices=ROLLOUT_MODES, default=None)
+    recommend = _dated(
+        commands, "recommend", cmd_recommend, "one customer's tier and recommended action"
+    )
+    recommend.add_argument("--customer", required=True, metavar="CUSTOMER_ID")
+    impact = commands.add_parser("impact", help="treated vs holdout repurchase of a run")
+    impact.add_argument("--run-id", required=True)
+    impact.add_argument("--horizon-days", type=int, default=30)
+    impact.set_defaults(handler=cmd_impact)
+    run_log = _dated(commands, "run-log", cmd_run_log, "print the latest run-log row of a date")
+    run_log.add_argument("--all", action="store_true", help="every run of the date")
+    _ranged(commands, "health", cmd_health, "run, webhook and export health from the log")
 
     from retentionops.mcp_server import add_arguments as add_mcp_arguments
 
@@ -307,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.set_defaults(handler=cmd_mcp)
 
     show = commands.add_parser("settings", help="print the effective settings as JSON")
+    show.add_argument("--template", action="store_true", help="print the commented YAML file")
+    show.add_argument("--markdown", action="store_true", help="print the README's table")
     show.set_defaults(handler=cmd_settings)
     return parser
 
@@ -315,10 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        args.handler(args, settings)
-    except _user_errors() as error:
+        result = args.handler(args, settings)
+    except UserError as error:
         print(f"retentionops {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    if result is not None:
+        _print_json(result)
     return 0
 
 

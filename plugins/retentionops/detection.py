@@ -4,51 +4,57 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from retentionops.dates import as_date
+from retentionops.errors import UserError
 from retentionops.settings import Settings
-from retentionops.sql import detection_parameters, render
+from retentionops.sql import detection_parameters
 from retentionops.warehouse import Warehouse
 
 
-class DetectionError(RuntimeError):
+class DetectionError(UserError):
     """Detection cannot give a decision for the date; the message says why."""
 
 
 @dataclass(frozen=True)
-class DetectionStep:
+class SqlStep:
+    """One SQL file whose result replaces the run date's rows of one table.
+
+    The DAG runs each step as one task named ``name`` (a ``BigQueryInsertJobOperator`` on
+    BigQuery, a DuckDB task otherwise); the CLI and MCP run the same step in-process.
+    """
+
+    name: str
     sql_name: str
     table: str
-    partition_field: str
-
-    @property
-    def task_id(self) -> str:
-        return self.table
+    parameters: Callable[[Settings, Any], dict[str, Any]]
 
 
 DETECTION_STEPS = (
-    DetectionStep("detection/01_base_customers", "base_customers", "snapshot_date"),
-    DetectionStep("detection/02_retention_snapshot", "retention_snapshot", "snapshot_date"),
-    DetectionStep("detection/03_churn_detection", "churn_detection", "snapshot_date"),
-    DetectionStep(
-        "detection/04_cohort_retention_evolution", "cohort_retention_evolution", "snapshot_date"
+    SqlStep(
+        "base_customers", "detection/01_base_customers", "base_customers", detection_parameters
     ),
-    DetectionStep("detection/05_alert_logic", "alert_logic", "alert_date"),
+    SqlStep(
+        "retention_snapshot",
+        "detection/02_retention_snapshot",
+        "retention_snapshot",
+        detection_parameters,
+    ),
+    SqlStep(
+        "churn_detection", "detection/03_churn_detection", "churn_detection", detection_parameters
+    ),
+    SqlStep(
+        "cohort_retention_evolution",
+        "detection/04_cohort_retention_evolution",
+        "cohort_retention_evolution",
+        detection_parameters,
+    ),
+    SqlStep("alert_logic", "detection/05_alert_logic", "alert_logic", detection_parameters),
 )
 ALERT_STEP = DETECTION_STEPS[-1]
-
-
-def as_date(value: Any) -> dt.date:
-    """Accept a date, a datetime or an ISO string; say clearly what a bad date is."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise DetectionError(f"'{value}' is not a date; use YYYY-MM-DD") from None
 
 
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -63,26 +69,17 @@ def jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_detection_step(
-    warehouse: Warehouse, settings: Settings, step: DetectionStep, run_date: Any
-) -> int:
-    """Replace the run date's rows of one detection table; return the rows written."""
+def run_step(warehouse: Warehouse, settings: Settings, step: SqlStep, run_date: Any) -> int:
+    """Replace the run date's rows of the step's table; return the rows written."""
     return warehouse.replace_partition(
-        step.sql_name,
-        table=step.table,
-        partition_field=step.partition_field,
-        params=detection_parameters(settings, as_date(run_date)),
+        step.sql_name, table=step.table, params=step.parameters(settings, as_date(run_date))
     )
 
 
 def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> None:
     """In ``external`` mode: fail unless every detection table holds rows for the date."""
     day = as_date(run_date)
-    empty = [
-        step.table
-        for step in DETECTION_STEPS
-        if warehouse.count_rows(step.table, step.partition_field, day) == 0
-    ]
+    empty = [step.table for step in DETECTION_STEPS if warehouse.count_rows(step.table, day) == 0]
     if empty:
         raise DetectionError(
             f"detection_mode is 'external' but {', '.join(empty)} hold(s) no rows for {day}: "
@@ -96,16 +93,16 @@ def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> di
         verify_detection(warehouse, settings, run_date)
     else:
         for step in DETECTION_STEPS:
-            run_detection_step(warehouse, settings, step, run_date)
-    return get_alert_decision(warehouse, settings, run_date)
+            run_step(warehouse, settings, step, run_date)
+    return stored_alert_decision(warehouse, settings, run_date)
 
 
-def get_alert_decision(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, Any]:
+def stored_alert_decision(
+    warehouse: Warehouse, settings: Settings, run_date: Any
+) -> dict[str, Any]:
     """Read the stored SQL5 row for the date."""
     day = as_date(run_date)
-    rows = warehouse.fetch(
-        render("detection/read_alert_decision", settings), {"run_date": day}
-    )
+    rows = warehouse.query("detection/read_alert_decision", {"run_date": day})
     if not rows:
         raise DetectionError(
             f"no alert decision stored for {day}: run detection for that date first "

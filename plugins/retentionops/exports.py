@@ -33,6 +33,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from retentionops.dates import as_date
+from retentionops.errors import UserError
+from retentionops.vocabulary import EXPORT_KINDS, TIERS
+
 #: Columns of an audience file, in order (the design's example CSV).
 AUDIENCE_COLUMNS: tuple[str, ...] = (
     "run_date",
@@ -50,15 +54,13 @@ AUDIENCE_COLUMNS: tuple[str, ...] = (
     "recommended_action",
     "value_proxy",
 )
-TIERS: tuple[str, ...] = ("P1", "P2", "P3")
-EXPORT_KINDS: tuple[str, ...] = ("csv", "gsheet")
 DEFAULT_GCP_CONN_ID = "google_cloud_default"
 SHEETS_URL = "https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit#gid={sheet_id}"
 
 _CENTS = decimal.Decimal("0.01")
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, ValueError):
     """An export could not be written; the message names the destination and the reason."""
 
 
@@ -81,29 +83,18 @@ class ExportResult:
 def _tier(tier: Any) -> str:
     value = str(tier or "").strip().upper()
     if value not in TIERS:
-        raise ValueError(f"invalid tier {tier!r}; use one of {', '.join(TIERS)}")
+        raise ExportError(f"invalid tier {tier!r}; use one of {', '.join(TIERS)}")
     return value
-
-
-def _day(run_date: Any) -> dt.date:
-    if isinstance(run_date, dt.datetime):
-        return run_date.date()
-    if isinstance(run_date, dt.date):
-        return run_date
-    try:
-        return dt.date.fromisoformat(str(run_date).strip())
-    except ValueError:
-        raise ValueError(f"invalid run_date {run_date!r}; use YYYY-MM-DD") from None
 
 
 def export_filename(run_date: Any, tier: str) -> str:
     """The audience file name for a date and tier, e.g. ``audience_p1_2011-09-22.csv``."""
-    return f"audience_{_tier(tier).lower()}_{_day(run_date).isoformat()}.csv"
+    return f"audience_{_tier(tier).lower()}_{as_date(run_date).isoformat()}.csv"
 
 
 def sheet_title(run_date: Any, tier: str) -> str:
     """The Sheets tab for a date and tier, e.g. ``P1 2011-09-22``."""
-    return f"{_tier(tier)} {_day(run_date).isoformat()}"
+    return f"{_tier(tier)} {as_date(run_date).isoformat()}"
 
 
 # -- cell formatting ----------------------------------------------------------------------
@@ -120,7 +111,7 @@ def _is_missing(value: Any) -> bool:
 def _round2(value: float | decimal.Decimal) -> decimal.Decimal:
     number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(repr(value))
     if not number.is_finite():
-        raise ValueError(f"cannot export the non-finite number {value!r}")
+        raise ExportError(f"cannot export the non-finite number {value!r}")
     return number.quantize(_CENTS, rounding=decimal.ROUND_HALF_UP)
 
 
@@ -156,7 +147,7 @@ def _ordered(rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
     for number, row in enumerate(rows, start=1):
         missing = [c for c in AUDIENCE_COLUMNS if c not in row]
         if missing:
-            raise ValueError(f"audience row {number} is missing column(s): {', '.join(missing)}")
+            raise ExportError(f"audience row {number} is missing column(s): {', '.join(missing)}")
         out.append([row[c] for c in AUDIENCE_COLUMNS])
     return out
 
@@ -179,7 +170,7 @@ def _split_gs(destination: str) -> tuple[str, str]:
     rest = destination[len("gs://") :]
     bucket, _, prefix = rest.partition("/")
     if not bucket or any(ch.isspace() for ch in bucket):
-        raise ValueError(
+        raise ExportError(
             f"gs:// destination {destination!r} has no valid bucket; use gs://bucket[/prefix]"
         )
     return bucket, prefix.strip("/")
@@ -247,12 +238,12 @@ def write_csv(
     data = render_csv(rows).encode("utf-8")
     destination = str(destination or "").strip()
     if not destination:
-        raise ValueError("empty export destination; use a folder or gs://bucket/prefix")
+        raise ExportError("empty export destination; use a folder or gs://bucket/prefix")
     if destination.startswith("gs://"):
         link = _write_gcs(destination, name, data, filesystem, gcp_conn_id)
         return ExportResult(_tier(tier), link, len(rows), "gcs")
     if "://" in destination:
-        raise ValueError(
+        raise ExportError(
             f"unsupported export destination {destination!r}; use a folder or gs://bucket/prefix"
         )
     path = _write_local(Path(destination).expanduser().resolve(), name, data)
@@ -303,7 +294,7 @@ def write_gsheet(
     title = sheet_title(run_date, tier)
     spreadsheet_id = str(spreadsheet_id or "").strip()
     if not spreadsheet_id:
-        raise ValueError("gsheet export needs a spreadsheet_id")
+        raise ExportError("gsheet export needs a spreadsheet_id")
     values = [list(AUDIENCE_COLUMNS)]
     values += [[_sheet_cell(v) for v in row] for row in _ordered(rows)]
     if hook is None:
@@ -348,7 +339,7 @@ def export_audience(
     """
     chosen = str(kind or "").strip().lower()
     if chosen not in EXPORT_KINDS:
-        raise ValueError(f"unknown export kind {kind!r}; use one of {', '.join(EXPORT_KINDS)}")
+        raise ExportError(f"unknown export kind {kind!r}; use one of {', '.join(EXPORT_KINDS)}")
     _tier(tier)
     if chosen == "gsheet":
         return write_gsheet(rows, run_date, tier, **options)

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from retentionops.detection import DetectionError, as_date
-from retentionops.service import ServiceError
-from retentionops.settings import Settings
-from retentionops.warehouse import open_warehouse
+from retentionops.warehouse import Warehouse
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
+def get_health(warehouse: Warehouse, start: dt.date, end: dt.date) -> dict[str, Any]:
     """Run success, webhook failure and export success rates, timing, alerts per month."""
-    try:
-        start, end = as_date(from_date), as_date(to_date)
-    except DetectionError as error:
-        raise ServiceError(str(error)) from None
-    if start > end:
-        raise ServiceError(f"from {start} is after to {end}")
-    with open_warehouse(settings) as warehouse:
-        warehouse.ensure_tables(("ops_runs_log", "ops_health_daily"))
-        months = warehouse.query("action/get_health", {"from_date": start, "to_date": end})
+    months = warehouse.query("action/get_health", {"from_date": start, "to_date": end})
     total = {key: sum(int(m[key] or 0) for m in months) for key in (
         "runs", "successful_runs", "skipped_runs", "failed_runs", "webhook_calls",
         "webhook_failures", "export_runs", "export_failures", "timed_runs",

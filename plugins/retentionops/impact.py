@@ -12,20 +12,14 @@ import datetime as dt
 import math
 from typing import Any
 
-from retentionops import actions
-from retentionops.detection import DetectionError, as_date, jsonable
-from retentionops.service import ServiceError
+from retentionops import actions, runlog
+from retentionops.detection import as_date, jsonable
+from retentionops.errors import ServiceError
 from retentionops.settings import Settings
-from retentionops.warehouse import open_warehouse
+from retentionops.vocabulary import TIERS
+from retentionops.warehouse import Warehouse
 
 Z_95 = 1.959964
-
-
-def _day(value: Any) -> dt.date:
-    try:
-        return as_date(value)
-    except DetectionError as error:
-        raise ServiceError(str(error)) from None
 
 
 def uplift_with_ci(
@@ -48,52 +42,53 @@ def uplift_with_ci(
     }
 
 
-def measure_impact(settings: Settings, run_id: str, horizon_days: int = 30) -> dict[str, Any]:
+def measure_impact(
+    warehouse: Warehouse, settings: Settings, run_id: str, horizon_days: int = 30
+) -> dict[str, Any]:
     """Treated vs holdout repurchase within ``horizon_days`` for the tiers a run exported."""
     if horizon_days < 1:
         raise ServiceError("horizon_days must be at least 1")
-    with open_warehouse(settings, read_only=True) as warehouse:
-        log = actions.read_run_log(warehouse, run_id)
-        if log is None:
-            raise ServiceError(f"no run '{run_id}' in ops_runs_log: check the run id")
-        day = as_date(log["alert_date"])
-        tiers = [t for t in actions.TIERS if log.get(f"export_{t.lower()}_link")]
-        if not tiers:
-            raise ServiceError(
-                f"run '{run_id}' exported nothing ({log.get('status')}): only runs that "
-                "exported audiences can be measured"
-            )
-        horizon_end = day + dt.timedelta(days=horizon_days)
-        [last] = warehouse.query("impact/last_order_date", {})
-        last_order = last["last_order_date"]
-        result: dict[str, Any] = {
-            "run_id": run_id,
-            "run_date": day.isoformat(),
-            "horizon_days": horizon_days,
-            "horizon_end": horizon_end.isoformat(),
-            "tiers": tiers,
-            "proxy": f"repurchase within {horizon_days} days after the run date",
-        }
-        if last_order is None or last_order < horizon_end:
-            return {
-                **result,
-                "measurable": False,
-                "measurable_from": (horizon_end + dt.timedelta(days=1)).isoformat(),
-                "message": f"not measurable yet: orders reach "
-                f"{last_order.isoformat() if last_order else 'nothing'}, the horizon ends "
-                f"{horizon_end.isoformat()}; measurable from "
-                f"{(horizon_end + dt.timedelta(days=1)).isoformat()}",
-            }
-        rows = warehouse.query(
-            "impact/measure_impact",
-            {
-                "run_date": day,
-                "tiers": tiers,
-                "row_limit": settings.export_limit,
-                "horizon_days": horizon_days,
-            },
+    log = runlog.read(warehouse, run_id)
+    if log is None:
+        raise ServiceError(f"no run '{run_id}' in ops_runs_log: check the run id")
+    day = as_date(log["alert_date"])
+    tiers = [t for t in TIERS if log.get(f"export_{t.lower()}_link")]
+    if not tiers:
+        raise ServiceError(
+            f"run '{run_id}' exported nothing ({log.get('status')}): only runs that "
+            "exported audiences can be measured"
         )
-        context = actions.get_operational_context(warehouse, settings, day)
+    horizon_end = day + dt.timedelta(days=horizon_days)
+    [last] = warehouse.query("impact/last_order_date", {})
+    last_order = last["last_order_date"]
+    result: dict[str, Any] = {
+        "run_id": run_id,
+        "run_date": day.isoformat(),
+        "horizon_days": horizon_days,
+        "horizon_end": horizon_end.isoformat(),
+        "tiers": tiers,
+        "proxy": f"repurchase within {horizon_days} days after the run date",
+    }
+    if last_order is None or last_order < horizon_end:
+        return {
+            **result,
+            "measurable": False,
+            "measurable_from": (horizon_end + dt.timedelta(days=1)).isoformat(),
+            "message": f"not measurable yet: orders reach "
+            f"{last_order.isoformat() if last_order else 'nothing'}, the horizon ends "
+            f"{horizon_end.isoformat()}; measurable from "
+            f"{(horizon_end + dt.timedelta(days=1)).isoformat()}",
+        }
+    rows = warehouse.query(
+        "impact/measure_impact",
+        {
+            "run_date": day,
+            "tiers": tiers,
+            "row_limit": settings.export_limit,
+            "horizon_days": horizon_days,
+        },
+    )
+    context = actions.get_operational_context(warehouse, settings, day)
     counts = {(r["priority_tier"], bool(r["is_holdout"])): r for r in rows}
     per_tier = {}
     value = context["value_per_customer"]
@@ -134,18 +129,15 @@ def measure_impact(settings: Settings, run_id: str, horizon_days: int = 30) -> d
     }
 
 
-def recommended_action(settings: Settings, customer_id: str, run_date: Any) -> dict[str, Any]:
+def recommended_action(
+    warehouse: Warehouse, settings: Settings, customer_id: str, run_date: Any
+) -> dict[str, Any]:
     """The tier, action and reason of one customer at a date, or why it is not queued."""
-    day = _day(run_date)
+    day = as_date(run_date)
     customer_id = str(customer_id)
-    with open_warehouse(settings, read_only=True) as warehouse:
-        if not warehouse.count_rows("retention_snapshot", "snapshot_date", day):
-            raise ServiceError(
-                f"no detection rows for {day}: run build_priority_queue({day}) first"
-            )
-        rows = warehouse.query(
-            "impact/read_customer_priority", {"run_date": day, "customer_id": customer_id}
-        )
+    rows = warehouse.query(
+        "impact/read_customer_priority", {"run_date": day, "customer_id": customer_id}
+    )
     if not rows:
         raise ServiceError(
             f"customer '{customer_id}' has no order on or before {day} (unknown customer, "
@@ -173,9 +165,7 @@ def recommended_action(settings: Settings, customer_id: str, run_date: Any) -> d
             if row["is_holdout"]
             else None,
         }
-    rules = "; ".join(
-        f"{tier} takes {actions.tier_definition(settings, tier)}" for tier in actions.TIERS
-    )
+    rules = "; ".join(f"{tier} takes {actions.tier_definition(settings, tier)}" for tier in TIERS)
     return {
         **base,
         "queued": False,

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
+from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_KINDS, ROLLOUT_MODES, TIERS
+
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
@@ -58,15 +60,15 @@ ToDate = Annotated[
     str, Field(pattern=DATE_PATTERN, description="Last day (inclusive), YYYY-MM-DD.")
 ]
 BriefFormat = Annotated[
-    Literal["markdown", "slack", "email"],
+    Literal[BRIEF_FORMATS],
     Field(description="Brief format: slack (default), email or markdown."),
 ]
 Tier = Annotated[
-    Literal["P1", "P2", "P3"],
+    Literal[TIERS],
     Field(description="Priority tier: P1 Prevention, P2 Intervention, P3 Win-back."),
 ]
 Destination = Annotated[
-    Literal["csv", "gsheet"] | None,
+    Literal[EXPORT_KINDS] | None,
     Field(
         description="csv (a file) or gsheet (a tab of the configured spreadsheet); "
         "default: the export_kind setting (csv unless configured)."
@@ -81,7 +83,7 @@ Folder = Annotated[
     ),
 ]
 RolloutMode = Annotated[
-    Literal["shadow", "pilot", "production"] | None,
+    Literal[ROLLOUT_MODES] | None,
     Field(
         description="shadow (nothing reaches people), pilot (pilot channel) or production; "
         "default: the rollout_mode setting."
@@ -105,16 +107,6 @@ HorizonDays = Annotated[
 ]
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is meant for the caller (clear, no secrets)."""
-    from retentionops.detection import DetectionError
-    from retentionops.service import ServiceError
-    from retentionops.settings import SettingsError
-    from retentionops.warehouse import WarehouseError
-
-    return (ServiceError, SettingsError, DetectionError, WarehouseError)
-
-
 def _annotations(**hints: Any) -> Any:
     from mcp_types import ToolAnnotations
 
@@ -127,17 +119,17 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
     from mcp.server.mcpserver.exceptions import ToolError
 
     from retentionops import service
+    from retentionops.errors import UserError
     from retentionops.settings import load_settings
 
     settings = settings if settings is not None else load_settings()
     lock = threading.Lock()  # one operation at a time: DuckDB allows one writer
-    user_errors = _user_errors()
 
     def call(tool: str, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with lock:
             try:
                 return operation(settings, *args, **kwargs)
-            except user_errors as error:
+            except UserError as error:
                 raise ToolError(str(error)) from None
             except Exception:
                 log.exception("tool %s failed unexpectedly", tool)
@@ -158,6 +150,17 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
         log_level="INFO",
     )
     read = _annotations(read_only_hint=True, open_world_hint=False)
+    # idempotent writes: the same call replaces its own rows or files
+    write_local = _annotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
+    write_out = _annotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    )
+    # posts to Slack and opens a ticket: each call acts again
+    send = _annotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
+    )
 
     # -- v1 (design 8.2) ---------------------------------------------------------------
     @server.tool(title="Alert decision", annotations=read)
@@ -174,12 +177,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
 
     @server.tool(
         title="Build priority queue",
-        annotations=_annotations(
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=write_local,
     )
     def build_priority_queue(date: RunDate) -> dict[str, Any]:
         """Run detection (SQL1-SQL5) for the date and (re)write its customer_priority rows;
@@ -188,12 +186,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
 
     @server.tool(
         title="Generate brief",
-        annotations=_annotations(
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=write_local,
     )
     def generate_brief(date: RunDate, format: BriefFormat = "slack") -> dict[str, Any]:
         """The manager-ready brief for the date (situation, tiers, actions, links) in one
@@ -204,12 +197,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
 
     @server.tool(
         title="Export audience",
-        annotations=_annotations(
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=True,
-        ),
+        annotations=write_out,
     )
     def export_audience(
         date: RunDate,
@@ -235,12 +223,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
 
     @server.tool(
         title="Trigger playbook",
-        annotations=_annotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=send,
     )
     def trigger_playbook(date: RunDate, rollout_mode: RolloutMode = None) -> dict[str, Any]:
         """Send the date's playbook to the Make webhook (Slack post + ticket; CRITICAL escalates),
@@ -259,26 +242,20 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
     def get_recommended_action(customer_id: CustomerId, date: RunDate) -> dict[str, Any]:
         """One customer's tier, recommended action and reason at a date, or why the customer
         is not queued (and whether it is in the holdout). Read-only."""
-        from retentionops import impact
-
-        return call("get_recommended_action", impact.recommended_action, customer_id, date)
+        return call("get_recommended_action", service.get_recommended_action, customer_id, date)
 
     @server.tool(title="Measure impact", annotations=read)
     def measure_impact(run_id: RunId, horizon_days: HorizonDays = 30) -> dict[str, Any]:
         """Treated vs holdout repurchase rates per exported tier of a run within the horizon,
         the uplift with a 95 % interval and the illustrative revenue protected; before the
         horizon has passed, the date it becomes measurable. Read-only."""
-        from retentionops import impact
-
-        return call("measure_impact", impact.measure_impact, run_id, horizon_days)
+        return call("measure_impact", service.measure_impact, run_id, horizon_days)
 
     @server.tool(title="Health", annotations=read)
     def get_health(from_date: FromDate, to_date: ToDate) -> dict[str, Any]:
         """Meta-monitoring from ops_runs_log over a date range: run success rate, webhook
         failure rate, export success rate, average execution time, alerts per month."""
-        from retentionops import health
-
-        return call("get_health", health.get_health, from_date, to_date)
+        return call("get_health", service.get_health, from_date, to_date)
 
     return server
 

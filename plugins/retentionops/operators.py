@@ -1,53 +1,216 @@
-"""Airflow operators of the package (imported by the DAG; need Airflow installed, not running)."""
+"""Airflow's side of the package: the tasks the DAG wires, built from the service layer.
+
+- :func:`sql_step_task` is "the task that runs this SQL step": a
+  ``BigQueryInsertJobOperator`` on BigQuery, a DuckDB task otherwise. The backend is chosen
+  here, from the settings, and nowhere in the DAG file.
+- :class:`PlaybookHook` and :class:`PlaybookWebhookOperator` post the playbook: the hook
+  classifies answers, never lets the URL reach a log line and retries with the one policy
+  of ``playbook.retry_args``; the MCP/CLI ``trigger_playbook`` uses the same hook.
+- :func:`record_task_failure` is every task's ``on_failure_callback``: it writes the failure
+  into the run's ``ops_runs_log`` row before anything else can go wrong.
+- :func:`failed_steps` and :func:`run_started_at` read a DAG run for its final log row.
+
+Imported by the DAG file (needs Airflow installed, not running) and by
+``service.deliver_playbook``; nothing here opens a connection at import time.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
+from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.http.operators.http import HttpOperator
+from airflow.sdk.exceptions import AirflowFailException
 
+from retentionops import connections, service
+from retentionops.detection import SqlStep
 from retentionops.playbook import (
     TransientWebhookError,
     classify_response,
-    connection_secrets,
     parse_response,
+    retry_args,
 )
+from retentionops.runlog import RunOutcome
+from retentionops.settings import Settings, load_settings
+
+# -- SQL steps --------------------------------------------------------------------------------
 
 
-def webhook_secrets(conn_id: str) -> list[str]:
-    """The strings of the webhook connection to mask (host = the full URL, password, extra)."""
-    from airflow.sdk import BaseHook
+def _run_sql_step(step_name: str, ds: str | None = None) -> int:
+    return service.run_sql_step(load_settings(), step_name, ds)
 
-    conn = BaseHook.get_connection(conn_id)
-    return connection_secrets(conn.host, conn.password, conn.extra)
+
+def _create_tables() -> None:
+    service.create_tables(load_settings())
+
+
+def _bigquery_job(settings: Settings, task_id: str, configuration: dict[str, Any]) -> Any:
+    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+
+    return BigQueryInsertJobOperator(
+        task_id=task_id,
+        configuration=configuration,
+        gcp_conn_id=settings.gcp_conn_id,
+        project_id=settings.bigquery_project,
+        location=settings.bigquery_location,
+    )
+
+
+def sql_step_task(step: SqlStep, settings: Settings) -> Any:
+    """The task that runs one SQL step for the run date, on the configured backend."""
+    if settings.warehouse_backend == "bigquery":
+        from retentionops import bigquery
+
+        return _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
+    from airflow.sdk import task
+
+    return task(task_id=step.name)(_run_sql_step)(step.name)
+
+
+def create_tables_task(settings: Settings, task_id: str = "create_tables") -> Any:
+    """The task that creates every missing table (the DDL of ``include/sql/ddl``)."""
+    if settings.warehouse_backend == "bigquery":
+        from retentionops import bigquery
+        from retentionops.sql import TABLES
+
+        return _bigquery_job(settings, task_id, bigquery.create_tables_job(TABLES))
+    from airflow.sdk import task
+
+    return task(task_id=task_id)(_create_tables)()
+
+
+def dag_concurrency(settings: Settings) -> dict[str, int]:
+    """DuckDB allows one writer: one run and one task at a time on the embedded backend."""
+    if settings.warehouse_backend == "bigquery":
+        return {"max_active_runs": 4, "max_active_tasks": 8}
+    return {"max_active_runs": 1, "max_active_tasks": 1}
+
+
+# -- the playbook webhook -----------------------------------------------------------------------
+
+
+class PlaybookHook(HttpHook):
+    """The HTTP hook of the Make webhook, held in an Airflow HTTP connection.
+
+    ``run_and_check`` sends the request and classifies the answer itself: transport faults,
+    408, 429 and 5xx become :class:`TransientWebhookError` (retried), other refusals
+    ``PermanentWebhookError``. Neither message nor any log line carries the URL (the stock
+    hook logs the ``requests`` error, which embeds it).
+    """
+
+    def run_and_check(
+        self, session: requests.Session, prepped_request: Any, extra_options: dict[Any, Any]
+    ) -> Any:
+        environment = session.merge_environment_settings(
+            prepped_request.url,
+            proxies=session.proxies,
+            stream=session.stream,
+            verify=session.verify,
+            cert=session.cert,
+        )
+        timeout = extra_options.get("timeout")
+        try:
+            response = session.send(
+                prepped_request,
+                timeout=timeout,
+                allow_redirects=extra_options.get("allow_redirects", True),
+                **environment,
+            )
+        except requests.Timeout:
+            raise TransientWebhookError(f"webhook timed out after {timeout} s") from None
+        except requests.ConnectionError as error:
+            raise TransientWebhookError(f"webhook unreachable ({type(error).__name__})") from None
+        classify_response(response)
+        return response
+
+    def post_playbook(self, payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+        """POST the body with the retry policy; return the scenario's parsed answer."""
+        connections.mask(connections.known_secrets(settings))
+        response = self.run_with_advanced_retry(
+            retry_args(settings),
+            endpoint=None,
+            data=json.dumps(payload),
+            headers={"Content-Type": "application/json"},
+            extra_options={"timeout": settings.webhook_timeout_seconds},
+        )
+        return parse_response(response)
 
 
 class PlaybookWebhookOperator(HttpOperator):
-    """POST the playbook JSON to the Make webhook held in an Airflow connection.
+    """POST the playbook body (``data``: the output of the task that prepared it) as JSON.
 
-    Before calling, every secret of the connection is registered with Airflow's secrets
-    masker, so the URL never shows in task logs. Transport failures are re-raised as
-    ``TransientWebhookError`` without the ``requests`` message (which embeds the URL).
+    An ``HttpOperator`` on :class:`PlaybookHook` with the package's retry policy; every
+    secret of the connection is registered with Airflow's masker before the call.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("method", "POST")
         kwargs.setdefault("headers", {"Content-Type": "application/json"})
-        kwargs.setdefault("response_check", classify_response)
         kwargs.setdefault("response_filter", parse_response)
         super().__init__(**kwargs)
 
-    def execute(self, context: Any) -> Any:
-        from airflow.sdk.log import mask_secret
+    @property
+    def hook(self) -> PlaybookHook:
+        return PlaybookHook(self.method, http_conn_id=self.http_conn_id)
 
-        for secret in webhook_secrets(self.http_conn_id):
-            mask_secret(secret)
-        try:
-            return super().execute(context)
-        except requests.Timeout:
-            timeout = (self.extra_options or {}).get("timeout")
-            raise TransientWebhookError(f"webhook timed out after {timeout} s") from None
-        except requests.ConnectionError as error:
-            reason = type(error).__name__
-            raise TransientWebhookError(f"webhook unreachable ({reason})") from None
+    def execute(self, context: Any) -> Any:
+        settings = load_settings()
+        connections.mask(connections.known_secrets(settings))
+        if isinstance(self.data, dict):
+            self.data = json.dumps(self.data)
+        # read at run time, like every other setting of a task
+        self.extra_options = {**self.extra_options, "timeout": settings.webhook_timeout_seconds}
+        self.retry_args = retry_args(settings)
+        return super().execute(context)
+
+
+# -- the run log of a DAG run -------------------------------------------------------------------
+
+
+def _state_name(state: Any) -> str:
+    return str(state).rsplit(".", 1)[-1].lower()
+
+
+def failed_steps(states: dict[str, Any], own_task_id: str) -> list[str]:
+    """The task ids that failed in a run (``ti.get_task_states``), besides the caller."""
+    return sorted(
+        task_id
+        for task_id, state in states.items()
+        if task_id != own_task_id and _state_name(state) == "failed"
+    )
+
+
+def run_started_at(dag_run: Any) -> Any:
+    """When the run really began (``dags test`` sets start_date to the logical date)."""
+    moments = [getattr(dag_run, name, None) for name in ("start_date", "queued_at", "run_after")]
+    moments = [m for m in moments if m is not None]
+    return max(moments) if moments else None
+
+
+class RunFailed(AirflowFailException):
+    """Raised after the run's failure is logged, so that the DAG run shows as failed."""
+
+
+def record_task_failure(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of every task: write the failure before anything else can."""
+    if isinstance(context.get("exception"), RunFailed):
+        return  # the run log task logged the run itself before failing it
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    label = ti.task_id if map_index in (-1, None) else f"{ti.task_id}[{map_index}]"
+    try:
+        settings = load_settings()
+        exception = context.get("exception")
+        message = connections.redact(
+            f"{type(exception).__name__}: {exception}", connections.known_secrets(settings)
+        )
+        outcome = RunOutcome(context["run_id"], context["ds"], "dag").fail(label, message)
+        service.write_run_log(settings, outcome)
+    except Exception:  # the callback must never hide the task's own error
+        import logging
+
+        logging.getLogger(__name__).exception(
+            "could not record the failure of %s in ops_runs_log", label
+        )

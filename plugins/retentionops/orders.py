@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retentionops.errors import UserError
+
 ORDER_COLUMNS = ["customer_id", "order_id", "order_date", "order_amount", "country"]
 REQUIRED_ORDER_COLUMNS = ["customer_id", "order_id", "order_date", "order_amount"]
 UCI_REQUIRED_COLUMNS = ["InvoiceNo", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"]
@@ -56,7 +58,7 @@ _ISO = r"^\s*\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*
 _FLOAT_ID = r"^(\d+)\.0+$"
 
 
-class OrdersFileError(ValueError):
+class OrdersFileError(UserError, ValueError):
     """A problem with an orders file the user can fix; the message says what and how."""
 
 
@@ -89,6 +91,17 @@ def _row(position: int) -> str:
 def _first_bad(values: pd.Series, bad: np.ndarray) -> tuple[Any, int]:
     position = int(np.flatnonzero(bad)[0])
     return values.iloc[position], position
+
+
+def _refuse_bad(values: pd.Series, bad: np.ndarray, problem: str, fix: str) -> None:
+    """Refuse a column with bad cells, showing the first one, where it is, how many in all."""
+    if not bad.any():
+        return
+    value, position = _first_bad(values, bad)
+    shown = "an empty cell" if _is_blank(values.iloc[[position]])[0] else repr(value)
+    raise OrdersFileError(
+        f"{problem} {shown} at {_row(position)} ({int(bad.sum())} bad value(s) in all). {fix}"
+    )
 
 
 def _is_blank(values: pd.Series) -> np.ndarray:
@@ -125,14 +138,8 @@ def _numbers(values: pd.Series, column: str, source: str) -> np.ndarray:
     else:
         text = values.astype("string").str.strip()
         numbers = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy()
-    bad = ~np.isfinite(numbers)
-    if bad.any():
-        value, position = _first_bad(values, bad)
-        shown = "an empty cell" if _is_blank(values.iloc[[position]])[0] else repr(value)
-        raise OrdersFileError(
-            f"{source}: column {column!r} must be numeric but has {shown} at {_row(position)} "
-            f"({int(bad.sum())} bad value(s) in all). Fix or remove those rows and load again."
-        )
+    problem = f"{source}: column {column!r} must be numeric but has"
+    _refuse_bad(values, ~np.isfinite(numbers), problem, "Fix or remove those rows and load again.")
     return numbers
 
 
@@ -148,15 +155,9 @@ def _datetimes(values: pd.Series, column: str, source: str, date_format: str | N
         parsed = parsed.astype("datetime64[s]").reset_index(drop=True)
     else:
         parsed = _parse_mixed(values.reset_index(drop=True), column, source, date_format)
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        value, position = _first_bad(values, bad)
-        shown = "an empty cell" if _is_blank(values.iloc[[position]])[0] else repr(value)
-        raise OrdersFileError(
-            f"{source}: column {column!r} has a value that is not a date: {shown} at "
-            f"{_row(position)} ({int(bad.sum())} bad value(s) in all). Use dates like "
-            f"2011-12-09, 2011-12-09 12:50:00 or 9/12/2011 12:50."
-        )
+    problem = f"{source}: column {column!r} has a value that is not a date:"
+    fix = "Use dates like 2011-12-09, 2011-12-09 12:50:00 or 9/12/2011 12:50."
+    _refuse_bad(values, parsed.isna().to_numpy(), problem, fix)
     return parsed
 
 

@@ -1,20 +1,20 @@
 """Package a run's outputs on disk: the brief in every format, the chart, the audiences.
 
 One folder per run date, ``<artifacts_dir>/<YYYY-MM-DD>/``: re-running a date replaces its
-own files (each written atomically) and never touches another date's.
+own files (each written atomically) and never touches another date's. Every link the
+package shows (brief, payload, run log) is built here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from retentionops import actions
 from retentionops.detection import alert_series, as_date
+from retentionops.files import write_atomic
 from retentionops.settings import PROJECT_ROOT, Settings
 from retentionops.warehouse import Warehouse
 
@@ -26,6 +26,19 @@ BRIEF_FILES = {
     "email_text": "brief_email.txt",
     "chart": "at_risk_last_60_days.png",
 }
+
+
+class BriefFiles(TypedDict):
+    chart: str
+    markdown: str
+    slack: str
+    email_html: str
+    email_text: str
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a run id."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
 
 
 def display_link(link: str) -> str:
@@ -47,6 +60,14 @@ def export_destination(settings: Settings, run_date: Any) -> str:
     return settings.export_destination or str(run_dir(settings, run_date))
 
 
+def export_options(settings: Settings, kind: str) -> dict[str, Any]:
+    """The writer's options for an export kind (the Google connection, the spreadsheet)."""
+    options: dict[str, Any] = {"gcp_conn_id": settings.gcp_conn_id}
+    if kind == "gsheet":
+        options["spreadsheet_id"] = settings.gsheet_spreadsheet_id
+    return options
+
+
 def planned_export_link(settings: Settings, run_date: Any, tier: str) -> str:
     """The link an export will have, known before it runs (the brief is written first)."""
     from retentionops.exports import export_filename
@@ -62,67 +83,35 @@ def planned_export_link(settings: Settings, run_date: Any, tier: str) -> str:
     return display_link(str(Path(destination).resolve() / name))
 
 
+def planned_export_links(settings: Settings, run_date: Any, tiers: list[str]) -> dict[str, str]:
+    return {tier: planned_export_link(settings, run_date, tier) for tier in tiers}
+
+
 def render_brief_files(
-    warehouse: Warehouse, settings: Settings, context: dict[str, Any]
-) -> dict[str, str]:
+    warehouse: Warehouse, settings: Settings, context: dict[str, Any], *, run_id: str | None = None
+) -> BriefFiles:
     """Write the chart and the brief (Markdown, Slack payload, email) for the context's date."""
     from retentionops.brief import render_brief, render_chart
 
     day = as_date(context["run_date"])
     folder = run_dir(settings, day)
-    folder.mkdir(parents=True, exist_ok=True)
     series = alert_series(warehouse, settings, day - dt.timedelta(days=CHART_DAYS - 1), day)
     chart = render_chart(
         series, folder / BRIEF_FILES["chart"], run_date=day.isoformat(), days=CHART_DAYS
     )
-    links = {tier: planned_export_link(settings, day, tier) for tier in context["exported_tiers"]}
+    links = planned_export_links(settings, day, context["plan"]["tiers"])
     # The Markdown brief sits next to the chart, so it links it by file name.
     chart_link = display_link(str(chart))
     written = {"chart": chart}
-    written["markdown"] = actions.write_text_atomic(
+    written["markdown"] = write_atomic(
         folder / BRIEF_FILES["markdown"],
-        render_brief(context, "markdown", links=links, chart_link=chart.name),
+        render_brief(context, "markdown", links=links, chart_link=chart.name, run_id=run_id),
     )
-    slack = render_brief(context, "slack", links=links, chart_link=chart_link)
-    written["slack"] = actions.write_text_atomic(
+    slack = render_brief(context, "slack", links=links, chart_link=chart_link, run_id=run_id)
+    written["slack"] = write_atomic(
         folder / BRIEF_FILES["slack"], json.dumps(slack, indent=2) + "\n"
     )
-    email = render_brief(context, "email", links=links, chart_link=chart_link)
-    written["email_html"] = actions.write_text_atomic(
-        folder / BRIEF_FILES["email_html"], email["html"]
-    )
-    written["email_text"] = actions.write_text_atomic(
-        folder / BRIEF_FILES["email_text"], email["text"]
-    )
-    return {kind: display_link(str(path)) for kind, path in written.items()}
-
-
-def export_tier(
-    warehouse: Warehouse,
-    settings: Settings,
-    run_date: Any,
-    tier: str,
-    *,
-    destination: str | None = None,
-    kind: str | None = None,
-    limit: int | None = None,
-) -> dict[str, Any]:
-    """Export one tier's ranked audience; return its link and row count."""
-    from retentionops.exports import export_audience
-
-    day = as_date(run_date)
-    rows = actions.fetch_audience(warehouse, settings, day, tier, limit)
-    kind = kind or settings.export_kind
-    options: dict[str, Any] = {"gcp_conn_id": settings.gcp_conn_id}
-    if kind == "gsheet":
-        options["spreadsheet_id"] = settings.gsheet_spreadsheet_id
-    result = export_audience(
-        rows, destination or export_destination(settings, day), day, tier, kind=kind, **options
-    )
-    return {**dataclasses.asdict(result), "link": display_link(result.link)}
-
-
-def run_log_path(settings: Settings, run_date: Any, run_id: str) -> Path:
-    """The JSON copy of a run's log row, next to the run's other artifacts."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
-    return run_dir(settings, run_date) / f"run_log_{safe}.json"
+    email = render_brief(context, "email", links=links, chart_link=chart_link, run_id=run_id)
+    written["email_html"] = write_atomic(folder / BRIEF_FILES["email_html"], email["html"])
+    written["email_text"] = write_atomic(folder / BRIEF_FILES["email_text"], email["text"])
+    return {kind: display_link(str(path)) for kind, path in written.items()}  # type: ignore[return-value]

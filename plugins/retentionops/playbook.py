@@ -1,59 +1,104 @@
-"""The Make.com playbook contract: what the DAG sends, how it reads the answer, what it retries.
+"""The Make.com playbook contract: the plan, the body, how the answer is read, what is retried.
 
-Pure Python (no Airflow import): the DAG's ``trigger_playbook`` HttpOperator posts the body
-built here; the same functions serve the CLI, the MCP tools and the tests. The contract is
-published as JSON Schema under ``include/contracts/``.
+Pure Python (no Airflow import). The plan (:func:`playbook_plan`) is the one rule of what a
+run delivers; the brief describes it, the payload carries it and the run log records it. The
+DAG's ``trigger_playbook`` HttpOperator and the MCP/CLI ``trigger_playbook`` post the body
+built here through the same hook with the same retry policy (:func:`retry_args`). The
+contract is published as JSON Schema under ``include/contracts/``.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any
-from urllib.parse import urlsplit
+import logging
+from typing import Any, TypedDict
 
+from retentionops.errors import UserError
 from retentionops.settings import Settings
+from retentionops.vocabulary import (
+    ESCALATION_MENTION,
+    NO_ALERT,
+    PLAYBOOK_TIERS,
+    ROLLOUT_MODES,
+    TICKET_PRIORITIES,
+)
 
 CONTRACT_VERSION = "1"
-ROLLOUT_MODES = ("shadow", "pilot", "production")
+#: Longest wait between two webhook attempts, whatever the backoff or Retry-After say.
+MAX_RETRY_DELAY_SECONDS = 600.0
 _TRANSIENT_STATUS = frozenset({408, 429})
 
+log = logging.getLogger(__name__)
 
-class WebhookError(RuntimeError):
+
+class WebhookError(UserError):
     """The webhook call failed; the message never contains the webhook URL."""
 
 
 class TransientWebhookError(WebhookError):
-    """Worth retrying: timeout, connection error, 429 or 5xx."""
+    """Worth retrying: timeout, connection error, 408, 429 or 5xx.
+
+    ``retry_after`` holds the seconds the receiver asked to wait (its ``Retry-After``).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentWebhookError(WebhookError):
     """Not worth retrying: another 4xx, or an answer that breaks the contract."""
 
 
-def playbook_plan(decision: dict[str, Any], rollout_mode: str, settings: Settings) -> dict:
+class PlaybookPlan(TypedDict):
+    """What a run delivers for its alert decision under a rollout mode."""
+
+    branch: str  # no_alert | warning | critical: the DAG's branch
+    alerting: bool
+    severity: str
+    tiers: list[str]  # the audiences exported
+    rollout_mode: str
+    shadow: bool
+    escalation: bool
+    mention: str | None  # the Slack escalation mention, only when escalating
+    ticket_priority: str | None
+    slack_channel: str | None
+
+
+def playbook_plan(decision: dict[str, Any], rollout_mode: str, settings: Settings) -> PlaybookPlan:
     """What the playbook does for a decision under a rollout mode (design sections 9, 16).
 
-    - production: WARNING -> HIGH ticket; CRITICAL -> URGENT ticket with escalation.
-    - pilot: only the WARNING playbook, in the pilot channel: a CRITICAL day is delivered
-      as a WARNING (HIGH ticket, no escalation) so that nothing is lost during the pilot.
-    - shadow: everything is generated and sent flagged ``shadow: true`` to the pilot
-      channel; the scenario must not post to real channels nor open real tickets.
+    - No alert (``alert_flag`` false): nothing is exported or sent (branch ``no_alert``).
+    - The audiences always follow the alert's severity (WARNING: P1 + P2, CRITICAL: P1 + P2
+      + P3), so the lists are ready whatever the rollout stage.
+    - production: WARNING -> HIGH ticket in the production channel; CRITICAL -> URGENT
+      ticket with the escalation mention.
+    - pilot: the WARNING playbook only, in the pilot channel: a CRITICAL day gets a HIGH
+      ticket and no escalation, so nothing is lost during the pilot.
+    - shadow: sent flagged ``shadow: true`` to the pilot channel, HIGH, no escalation; the
+      scenario must not post to real channels nor open real tickets.
     """
     if rollout_mode not in ROLLOUT_MODES:
-        raise ValueError(
-            f"rollout mode {rollout_mode!r} is not one of {', '.join(ROLLOUT_MODES)}"
-        )
-    severity = decision["severity"]
-    critical = severity == "CRITICAL" and rollout_mode == "production"
+        raise ValueError(f"rollout mode {rollout_mode!r} is not one of {', '.join(ROLLOUT_MODES)}")
+    severity = str(decision["severity"])
+    tiers = list(PLAYBOOK_TIERS.get(severity, ())) if decision.get("alert_flag") else []
+    alerting = bool(tiers)
+    escalation = alerting and severity == "CRITICAL" and rollout_mode == "production"
+    channel = (
+        settings.slack_channel if rollout_mode == "production" else settings.pilot_slack_channel
+    )
     return {
+        "branch": severity.lower() if alerting else NO_ALERT,
+        "alerting": alerting,
+        "severity": severity,
+        "tiers": tiers,
         "rollout_mode": rollout_mode,
         "shadow": rollout_mode == "shadow",
-        "escalation": critical,
-        "ticket_priority": "URGENT" if critical else "HIGH",
-        "slack_channel": settings.slack_channel
-        if rollout_mode == "production"
-        else settings.pilot_slack_channel,
+        "escalation": escalation,
+        "mention": ESCALATION_MENTION if escalation else None,
+        "ticket_priority": (TICKET_PRIORITIES["CRITICAL" if escalation else "WARNING"])
+        if alerting
+        else None,
+        "slack_channel": channel if alerting else None,
     }
 
 
@@ -61,14 +106,14 @@ def build_payload(
     *,
     run_id: str,
     context: dict[str, Any],
-    rollout_mode: str,
-    settings: Settings,
     slack_brief: dict[str, Any],
     exports: list[dict[str, Any]],
     brief_link: str | None,
 ) -> dict[str, Any]:
     """The JSON body posted to the Make webhook (``playbook_webhook.schema.json``)."""
-    decision = context["decision"]
+    decision, plan = context["decision"], context["plan"]
+    if not plan["alerting"]:
+        raise ValueError(f"no playbook for a run without an alert ({context['run_date']})")
     keys = (
         "current_value",
         "baseline_value",
@@ -84,7 +129,11 @@ def build_payload(
         "run_date": context["run_date"],
         "severity": decision["severity"],
         "alert_flag": bool(decision["alert_flag"]),
-        **playbook_plan(decision, rollout_mode, settings),
+        "rollout_mode": plan["rollout_mode"],
+        "shadow": plan["shadow"],
+        "escalation": plan["escalation"],
+        "ticket_priority": plan["ticket_priority"],
+        "slack_channel": plan["slack_channel"],
         "decision": {key: decision.get(key) for key in keys},
         "tier_counts": {tier: info["count"] for tier, info in context["tiers"].items()},
         "exports": [
@@ -96,24 +145,31 @@ def build_payload(
     }
 
 
-def classify_response(response: Any) -> bool:
-    """``response_check`` of the HttpOperator: True on 2xx, else a typed error to retry or not.
+# -- the answer ---------------------------------------------------------------------------
 
-    The http hook would turn every HTTP error into a bare ``AirflowException`` (so retry
-    rules keyed on ``requests.HTTPError`` never fire); the operator runs with
-    ``check_response: False`` and this function decides instead.
-    """
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds of a ``Retry-After: <seconds>`` header (an HTTP date counts as absent)."""
+    value = (getattr(response, "headers", None) or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def classify_response(response: Any) -> bool:
+    """True on 2xx, else a typed error: transient (retried) or permanent (not retried)."""
     status = response.status_code
     if 200 <= status < 300:
         return True
     detail = f"webhook answered HTTP {status} {response.reason or ''}".strip()
     if status >= 500 or status in _TRANSIENT_STATUS:
-        raise TransientWebhookError(detail)
+        raise TransientWebhookError(detail, retry_after=_retry_after(response))
     raise PermanentWebhookError(f"{detail}: the request was refused; check the scenario")
 
 
 def parse_response(response: Any) -> dict[str, Any]:
-    """``response_filter``: the scenario's JSON answer (Make's "Webhook response" module)."""
+    """The scenario's JSON answer (Make's "Webhook response" module)."""
     try:
         body = response.json()
     except ValueError:
@@ -131,31 +187,40 @@ def parse_response(response: Any) -> dict[str, Any]:
     }
 
 
-def connection_secrets(host: str | None, password: str | None, extra: Any = None) -> list[str]:
-    """Every string of a webhook connection that must never reach a log, XCom or table."""
-    secrets = []
-    for value in (host, password):
-        if value:
-            secrets.append(value)
-            path = urlsplit(value).path if "://" in value else ""
-            if len(path.strip("/")) >= 6:
-                secrets.append(path)
-                secrets.append(path.strip("/"))
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra) if extra else {}
-        except ValueError:
-            extra = {}
-    if isinstance(extra, dict):
-        secrets += [str(v) for v in extra.values() if isinstance(v, str) and len(v) >= 6]
-    return sorted(set(secrets), key=len, reverse=True)
+# -- retries --------------------------------------------------------------------------------
 
 
-_URL = re.compile(r"https?://[^\s'\"<>]+")
+def retry_delay(settings: Settings, attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based): exponential backoff from
+    ``webhook_retry_delay_seconds``; a longer ``Retry-After`` wins; capped at 10 minutes."""
+    backoff = settings.webhook_retry_delay_seconds * 2 ** (attempt - 1)
+    return min(max(backoff, retry_after or 0.0), MAX_RETRY_DELAY_SECONDS)
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """Remove secrets, and any URL at all, from a message meant for logs or the run log."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return _URL.sub("<url>", text)
+def retry_args(settings: Settings) -> dict[str, Any]:
+    """The one retry policy of the webhook (tenacity arguments for ``HttpHook``).
+
+    Only :class:`TransientWebhookError` is retried, ``webhook_retries`` times at most.
+    """
+    import tenacity
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return retry_delay(settings, state.attempt_number, getattr(error, "retry_after", None))
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "webhook attempt %d failed (%s); retrying in %.0f s",
+            state.attempt_number,
+            error,
+            state.next_action.sleep if state.next_action else 0,
+        )
+
+    return {
+        "retry": tenacity.retry_if_exception_type(TransientWebhookError),
+        "stop": tenacity.stop_after_attempt(settings.webhook_retries + 1),
+        "wait": wait,
+        "before_sleep": before_sleep,
+        "reraise": True,
+    }

@@ -14,32 +14,60 @@ the same file with the same ``tables`` mapping through Airflow's Jinja environme
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 
 from retentionops.settings import PROJECT_ROOT, Settings, ratio, split_list
+from retentionops.vocabulary import TIERS
 
 INCLUDE_DIR = PROJECT_ROOT / "include"
 SQL_DIR = INCLUDE_DIR / "sql"
 
-#: Every table the package reads or writes, by logical name.
-TABLES = (
-    "orders",
-    "base_customers",
-    "retention_snapshot",
-    "churn_detection",
-    "cohort_retention_evolution",
-    "alert_logic",
-    "customer_priority",
-    "ops_runs_log",
-    "ops_health_daily",
+@dataclass(frozen=True)
+class Table:
+    """A table the package reads or writes, by logical name.
+
+    ``partition_field`` is the date column a run replaces; ``derived`` tables are computed
+    from the orders (stale once the orders change); ``retained`` tables lose partitions
+    older than ``retention_days``.
+    """
+
+    name: str
+    partition_field: str | None = None
+    derived: bool = False
+    retained: bool = False
+
+
+#: Every table of the package, in creation order (the one list of table names).
+TABLE_CATALOG = (
+    Table("orders"),
+    Table("base_customers", "snapshot_date", derived=True, retained=True),
+    Table("retention_snapshot", "snapshot_date", derived=True, retained=True),
+    Table("churn_detection", "snapshot_date", derived=True, retained=True),
+    Table("cohort_retention_evolution", "snapshot_date", derived=True, retained=True),
+    Table("alert_logic", "alert_date", derived=True),
+    Table("customer_priority", "run_date", derived=True, retained=True),
+    Table("ops_runs_log", "alert_date"),
+    Table("ops_health_daily"),
 )
+TABLES = tuple(t.name for t in TABLE_CATALOG)
+DERIVED_TABLES = tuple(t.name for t in TABLE_CATALOG if t.derived)
+RETAINED_TABLES = tuple(t.name for t in TABLE_CATALOG if t.retained)
+
+
+def table(name: str) -> Table:
+    """The catalog entry of a table; an unknown name is a bug, said plainly."""
+    for entry in TABLE_CATALOG:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no table '{name}'; known tables: {', '.join(TABLES)}")
+
 
 # Parameters whose BigQuery type cannot be inferred from a templated string value.
 _DATE_PARAMETERS = frozenset({"run_date", "from_date"})
-
 
 
 def table_refs(settings: Settings) -> dict[str, str]:
@@ -153,7 +181,7 @@ def detection_parameters(
 def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
     """Values of the priority queue rules (design section 7), all from settings."""
     values: dict[str, Any] = {"run_date": run_date}
-    for tier in ("p1", "p2", "p3"):
+    for tier in (t.lower() for t in TIERS):
         values[f"{tier}_status"] = getattr(settings, f"{tier}_status")
         values[f"{tier}_risk_levels"] = split_list(getattr(settings, f"{tier}_risk_levels"))
         values[f"{tier}_base_score"] = getattr(settings, f"{tier}_base_score")

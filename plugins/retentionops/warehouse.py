@@ -10,15 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from retentionops import bigquery
+from retentionops.errors import UserError
 from retentionops.settings import Settings
 from retentionops.sql import (
+    DERIVED_TABLES,
     TABLES,
     bigquery_query_parameters,
     parameter_names,
     render,
+    table,
     table_refs,
     to_duckdb,
 )
@@ -26,19 +29,47 @@ from retentionops.sql import (
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Tables derived from orders; replacing the orders makes their old rows stale.
-DERIVED_TABLES = (
-    "base_customers",
-    "retention_snapshot",
-    "churn_detection",
-    "cohort_retention_evolution",
-    "alert_logic",
-    "customer_priority",
-)
 
-
-class WarehouseError(RuntimeError):
+class WarehouseError(UserError):
     """A warehouse operation failed; the message says what to do."""
+
+
+class Warehouse(Protocol):
+    """What every backend offers; the package talks to a warehouse through this only."""
+
+    settings: Settings
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Warehouse: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+        """Run rendered BigQuery SQL; return its rows as dicts."""
+
+    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
+        """Run one SQL file of ``include/sql``; return its rows as dicts."""
+
+    def execute_file(
+        self, sql_name: str, params: dict[str, Any], types: dict[str, str] | None = None
+    ) -> None:
+        """Run one statement file for its effect (a MERGE); ``types`` name NULL parameters."""
+
+    def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
+        """Create the tables that do not exist yet (idempotent DDL)."""
+
+    def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
+        """Replace the table's rows of the run date (from_date..run_date) with the query's."""
+
+    def count_rows(self, table: str, day: dt.date) -> int:
+        """Rows of one date of a table; 0 when the table does not exist yet."""
+
+    def delete_before(self, table: str, cutoff: dt.date) -> int:
+        """Delete a table's rows dated before ``cutoff``; return how many."""
+
+    def replace_orders(self, frame: pd.DataFrame) -> int:
+        """Replace the orders table; derived tables are cleared as stale."""
 
 
 class DuckDBWarehouse:
@@ -116,23 +147,19 @@ class DuckDBWarehouse:
         for name in names:
             self.execute(render(f"ddl/create_{name}", self.settings))
 
-    def replace_partition(
-        self,
-        sql_name: str,
-        *,
-        table: str,
-        partition_field: str,
-        params: dict[str, Any],
-    ) -> int:
+    def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
         """Replace rows of ``table`` for dates from_date..run_date with the query's rows."""
         select_sql = render(sql_name, self.settings)
         target = table_refs(self.settings)[table]
+        partition_field = _partition_field(table)
         self.ensure_tables((table,))
         with self.transaction():
             self.con.execute(
                 f"delete from {target} where {partition_field} between $from_date and $run_date",
-                {"from_date": params.get("from_date", params["run_date"]),
-                 "run_date": params["run_date"]},
+                {
+                    "from_date": params.get("from_date", params["run_date"]),
+                    "run_date": params["run_date"],
+                },
             )
             used = parameter_names(select_sql)
             (written,) = self.con.execute(
@@ -141,25 +168,26 @@ class DuckDBWarehouse:
             ).fetchone()
         return int(written)
 
-    def count_rows(self, table: str, partition_field: str, day: dt.date) -> int:
+    def count_rows(self, table: str, day: dt.date) -> int:
         """Rows of one date; 0 when the table does not exist yet (works read-only)."""
         import duckdb
 
         target = table_refs(self.settings)[table]
         try:
             (count,) = self.con.execute(
-                f"select count(*) from {target} where {partition_field} = $day", {"day": day}
+                f"select count(*) from {target} where {_partition_field(table)} = $day",
+                {"day": day},
             ).fetchone()
         except duckdb.CatalogException:
             return 0
         return int(count)
 
-    def delete_before(self, table: str, partition_field: str, cutoff: dt.date) -> int:
+    def delete_before(self, table: str, cutoff: dt.date) -> int:
         """Drop a table's rows dated before ``cutoff`` (retention of old partitions)."""
         target = table_refs(self.settings)[table]
         self.ensure_tables((table,))
         (deleted,) = self.con.execute(
-            f"delete from {target} where {partition_field} < $cutoff", {"cutoff": cutoff}
+            f"delete from {target} where {_partition_field(table)} < $cutoff", {"cutoff": cutoff}
         ).fetchone()
         return int(deleted)
 
@@ -176,7 +204,7 @@ class DuckDBWarehouse:
                 self.con.execute(f"delete from {refs['orders']}")
                 (written,) = self.con.execute(
                     f"""
-                    insert into {refs['orders']} by name
+                    insert into {refs["orders"]} by name
                     select
                         cast(customer_id as varchar) as customer_id,
                         cast(order_id as varchar) as order_id,
@@ -235,22 +263,13 @@ class BigQueryWarehouse:
         self, sql_name: str, params: dict[str, Any], types: dict[str, str] | None = None
     ) -> None:
         text = render(sql_name, self.settings)
-        self._run(
-            bigquery.query_job(text, bigquery_query_parameters(text, params, types))
-        ).result()
+        self._run(bigquery.query_job(text, bigquery_query_parameters(text, params, types))).result()
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
         for name in names:
             self._run(bigquery.query_job(render(f"ddl/create_{name}", self.settings), []))
 
-    def replace_partition(
-        self,
-        sql_name: str,
-        *,
-        table: str,
-        partition_field: str,
-        params: dict[str, Any],
-    ) -> int:
+    def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
         if params.get("from_date", params["run_date"]) != params["run_date"]:
             raise WarehouseError("BigQuery writes replace one day partition at a time")
         select_sql = render(sql_name, self.settings)
@@ -261,19 +280,29 @@ class BigQueryWarehouse:
                 query=select_sql,
                 parameters=bigquery_query_parameters(select_sql, params),
                 table=table,
-                partition_field=partition_field,
+                partition_field=_partition_field(table),
                 partition=day.strftime("%Y%m%d"),
             )
         )
         job.result()
         return int(job.num_dml_affected_rows or getattr(job, "total_rows", 0) or 0)
 
-    def count_rows(self, table: str, partition_field: str, day: dt.date) -> int:
+    def count_rows(self, table: str, day: dt.date) -> int:
         ref = table_refs(self.settings)[table]
         rows = self.fetch(
-            f"select count(*) as n from {ref} where {partition_field} = @day", {"day": day}
+            f"select count(*) as n from {ref} where {_partition_field(table)} = @day",
+            {"day": day},
         )
         return int(rows[0]["n"])
+
+    def delete_before(self, table: str, cutoff: dt.date) -> int:
+        ref = table_refs(self.settings)[table]
+        text = f"delete from {ref} where {_partition_field(table)} < @cutoff"
+        job = self._run(
+            bigquery.query_job(text, bigquery_query_parameters(text, {"cutoff": cutoff}))
+        )
+        job.result()
+        return int(job.num_dml_affected_rows or 0)
 
     def replace_orders(self, frame: pd.DataFrame) -> int:
         from google.cloud import bigquery as bq
@@ -288,7 +317,11 @@ class BigQueryWarehouse:
         return len(frame)
 
 
-Warehouse = DuckDBWarehouse | BigQueryWarehouse
+def _partition_field(name: str) -> str:
+    field = table(name).partition_field
+    if field is None:
+        raise KeyError(f"table '{name}' has no date partition")
+    return field
 
 
 def open_warehouse(settings: Settings, *, read_only: bool = False) -> Warehouse:

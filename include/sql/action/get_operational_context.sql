@@ -3,20 +3,16 @@
 -- one long table (facet, status, risk_level, tier, customers, metric_value, holdout).
 with
 
+-- each facet reads only the tables it needs: status x risk, then revenue (SQL1-SQL3 of a
+-- date hold the same customers: everyone with an order on or before @run_date)
 statuses as (
     select
         snap.retention_status,
-        churn.churn_risk_level,
-        base.total_revenue
+        churn.churn_risk_level
     from {{ tables.retention_snapshot }} as snap
     inner join {{ tables.churn_detection }} as churn
         on snap.customer_id = churn.customer_id
-    inner join {{ tables.base_customers }} as base
-        on snap.customer_id = base.customer_id
-    where
-        snap.snapshot_date = @run_date
-        and churn.snapshot_date = @run_date
-        and base.snapshot_date = @run_date
+    where snap.snapshot_date = @run_date and churn.snapshot_date = @run_date
 ),
 
 matrix as (
@@ -55,7 +51,8 @@ median_revenue as (
         count(*) over () as customers,
         percentile_cont(cast(total_revenue as float64), 0.5) over () as metric_value,
         0 as holdout_customers
-    from statuses
+    from {{ tables.base_customers }}
+    where snapshot_date = @run_date
 )
 
 select * from matrix

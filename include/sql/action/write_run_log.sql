@@ -1,6 +1,7 @@
 -- Upsert the run's audit row: a retry, a re-run or a failure callback followed by the
 -- final log task all land on the same row. A NULL parameter keeps what is stored (a
--- failure callback records the error; the final write completes the rest).
+-- failure callback records the error; the final write completes the rest), and a new
+-- error message is appended to the stored ones, so every cause stays, in order.
 merge {{ tables.ops_runs_log }} as log
 using (
     select
@@ -55,7 +56,12 @@ when matched then
             export_p3_link = coalesce(run.export_p3_link, log.export_p3_link),
             brief_link = coalesce(run.brief_link, log.brief_link),
             status = run.status,
-            error_message = coalesce(run.error_message, log.error_message),
+            error_message = case
+                when run.error_message is null then log.error_message
+                when log.error_message is null then run.error_message
+                when strpos(log.error_message, run.error_message) > 0 then log.error_message
+                else concat(log.error_message, '; ', run.error_message)
+            end,
             execution_time_ms = coalesce(run.execution_time_ms, log.execution_time_ms),
             interface = coalesce(run.interface, log.interface),
             playbook_status = coalesce(run.playbook_status, log.playbook_status),

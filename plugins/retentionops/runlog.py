@@ -1,0 +1,237 @@
+"""The audit trail (``ops_runs_log``, design section 6.2): what a run's row says, and writing it.
+
+:func:`summarize` is the one rule turning what happened in a run (:class:`RunOutcome`:
+failed steps, decision, exports, webhook answer, fallback, dry run) into its row. It is plain
+Python, tested without Airflow; the DAG's ``write_run_log`` task, its failure callback and
+every CLI/MCP write feed it. :func:`write` MERGEs the row (one per ``run_id``) and keeps a
+JSON copy next to the run's files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any, TypedDict
+
+from retentionops.detection import as_date, jsonable
+from retentionops.files import write_json_atomic
+from retentionops.settings import Settings
+from retentionops.vocabulary import INTERFACES, PLAYBOOK_TIERS
+from retentionops.warehouse import Warehouse
+
+#: BigQuery types of the MERGE parameters (a NULL value still needs a type).
+RUN_LOG_TYPES = {
+    "run_id": "STRING",
+    "run_timestamp": "TIMESTAMP",
+    "alert_date": "DATE",
+    "severity": "STRING",
+    "alert_flag": "BOOL",
+    "current_value": "FLOAT64",
+    "baseline_value": "FLOAT64",
+    "delta_relative_pct": "FLOAT64",
+    "sample_size": "INT64",
+    "p1_count": "INT64",
+    "p2_count": "INT64",
+    "p3_count": "INT64",
+    "total_exported": "INT64",
+    "slack_posted": "BOOL",
+    "slack_message_ts": "STRING",
+    "ticket_id": "STRING",
+    "export_p1_link": "STRING",
+    "export_p2_link": "STRING",
+    "export_p3_link": "STRING",
+    "brief_link": "STRING",
+    "status": "STRING",
+    "error_message": "STRING",
+    "execution_time_ms": "INT64",
+    "interface": "STRING",
+    "playbook_status": "STRING",
+    "export_status": "STRING",
+}
+#: Longest error text kept in a row (the whole story stays in the task log).
+MAX_ERROR_LENGTH = 2000
+
+
+class RunLogRow(TypedDict):
+    run_id: str
+    run_timestamp: Any
+    alert_date: Any
+    severity: str | None
+    alert_flag: bool | None
+    current_value: float | None
+    baseline_value: float | None
+    delta_relative_pct: float | None
+    sample_size: int | None
+    p1_count: int | None
+    p2_count: int | None
+    p3_count: int | None
+    total_exported: int | None
+    slack_posted: bool | None
+    slack_message_ts: str | None
+    ticket_id: str | None
+    export_p1_link: str | None
+    export_p2_link: str | None
+    export_p3_link: str | None
+    brief_link: str | None
+    status: str
+    error_message: str | None
+    execution_time_ms: int | None
+    interface: str
+    playbook_status: str | None
+    export_status: str | None
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """What is known of one run; ``None`` means "not known / not part of this run".
+
+    ``daily`` marks the DAG's daily run, whose purpose is the playbook: a day without an
+    alert is ``skipped``; any other run without an error is ``success``.
+    """
+
+    run_id: str
+    run_date: Any
+    interface: str
+    started_at: dt.datetime | None = None
+    daily: bool = False
+    decision: dict[str, Any] | None = None
+    counts: dict[str, int] | None = None
+    exports: list[dict[str, Any]] | None = None
+    export_failed: bool = False
+    brief_link: str | None = None
+    dry_run: bool = False
+    answer: dict[str, Any] | None = None
+    playbook_failed: bool = False
+    fallback_posted: bool = False
+    failed_steps: list[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def fail(self, step: str, error: BaseException | str) -> RunOutcome:
+        """Record that ``step`` failed with ``error`` (its message, never a traceback)."""
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self.failed_steps.append(step)
+        self.errors.append(f"step {step} failed: {text}")
+        return self
+
+
+def is_alerting(decision: dict[str, Any] | None) -> bool:
+    """True when the decision calls for a playbook (the alert fired at an alerting severity)."""
+    return bool(
+        decision and decision.get("alert_flag") and decision.get("severity") in PLAYBOOK_TIERS
+    )
+
+
+def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
+    """The ``ops_runs_log`` row of a run, given what happened (the one rule)."""
+    if outcome.interface not in INTERFACES:
+        raise ValueError(
+            f"interface must be one of {', '.join(INTERFACES)}, not {outcome.interface!r}"
+        )
+    now = now or dt.datetime.now(dt.UTC)
+    decision = outcome.decision or {}
+    known = outcome.decision is not None
+    alerting = is_alerting(outcome.decision)
+    failed = bool(outcome.failed_steps or outcome.errors)
+
+    if failed:
+        status = "failed"
+    elif outcome.daily and known and not alerting:
+        status = "skipped"
+    else:
+        status = "success"
+
+    if known and not alerting:
+        playbook_status = "not_needed"
+    elif outcome.answer:
+        playbook_status = "sent"
+    elif outcome.playbook_failed:
+        playbook_status = "failed"
+    elif outcome.dry_run and alerting:
+        playbook_status = "dry_run"
+    else:
+        playbook_status = None  # the run never reached the playbook, or had none
+
+    exports = outcome.exports
+    if outcome.daily and known and not alerting:
+        exports = []
+    if outcome.export_failed:
+        export_status = "failed"
+    elif exports:
+        export_status = "ok"
+    elif exports is not None or outcome.daily:
+        export_status = "none"
+    else:
+        export_status = None
+
+    answer = outcome.answer or {}
+    attempted = bool(outcome.answer) or outcome.playbook_failed or outcome.fallback_posted
+    posted = bool(answer.get("slack_message_ts")) or outcome.fallback_posted
+    links = {e["tier"]: e["link"] for e in exports or []}
+    counts = outcome.counts or {}
+    error = "; ".join(outcome.errors) or None
+    return {
+        "run_id": outcome.run_id,
+        "run_timestamp": now,
+        "alert_date": as_date(outcome.run_date) if outcome.run_date is not None else None,
+        "severity": decision.get("severity"),
+        "alert_flag": decision.get("alert_flag"),
+        "current_value": decision.get("current_value"),
+        "baseline_value": decision.get("baseline_value"),
+        "delta_relative_pct": decision.get("delta_relative_pct"),
+        "sample_size": decision.get("sample_size"),
+        "p1_count": counts.get("P1"),
+        "p2_count": counts.get("P2"),
+        "p3_count": counts.get("P3"),
+        "total_exported": sum(int(e["row_count"]) for e in exports)
+        if exports is not None
+        else None,
+        "slack_posted": posted if attempted else None,
+        "slack_message_ts": answer.get("slack_message_ts"),
+        "ticket_id": answer.get("ticket_id"),
+        "export_p1_link": links.get("P1"),
+        "export_p2_link": links.get("P2"),
+        "export_p3_link": links.get("P3"),
+        "brief_link": outcome.brief_link,
+        "status": status,
+        "error_message": error[:MAX_ERROR_LENGTH] if error else None,
+        "execution_time_ms": int((now - outcome.started_at).total_seconds() * 1000)
+        if outcome.started_at
+        else None,
+        "interface": outcome.interface,
+        "playbook_status": playbook_status,
+        "export_status": export_status,
+    }
+
+
+def read(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:
+    """The stored row of one run, JSON-friendly, or None."""
+    rows = warehouse.query("action/read_run_log", {"run_id": run_id})
+    return jsonable(rows[0]) if rows else None
+
+
+def read_for_date(warehouse: Warehouse, run_date: Any) -> list[dict[str, Any]]:
+    """Every stored row of one run date, newest first."""
+    rows = warehouse.query("action/read_run_logs_for_date", {"run_date": as_date(run_date)})
+    return [jsonable(row) for row in rows]
+
+
+def json_path(settings: Settings, run_date: Any, run_id: str) -> Path:
+    """The JSON copy of a run's row, next to the run's other files."""
+    from retentionops.pack import run_dir, safe_name
+
+    return run_dir(settings, run_date) / f"run_log_{safe_name(run_id)}.json"
+
+
+def write(warehouse: Warehouse, settings: Settings, row: RunLogRow) -> dict[str, Any]:
+    """MERGE the row (one per run_id) and write its JSON copy; return the stored row.
+
+    A NULL keeps what is stored, so a failure callback's row is completed, not erased, by
+    the final write; error messages accumulate in order.
+    """
+    warehouse.ensure_tables(("ops_runs_log",))
+    warehouse.execute_file("action/write_run_log", dict(row), types=RUN_LOG_TYPES)
+    stored = read(warehouse, row["run_id"])
+    if stored is not None and row["alert_date"] is not None:
+        write_json_atomic(json_path(settings, row["alert_date"], row["run_id"]), stored)
+    return stored or jsonable(dict(row))
