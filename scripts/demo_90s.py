@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 
 class DemoError(RuntimeError):
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     import anyio
     from mcp import StdioServerParameters
 
-    from retentionops import actions
-    from retentionops.playbook_sim import PlaybookSimulator
+    from devtools.playbook_sim import PlaybookSimulator
+    from retentionops import runlog
     from retentionops.settings import load_settings
     from retentionops.warehouse import open_warehouse
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 cwd=str(ROOT),
                 env={
                     **env,
-                    "PYTHONPATH": str(ROOT / "plugins"),
+                    "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
                     "AIRFLOW_HOME": str(workdir / "airflow"),
                     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                     # the webhook URL is a secret: it travels in the connection, never printed
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 _walk, params, args.date, args.rollout_mode, sim, workdir / "mcp_server.log"
             )
         with open_warehouse(load_settings(env=env), read_only=True) as warehouse:
-            row = actions.read_run_log(warehouse, run_id) or {}
+            row = runlog.read(warehouse, run_id) or {}
     except DemoError as error:
         print(f"\ndemo stopped: {error}", file=sys.stderr)
         return 1
