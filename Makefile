@@ -15,7 +15,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test lint lock sample artifacts airflow bench mcp-demo clean
+.PHONY: install demo test test-fast lint lock sample artifacts airflow bench mcp-demo clean
 
 # Run a command with the local playbook simulator standing in for the Make webhook: it
 # listens on a free port of 127.0.0.1, writes its (secret) hook URL to a file, and the
@@ -23,7 +23,7 @@ WARNING_DATE ?= 2011-09-09
 # ends, whatever happens.
 define with_playbook_sim
 	set -e; url_file=$(AIRFLOW_HOME)/playbook_url; rm -f $$url_file; \
-	$(BIN)/retentionops playbook-sim --port 0 --out artifacts/playbook_sim \
+	$(BIN)/python -m devtools.playbook_sim --port 0 --out artifacts/playbook_sim \
 		--url-file $$url_file > $(AIRFLOW_HOME)/playbook-sim.log 2>&1 & sim=$$!; \
 	trap "kill $$sim 2>/dev/null || true" EXIT; \
 	for i in $$(seq 100); do [ -s $$url_file ] && break; sleep 0.1; done; \
@@ -78,7 +78,7 @@ artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@$(call with_playbook_sim, export RETENTIONOPS_ROLLOUT_MODE=production; \
 		$(BIN)/airflow dags test retention_ops $(WARNING_DATE) > $(AIRFLOW_HOME)/artifacts-warning.log 2>&1; \
 		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1)
-	$(BIN)/python -m retentionops.examples $(WARNING_DATE) $(DEMO_DATE)
+	$(BIN)/python -m devtools.examples $(WARNING_DATE) $(DEMO_DATE)
 
 # The Airflow UI on http://localhost:8080 without Docker (Ctrl-C stops it): api-server,
 # scheduler, dag-processor and triggerer from the venv, this repository's dags/ and
@@ -93,10 +93,15 @@ airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
 		$(BIN)/airflow standalone)
 
+# Every layer (unit, sql, dags, e2e, production); prints the 15 slowest tests.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
 	$(BIN)/pytest -q
+
+# The fast layers only (pure Python and the SQL on DuckDB): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "unit or sql"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

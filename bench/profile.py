@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             for step in detection.DETECTION_STEPS:
                 timed(
                     f"detection {step.table}",
-                    lambda s=step: detection.run_detection_step(wh, settings, s, day),
+                    lambda s=step: detection.run_step(wh, settings, s, day),
                 )
             timed("build_priority_queue", lambda: actions.build_priority_queue(wh, settings, day))
             ctx = timed(
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             timed("render_brief_files (incl. the chart series)",
                   lambda: pack.render_brief_files(wh, settings, ctx))
             for tier in ("P1", "P2", "P3"):
-                timed(f"export_tier {tier}", lambda t=tier: pack.export_tier(wh, settings, day, t))
+                timed(
+                    f"fetch_audience {tier}",
+                    lambda t=tier: actions.fetch_audience(wh, settings, day, t),
+                )
             where = f"from orders where order_date <= date '{day}' group by customer_id"
             variants = {
                 "floor: count(*), sum, max per customer":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from retentionops.vocabulary import TIERS
+
 #: Product steps in the order they run (each later step needs the earlier ones' tables).
 PRODUCT_STEPS = ("detection", "priority", "exports_brief", "daily_pack", "history")
 REFERENCE_STEPS = ("floor", "peer_pack", "peer_history")
@@ -25,7 +27,6 @@ STEP_TITLES = {
     "peer_history": "peer: pandas 365-day alert history (loop over dates)",
 }
 HISTORY_DAYS = 365
-TIERS = ("P1", "P2", "P3")
 
 
 def preload(step: str) -> None:
@@ -91,15 +92,17 @@ def _priority(wh, settings, day) -> dict[str, Any]:
     return {"tier_counts": actions.build_priority_queue(wh, settings, day)}
 
 
-def _exports_brief(wh, settings, day) -> dict[str, Any]:
-    from retentionops import actions, pack
+def _exports_brief(settings, day) -> dict[str, Any]:
+    """The brief and every tier's export, through the operations the DAG's tasks call."""
+    from retentionops import service
 
-    ctx = actions.get_operational_context(wh, settings, day)
-    files = pack.render_brief_files(wh, settings, ctx)
-    exported = {tier: pack.export_tier(wh, settings, day, tier) for tier in TIERS}
+    run = service.Run.of_dag(f"bench__{day}")  # a part of a run: no run-log row of its own
+    ctx = service.get_operational_context(settings, day)
+    brief = service.generate_brief(settings, day, "slack", run=run)
+    exported = {tier: service.export_audience(settings, day, tier, run=run) for tier in TIERS}
     return {
         "context_tier_counts": {t: ctx["tiers"][t]["count"] for t in TIERS},
-        "brief_files": sorted(files),
+        "brief_files": sorted(brief["files"]),
         "export_rows": {t: int(e["row_count"]) for t, e in exported.items()},
         "export_links": {t: e["link"] for t, e in exported.items()},
     }
@@ -113,19 +116,17 @@ def product(spec: dict[str, Any]) -> dict[str, Any]:
     step = spec["step"]
     settings = _settings(spec)
     day = dt.date.fromisoformat(spec["run_date"])
+    if step == "exports_brief":
+        return _exports_brief(settings, day)
+    if step == "daily_pack":
+        with open_warehouse(settings) as wh:
+            built = {**_detection(wh, settings, day), **_priority(wh, settings, day)}
+        return {**built, **_exports_brief(settings, day)}
     with open_warehouse(settings) as wh:
         if step == "detection":
             return _detection(wh, settings, day)
         if step == "priority":
             return _priority(wh, settings, day)
-        if step == "exports_brief":
-            return _exports_brief(wh, settings, day)
-        if step == "daily_pack":
-            return {
-                **_detection(wh, settings, day),
-                **_priority(wh, settings, day),
-                **_exports_brief(wh, settings, day),
-            }
         if step == "history":
             start = day - dt.timedelta(days=HISTORY_DAYS - 1)
             series = detection.alert_series(wh, settings, start, day)

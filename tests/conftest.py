@@ -1,16 +1,23 @@
-"""Shared fixtures: every test gets its own DuckDB file and Airflow home; nothing global."""
+"""Shared fixtures: every test gets its own DuckDB file and Airflow home; nothing global.
+
+Tests live in layers, one folder each, and carry the folder's marker (added here):
+``unit`` (pure Python), ``sql`` (the SQL on a real DuckDB), ``dags`` (DAG integrity),
+``e2e`` (whole DAG runs, the CLI, the MCP server, the benchmark harness). Expensive inputs
+are built once per session: the bundled sample, a warehouse holding it, and the DAG parsed
+once per backend.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from support import ROOT, make_orders, parse_dag
 
-ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("unit", "sql", "dags", "e2e", "production")
 
 # Airflow reads its home at import time: point it at a throwaway folder before any test
 # imports airflow, and keep example DAGs out of DagBag loads.
@@ -21,7 +28,14 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 for name in [n for n in os.environ if n.startswith("RETENTIONOPS_")]:
     del os.environ[name]
-sys.path.insert(0, str(ROOT / "plugins"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its layer (its folder under tests/)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        if parts and parts[0] in LAYERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture
@@ -30,6 +44,7 @@ def settings(tmp_path, monkeypatch):
     from retentionops.settings import load_settings
 
     monkeypatch.setenv("RETENTIONOPS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
     return load_settings()
 
 
@@ -41,21 +56,6 @@ def warehouse(settings):
         yield wh
 
 
-def make_orders(rows):
-    """Orders frame from (customer_id, order_id, 'YYYY-MM-DD', amount) tuples."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "customer_id": [str(r[0]) for r in rows],
-            "order_id": [str(r[1]) for r in rows],
-            "order_date": [dt.date.fromisoformat(r[2]) for r in rows],
-            "order_amount": [float(r[3]) for r in rows],
-            "country": ["United Kingdom"] * len(rows),
-        }
-    )
-
-
 @pytest.fixture
 def load_orders(warehouse):
     """Replace the warehouse's orders with hand-made rows; returns the warehouse."""
@@ -65,3 +65,50 @@ def load_orders(warehouse):
         return warehouse
 
     return load
+
+
+# -- built once per session ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sample_orders():
+    """The bundled sample's cleaned orders (generated once per test session)."""
+    from retentionops.orders import clean_uci
+    from retentionops.sample import generate_uci_sample
+
+    return clean_uci(generate_uci_sample()).orders
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse_file(sample_orders, tmp_path_factory):
+    """A DuckDB file holding the sample's orders; copy it, never write to it."""
+    from retentionops.settings import load_settings
+    from retentionops.warehouse import open_warehouse
+
+    path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
+    with open_warehouse(load_settings(env={}, duckdb_path=str(path))) as wh:
+        wh.replace_orders(sample_orders)
+    return path
+
+
+@pytest.fixture
+def sample_settings(settings, sample_warehouse_file):
+    """``settings`` whose DuckDB file starts as a copy of the loaded sample."""
+    shutil.copyfile(sample_warehouse_file, settings.duckdb_file)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def duckdb_dag():
+    """The DAG on the embedded backend, parsed once; tasks do not retry (tests see failures)."""
+    return parse_dag("duckdb", RETENTIONOPS_TASK_RETRIES="0")
+
+
+@pytest.fixture(scope="session")
+def bigquery_dag():
+    """The DAG on the BigQuery backend, parsed once (no Google call is made by parsing)."""
+    return parse_dag(
+        "bigquery",
+        RETENTIONOPS_BIGQUERY_PROJECT="acme-analytics",
+        RETENTIONOPS_BIGQUERY_DATASET="retention",
+    )

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 DAG_ID = "retention_ops"
 DETECTION_TASKS = [
@@ -20,33 +20,6 @@ DETECTION_TASKS = [
 ]
 
 
-def load_dagbag(monkeypatch, **env):
-    from airflow.dag_processing.dagbag import DagBag
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return DagBag(dag_folder=str(ROOT / "dags"))
-
-
-@pytest.fixture
-def duckdb_dag(monkeypatch, tmp_path):
-    bag = load_dagbag(monkeypatch, RETENTIONOPS_DUCKDB_PATH=str(tmp_path / "w.duckdb"))
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
-
-
-@pytest.fixture
-def bigquery_dag(monkeypatch):
-    bag = load_dagbag(
-        monkeypatch,
-        RETENTIONOPS_WAREHOUSE_BACKEND="bigquery",
-        RETENTIONOPS_BIGQUERY_PROJECT="acme-analytics",
-        RETENTIONOPS_BIGQUERY_DATASET="retention",
-    )
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
-
-
 ACTION_TASKS = [
     "build_priority_queue",
     "get_operational_context",
@@ -55,7 +28,6 @@ ACTION_TASKS = [
     "warning",
     "critical",
     "render_brief",
-    "select_tiers",
     "export_audience",
     "prepare_playbook",
     "trigger_playbook",
@@ -81,17 +53,26 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("create_tables").upstream_task_ids == set()
-    # the branch, then brief -> tiers -> mapped exports -> log; the log runs whatever happened
+    # the branch, then brief -> mapped exports -> playbook -> log; the log runs whatever happened
     for branch in ("no_alert", "warning", "critical"):
         assert dag.get_task(branch).upstream_task_ids == {"choose_playbook"}
+    # the brief joins the two alert branches only: on no_alert it is skipped
     assert dag.get_task("render_brief").upstream_task_ids == {"warning", "critical"}
     assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
-    assert dag.get_task("export_audience").upstream_task_ids == {"select_tiers"}
-    assert dag.get_task("prepare_playbook").upstream_task_ids == {"export_audience"}
+    # data flows forward as values: the tiers, brief and exports are arguments
+    assert dag.get_task("export_audience").upstream_task_ids == {"render_brief"}
+    assert dag.get_task("prepare_playbook").upstream_task_ids == {
+        "render_brief", "export_audience"
+    }
     assert dag.get_task("trigger_playbook").upstream_task_ids == {"prepare_playbook"}
-    assert dag.get_task("post_slack_fallback").upstream_task_ids == {"trigger_playbook"}
+    assert dag.get_task("post_slack_fallback").upstream_task_ids == {
+        "render_brief", "trigger_playbook"
+    }
     assert dag.get_task("post_slack_fallback").trigger_rule == TriggerRule.ONE_FAILED
-    assert dag.get_task("write_run_log").upstream_task_ids == {"post_slack_fallback", "no_alert"}
+    assert dag.get_task("write_run_log").upstream_task_ids == {
+        "get_alert_decision", "get_operational_context", "render_brief", "export_audience",
+        "trigger_playbook", "post_slack_fallback", "no_alert",
+    }  # fmt: skip
     assert dag.get_task("write_run_log").trigger_rule == TriggerRule.ALL_DONE
     assert [t.task_id for t in dag.leaves] == ["write_run_log"]
 
@@ -105,29 +86,44 @@ def test_dag_policy(duckdb_dag):
     for task in dag.tasks:
         assert task.owner == "retention-ops"
         assert task.on_failure_callback, task.task_id  # the failure reaches ops_runs_log
-        if task.task_id == "trigger_playbook":  # 2 retries, transient faults only
-            assert task.retries == 2 and task.retry_policy is not None
-        elif task.task_id != "write_run_log":  # it fails on purpose after logging a failure
-            assert task.retries >= 3, task.task_id
+        if task.task_id in ("trigger_playbook", "post_slack_fallback", "write_run_log"):
+            # the webhook retries inside the task (never a second delivery by Airflow), the
+            # fallback never posts twice, the log fails on purpose after logging a failure
+            assert task.retries == 0, task.task_id
+        else:
             assert task.retry_exponential_backoff > 1
 
 
-def test_webhook_task_is_an_http_operator_posting_json(duckdb_dag):
+def test_webhook_task_is_an_http_operator_on_the_playbook_hook(duckdb_dag):
+    import tenacity
     from airflow.providers.http.operators.http import HttpOperator
 
-    from retentionops.playbook import PermanentWebhookError, TransientWebhookError
+    from retentionops.operators import PlaybookHook
+    from retentionops.playbook import PermanentWebhookError, TransientWebhookError, retry_args
+    from retentionops.settings import load_settings
 
     task = duckdb_dag.get_task("trigger_playbook")
     assert isinstance(task, HttpOperator)
     assert task.http_conn_id == "make_webhook" and task.method == "POST"
     assert task.headers == {"Content-Type": "application/json"}
-    assert task.data == "{{ ti.xcom_pull(task_ids='prepare_playbook') | tojson }}"
-    assert task.extra_options == {"check_response": False, "timeout": 10.0}
-    policy = task.retry_policy
-    decide = lambda error: policy.evaluate(error, 1, 3).action.value  # noqa: E731
-    assert decide(TransientWebhookError("webhook answered HTTP 503")) == "retry"
-    assert decide(PermanentWebhookError("webhook answered HTTP 400")) == "fail"
-    assert decide(RuntimeError("a bug")) == "fail"
+    assert isinstance(task.hook, PlaybookHook)
+    # the one retry policy: transient faults only, webhook_retries (2) retries
+    args = retry_args(load_settings(env={}))
+
+    def attempts(error: Exception) -> int:
+        calls = []
+
+        def call():
+            calls.append(1)
+            raise error
+
+        with pytest.raises(type(error)):
+            tenacity.Retrying(**{**args, "wait": tenacity.wait_none()})(call)
+        return len(calls)
+
+    assert attempts(TransientWebhookError("webhook answered HTTP 503")) == 3
+    assert attempts(PermanentWebhookError("webhook answered HTTP 400")) == 1
+    assert attempts(RuntimeError("a bug")) == 1
 
 
 def test_params_validate_in_the_trigger_form(duckdb_dag):
@@ -135,7 +131,9 @@ def test_params_validate_in_the_trigger_form(duckdb_dag):
     from airflow.sdk.exceptions import ParamValidationError
 
     params = ParamsDict(duckdb_dag.params)
-    assert params["rollout_mode"] == "shadow" and params["dry_run"] is False
+    # the form's case: every Param at its default validates (empty = use the settings)
+    params.validate()
+    assert params["rollout_mode"] is None and params["dry_run"] is False
     params["rollout_mode"] = "pilot"
     params["export_destination"] = "gs://retention-exports/daily"
     params["export_destination"] = "/data/exports"
@@ -175,12 +173,17 @@ def test_dag_file_parses_without_google_modules_on_duckdb(tmp_path):
 def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
 
-    for task_id in ["create_tables", *DETECTION_TASKS]:
+    for task_id in ["create_tables", *DETECTION_TASKS, "build_priority_queue"]:
         task = bigquery_dag.get_task(task_id)
         assert isinstance(task, BigQueryInsertJobOperator)
         assert task.gcp_conn_id == "google_cloud_default"
         assert task.location == "EU"
         assert task.retries >= 3
+    # everything else is the same DAG on both backends
+    assert set(bigquery_dag.task_ids) == {
+        "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
+        *ACTION_TASKS,
+    }  # fmt: skip
 
 
 def _render(task, day: str):
@@ -264,11 +267,31 @@ def test_bigquery_priority_queue_job(bigquery_dag):
     assert params["run_date"]["parameterValue"] == {"value": "2011-05-13"}
 
 
-def test_failure_notifications_use_the_slack_notifier(monkeypatch):
+def test_failure_notifications_use_the_slack_notifier():
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+    from support import parse_dag
 
-    bag = load_dagbag(monkeypatch, RETENTIONOPS_FAILURE_NOTIFICATIONS="true")
-    task = bag.dags[DAG_ID].get_task("trigger_playbook")
-    callbacks = task.on_failure_callback
+    dag = parse_dag("duckdb", RETENTIONOPS_FAILURE_NOTIFICATIONS="true")
+    callbacks = dag.get_task("trigger_playbook").on_failure_callback
     assert any(isinstance(c, SlackWebhookNotifier) for c in callbacks)
     assert any(getattr(c, "__name__", "") == "record_task_failure" for c in callbacks)
+
+
+def test_the_dag_decides_nothing_about_the_backend():
+    """One seam: the backend is chosen by the task factory, never in the DAG file."""
+    code = (ROOT / "dags" / "retention_ops.py").read_text().split('"""', 2)[2]  # past the doc
+    assert code.count("warehouse_backend") == 1  # the tag naming the backend, nothing else
+    assert "bigquery" not in code.lower()
+
+
+def test_no_library_module_reads_the_dag_by_task_id():
+    """Task ids live beside the DAG; the library passes values, it never pulls XComs."""
+    import re
+
+    dag_only = ("choose_playbook", "render_brief", "post_slack_fallback", "no_alert_task")
+    for path in (ROOT / "plugins" / "retentionops").glob("*.py"):
+        text = path.read_text()
+        for coupling in ("xcom_pull", "task_ids=", "get_task_states("):
+            assert coupling not in text, (path.name, coupling)
+        for task_id in dag_only:
+            assert not re.search(rf"[\"']{task_id}[\"']", text), (path.name, task_id)

@@ -45,7 +45,11 @@ def test_load_then_detect_prints_the_sql5_row(settings, tmp_path, capsys):
     assert (row["current_value"], row["sample_size"], row["severity"]) == (66.67, 3, "INFO")
 
     code, out, _ = run(capsys, "decision", "--date", "2011-03-01")
-    assert code == 0 and json.loads(out) == row
+    assert code == 0 and json.loads(out) == {**row, "source": "stored"}
+    # before detection, a date's decision is computed read-only by the same SQL5
+    code, out, _ = run(capsys, "decision", "--date", "2011-02-28")
+    computed = json.loads(out)
+    assert code == 0 and computed["source"] == "computed" and computed["sample_size"] == 3
 
 
 def test_customer_ids_keep_leading_zeros(settings, warehouse_path_reader, tmp_path, capsys):
@@ -141,7 +145,8 @@ def test_queue_context_brief_and_export(settings, tmp_path, monkeypatch, capsys)
     # b: AT_RISK, one order, no signal -> LOW; c: ACTIVE, 1 order <= 3 -> 20 LOW.
     code, out, err = run(capsys, "queue", "--date", "2011-03-01")
     assert code == 0, err
-    assert json.loads(out) == {"run_date": "2011-03-01", "tiers": {"P1": 0, "P2": 1, "P3": 0}}
+    queued = json.loads(out)
+    assert (queued["run_date"], queued["tiers"]) == ("2011-03-01", {"P1": 0, "P2": 1, "P3": 0})
     code, out, _ = run(capsys, "context", "--date", "2011-03-01")
     assert json.loads(out)["status_distribution"] == {"ACTIVE": 1, "AT_RISK": 2, "INACTIVE": 0}
     code, out, err = run(capsys, "brief", "--date", "2011-03-01", "--format", "slack")
@@ -155,3 +160,30 @@ def test_queue_context_brief_and_export(settings, tmp_path, monkeypatch, capsys)
     assert result["row_count"] == 1 and result["tier"] == "P2"
     lines = (tmp_path / "out" / "audience_p2_2011-03-01.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[1].startswith("2011-03-01,00a,P2,")
+    # every write left its own run-log row, with interface 'cli'
+    code, out, _ = run(capsys, "run-log", "--date", "2011-03-01", "--all")
+    rows = {row["run_id"].split("__")[1]: row for row in json.loads(out)}
+    assert set(rows) == {"detect", "build_priority_queue", "generate_brief", "export_audience"}
+    assert {row["interface"] for row in rows.values()} == {"cli"}
+    assert {row["status"] for row in rows.values()} == {"success"}
+    assert rows["build_priority_queue"]["p2_count"] == 1
+    assert rows["export_audience"]["export_p2_link"].endswith("audience_p2_2011-03-01.csv")
+    assert rows["export_audience"]["total_exported"] == 1
+    assert rows["generate_brief"]["brief_link"].endswith("brief.md")
+
+
+def test_a_failed_cli_write_is_logged_as_failed(settings, tmp_path, capsys):
+    path = write_orders_csv(tmp_path / "orders.csv", ROWS)
+    run(capsys, "load-orders", str(path), "--format", "orders")
+    run(capsys, "queue", "--date", "2011-03-01")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the export folder should be")
+    code, _, err = run(
+        capsys, "export", "--date", "2011-03-01", "--tier", "P2", "--to", str(blocker / "x")
+    )
+    assert code == 2 and "cannot create export folder" in err
+    code, out, _ = run(capsys, "run-log", "--date", "2011-03-01")
+    latest = json.loads(out)
+    assert latest["run_id"].startswith("cli__export_audience__2011-03-01__")
+    assert latest["status"] == "failed" and latest["interface"] == "cli"
+    assert latest["error_message"].startswith("step export_audience[P2] failed: ExportError:")

@@ -16,57 +16,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def airflow_db():
-    """A real (SQLite) Airflow metadata database in the test session's AIRFLOW_HOME."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
-    )
-
-
-@pytest.fixture(scope="module")
-def sample_orders():
-    from retentionops.orders import clean_uci
-    from retentionops.sample import generate_uci_sample
-
-    return clean_uci(generate_uci_sample()).orders
 
 
 @pytest.fixture
-def playbook_sim(tmp_path, monkeypatch):
-    """The local Make webhook (real HTTP on 127.0.0.1), wired as the make_webhook connection."""
-    from retentionops.playbook_sim import PlaybookSimulator
-
-    with PlaybookSimulator(tmp_path / "sim", log_stream=open(os.devnull, "w")) as sim:  # noqa: SIM115
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MAKE_WEBHOOK", json.dumps({"conn_type": "http", "host": sim.url})
-        )
-        yield sim
-
-
-@pytest.fixture
-def run_dag(airflow_db, sample_orders, playbook_sim, tmp_path, monkeypatch):
-    from retentionops.settings import load_settings
-    from retentionops.warehouse import open_warehouse
-
-    monkeypatch.setenv("RETENTIONOPS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("RETENTIONOPS_TASK_RETRIES", "0")
+def run_dag(airflow_db, duckdb_dag, sample_settings, playbook_sim, fast_dag_test, monkeypatch):
+    """Run the (session-parsed) DAG for a date with dag.test() on a copy of the sample."""
     monkeypatch.setenv("RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS", "0")
     monkeypatch.setenv("RETENTIONOPS_WEBHOOK_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("RETENTIONOPS_ROLLOUT_MODE", "production")
-    with open_warehouse(load_settings()) as warehouse:
-        warehouse.replace_orders(sample_orders)
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["retention_ops"]
 
     def run(day: str, **conf):
-        dag_run = dag.test(
+        dag_run = duckdb_dag.test(
             logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC), run_conf=conf
         )
         states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
@@ -177,7 +137,7 @@ def test_no_alert_date_logs_skipped_without_exports(run_dag, tmp_path):
 
 
 def test_a_failed_step_still_leaves_a_failed_log_row(run_dag, tmp_path):
-    from conftest import make_orders
+    from support import make_orders
 
     from retentionops.settings import load_settings
     from retentionops.warehouse import open_warehouse
@@ -191,7 +151,10 @@ def test_a_failed_step_still_leaves_a_failed_log_row(run_dag, tmp_path):
     assert states["write_run_log"].endswith("failed")  # it logs, then fails the run
     [(_, status, *_rest, error)] = log_rows(tmp_path, "2010-12-15")
     assert status == "failed"
-    assert error.startswith("step get_alert_decision failed") and "no alert decision" in error
+    assert error == (
+        "step get_alert_decision failed: ServiceError: no orders on or before 2010-12-15: "
+        "there is nothing to decide"
+    )
 
 
 # -- the playbook over real HTTP (the simulator on 127.0.0.1) ------------------------------
@@ -276,7 +239,7 @@ def test_a_timeout_is_retried(run_dag, playbook_sim, tmp_path):
 
 
 def test_dry_run_sends_nothing_and_shadow_is_flagged(run_dag, playbook_sim, tmp_path):
-    dag_run, states = run_dag(WARNING_DATE, dry_run=True)
+    dag_run, states = run_dag(WARNING_DATE, dry_run=True, rollout_mode=None)
     assert str(dag_run.state).endswith("success") and playbook_sim.requests == []
     assert states["trigger_playbook"].endswith("skipped")
     body = json.loads((tmp_path / "runs" / WARNING_DATE / "playbook_request.json").read_text())

@@ -18,8 +18,8 @@ from typing import Any
 import anyio
 import pytest
 
-from retentionops import actions, detection, health, impact
-from retentionops.playbook_sim import PlaybookSimulator
+from devtools.playbook_sim import PlaybookSimulator
+from retentionops import actions, detection, runlog, service
 from retentionops.settings import load_settings
 from retentionops.warehouse import open_warehouse
 
@@ -138,21 +138,19 @@ async def _conversation(env: dict[str, str], base: Path, sim: PlaybookSimulator)
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    from retentionops.orders import clean_uci
-    from retentionops.sample import generate_uci_sample
+def session(tmp_path_factory, sample_warehouse_file):
+    import shutil
 
     base = tmp_path_factory.mktemp("mcp")
     env = _env(base)
     settings = load_settings(env=env)
-    with open_warehouse(settings) as warehouse:  # closed before the server starts
-        warehouse.replace_orders(clean_uci(generate_uci_sample()).orders)
+    shutil.copyfile(sample_warehouse_file, settings.duckdb_file)
 
     sim = PlaybookSimulator(base / "sim").start()
     try:
         server_env = {
             **env,
-            "PYTHONPATH": str(ROOT / "plugins"),
+            "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
             "AIRFLOW_HOME": str(base / "airflow"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_MAKE_WEBHOOK": json.dumps({"conn_type": "http", "host": sim.url}),
@@ -237,7 +235,9 @@ def test_alert_decisions_equal_the_sql5_series(session):
     with open_warehouse(settings, read_only=True) as warehouse:
         for day, severity in ((CRITICAL, "CRITICAL"), (WARNING, "WARNING"), (QUIET, "INFO")):
             decision = ok(session, f"decision_{day}")
-            assert decision == detection.alert_series(warehouse, settings, day, day)[0]
+            # asked before any detection ran: computed read-only by the same SQL5
+            expected = detection.alert_series(warehouse, settings, day, day)[0]
+            assert decision == {**expected, "source": "computed"}
             assert decision["severity"] == severity
             assert decision["alert_flag"] is (severity != "INFO")
 
@@ -254,7 +254,7 @@ def test_queue_context_and_brief_match_the_library(session):
     assert json.loads(json.dumps(expected_context, default=str)) == context
     assert {t: v["count"] for t, v in context["tiers"].items()} == queue["tiers"]
     assert context["exported_tiers"] == ["P1", "P2", "P3"]
-    assert queue["decision"] == ok(session, f"decision_{CRITICAL}")
+    assert {**queue["decision"], "source": "computed"} == ok(session, f"decision_{CRITICAL}")
 
     brief = ok(session, "brief")
     assert brief["format"] == "slack" and "CRITICAL" in json.dumps(brief["brief"])
@@ -284,7 +284,7 @@ def test_recommended_action_matches_the_library(session):
     assert action["queued"] is True and action["tier"] == "P1"
     assert action == json.loads(
         json.dumps(
-            impact.recommended_action(session["settings"], action["customer_id"], CRITICAL),
+            service.get_recommended_action(session["settings"], action["customer_id"], CRITICAL),
             default=str,
         )
     )
@@ -297,7 +297,7 @@ def test_playbook_ticket_comes_back_and_is_logged(session):
     assert result["ticket_id"] and session["sim"].find_ticket(result["ticket_id"]) is not None
     assert {e["tier"] for e in result["exports"]} == {"P1", "P2", "P3"}
     with open_warehouse(session["settings"], read_only=True) as warehouse:
-        logged = actions.read_run_log(warehouse, result["run_id"])
+        logged = runlog.read(warehouse, result["run_id"])
     assert logged["ticket_id"] == result["ticket_id"]
     assert (logged["interface"], logged["status"], logged["playbook_status"]) == (
         "mcp",
@@ -323,7 +323,7 @@ def test_every_write_is_logged_with_interface_mcp(session):
         for label in labels:
             run_id = ok(session, label)["run_id"]
             assert run_id.startswith("mcp__"), run_id
-            logged = actions.read_run_log(warehouse, run_id)
+            logged = runlog.read(warehouse, run_id)
             assert logged is not None, label
             assert (logged["interface"], logged["status"]) == ("mcp", "success"), label
         interfaces = {r["interface"] for r in warehouse.fetch("SELECT interface FROM ops_runs_log")}
@@ -333,7 +333,7 @@ def test_every_write_is_logged_with_interface_mcp(session):
 def test_impact_and_health_match_the_library(session):
     measured = ok(session, "impact")
     run_id = ok(session, "playbook")["run_id"]
-    expected = impact.measure_impact(session["settings"], run_id)
+    expected = service.measure_impact(session["settings"], run_id)
     assert measured == json.loads(json.dumps(expected, default=str))
     assert measured["measurable"] is True
     assert measured["per_tier"]["P1"]["treated_customers"] == 47
@@ -341,7 +341,7 @@ def test_impact_and_health_match_the_library(session):
 
     reported = ok(session, "health")
     assert reported == json.loads(
-        json.dumps(health.get_health(session["settings"], "2011-01-01", "2011-12-31"), default=str)
+        json.dumps(service.get_health(session["settings"], "2011-01-01", "2011-12-31"), default=str)
     )
     assert reported["runs"] >= 8 and reported["webhook_failure_rate"] == 0.5
     assert "after" in error(session, "health_reversed")
@@ -356,7 +356,7 @@ def test_user_errors_are_tool_errors_with_clear_messages(session):
     assert "no orders on or before 2009-01-01" in error(session, "no_orders")
     assert "2009-01-01" in error(session, "no_orders_queue")
     assert "build_priority_queue" in error(session, "context_before_queue")
-    assert "build_priority_queue(2011-05-13) first" in error(session, "export_no_queue")
+    assert "build_priority_queue(2011-05-13)" in error(session, "export_no_queue")
     assert "tier" in error(session, "export_p4") and "'P1', 'P2' or 'P3'" in error(
         session, "export_p4"
     )

@@ -142,6 +142,7 @@ def test_operational_context(detected, settings):
     assert context["tiers"]["P1"]["empty_reason"] is None
     # sample of 6 < 100: no alert, nothing exported
     assert context["exported_tiers"] == [] and context["decision"]["alert_flag"] is False
+    assert context["plan"]["branch"] == "no_alert"
 
 
 def test_empty_tier_reason_follows_the_settings(detected):
@@ -167,51 +168,36 @@ def test_audience_is_ranked_and_limited(detected, settings):
         actions.fetch_audience(detected, settings, D, "P4")
 
 
-@pytest.mark.parametrize(
-    ("decision", "tiers", "branch"),
-    [
-        ({"alert_flag": True, "severity": "CRITICAL"}, ["P1", "P2", "P3"], "critical"),
-        ({"alert_flag": True, "severity": "WARNING"}, ["P1", "P2"], "warning"),
-        ({"alert_flag": False, "severity": "CRITICAL"}, [], "no_alert"),
-        ({"alert_flag": False, "severity": "INFO"}, [], "no_alert"),
-    ],
-)
-def test_tiers_by_severity(decision, tiers, branch):
-    assert actions.tiers_for(decision) == tiers
-    assert actions.playbook_for(decision) == branch
+def test_run_log_is_one_row_per_run_id_and_keeps_every_cause(warehouse, settings):
+    from retentionops import runlog
+    from retentionops.runlog import RunOutcome
 
-
-def test_run_log_is_one_row_per_run_id(warehouse, settings, tmp_path):
     started = dt.datetime(2011, 3, 2, 6, 0, tzinfo=dt.UTC)
-    record = actions.run_log_record(
-        run_id="scheduled__2011-03-01",
-        run_date=D,
-        status="success",
-        started_at=started,
-        now=started + dt.timedelta(seconds=2.5),
+    outcome = RunOutcome(
+        "scheduled__2011-03-01", D, "dag", started_at=started, daily=True,
         decision={"severity": "WARNING", "alert_flag": True, "current_value": 21.36},
         counts={"P1": 2, "P2": 1, "P3": 0},
         exports=[
             {"tier": "P1", "link": "/x/audience_p1.csv", "row_count": 2},
             {"tier": "P2", "link": "/x/audience_p2.csv", "row_count": 1},
         ],
-    )
-    json_path = tmp_path / "run_log.json"
-    stored = actions.write_run_log(warehouse, settings, record, json_path)
-    actions.write_run_log(warehouse, settings, record, json_path)  # a retry
+    )  # fmt: skip
+    row = runlog.summarize(outcome, now=started + dt.timedelta(seconds=2.5))
+    stored = runlog.write(warehouse, settings, row)
+    runlog.write(warehouse, settings, row)  # a retry
     assert warehouse.con.execute("select count(*) from ops_runs_log").fetchone() == (1,)
     assert stored["total_exported"] == 3 and stored["execution_time_ms"] == 2500
     assert stored["export_p2_link"] == "/x/audience_p2.csv" and stored["export_p3_link"] is None
     import json
 
-    assert json.loads(json_path.read_text())["status"] == "success"
-    # a later failure of the same run keeps the facts already known and names the step
-    failed = actions.run_log_record(
-        run_id="scheduled__2011-03-01", run_date=D, status="failed",
-        error_message="export_audience[P2] failed: disk full",
-    )  # fmt: skip
-    stored = actions.write_run_log(warehouse, settings, failed)
+    copy = runlog.json_path(settings, D, "scheduled__2011-03-01")
+    assert json.loads(copy.read_text())["status"] == "success"
+    # two later failures of the same run keep the facts already known and every cause, in
+    # order; the same cause written twice (a retried callback) is kept once
+    for cause in ("disk full", "Slack down", "disk full"):
+        failed = RunOutcome("scheduled__2011-03-01", D, "dag").fail("export_audience[P2]", cause)
+        stored = runlog.write(warehouse, settings, runlog.summarize(failed))
     assert (stored["status"], stored["p1_count"]) == ("failed", 2)
-    assert stored["error_message"] == "export_audience[P2] failed: disk full"
-    with pytest.raises(ValueError, match="success, failed, skipped"):
-        actions.run_log_record(run_id="x", run_date=D, status="done")
+    assert stored["error_message"] == (
+        "step export_audience[P2] failed: disk full; step export_audience[P2] failed: Slack down"
+    )

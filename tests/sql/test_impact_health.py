@@ -7,7 +7,9 @@ import hashlib
 
 import pytest
 
-from retentionops import actions, detection, health, impact, service, tasks
+from retentionops import actions, detection, runlog, service
+from retentionops.errors import ServiceError, UserError
+from retentionops.runlog import RunOutcome
 from retentionops.settings import load_settings
 
 D = "2011-03-01"
@@ -56,7 +58,7 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
     assert {line.split(",")[1] for line in lines} == treated
     assert exported["row_count"] == len(treated)
 
-    result = impact.measure_impact(holdout_settings, exported["run_id"], horizon_days=30)
+    result = service.measure_impact(holdout_settings, exported["run_id"], horizon_days=30)
     assert result["measurable"] is True and result["tiers"] == ["P2"]
     p2 = result["per_tier"]["P2"]
     buyers = {f"c{i:02d}" for i in range(10)}  # 04-15 is outside the 30 days
@@ -73,43 +75,44 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
     assert p2["ci_low"] < p2["uplift"] < p2["ci_high"]
 
     # 60 days would end on 04-30, after the last order (04-15): not measurable yet
-    later = impact.measure_impact(holdout_settings, exported["run_id"], horizon_days=60)
+    later = service.measure_impact(holdout_settings, exported["run_id"], horizon_days=60)
     assert later["measurable"] is False and later["measurable_from"] == "2011-05-01"
-    with pytest.raises(service.ServiceError, match="no run 'nope'"):
-        impact.measure_impact(holdout_settings, "nope")
+    with pytest.raises(ServiceError, match="no run 'nope'"):
+        service.measure_impact(holdout_settings, "nope")
 
 
 def test_recommended_action(impact_data, holdout_settings, load_orders):
     service.build_priority_queue(holdout_settings, D, interface="cli")
-    queued = impact.recommended_action(holdout_settings, "c00", D)
+    queued = service.get_recommended_action(holdout_settings, "c00", D)
     assert queued["queued"] is True and queued["tier"] == "P2"
     assert queued["recommended_action"] == "Win-back sequence + free shipping / discount"
     assert queued["holdout"] is in_holdout("c00", D, 30)
-    with pytest.raises(service.ServiceError, match="no order on or before"):
-        impact.recommended_action(holdout_settings, "zz", D)
-    with pytest.raises(service.ServiceError, match="build_priority_queue"):
-        impact.recommended_action(holdout_settings, "c00", "2011-02-01")
+    with pytest.raises(ServiceError, match="no order on or before"):
+        service.get_recommended_action(holdout_settings, "zz", D)
+    with pytest.raises(UserError, match="build_priority_queue"):
+        service.get_recommended_action(holdout_settings, "c00", "2011-02-01")
 
 
 def test_not_queued_customer_gets_the_reason(load_orders, settings):
     load_orders([("solo", "1", "2011-01-10", 5)]).close()  # AT_RISK, one order: LOW
     service.build_priority_queue(settings, D, interface="cli")
-    answer = impact.recommended_action(settings, "solo", D)
+    answer = service.get_recommended_action(settings, "solo", D)
     assert answer["queued"] is False and answer["tier"] is None
     assert answer["reason"].startswith("AT_RISK + LOW risk matches no tier")
     assert "P2 takes AT_RISK + HIGH or MEDIUM risk" in answer["reason"]
 
 
 def log(warehouse, settings, day, status, playbook=None, export=None, alert=False, ms=None):
+    """One hand-made row: the summarized row of a run, with the fields under test set."""
     start = dt.datetime(2011, 7, 1, tzinfo=dt.UTC)
-    record = actions.run_log_record(
-        run_id=f"run-{day}-{status}", run_date=day, status=status,
+    outcome = RunOutcome(
+        f"run-{day}-{status}", day, "dag",
         decision={"alert_flag": alert, "severity": "WARNING" if alert else "INFO"},
         started_at=start if ms is not None else None,
-        now=start + dt.timedelta(milliseconds=ms or 0),
-        playbook_status=playbook, export_status=export,
     )  # fmt: skip
-    actions.write_run_log(warehouse, settings, record)
+    row = runlog.summarize(outcome, now=start + dt.timedelta(milliseconds=ms or 0))
+    row.update(status=status, playbook_status=playbook, export_status=export)
+    runlog.write(warehouse, settings, row)
 
 
 def test_health_on_a_hand_made_log(warehouse, settings):
@@ -120,14 +123,14 @@ def test_health_on_a_hand_made_log(warehouse, settings):
     log(warehouse, settings, "2011-06-11", "failed", None, "failed", True, 500)
     log(warehouse, settings, "2011-08-01", "success", "sent", "ok", True, 9999)  # outside
     warehouse.close()
-    result = health.get_health(settings, "2011-05-01", "2011-06-30")
+    result = service.get_health(settings, "2011-05-01", "2011-06-30")
     assert result["runs"] == 5
     assert result["run_success_rate"] == 0.6  # success 2 + skipped 1 of 5
     assert result["webhook_failure_rate"] == 0.3333  # 1 failed of 3 calls
     assert result["export_success_rate"] == 0.75  # 3 ok of 4 runs that exported
     assert result["average_execution_ms"] == 1625  # (1000 + 3000 + 2000 + 500) / 4
     assert result["alerts_per_month"] == {"2011-05": 2, "2011-06": 2}
-    empty = health.get_health(settings, "2012-01-01", "2012-01-31")
+    empty = service.get_health(settings, "2012-01-01", "2012-01-31")
     assert empty["runs"] == 0 and empty["run_success_rate"] is None
 
 
@@ -151,7 +154,7 @@ def test_retention_removes_old_partitions_only(load_orders, settings, monkeypatc
         actions.build_priority_queue(warehouse, settings, day)
     warehouse.close()
     monkeypatch.setenv("RETENTIONOPS_RETENTION_DAYS", "60")
-    deleted = tasks.apply_retention(ds="2011-04-15")  # cutoff 2011-02-14
+    deleted = service.apply_retention(load_settings(), "2011-04-15")  # cutoff 2011-02-14
     assert deleted["retention_snapshot"] == 1 and deleted["base_customers"] == 1
     with __import__("duckdb").connect(str(settings.duckdb_file), read_only=True) as con:
         days = con.execute("select distinct snapshot_date from retention_snapshot order by 1")

@@ -51,7 +51,7 @@ def test_every_file_runs_on_duckdb(warehouse, settings):
     params = detection_parameters(settings, dt.date(2011, 1, 31))
     for step in DETECTION_STEPS:
         warehouse.replace_partition(
-            step.sql_name, table=step.table, partition_field=step.partition_field, params=params
+            step.sql_name, table=step.table, params=params
         )
     assert warehouse.query("detection/read_alert_decision", params) == []
 
@@ -87,19 +87,20 @@ def test_decision_row_is_json_friendly(load_orders, settings):
 
 
 def test_run_log_merge_parameters_are_typed_even_when_null():
-    from retentionops.actions import RUN_LOG_TYPES, run_log_record
+    from retentionops.runlog import RUN_LOG_TYPES, RunOutcome, summarize
     from retentionops.sql import bigquery_query_parameters
 
     settings = load_settings(env={}, warehouse_backend="bigquery", bigquery_project="p")
     text = render("action/write_run_log", settings)
     assert text.lstrip().startswith("-- Upsert") and "merge `p.retentionops.ops_runs_log`" in text
-    record = run_log_record(
-        run_id="r1",
-        run_date="2011-05-13",
-        status="skipped",
+    record = summarize(
+        RunOutcome(
+            "r1", "2011-05-13", "dag", daily=True,
+            decision={"severity": "INFO", "alert_flag": False, "sample_size": 2391},
+        ),
         now=dt.datetime(2011, 5, 14, 6, 0, tzinfo=dt.UTC),
-        decision={"severity": "INFO", "alert_flag": False, "sample_size": 2391},
-    )
+    )  # fmt: skip
+    assert record["status"] == "skipped"
     params = {p["name"]: p for p in bigquery_query_parameters(text, record, RUN_LOG_TYPES)}
     assert params["ticket_id"] == {
         "name": "ticket_id",

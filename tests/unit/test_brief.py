@@ -30,7 +30,15 @@ LINKS = {
 CHART = "artifacts/runs/2011-09-22/at_risk_last_60_days.png"
 
 
-def make_context(severity: str = "CRITICAL", alert_flag: bool = True) -> dict:
+RUN_ID = "scheduled__2011-09-22T00:00:00+00:00"
+
+
+def make_context(
+    severity: str = "CRITICAL", alert_flag: bool = True, rollout_mode: str = "production"
+) -> dict:
+    from retentionops.playbook import playbook_plan
+    from retentionops.settings import load_settings
+
     exported = {"WARNING": ["P1", "P2"], "CRITICAL": ["P1", "P2", "P3"]}.get(severity, [])
     if not alert_flag:
         exported = []
@@ -56,9 +64,8 @@ def make_context(severity: str = "CRITICAL", alert_flag: bool = True) -> dict:
     }
     for key, tier in tiers.items():
         tier["exported"] = key in exported
-    return {
+    context = {
         "run_date": "2011-09-22",
-        "run_id": "scheduled__2011-09-22T00:00:00+00:00",
         "decision": {
             "alert_date": "2011-09-22",
             "current_value": 23.11,
@@ -83,9 +90,12 @@ def make_context(severity: str = "CRITICAL", alert_flag: bool = True) -> dict:
         "value_basis": "median total_revenue",
         "impact_rates": [0.1, 0.2, 0.3],
     }
+    context["plan"] = playbook_plan(context["decision"], rollout_mode, load_settings(env={}))
+    return context
 
 
 def markdown(context: dict, **kwargs) -> str:
+    kwargs.setdefault("run_id", RUN_ID)
     return render_brief(context, "markdown", links=LINKS, chart_link=CHART, **kwargs)
 
 
@@ -198,7 +208,7 @@ def test_critical_exports_all_three_with_escalation():
     text = markdown(context)
     assert "Exported for this severity: **P1 + P2 + P3**" in text
     playbook = section(text, "Playbook")
-    assert "escalation mention" in playbook and "URGENT ticket" in playbook
+    assert "escalation mention (@here)" in playbook and "priority URGENT" in playbook
     assert "Export the P1 + P2 + P3 audiences" in playbook
     slack = render_brief(context, "slack")
     assert slack["text"].startswith("<!here>")
@@ -491,3 +501,56 @@ def test_chart_failure_leaves_no_temp_file_and_keeps_the_old_chart(tmp_path, mon
         render_chart(series_rows(dt.date(2011, 9, 22), 3), target, run_date="2011-09-22")
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
     assert target.read_bytes() == b"previous chart"
+
+
+# -- the brief describes the playbook that runs (rollout mode x severity) -------------------
+
+PLAYBOOK_CASES = [
+    # mode, severity -> channel, mention?, ticket priority, banner at the top
+    ("production", "WARNING", "#retention-alerts", False, "HIGH", None),
+    ("production", "CRITICAL", "#retention-alerts", True, "URGENT", None),
+    ("pilot", "WARNING", "#retention-pilot", False, "HIGH", "PILOT"),
+    ("pilot", "CRITICAL", "#retention-pilot", False, "HIGH", "PILOT"),
+    ("shadow", "WARNING", "#retention-pilot", False, "HIGH", "SHADOW"),
+    ("shadow", "CRITICAL", "#retention-pilot", False, "HIGH", "SHADOW"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "severity", "channel", "mention", "ticket", "banner"), PLAYBOOK_CASES
+)
+def test_every_format_describes_the_playbook_that_runs(
+    mode, severity, channel, mention, ticket, banner
+):
+    context = make_context(severity, rollout_mode=mode)
+    formats = all_formats(context)
+    playbook = section(formats["markdown"], "Playbook")
+    assert channel in playbook
+    assert f"priority {ticket}" in playbook
+    other = "#retention-pilot" if channel == "#retention-alerts" else "#retention-alerts"
+    for name, text in formats.items():
+        assert other not in text, name  # never the channel that is not used
+        assert ("<!here>" in text or "@here" in text) == (mention and name != "email_subject"), name
+    first_lines = {
+        "markdown": formats["markdown"].split("## Situation")[0],
+        "slack_text": formats["slack_text"].split("*Situation")[0],
+        "email_text": formats["email_text"].split("SITUATION")[0],
+        "email_subject": formats["email_subject"],
+    }
+    for name, head in first_lines.items():
+        if banner:
+            assert banner in head, name
+        else:
+            assert "SHADOW" not in head and "PILOT" not in head, name
+
+
+def test_production_names_the_configured_channel():
+    from retentionops.playbook import playbook_plan
+    from retentionops.settings import load_settings
+
+    context = make_context("CRITICAL")
+    settings = load_settings(env={}, slack_channel="#crm-retention")
+    context["plan"] = playbook_plan(context["decision"], "production", settings)
+    text = section(markdown(context), "Playbook")
+    assert "Post to Slack #crm-retention with an escalation mention (@here)" in text
+    assert "#retention-alerts" not in markdown(context)

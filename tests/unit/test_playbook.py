@@ -75,20 +75,22 @@ def test_success_and_response_parsing():
 
 
 def test_secrets_of_a_connection_and_redaction():
+    from retentionops import connections
+
     url = "https://hook.eu1.make.com/abcdef123456token"
-    secrets = playbook.connection_secrets(url, None, '{"api_key": "s3cr3t-key"}')
+    secrets = connections.connection_secrets(url, None, '{"api_key": "s3cr3t-key"}')
     assert url in secrets and "/abcdef123456token" in secrets and "s3cr3t-key" in secrets
     message = (
         "HTTPSConnectionPool(host='hook.eu1.make.com'): Max retries exceeded with url: "
         "/abcdef123456token (Caused by ...) key=s3cr3t-key see https://other.example/x"
     )
-    clean = playbook.redact(message, secrets)
+    clean = connections.redact(message, secrets)
     assert "abcdef123456token" not in clean and "s3cr3t-key" not in clean
     assert "https://" not in clean and "***" in clean
 
 
-def context(severity="CRITICAL"):
-    return {
+def context(severity="CRITICAL", mode="production"):
+    value = {
         "run_date": "2011-05-13",
         "decision": {
             "severity": severity, "alert_flag": True, "current_value": 45.2,
@@ -98,12 +100,14 @@ def context(severity="CRITICAL"):
         },
         "tiers": {"P1": {"count": 47}, "P2": {"count": 300}, "P3": {"count": 0}},
     }  # fmt: skip
+    value["plan"] = playbook.playbook_plan(value["decision"], mode, SETTINGS)
+    return value
 
 
 @pytest.mark.parametrize("mode", ["shadow", "pilot", "production"])
 @pytest.mark.parametrize("severity", ["WARNING", "CRITICAL"])
 def test_the_body_satisfies_the_published_schema(mode, severity):
-    from retentionops.playbook_sim import first_violation
+    from devtools.playbook_sim import first_violation
 
     exports = [
         {"tier": "P2", "link": "artifacts/runs/2011-05-13/audience_p2.csv", "row_count": 300},
@@ -111,9 +115,7 @@ def test_the_body_satisfies_the_published_schema(mode, severity):
     ]
     body = playbook.build_payload(
         run_id="scheduled__2011-05-13T00:00:00+00:00",
-        context=context(severity),
-        rollout_mode=mode,
-        settings=SETTINGS,
+        context=context(severity, mode),
         slack_brief={"text": "*brief*", "blocks": [{"type": "divider"}]},
         exports=exports,
         brief_link="artifacts/runs/2011-05-13/brief.md",
@@ -123,3 +125,22 @@ def test_the_body_satisfies_the_published_schema(mode, severity):
     assert body["tier_counts"] == {"P1": 47, "P2": 300, "P3": 0}
     assert body["escalation"] is (severity == "CRITICAL" and mode == "production")
     assert "alert_date" not in body["decision"]  # only the contract's fields
+
+
+@pytest.mark.parametrize(
+    ("decision", "mode", "expected"),
+    [
+        # the audiences follow the alert's severity whatever the rollout stage
+        (CRITICAL, "production", ("critical", ["P1", "P2", "P3"], "<!here>")),
+        (CRITICAL, "pilot", ("critical", ["P1", "P2", "P3"], None)),
+        (CRITICAL, "shadow", ("critical", ["P1", "P2", "P3"], None)),
+        (WARNING, "production", ("warning", ["P1", "P2"], None)),
+        ({"severity": "WARNING", "alert_flag": False}, "production", ("no_alert", [], None)),
+        ({"severity": "INFO", "alert_flag": False}, "production", ("no_alert", [], None)),
+    ],
+)
+def test_plan_branch_tiers_and_mention(decision, mode, expected):
+    plan = playbook.playbook_plan(decision, mode, SETTINGS)
+    assert (plan["branch"], plan["tiers"], plan["mention"]) == expected
+    if not plan["alerting"]:
+        assert (plan["ticket_priority"], plan["slack_channel"]) == (None, None)

@@ -19,7 +19,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from retentionops.playbook_sim import (
+from devtools.playbook_sim import (
     PlaybookSimulator,
     SimulatorError,
     build_parser,
@@ -421,8 +421,8 @@ def test_token_must_be_url_safe(tmp_path):
 
 def test_cli_serves_until_sigterm_and_keeps_the_url_out_of_stdout(tmp_path):
     url_file = tmp_path / "hook.url"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
-    command = [sys.executable, "-m", "retentionops.playbook_sim", "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+    command = [sys.executable, "-m", "devtools.playbook_sim", "--port", "0"]
     command += ["--out", str(tmp_path / "out"), "--url-file", str(url_file)]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

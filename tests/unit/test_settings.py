@@ -20,12 +20,32 @@ def test_defaults_are_the_rules_thresholds():
     assert (s.warehouse_backend, s.detection_mode) == ("duckdb", "managed")
 
 
-def test_yaml_file_lists_every_setting():
-    from retentionops.settings import DEFAULT_CONFIG_PATH
+def test_the_shipped_yaml_is_the_generated_template_and_holds_only_defaults():
+    """Each default is defined once, in code; the YAML file documents it, commented out."""
+    from retentionops.settings import DEFAULT_CONFIG_PATH, yaml_template
 
     text = DEFAULT_CONFIG_PATH.read_text()
-    missing = [name for name in setting_names() if f"\n{name}:" not in text]
-    assert missing == []
+    assert text == yaml_template(), "run `retentionops settings --template` to regenerate"
+    for name in setting_names():
+        assert f"\n# {name}: " in text, name
+    assert load_settings(env={}) == Settings()  # nothing is set by the shipped file
+
+
+def test_uncommenting_a_line_of_the_template_sets_that_value(tmp_path):
+    from retentionops.settings import yaml_template
+
+    text = yaml_template().replace("# min_sample_size: 100", "min_sample_size: 250")
+    (tmp_path / "c.yaml").write_text(text)
+    assert load_settings(tmp_path / "c.yaml", env={}).min_sample_size == 250
+
+
+def test_the_readme_settings_table_is_the_code():
+    from support import ROOT
+
+    from retentionops.settings import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "run `retentionops settings --markdown` into the README"
 
 
 def test_environment_overrides_the_file_and_is_typed(tmp_path):

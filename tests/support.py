@@ -1,0 +1,45 @@
+"""Helpers shared by the tests (importable as ``support``; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_orders(rows):
+    """Orders frame from (customer_id, order_id, 'YYYY-MM-DD', amount) tuples."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "customer_id": [str(r[0]) for r in rows],
+            "order_id": [str(r[1]) for r in rows],
+            "order_date": [dt.date.fromisoformat(r[2]) for r in rows],
+            "order_amount": [float(r[3]) for r in rows],
+            "country": ["United Kingdom"] * len(rows),
+        }
+    )
+
+
+def parse_dag(backend: str = "duckdb", **env: str):
+    """Parse dags/ with the given backend and settings (environment) and return the DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    overrides = {"RETENTIONOPS_WAREHOUSE_BACKEND": backend, **env}
+    if backend == "bigquery":
+        overrides.setdefault("RETENTIONOPS_BIGQUERY_PROJECT", "demo-project")
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert bag.import_errors == {}, bag.import_errors
+    return bag.dags["retention_ops"]

@@ -1,0 +1,130 @@
+"""What a run's ops_runs_log row says, given what happened: the one rule, without Airflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from retentionops.runlog import RunOutcome, summarize
+
+T0 = dt.datetime(2011, 5, 14, 6, 0, tzinfo=dt.UTC)
+NOW = T0 + dt.timedelta(seconds=12, milliseconds=345)
+CRITICAL = {"severity": "CRITICAL", "alert_flag": True, "current_value": 45.2,
+            "baseline_value": 32.55, "delta_relative_pct": 38.86, "sample_size": 2396}  # fmt: skip
+INFO = {**CRITICAL, "severity": "INFO", "alert_flag": False, "delta_relative_pct": 2.0}
+# WARNING severity but no alert (sample too small): not a playbook day
+WARNING_NO_FLAG = {**CRITICAL, "severity": "WARNING", "alert_flag": False}
+EXPORTS = [
+    {"tier": "P1", "link": "runs/2011-05-13/audience_p1.csv", "row_count": 47},
+    {"tier": "P2", "link": "runs/2011-05-13/audience_p2.csv", "row_count": 300},
+    {"tier": "P3", "link": "runs/2011-05-13/audience_p3.csv", "row_count": 0},
+]
+ANSWER = {"status_code": 200, "slack_message_ts": "1700.0001", "ticket_id": "RET-0001"}
+
+
+def daily(**fields) -> RunOutcome:
+    return RunOutcome("scheduled__2011-05-13", "2011-05-13", "dag", started_at=T0, daily=True,
+                      **fields)  # fmt: skip
+
+
+def keys(row, *names):
+    return tuple(row[name] for name in names)
+
+
+def test_a_delivered_alert_day():
+    row = summarize(
+        daily(
+            decision=CRITICAL,
+            counts={"P1": 47, "P2": 300, "P3": 0},
+            exports=EXPORTS,
+            brief_link="runs/2011-05-13/brief.md",
+            answer=ANSWER,
+        ),  # fmt: skip
+        now=NOW,
+    )
+    assert keys(row, "status", "playbook_status", "export_status", "slack_posted") == (
+        "success", "sent", "ok", True,
+    )  # fmt: skip
+    assert keys(row, "ticket_id", "slack_message_ts", "total_exported") == (
+        "RET-0001", "1700.0001", 347,
+    )  # fmt: skip
+    assert row["export_p3_link"] == "runs/2011-05-13/audience_p3.csv"
+    assert (row["p1_count"], row["p2_count"], row["p3_count"]) == (47, 300, 0)
+    assert row["execution_time_ms"] == 12345
+    assert row["alert_date"] == dt.date(2011, 5, 13) and row["error_message"] is None
+
+
+@pytest.mark.parametrize("decision", [INFO, WARNING_NO_FLAG])
+def test_a_day_without_an_alert_is_skipped_with_nothing_exported(decision):
+    row = summarize(daily(decision=decision, exports=[]), now=NOW)
+    assert keys(row, "status", "playbook_status", "export_status", "total_exported") == (
+        "skipped", "not_needed", "none", 0,
+    )  # fmt: skip
+    assert row["slack_posted"] is None  # nothing was attempted
+
+
+def test_the_webhook_failed_and_the_fallback_posted():
+    outcome = daily(decision=CRITICAL, exports=EXPORTS, playbook_failed=True,
+                    fallback_posted=True, failed_steps=["trigger_playbook"])  # fmt: skip
+    outcome.errors.append("step trigger_playbook failed: TransientWebhookError: HTTP 500")
+    row = summarize(outcome, now=NOW)
+    assert keys(row, "status", "playbook_status", "export_status", "slack_posted") == (
+        "failed", "failed", "ok", True,
+    )  # fmt: skip
+    assert row["ticket_id"] is None
+    assert row["error_message"] == "step trigger_playbook failed: TransientWebhookError: HTTP 500"
+
+
+def test_every_cause_is_kept_in_order():
+    outcome = RunOutcome("cli__x", "2011-05-13", "cli")
+    outcome.fail("trigger_playbook", "PermanentWebhookError: HTTP 400").fail(
+        "slack_fallback", "ServiceError: Slack fallback failed: HTTP 500"
+    )
+    row = summarize(outcome, now=NOW)
+    assert row["error_message"] == (
+        "step trigger_playbook failed: PermanentWebhookError: HTTP 400; "
+        "step slack_fallback failed: ServiceError: Slack fallback failed: HTTP 500"
+    )
+    assert row["status"] == "failed" and row["execution_time_ms"] is None
+
+
+def test_a_dry_run_built_everything_and_sent_nothing():
+    row = summarize(daily(decision=CRITICAL, exports=EXPORTS, dry_run=True), now=NOW)
+    assert keys(row, "status", "playbook_status", "slack_posted") == ("success", "dry_run", None)
+
+
+def test_a_failed_export():
+    row = summarize(
+        daily(
+            decision=CRITICAL,
+            exports=EXPORTS[:1],
+            export_failed=True,
+            failed_steps=["export_audience"],
+        ),  # fmt: skip
+        now=NOW,
+    )
+    assert keys(row, "status", "export_status", "playbook_status") == ("failed", "failed", None)
+
+
+def test_a_run_that_died_before_its_decision_leaves_the_unknowns_null():
+    row = summarize(daily(failed_steps=["get_alert_decision"]), now=NOW)
+    assert keys(row, "status", "severity", "alert_flag", "playbook_status") == (
+        "failed", None, None, None,
+    )  # fmt: skip
+    assert row["export_status"] == "none"  # the daily run exported nothing
+
+
+def test_a_standalone_write_is_a_success_even_without_an_alert():
+    """A CLI queue on a quiet day did its job: success, not skipped."""
+    outcome = RunOutcome("cli__build_priority_queue__x", "2011-07-01", "cli", decision=INFO,
+                         counts={"P1": 3, "P2": 10, "P3": 0})  # fmt: skip
+    row = summarize(outcome, now=NOW)
+    assert keys(row, "status", "interface", "export_status", "playbook_status") == (
+        "success", "cli", None, "not_needed",
+    )  # fmt: skip
+
+
+def test_the_interface_is_checked():
+    with pytest.raises(ValueError, match="dag, mcp, cli"):
+        summarize(RunOutcome("x", "2011-05-13", "cron"))
