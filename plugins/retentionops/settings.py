@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -55,6 +56,30 @@ class Settings:
     gcp_conn_id: str = _setting(
         "google_cloud_default", "Airflow connection of the Google provider (BigQuery, GCS, Sheets)"
     )
+    duckdb_lock_wait_seconds: float = _setting(
+        60.0,
+        "how long a CLI or MCP write waits for another process's DuckDB lock (0 = not at all)",
+        min=0,
+        max=3600,
+    )
+    # -- loading orders ------------------------------------------------------------------
+    load_max_dropped_pct: float = _setting(
+        50.0,
+        "refuse a load that drops more than this share of the file's rows (percent)",
+        min=0,
+        max=100,
+        section="loading orders",
+    )
+    implausible_orders: str = _setting(
+        "refuse",
+        "orders with an amount <= 0 or a date outside orders_min_date..today: refuse the "
+        "file, drop them, or keep them (always counted in the load report)",
+        choices=("refuse", "drop", "keep"),
+    )
+    orders_min_date: str = _setting("1990-01-01", "the earliest plausible order date", date=True)
+    max_range_days: int = _setting(
+        3660, "longest date range one alerts/health query may cover", min=1, max=36600
+    )
     # -- Airflow schedule and task policy ------------------------------------------------
     schedule_start_date: str = _setting(
         "2010-12-08",
@@ -65,7 +90,7 @@ class Settings:
     schedule_end_date: str = _setting("", "the DAG's last run date; empty = open-ended", date=True)
     catchup: bool = _setting(True, "create runs for past dates when the DAG is unpaused")
     task_retries: int = _setting(
-        3, "retries of every task but write_run_log (exponential backoff x2)", min=0
+        3, "retries of every task but write_run_log (exponential backoff x2)", min=0, max=10
     )
     retry_delay_seconds: int = _setting(
         30, "first retry delay, then doubled, at most 10 minutes", min=0
@@ -154,10 +179,16 @@ class Settings:
     )
     webhook_timeout_seconds: float = _setting(10.0, "timeout of one webhook call", min=0.1)
     webhook_retries: int = _setting(
-        2, "webhook retries, only for timeouts, connection errors, 429 and 5xx", min=0
+        2, "webhook retries, only for timeouts, connection errors, 408, 429 and 5xx", min=0, max=10
     )
     webhook_retry_delay_seconds: int = _setting(
         30, "first webhook retry delay, then doubled (a Retry-After answer wins)", min=0
+    )
+    webhook_max_wait_seconds: float = _setting(
+        300.0,
+        "longest total wait between webhook attempts; a Retry-After beyond it ends the retries",
+        min=0,
+        max=3600,
     )
     slack_conn_id: str = _setting(
         "slack_fallback", "Slack incoming-webhook connection used when the playbook failed"
@@ -186,8 +217,26 @@ class Settings:
     export_kind: str = _setting(
         "csv", "csv or gsheet (one tab per tier and date)", choices=EXPORT_KINDS
     )
-    export_limit: int = _setting(2000, "rows per tier file, best priority_score first", min=1)
+    export_limit: int = _setting(
+        2000, "rows per tier file, best priority_score first", min=1, max=1_000_000
+    )
     gsheet_spreadsheet_id: str = _setting("", "the spreadsheet receiving the tabs (gsheet exports)")
+    export_root: str = _setting(
+        "artifacts",
+        "every local export stays inside this folder (repo-relative); others are refused",
+    )
+    export_buckets: str = _setting(
+        "",
+        "gs:// buckets exports may go to (comma-separated); export_destination's is allowed",
+    )
+    # -- the MCP server ------------------------------------------------------------------
+    mcp_http_token: str = _setting(
+        "",
+        "bearer token the MCP HTTP transport requires (set it in RETENTIONOPS_MCP_HTTP_TOKEN); "
+        "without one it serves on loopback only",
+        section="the MCP server",
+        secret=True,
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -204,9 +253,13 @@ class Settings:
                         f"setting '{f.name}' is {value!r}; give comma-separated risk levels "
                         f"from: {', '.join(RISK_LEVELS)}"
                     )
-            minimum = f.metadata.get("min")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingsError(f"setting '{f.name}' is {value}; it must be a finite number")
+            minimum, maximum = f.metadata.get("min"), f.metadata.get("max")
             if minimum is not None and value < minimum:
                 raise SettingsError(f"setting '{f.name}' is {value}; it must be >= {minimum}")
+            if maximum is not None and value > maximum:
+                raise SettingsError(f"setting '{f.name}' is {value}; it must be <= {maximum}")
             if f.metadata.get("date") and value:
                 try:
                     dt.date.fromisoformat(value)
@@ -215,6 +268,19 @@ class Settings:
                         f"setting '{f.name}' is {value!r}; use YYYY-MM-DD"
                     ) from None
         self._require(self.active_days < self.at_risk_days, "active_days", "below at_risk_days")
+        weights = (
+            self.weight_frequency_drop + self.weight_value_drop + self.weight_status_inconsistent
+        )
+        self._require(
+            weights > 0,
+            "weight_frequency_drop",
+            "positive for at least one signal (with every weight 0 no customer can be at risk)",
+        )
+        self._require(
+            self.risk_level_high_min <= weights,
+            "risk_level_high_min",
+            f"at most the highest possible churn_risk_score ({weights}, the sum of the weights)",
+        )
         self._require(
             self.risk_level_medium_min <= self.risk_level_high_min,
             "risk_level_medium_min",
@@ -239,10 +305,26 @@ class Settings:
             self._require(
                 bool(self.gsheet_spreadsheet_id), "gsheet_spreadsheet_id", "set for gsheet exports"
             )
+        for name in ("slack_channel", "pilot_slack_channel"):
+            channel = getattr(self, name)
+            self._require(
+                channel.startswith("#") and len(channel) > 1 and " " not in channel,
+                name,
+                "a Slack channel name such as #retention-alerts",
+            )
 
     def _require(self, ok: bool, name: str, what: str) -> None:
         if not ok:
             raise SettingsError(f"setting '{name}' ({getattr(self, name)!r}) must be {what}")
+
+    def __repr__(self) -> str:  # never print a secret setting
+        shown = {
+            f.name: "***"
+            if f.metadata.get("secret") and getattr(self, f.name)
+            else getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        }
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def duckdb_file(self) -> Path:
@@ -254,8 +336,18 @@ class Settings:
         path = Path(self.artifacts_dir)
         return path if path.is_absolute() else PROJECT_ROOT / path
 
+    @property
+    def export_root_path(self) -> Path:
+        path = Path(self.export_root)
+        return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The effective settings, secrets shown as set or not (never their value)."""
+        values = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.metadata.get("secret") and values[f.name]:
+                values[f.name] = "***"
+        return values
 
 
 def split_list(value: str) -> list[str]:
@@ -300,6 +392,23 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
         ) from None
 
 
+def _read_yaml(path: Path) -> Any:
+    """The YAML file's content, or a one-line error saying what is wrong with the file."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise SettingsError(f"config file {path} is not a text (UTF-8 YAML) file") from None
+    except IsADirectoryError:
+        raise SettingsError(f"config file {path} is a directory, not a YAML file") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise SettingsError(f"config file {path} is not valid YAML{where}: {problem}") from None
+
+
 def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     env: dict[str, str] | None = None,
@@ -312,7 +421,7 @@ def load_settings(
 
     values: dict[str, Any] = {}
     if path.exists():
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = _read_yaml(path)
         if not isinstance(loaded, dict):
             raise SettingsError(f"config file {path} must hold a mapping of setting: value")
         values.update(loaded)
