@@ -10,9 +10,14 @@ import datetime as dt
 from typing import Any, TypedDict
 
 from retentionops.detection import (
+    DETECTION_MARKER,
+    QUEUE_MARKER,
     DetectionError,
     SqlStep,
     as_date,
+    completed_steps,
+    detection_missing,
+    mark_complete,
     run_step,
     stored_alert_decision,
 )
@@ -56,9 +61,14 @@ class Context(TypedDict):
 
 
 def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, int]:
-    """Replace ``customer_priority`` for the date; return the tier counts."""
+    """Replace ``customer_priority`` for the date (its detection must be complete) and mark
+    it complete, all or nothing; return the tier counts."""
     day = as_date(run_date)
-    run_step(warehouse, settings, QUEUE_STEP, day)
+    if DETECTION_MARKER not in completed_steps(warehouse, day):
+        raise DetectionError(detection_missing(day))
+    with warehouse.atomic():
+        run_step(warehouse, settings, QUEUE_STEP, day)
+        mark_complete(warehouse, day, QUEUE_MARKER)
     counts = dict.fromkeys(TIERS, 0)
     for row in _context_rows(warehouse, day):
         if row["facet"] == "tier":
@@ -79,8 +89,11 @@ def queue_missing(day: dt.date) -> str:
 
 
 def require_queue(warehouse: Warehouse, day: dt.date) -> None:
-    """Refuse to read a date whose detection and queue were never built."""
-    if not warehouse.count_rows("retention_snapshot", day):
+    """Refuse to read a date whose detection or queue is missing or incomplete."""
+    done = completed_steps(warehouse, day)
+    if DETECTION_MARKER not in done:
+        raise DetectionError(detection_missing(day))
+    if QUEUE_MARKER not in done:
         raise DetectionError(queue_missing(day))
 
 
@@ -171,7 +184,7 @@ def get_operational_context(warehouse: Warehouse, settings: Settings, run_date: 
         elif row["facet"] == "median_total_revenue":
             median_revenue = float(row["metric_value"] or 0.0)
     if not any(sum(levels.values()) for levels in matrix.values()):
-        raise DetectionError(queue_missing(day))
+        raise DetectionError(f"no customer has an order on or before {day}")
     plan = playbook_plan(decision, settings.rollout_mode, settings)
     exported = plan["tiers"]
     if settings.impact_value_basis == "value_proxy":

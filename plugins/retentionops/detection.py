@@ -76,6 +76,34 @@ def run_step(warehouse: Warehouse, settings: Settings, step: SqlStep, run_date: 
     )
 
 
+#: The steps of a run date that its run markers vouch for.
+DETECTION_MARKER = "detection"
+QUEUE_MARKER = "customer_priority"
+
+
+def clear_markers(warehouse: Warehouse, run_date: Any) -> None:
+    """A new detection run of the date starts: its detection and queue are not complete."""
+    warehouse.execute_file("markers/clear_run_markers", {"run_date": as_date(run_date)})
+
+
+def mark_complete(warehouse: Warehouse, run_date: Any, step: str) -> None:
+    """Record that ``step`` of the date is complete (written after the step's tables)."""
+    warehouse.execute_file(
+        "markers/mark_step_complete", {"run_date": as_date(run_date), "step": step}
+    )
+
+
+def completed_steps(warehouse: Warehouse, run_date: Any) -> set[str]:
+    """The steps of the date whose markers say they are complete (none on a fresh file)."""
+    from retentionops.warehouse import WarehouseError
+
+    try:
+        rows = warehouse.query("markers/read_run_markers", {"run_date": as_date(run_date)})
+    except WarehouseError:  # no marker table yet: nothing was ever completed
+        return set()
+    return {row["step"] for row in rows}
+
+
 def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> None:
     """In ``external`` mode: fail unless every detection table holds rows for the date."""
     day = as_date(run_date)
@@ -88,26 +116,43 @@ def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) ->
 
 
 def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, Any]:
-    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision."""
-    if settings.detection_mode == "external":
-        verify_detection(warehouse, settings, run_date)
-    else:
-        for step in DETECTION_STEPS:
-            run_step(warehouse, settings, step, run_date)
-    return stored_alert_decision(warehouse, settings, run_date)
+    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision.
+
+    All or nothing: on DuckDB the five tables and the marker commit in one transaction; on
+    BigQuery the marker, written last, is what readers require.
+    """
+    day = as_date(run_date)
+    warehouse.ensure_tables(("run_markers",))
+    with warehouse.atomic():
+        clear_markers(warehouse, day)
+        if settings.detection_mode == "external":
+            verify_detection(warehouse, settings, day)
+        else:
+            for step in DETECTION_STEPS:
+                run_step(warehouse, settings, step, day)
+        mark_complete(warehouse, day, DETECTION_MARKER)
+    return stored_alert_decision(warehouse, settings, day)
+
+
+def detection_missing(day: Any) -> str:
+    """What to say when a date's detection is missing or incomplete (every interface)."""
+    return (
+        f"detection for {day} is missing or incomplete: run it (`retentionops detect --date "
+        f"{day}` or `retentionops queue --date {day}`, the MCP tool build_priority_queue, or "
+        "a DAG run for that date)"
+    )
 
 
 def stored_alert_decision(
     warehouse: Warehouse, settings: Settings, run_date: Any
 ) -> dict[str, Any]:
-    """Read the stored SQL5 row for the date."""
+    """Read the stored SQL5 row of a date whose detection is complete."""
     day = as_date(run_date)
+    if DETECTION_MARKER not in completed_steps(warehouse, day):
+        raise DetectionError(detection_missing(day))
     rows = warehouse.query("detection/read_alert_decision", {"run_date": day})
     if not rows:
-        raise DetectionError(
-            f"no alert decision stored for {day}: run detection for that date first "
-            f"(`retentionops detect --date {day}`), and check that orders exist on or before it"
-        )
+        raise DetectionError(f"no orders on or before {day}: there is nothing to decide")
     return jsonable(rows[0])
 
 
@@ -118,6 +163,12 @@ def alert_series(
     start, end = as_date(from_date), as_date(to_date)
     if start > end:
         raise DetectionError(f"--from {start} is after --to {end}")
+    days = (end - start).days + 1
+    if days > settings.max_range_days:
+        raise DetectionError(
+            f"the range {start}..{end} covers {days:,} days; at most {settings.max_range_days:,} "
+            "(max_range_days) at once: ask for a shorter range"
+        )
     rows = warehouse.query(
         ALERT_STEP.sql_name, detection_parameters(settings, end, from_date=start)
     )

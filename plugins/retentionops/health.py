@@ -33,6 +33,8 @@ def get_health(warehouse: Warehouse, start: dt.date, end: dt.date) -> dict[str, 
         "average_execution_ms": round(total["total_execution_ms"] / total["timed_runs"])
         if total["timed_runs"]
         else None,
-        "alerts_per_month": {m["month"].strftime("%Y-%m"): int(m["alert_days"]) for m in months},
+        "alerts_per_month": {
+            m["month"].strftime("%Y-%m"): int(m["alert_days"] or 0) for m in months
+        },
         "counts": total,
     }

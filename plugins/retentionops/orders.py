@@ -32,6 +32,8 @@ need nothing.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,7 @@ class LoadResult:
     rows_read: int
     rows_kept: int
     dropped: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -282,7 +285,11 @@ def _read_csv(file: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise OrdersFileError(f"{file.name}: the file is empty (no header, no rows).") from None
     except pd.errors.ParserError as exc:
-        raise OrdersFileError(f"{file.name}: not a readable CSV file: {exc}") from None
+        raise OrdersFileError(
+            f"{file.name}: not a readable CSV file: {str(exc).splitlines()[0]}"
+        ) from None
+    except OSError as exc:
+        raise OrdersFileError(f"{file.name}: cannot read the file: {exc.strerror}") from None
     frame.columns = [str(name).strip() for name in frame.columns]
     return frame
 
@@ -394,8 +401,12 @@ def read_uci(path: str | Path, date_format: str | None = None) -> LoadResult:
                 name: str for name in header.columns if str(name).strip() in UCI_TEXT_COLUMNS
             }
             raw = pd.read_excel(file, engine="openpyxl", dtype=text_columns)
-        except (ValueError, OSError, KeyError) as exc:
-            raise OrdersFileError(f"{file.name}: not a readable .xlsx workbook: {exc}") from None
+        except Exception as exc:  # openpyxl raises several unrelated types (BadZipFile, ...)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OrdersFileError(
+                f"{file.name}: not a readable .xlsx workbook ({reason}); save it again as an "
+                "Excel workbook, or export it as CSV"
+            ) from None
         raw.columns = [str(name).strip() for name in raw.columns]
         raw = raw.dropna(how="all")
     _no_rows(raw, file.name)
@@ -433,7 +444,8 @@ def read_orders(
         try:
             frame = pd.read_parquet(file)
         except Exception as exc:  # pyarrow raises several unrelated types
-            raise OrdersFileError(f"{file.name}: not a readable Parquet file: {exc}") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OrdersFileError(f"{file.name}: not a readable Parquet file: {reason}") from None
         frame.columns = [str(name).strip() for name in frame.columns]
     _no_rows(frame, file.name)
     renamed = frame.rename(columns={theirs: ours for ours, theirs in mapping.items()})
@@ -495,6 +507,75 @@ def read_orders(
             "duplicate_order_id": int(duplicate.sum()),
         },
     )
+
+
+def screen_orders(
+    result: LoadResult, *, policy: str, min_date: dt.date, max_date: dt.date
+) -> LoadResult:
+    """Count implausible orders (amount <= 0, date outside ``min_date``..``max_date``) and
+    refuse the file, drop them or keep them (``policy``); never silently."""
+    orders = result.orders
+    amount_bad = (orders["order_amount"] <= 0).to_numpy()
+    dates = pd.to_datetime(orders["order_date"]).dt.date
+    date_bad = ((dates < min_date) | (dates > max_date)).to_numpy()
+    counts = {
+        "non_positive_amount": int(amount_bad.sum()),
+        "date_outside_window": int((date_bad & ~amount_bad).sum()),
+    }
+    if not any(counts.values()):
+        return result
+    examples = []
+    if amount_bad.any():
+        first = orders[amount_bad].iloc[0]
+        examples.append(
+            f"{counts['non_positive_amount']} order(s) with an amount <= 0 (first: order "
+            f"{first['order_id']!r}, amount {first['order_amount']})"
+        )
+    if (date_bad & ~amount_bad).any():
+        first = orders[date_bad & ~amount_bad].iloc[0]
+        examples.append(
+            f"{counts['date_outside_window']} order(s) dated outside {min_date}..{max_date} "
+            f"(first: order {first['order_id']!r} on {first['order_date']})"
+        )
+    found = " and ".join(examples)
+    if policy == "refuse":
+        raise OrdersFileError(
+            f"{found}; nothing was loaded. Fix the file, or set implausible_orders to drop "
+            "(leave them out) or keep (load them as they are)."
+        )
+    if policy == "drop":
+        keep = ~(amount_bad | date_bad)
+        return dataclasses.replace(
+            result,
+            orders=orders[keep].reset_index(drop=True),
+            dropped={**result.dropped, **counts},
+            warnings=[*result.warnings, f"dropped {found} (implausible_orders: drop)"],
+        )
+    return dataclasses.replace(
+        result, warnings=[*result.warnings, f"kept {found} (implausible_orders: keep)"]
+    )
+
+
+def check_load(
+    result: LoadResult, *, max_dropped_pct: float, allow_empty: bool, allow_drops: bool
+) -> None:
+    """Refuse a load that would empty the warehouse or that dropped most of the file."""
+    dropped = {reason: n for reason, n in result.dropped.items() if n}
+    detail = ", ".join(f"{reason} {n:,}" for reason, n in dropped.items()) or "none"
+    if result.orders.empty and not allow_empty:
+        raise OrdersFileError(
+            f"no order is left to load ({result.rows_read:,} row(s) read; dropped: {detail}); "
+            "nothing was loaded and the warehouse is unchanged. Check the file (the right "
+            "columns? the right sheet?), or pass --allow-empty to empty the warehouse on purpose."
+        )
+    share = 100 * sum(dropped.values()) / result.rows_read if result.rows_read else 0.0
+    if share > max_dropped_pct and not allow_drops and not result.orders.empty:
+        raise OrdersFileError(
+            f"{share:.1f} % of the {result.rows_read:,} rows were dropped (dropped: {detail}), "
+            f"more than load_max_dropped_pct ({max_dropped_pct:g} %); nothing was loaded. "
+            "Check the file, or pass --allow-drops (or raise load_max_dropped_pct) to load "
+            "what is left."
+        )
 
 
 def load_orders_file(

@@ -26,30 +26,43 @@ from retentionops.vocabulary import TIERS
 INCLUDE_DIR = PROJECT_ROOT / "include"
 SQL_DIR = INCLUDE_DIR / "sql"
 
+
 @dataclass(frozen=True)
 class Table:
     """A table the package reads or writes, by logical name.
 
     ``partition_field`` is the date column a run replaces; ``derived`` tables are computed
-    from the orders (stale once the orders change); ``retained`` tables lose partitions
-    older than ``retention_days``.
+    from the orders (stale once the orders change); ``retained`` tables lose a date's rows
+    ``retention_days`` after they were written, the write time being the completion time
+    of the run marker step named by ``marker``.
     """
 
     name: str
     partition_field: str | None = None
     derived: bool = False
     retained: bool = False
+    marker: str | None = None
 
 
 #: Every table of the package, in creation order (the one list of table names).
 TABLE_CATALOG = (
     Table("orders"),
-    Table("base_customers", "snapshot_date", derived=True, retained=True),
-    Table("retention_snapshot", "snapshot_date", derived=True, retained=True),
-    Table("churn_detection", "snapshot_date", derived=True, retained=True),
-    Table("cohort_retention_evolution", "snapshot_date", derived=True, retained=True),
-    Table("alert_logic", "alert_date", derived=True),
-    Table("customer_priority", "run_date", derived=True, retained=True),
+    Table("orders_incoming"),
+    Table("base_customers", "snapshot_date", derived=True, retained=True, marker="detection"),
+    Table("retention_snapshot", "snapshot_date", derived=True, retained=True, marker="detection"),
+    Table("churn_detection", "snapshot_date", derived=True, retained=True, marker="detection"),
+    Table(
+        "cohort_retention_evolution",
+        "snapshot_date",
+        derived=True,
+        retained=True,
+        marker="detection",
+    ),
+    Table("alert_logic", "alert_date", derived=True, marker="detection"),
+    Table(
+        "customer_priority", "run_date", derived=True, retained=True, marker="customer_priority"
+    ),
+    Table("run_markers", "run_date", derived=True),
     Table("ops_runs_log", "alert_date"),
     Table("ops_health_daily"),
 )
@@ -97,14 +110,9 @@ def sql_path(name: str) -> str:
 
 
 def render(name: str, settings: Settings) -> str:
-    """Render one SQL file to BigQuery text with this backend's table names.
-
-    Besides table names only ``retention_days`` is templated: DDL options cannot be query
-    parameters in BigQuery.
-    """
-    return _jinja().get_template(sql_path(name)).render(
-        tables=table_refs(settings), retention_days=settings.retention_days
-    )
+    """Render one SQL file to BigQuery text with this backend's table names (the only
+    templating: every value is a query parameter)."""
+    return _jinja().get_template(sql_path(name)).render(tables=table_refs(settings))
 
 
 def _wrap_integer_division_operands(node):  # sqlglot expression in, expression out
@@ -129,24 +137,41 @@ def _full_precision_numeric(node):  # sqlglot expression in, expression out
     return node
 
 
+def _countif_counts_zero(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # BigQuery's COUNTIF of only NULL or FALSE inputs is 0; DuckDB's COUNT_IF is then NULL.
+    # COUNT(CASE WHEN x THEN 1 END) is 0 on both.
+    if isinstance(node, exp.CountIf):
+        condition = node.this.copy()
+        return exp.Count(this=exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1))]))
+    return node
+
+
 @lru_cache(maxsize=256)
 def to_duckdb(bigquery_sql: str) -> str:
     """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
     import sqlglot  # imported here: DAG parsing never needs the transpiler
 
     tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
-    tree = tree.transform(_wrap_integer_division_operands).transform(_full_precision_numeric)
+    tree = (
+        tree.transform(_wrap_integer_division_operands)
+        .transform(_full_precision_numeric)
+        .transform(_countif_counts_zero)
+    )
     return tree.sql(dialect="duckdb", unsupported_level=sqlglot.ErrorLevel.IGNORE)
 
 
 @lru_cache(maxsize=256)
 def parameter_names(bigquery_sql: str) -> frozenset[str]:
-    """Names of the ``@parameters`` a statement uses."""
+    """Names of the ``@parameters`` a statement (or a multi-statement script) uses."""
     import sqlglot
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
-    return frozenset(node.name for node in tree.find_all(exp.Parameter))
+    statements = sqlglot.parse(bigquery_sql, read="bigquery")
+    return frozenset(
+        node.name for tree in statements if tree for node in tree.find_all(exp.Parameter)
+    )
 
 
 def detection_parameters(

@@ -1,13 +1,18 @@
-"""Warehouse backends: embedded DuckDB (default) and BigQuery, behind one small interface.
+"""Warehouse backends: embedded DuckDB (default) and BigQuery, behind one protocol.
 
 Both run the same BigQuery SQL files from ``include/sql`` (see ``retentionops.sql``). A
 write always replaces one date range of one table inside a transaction (DuckDB) or one
 partition with WRITE_TRUNCATE (BigQuery), so re-running a date never duplicates rows.
+Statements built here (deletes by date) use table names from the catalog and values as
+``@parameters`` only, like the SQL files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +22,7 @@ from retentionops.errors import UserError
 from retentionops.settings import Settings
 from retentionops.sql import (
     DERIVED_TABLES,
+    TABLE_CATALOG,
     TABLES,
     bigquery_query_parameters,
     parameter_names,
@@ -28,6 +34,19 @@ from retentionops.sql import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: The orders as the warehouse stores them (the staged frame is cast to this).
+_ORDERS_SELECT = """
+select
+    cast(customer_id as varchar) as customer_id,
+    cast(order_id as varchar) as order_id,
+    cast(order_date as date) as order_date,
+    cast(order_amount as decimal(38, 9)) as order_amount,
+    cast(country as varchar) as country
+from incoming_frame
+"""
 
 
 class WarehouseError(UserError):
@@ -45,8 +64,15 @@ class Warehouse(Protocol):
 
     def __exit__(self, *exc: object) -> None: ...
 
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        """All writes inside commit together or not at all (DuckDB); on BigQuery writes are
+        one statement each and a run marker written last stands for the whole."""
+
     def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
         """Run rendered BigQuery SQL; return its rows as dicts."""
+
+    def execute_sql(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> int:
+        """Run one rendered DML statement; return the rows it changed."""
 
     def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
         """Run one SQL file of ``include/sql``; return its rows as dicts."""
@@ -65,19 +91,70 @@ class Warehouse(Protocol):
     def count_rows(self, table: str, day: dt.date) -> int:
         """Rows of one date of a table; 0 when the table does not exist yet."""
 
-    def delete_before(self, table: str, cutoff: dt.date) -> int:
-        """Delete a table's rows dated before ``cutoff``; return how many."""
+    def replace_orders(self, frame: pd.DataFrame) -> dt.date | None:
+        """Replace the orders; return the earliest changed order date (None: identical).
 
-    def replace_orders(self, frame: pd.DataFrame) -> int:
-        """Replace the orders table; derived tables are cleared as stale."""
+        Derived rows dated on or after it are deleted (they described other orders); rows
+        of earlier dates stay, as they depend on orders up to their date only.
+        """
+
+
+def _partition_field(name: str) -> str:
+    field = table(name).partition_field
+    if field is None:
+        raise KeyError(f"table '{name}' has no date partition")
+    return field
+
+
+def invalidation_statements(settings: Settings) -> list[str]:
+    """``delete ... where <date> >= @changed_from`` for every derived table (BigQuery SQL)."""
+    refs = table_refs(settings)
+    return [
+        f"delete from {refs[name]} where {_partition_field(name)} >= @changed_from"
+        for name in DERIVED_TABLES
+    ]
+
+
+def retention_statements(settings: Settings) -> list[tuple[str, str]]:
+    """``(table, delete)`` of the retention step, in order (BigQuery SQL, both backends).
+
+    A retained table loses a date's rows once the run marker of that date (its write time)
+    is older than ``@cutoff_ts``; rows no marker vouches for (a run killed half-way) go once
+    their date is older than ``@cutoff_date``. Then the old markers themselves go. Counting
+    from the write time, a backfill of an old date is kept as long as a fresh run.
+    """
+    refs = table_refs(settings)
+    markers = refs["run_markers"]
+    statements = []
+    for entry in TABLE_CATALOG:
+        if not entry.retained:
+            continue
+        field = entry.partition_field
+        vouched = f"select run_date from {markers} where step = '{entry.marker}'"
+        statements.append(
+            (
+                entry.name,
+                f"delete from {refs[entry.name]} where {field} in ("
+                f"{vouched} and completed_at < @cutoff_ts) or ({field} < @cutoff_date "
+                f"and {field} not in ({vouched}))",
+            )
+        )
+    statements.append(("run_markers", f"delete from {markers} where completed_at < @cutoff_ts"))
+    return statements
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower()
 
 
 class DuckDBWarehouse:
-    """The embedded warehouse: one DuckDB file, one writer at a time."""
+    """The embedded warehouse: one DuckDB file, one writer at a time.
+
+    Opening waits up to ``duckdb_lock_wait_seconds`` while another process holds the file
+    (a DAG task, a CLI write), saying so once, instead of failing at once.
+    """
 
     def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
-        import duckdb
-
         self.settings = settings
         path = settings.duckdb_file
         if read_only and not path.exists():
@@ -86,13 +163,34 @@ class DuckDBWarehouse:
                 "(`retentionops load-sample` or `retentionops load-orders PATH`)"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            raise WarehouseError(
-                f"cannot open the DuckDB warehouse {path}: {error}. Another process (a DAG "
-                "run?) may be writing to it; DuckDB allows one writer. Retry when it is done."
-            ) from None
+        self.con = self._connect(path, read_only)
+        self._depth = 0
+
+    def _connect(self, path: Any, read_only: bool) -> Any:
+        import duckdb
+
+        deadline = time.monotonic() + self.settings.duckdb_lock_wait_seconds
+        said = False
+        while True:
+            try:
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.IOException as error:
+                if not _is_lock_error(error) or time.monotonic() >= deadline:
+                    raise WarehouseError(
+                        f"cannot open the DuckDB warehouse {path}: "
+                        f"{str(error).splitlines()[0]}. Another process (a DAG run?) is "
+                        "writing to it and DuckDB allows one writer: retry when it is done "
+                        "(or raise duckdb_lock_wait_seconds)."
+                    ) from None
+                if not said:
+                    log.warning(
+                        "waiting up to %.0f s for the DuckDB warehouse %s: another process "
+                        "holds its lock",
+                        self.settings.duckdb_lock_wait_seconds,
+                        path,
+                    )
+                    said = True
+                time.sleep(0.2)
 
     def close(self) -> None:
         self.con.close()
@@ -105,13 +203,27 @@ class DuckDBWarehouse:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction; nested blocks join the outermost one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.con.begin()
+        self._depth = 1
         try:
             yield
         except BaseException:
             self.con.rollback()
             raise
+        finally:
+            self._depth = 0
         self.con.commit()
+
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        return self.transaction()
 
     def execute(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> Any:
         """Run one rendered BigQuery statement on DuckDB with its parameters."""
@@ -133,6 +245,10 @@ class DuckDBWarehouse:
         cursor = self.execute(bigquery_sql, params)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def execute_sql(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> int:
+        row = self.execute(bigquery_sql, params).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
         return self.fetch(render(sql_name, self.settings), params)
@@ -182,43 +298,32 @@ class DuckDBWarehouse:
             return 0
         return int(count)
 
-    def delete_before(self, table: str, cutoff: dt.date) -> int:
-        """Drop a table's rows dated before ``cutoff`` (retention of old partitions)."""
-        target = table_refs(self.settings)[table]
-        self.ensure_tables((table,))
-        (deleted,) = self.con.execute(
-            f"delete from {target} where {_partition_field(table)} < $cutoff", {"cutoff": cutoff}
-        ).fetchone()
-        return int(deleted)
-
-    def replace_orders(self, frame: pd.DataFrame) -> int:
-        """Replace the whole orders table atomically; derived tables are cleared as stale.
+    def replace_orders(self, frame: pd.DataFrame) -> dt.date | None:
+        """Stage, compare and replace the orders in one transaction (see the protocol).
 
         On any error the transaction rolls back and the warehouse is exactly as it was.
         """
         self.ensure_tables()
         refs = table_refs(self.settings)
-        self.con.register("incoming_orders", frame)
+        self.con.register("incoming_frame", frame)
         try:
             with self.transaction():
-                self.con.execute(f"delete from {refs['orders']}")
-                (written,) = self.con.execute(
-                    f"""
-                    insert into {refs["orders"]} by name
-                    select
-                        cast(customer_id as varchar) as customer_id,
-                        cast(order_id as varchar) as order_id,
-                        cast(order_date as date) as order_date,
-                        cast(order_amount as decimal(38, 9)) as order_amount,
-                        cast(country as varchar) as country
-                    from incoming_orders
-                    """
-                ).fetchone()
-                for name in DERIVED_TABLES:
-                    self.con.execute(f"delete from {refs[name]}")
+                self.con.execute(f"delete from {refs['orders_incoming']}")
+                self.con.execute(f"insert into {refs['orders_incoming']} by name {_ORDERS_SELECT}")
+                [row] = self.query("maintenance/orders_changed_from", {})
+                changed_from = row["changed_from"]
+                if changed_from is not None:
+                    self.con.execute(f"delete from {refs['orders']}")
+                    self.con.execute(
+                        f"insert into {refs['orders']} by name "
+                        f"select * from {refs['orders_incoming']}"
+                    )
+                    for statement in invalidation_statements(self.settings):
+                        self.execute(statement, {"changed_from": changed_from})
+                self.con.execute(f"delete from {refs['orders_incoming']}")
         finally:
-            self.con.unregister("incoming_orders")
-        return int(written)
+            self.con.unregister("incoming_frame")
+        return changed_from
 
 
 class BigQueryWarehouse:
@@ -243,6 +348,10 @@ class BigQueryWarehouse:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
+        # Each BigQuery job is atomic; a sequence is made whole by its run marker.
+        return contextlib.nullcontext()
+
     def _run(self, configuration: dict[str, Any]) -> Any:
         return self.hook.insert_job(
             configuration=configuration,
@@ -255,6 +364,13 @@ class BigQueryWarehouse:
             bigquery_sql, bigquery_query_parameters(bigquery_sql, params or {})
         )
         return [dict(row.items()) for row in self._run(config).result()]
+
+    def execute_sql(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> int:
+        job = self._run(
+            bigquery.query_job(bigquery_sql, bigquery_query_parameters(bigquery_sql, params or {}))
+        )
+        job.result()
+        return int(job.num_dml_affected_rows or 0)
 
     def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
         return self.fetch(render(sql_name, self.settings), params)
@@ -295,33 +411,36 @@ class BigQueryWarehouse:
         )
         return int(rows[0]["n"])
 
-    def delete_before(self, table: str, cutoff: dt.date) -> int:
-        ref = table_refs(self.settings)[table]
-        text = f"delete from {ref} where {_partition_field(table)} < @cutoff"
-        job = self._run(
-            bigquery.query_job(text, bigquery_query_parameters(text, {"cutoff": cutoff}))
-        )
-        job.result()
-        return int(job.num_dml_affected_rows or 0)
-
-    def replace_orders(self, frame: pd.DataFrame) -> int:
+    def replace_orders(self, frame: pd.DataFrame) -> dt.date | None:
+        """Load into ``orders_incoming``, compare, then replace and invalidate in one
+        multi-statement transaction (BigQuery scripting), so readers never see a mix."""
         from google.cloud import bigquery as bq
 
-        table = f"{self.settings.bigquery_project}.{self.settings.bigquery_dataset}.orders"
-        job = self.hook.get_client(
+        self.ensure_tables()
+        refs = table_refs(self.settings)
+        staging = f"{self.settings.bigquery_project}.{self.settings.bigquery_dataset}"
+        self.hook.get_client(
             project_id=self.settings.bigquery_project, location=self.settings.bigquery_location
         ).load_table_from_dataframe(
-            frame, table, job_config=bq.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+            frame,
+            f"{staging}.orders_incoming",
+            job_config=bq.LoadJobConfig(write_disposition="WRITE_TRUNCATE"),
+        ).result()
+        [row] = self.query("maintenance/orders_changed_from", {})
+        changed_from = row["changed_from"]
+        if changed_from is None:
+            return None
+        script = ";\n".join(
+            [
+                "begin transaction",
+                f"delete from {refs['orders']} where true",
+                f"insert into {refs['orders']} select * from {refs['orders_incoming']}",
+                *invalidation_statements(self.settings),
+                "commit transaction",
+            ]
         )
-        job.result()
-        return len(frame)
-
-
-def _partition_field(name: str) -> str:
-    field = table(name).partition_field
-    if field is None:
-        raise KeyError(f"table '{name}' has no date partition")
-    return field
+        self.execute_sql(script, {"changed_from": changed_from})
+        return changed_from
 
 
 def open_warehouse(settings: Settings, *, read_only: bool = False) -> Warehouse:

@@ -11,5 +11,3 @@ create table if not exists {{ tables.base_customers }} (
 )
 partition by snapshot_date
 cluster by customer_id
--- retention (design 6.1): BigQuery drops partitions older than retention_days
-options (partition_expiration_days = {{ retention_days }})

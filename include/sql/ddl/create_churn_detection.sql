@@ -13,5 +13,3 @@ create table if not exists {{ tables.churn_detection }} (
 )
 partition by snapshot_date
 cluster by churn_risk_level, customer_id
--- retention (design 6.1): BigQuery drops partitions older than retention_days
-options (partition_expiration_days = {{ retention_days }})

@@ -9,5 +9,3 @@ create table if not exists {{ tables.cohort_retention_evolution }} (
 )
 partition by snapshot_date
 cluster by cohort_month
--- retention (design 6.1): BigQuery drops partitions older than retention_days
-options (partition_expiration_days = {{ retention_days }})

@@ -23,5 +23,3 @@ create table if not exists {{ tables.customer_priority }} (
 )
 partition by run_date
 cluster by priority_tier, customer_id
--- retention (design 6.1): BigQuery drops partitions older than retention_days
-options (partition_expiration_days = {{ retention_days }})

@@ -8,5 +8,3 @@ create table if not exists {{ tables.retention_snapshot }} (
 )
 partition by snapshot_date
 cluster by retention_status, customer_id
--- retention (design 6.1): BigQuery drops partitions older than retention_days
-options (partition_expiration_days = {{ retention_days }})
