@@ -7,37 +7,41 @@ and sees orders up to D only, so a backfill of an old date gives the answer it g
 **Inputs**: the `orders` table (load it with `retentionops load-orders` or
 `retentionops load-sample` on the embedded warehouse).
 **Outputs**: D's partition of `base_customers`, `retention_snapshot`, `churn_detection`,
-`cohort_retention_evolution` and `alert_logic` (SQL1–SQL5 under `include/sql/detection/`);
-D's `customer_priority`; then, by the alert's branch (`no_alert` | `warning` | `critical`),
+`cohort_retention_evolution` and `alert_logic` (SQL1–SQL5 under `include/sql/detection/`,
+all or nothing: one transaction on DuckDB; on BigQuery a run marker written last, which
+every reader requires); D's `customer_priority` (with its own marker); then, by the
+alert's branch (`no_alert` | `warning` | `critical`),
 the brief (Markdown, Slack, email) and chart under `artifacts/runs/D/`, one audience export
 per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3, holdout excluded), the
 Make.com playbook call (`trigger_playbook`, an HttpOperator on the `make_webhook`
 connection; `post_slack_fallback` delivers the brief to Slack if it fails), and always one
 `ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
-`apply_retention` first removes partitions older than `retention_days`.
+`apply_retention` first removes each date's detection and queue rows `retention_days`
+after they were written (so a backfill of an old date is kept like a fresh run).
 
 This file is wiring only: each task is a few lines calling one operation of
 `retentionops.service` (the same functions the CLI and the MCP server call), and
-`retentionops.operators.sql_step_task` gives the task that runs each SQL step on the
-configured backend (`BigQueryInsertJobOperator` on BigQuery, a DuckDB task otherwise).
+`retentionops.operators` gives the tasks that run the SQL steps on the configured backend
+(`BigQueryInsertJobOperator` jobs on BigQuery, a DuckDB task otherwise).
 
 **Params** (manual runs): `rollout_mode` (shadow | pilot | production), `dry_run` (build
 everything, send nothing), `export_destination` (folder or gs://bucket/prefix).
 
 **Backends**: `warehouse_backend: duckdb` (default) runs the SQL on the embedded DuckDB file,
-one task at a time (DuckDB allows one writer); `bigquery` runs the same SQL files through
-`BigQueryInsertJobOperator`, each replacing D's partition with WRITE_TRUNCATE.
+one task at a time (DuckDB allows one writer), SQL1–SQL5 in one `detection` task and one
+transaction; `bigquery` runs the same SQL files through `BigQueryInsertJobOperator`, one job
+per file (`detection.base_customers` …), each replacing D's partition with WRITE_TRUNCATE.
 
 **Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
 failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run
 after logging so the run shows as failed). A failed detection task names the SQL file and
 the database error in its log; re-run the task (or the date): every step replaces D's rows
-only, so re-runs never duplicate.
+only, so re-runs never duplicate, and until detection completes again no reader uses D.
 A failed `trigger_playbook` says `TransientWebhookError` (timeout, connection, 408, 429,
 5xx: retried twice, honouring Retry-After) or `PermanentWebhookError` (other 4xx or no JSON
 answer: fix the scenario), never the URL. `get_alert_decision` failing with "no orders on or
 before" means the orders start after D. With `detection_mode: external`,
-`verify_detection` names the detection tables that hold no rows for D.
+the `detection` task names the detection tables that hold no rows for D.
 
 Settings: `include/retentionops.yaml` and `RETENTIONOPS_*` environment variables (README).
 """
@@ -49,11 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, chain, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, chain, task
 
 from retentionops import operators, service
-from retentionops.actions import QUEUE_STEP
-from retentionops.detection import DETECTION_STEPS
 from retentionops.runlog import RunOutcome
 from retentionops.service import Run
 from retentionops.settings import load_settings
@@ -80,25 +82,22 @@ if SETTINGS.failure_notifications:
 
 
 def run_settings(params: Any) -> Any:
-    """The settings of this run: the file and environment, then the run's Params."""
-    params = params or {}
-    overrides = {
-        key: params[key] for key in ("rollout_mode", "export_destination") if params.get(key)
-    }
-    return load_settings(**overrides)
+    """The settings of this run: the file and environment, then the run's rollout Param."""
+    mode = (params or {}).get("rollout_mode")
+    return load_settings(rollout_mode=mode) if mode else load_settings()
+
+
+def destination(params: Any) -> str | None:
+    """The run's export_destination Param (None: the settings'); the service confines it."""
+    return (params or {}).get("export_destination") or None
 
 
 # -- the tasks: each a thin door to one operation ---------------------------------------------
 
 
 @task(task_id="apply_retention")
-def apply_retention(ds: str | None = None) -> dict[str, int]:
-    return service.apply_retention(load_settings(), ds)
-
-
-@task(task_id="verify_detection")
-def verify_detection(ds: str | None = None) -> None:
-    service.verify_detection(load_settings(), ds)
+def apply_retention() -> dict[str, int]:
+    return service.apply_retention(load_settings())
 
 
 @task(task_id="get_alert_decision")
@@ -125,7 +124,9 @@ def choose_playbook(context: dict[str, Any]) -> str:
     multiple_outputs=True,
 )
 def render_brief(ds: str | None = None, run_id: str | None = None, params: Any = None) -> dict:
-    return service.generate_brief(run_settings(params), ds, "slack", run=Run.of_dag(run_id))
+    return service.generate_brief(
+        run_settings(params), ds, "slack", destination=destination(params), run=Run.of_dag(run_id)
+    )
 
 
 @task(task_id=EXPORT_AUDIENCE, map_index_template="{{ tier }}")
@@ -143,7 +144,9 @@ def export_audience(
         raise AirflowSkipException(
             f"the {plan['severity']} playbook exports {' + '.join(plan['tiers'])}, not {tier}"
         )
-    return service.export_audience(run_settings(params), ds, tier, run=Run.of_dag(run_id))
+    return service.export_audience(
+        run_settings(params), ds, tier, destination=destination(params), run=Run.of_dag(run_id)
+    )
 
 
 # NONE_FAILED_MIN_ONE_SUCCESS: a tier the playbook does not export is a skipped export.
@@ -173,16 +176,20 @@ def prepare_playbook(
 
 
 @task(task_id="post_slack_fallback", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
-def post_slack_fallback(slack: dict[str, Any] | None, params: Any = None) -> dict[str, Any]:
-    """When the playbook failed: post the brief straight to Slack, once."""
+def post_slack_fallback(
+    slack: dict[str, Any] | None, run_id: str | None = None, params: Any = None
+) -> dict[str, Any]:
+    """When the playbook failed: post the brief straight to Slack, once, saying why."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from retentionops.connections import ConnectionMissingError
 
     if (params or {}).get("dry_run") or not slack:
         raise AirflowSkipException("dry run, or no brief to deliver: nothing is sent")
+    settings = run_settings(params)
     try:
-        return service.post_fallback(run_settings(params), slack, "see the run log")
+        reason = service.run_failure_reason(settings, run_id)
+        return service.post_fallback(settings, slack, reason)
     except ConnectionMissingError as error:
         raise AirflowSkipException(f"{error}: the brief and exports stay on disk") from None
 
@@ -240,7 +247,7 @@ with DAG(
     catchup=SETTINGS.catchup,
     **operators.dag_concurrency(SETTINGS),
     template_searchpath=[str(INCLUDE_DIR)],
-    user_defined_macros={"tables": table_refs(SETTINGS), "retention_days": SETTINGS.retention_days},
+    user_defined_macros={"tables": table_refs(SETTINGS)},
     default_args={
         "owner": "retention-ops",
         "retries": SETTINGS.task_retries,
@@ -272,16 +279,13 @@ with DAG(
         ),
     },
 ) as dag:
-    create_tables = operators.create_tables_task(SETTINGS)
-    if SETTINGS.detection_mode == "external":
-        detect = verify_detection()
-    else:
-        with TaskGroup("detection", tooltip="SQL1-SQL5 for the run date") as detect:
-            chain(*(operators.sql_step_task(step, SETTINGS) for step in DETECTION_STEPS))
+    detect = operators.detection_task(SETTINGS)
     decision = get_alert_decision()
-    queue = operators.sql_step_task(QUEUE_STEP, SETTINGS)
+    queue = operators.queue_task(SETTINGS)
     context = get_operational_context()
-    chain(create_tables, apply_retention(), detect, decision, queue, context)
+    chain(
+        operators.create_tables_task(SETTINGS), apply_retention(), detect, decision, queue, context
+    )
 
     branch = choose_playbook(context)
     no_alert, warning, critical = (EmptyOperator(task_id=name) for name in BRANCHES)

@@ -38,15 +38,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
 
+from retentionops import playbook
 from retentionops.files import write_atomic
 from retentionops.vocabulary import ESCALATION_MENTION
 
-CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "include" / "contracts"
 WEBHOOK_SCHEMA = "playbook_webhook"
 RESPONSE_SCHEMA = "playbook_response"
 
@@ -72,20 +71,8 @@ class SimulatorError(ValueError):
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """Load ``include/contracts/<name>.schema.json`` (``name`` may also be the file name)."""
-    file_name = name if name.endswith(".json") else f"{name}.schema.json"
-    path = CONTRACTS_DIR / file_name
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-@cache
-def _validator(name: str) -> Any:
-    from jsonschema import Draft202012Validator
-
-    schema = load_schema(name)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    """``include/contracts/<name>.schema.json`` (the package's own copy of the contract)."""
+    return playbook.load_schema(name)
 
 
 def first_violation(body: Any, name: str = WEBHOOK_SCHEMA) -> dict[str, str] | None:
@@ -96,7 +83,7 @@ def first_violation(body: Any, name: str = WEBHOOK_SCHEMA) -> dict[str, str] | N
     """
     from jsonschema.exceptions import best_match
 
-    error = best_match(_validator(name).iter_errors(body))
+    error = best_match(playbook.validator(name).iter_errors(body))
     if error is None:
         return None
     pointer = "".join(f"/{part}" for part in error.absolute_path) or "/"
@@ -368,7 +355,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # The scenario's Slack and ticket modules run before its "Webhook response" module,
         # so a late answer (delay) still leaves the message and ticket behind, as Make does.
-        response = sim._execute(body)
+        # A repeat of a delivery (same idempotency key) gets the first answer again and
+        # posts nothing, as a scenario that checks its data store does.
+        key = self.headers.get(playbook.IDEMPOTENCY_HEADER) or body["dedupe_key"]
+        response = sim._execute_once(key, body)
         sim._record(body, 200)
         sim._sleep()
         self._send_json(200, response)
@@ -426,6 +416,7 @@ class PlaybookSimulator:
         self._requests: list[Any] = []
         self._statuses: list[int] = []
         self._ticket_seq: dict[bool, int | None] = {False: None, True: None}
+        self._answers: dict[str, dict[str, Any]] = {}  # by idempotency key
         self._ts_counter = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -602,6 +593,17 @@ class PlaybookSimulator:
             if not (folder / f"ticket_{ticket_id}.json").exists():
                 self._ticket_seq[shadow] = last
                 return ticket_id
+
+    def _execute_once(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer of the first delivery with this key; later ones repeat it."""
+        with self._lock:
+            known = self._answers.get(key)
+        if known is not None:
+            return {**known, "duplicate": True}
+        answer = self._execute(body)
+        with self._lock:
+            self._answers.setdefault(key, answer)
+            return self._answers[key]
 
     def _execute(self, body: dict[str, Any]) -> dict[str, Any]:
         """Post the "Slack message" and open the "ticket" (as files); the 200 answer."""

@@ -13,7 +13,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from retentionops.errors import UserError
 from retentionops.settings import load_settings
@@ -27,20 +27,59 @@ class CliError(UserError):
     """A problem with the command line itself."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit 2, like every user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _date(text: str) -> str:
+    """An argparse type: a calendar date as YYYY-MM-DD, said plainly when it is not one."""
+    from retentionops.dates import DateError, as_date
+
+    try:
+        return as_date(text).isoformat()
+    except DateError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a positive whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _report_load(result: Any, written: int, source: str) -> dict[str, Any]:
+def _report_load(load: dict[str, Any], source: str) -> dict[str, Any]:
+    result = load["result"]
+    orders = result.orders
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return {
         "source": source,
         "rows_read": result.rows_read,
         "rows_kept": result.rows_kept,
         "rows_dropped": dict(result.dropped),
-        "orders_loaded": written,
-        "customers": int(result.orders["customer_id"].nunique()),
-        "first_order_date": str(result.orders["order_date"].min()),
-        "last_order_date": str(result.orders["order_date"].max()),
+        "orders_loaded": load["orders_loaded"],
+        "customers": int(orders["customer_id"].nunique()),
+        "first_order_date": str(orders["order_date"].min()) if len(orders) else None,
+        "last_order_date": str(orders["order_date"].max()) if len(orders) else None,
+        # the derived rows of this date and later were deleted; earlier dates are kept
+        "changed_from": load["changed_from"],
+        "unchanged": load["unchanged"],
     }
 
 
@@ -63,8 +102,8 @@ def cmd_load_sample(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops.sample import generate_uci_sample
 
     result = clean_uci(generate_uci_sample(seed=args.seed))
-    written = service.load_orders(settings, result, interface=INTERFACE)
-    return _report_load(result, written, f"bundled sample (seed {args.seed})")
+    load = service.load_orders(settings, result, interface=INTERFACE)
+    return _report_load(load, f"bundled sample (seed {args.seed})")
 
 
 def cmd_load_orders(args: argparse.Namespace, settings: Any) -> Any:
@@ -75,20 +114,32 @@ def cmd_load_orders(args: argparse.Namespace, settings: Any) -> Any:
     result = load_orders_file(
         args.path, args.format, date_format=args.date_format, columns=_column_map(args.column)
     )
-    written = service.load_orders(settings, result, interface=INTERFACE)
-    return _report_load(result, written, str(args.path))
+    load = service.load_orders(
+        settings,
+        result,
+        allow_empty=args.allow_empty,
+        allow_drops=args.allow_drops,
+        interface=INTERFACE,
+    )
+    return _report_load(load, str(args.path))
+
+
+def _warn(result: dict[str, Any]) -> dict[str, Any]:
+    for warning in result.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
+    return result
 
 
 def cmd_detect(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
-    return service.detect(settings, args.date, interface=INTERFACE)
+    return _warn(service.detect(settings, args.date, interface=INTERFACE))
 
 
 def cmd_decision(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
-    return service.get_alert_decision(settings, args.date)
+    return _warn(service.get_alert_decision(settings, args.date))
 
 
 def cmd_alerts(args: argparse.Namespace, settings: Any) -> Any:
@@ -203,31 +254,33 @@ def cmd_settings(args: argparse.Namespace, settings: Any) -> Any:
 
 def _dated(commands: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
     command = commands.add_parser(name, help=help_text)
-    command.add_argument("--date", required=True, metavar="YYYY-MM-DD")
+    command.add_argument("--date", required=True, type=_date, metavar="YYYY-MM-DD")
     command.set_defaults(handler=handler)
     return command
 
 
 def _ranged(commands: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
     command = commands.add_parser(name, help=help_text)
-    command.add_argument("--from", required=True, metavar="YYYY-MM-DD")
-    command.add_argument("--to", required=True, metavar="YYYY-MM-DD")
+    command.add_argument("--from", required=True, type=_date, metavar="YYYY-MM-DD")
+    command.add_argument("--to", required=True, type=_date, metavar="YYYY-MM-DD")
     command.set_defaults(handler=handler)
     return command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="retentionops",
         description="RetentionOps: detect -> prioritize -> package -> execute -> log.",
     )
     parser.add_argument(
         "--config", metavar="FILE", help="settings YAML (default include/retentionops.yaml)"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     sample = commands.add_parser("load-sample", help="generate and load the bundled sample")
-    sample.add_argument("--seed", type=int, default=20101201)
+    sample.add_argument("--seed", type=_positive, default=20101201)
     sample.set_defaults(handler=cmd_load_sample)
 
     load = commands.add_parser("load-orders", help="replace the orders with a file's")
@@ -245,6 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OURS=THEIRS",
         help="map a column of ours to the file's name (repeatable), e.g. customer_id=client",
     )
+    load.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="load even if no order is left (empties the warehouse on purpose)",
+    )
+    load.add_argument(
+        "--allow-drops",
+        action="store_true",
+        help="load even if more than load_max_dropped_pct of the rows were dropped",
+    )
     load.set_defaults(handler=cmd_load_orders)
 
     _dated(commands, "detect", cmd_detect, "run SQL1-SQL5 for a date; print the SQL5 row")
@@ -261,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--to", metavar="FOLDER|gs://BUCKET/PREFIX", help="where CSVs go (default: settings)"
     )
-    export.add_argument("--limit", type=int, default=None, help="rows at most (default 2000)")
+    export.add_argument(
+        "--limit", type=_positive, default=None, help="rows at most (default export_limit)"
+    )
     trigger = _dated(
         commands, "trigger", cmd_trigger, "export, brief and send the playbook of an alert date"
     )
@@ -272,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--customer", required=True, metavar="CUSTOMER_ID")
     impact = commands.add_parser("impact", help="treated vs holdout repurchase of a run")
     impact.add_argument("--run-id", required=True)
-    impact.add_argument("--horizon-days", type=int, default=30)
+    impact.add_argument("--horizon-days", type=_positive, default=30)
     impact.set_defaults(handler=cmd_impact)
     run_log = _dated(commands, "run-log", cmd_run_log, "print the latest run-log row of a date")
     run_log.add_argument("--all", action="store_true", help="every run of the date")
@@ -297,8 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         result = args.handler(args, settings)
     except UserError as error:
-        print(f"retentionops {args.command}: error: {error}", file=sys.stderr)
+        print(f"retentionops {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"retentionops {args.command}: interrupted", file=sys.stderr)
+        return 130
     if result is not None:
         _print_json(result)
     return 0

@@ -10,6 +10,7 @@ Airflow is imported only when a connection is looked up.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,12 +81,38 @@ def known_secrets(settings: Settings) -> list[str]:
     return sorted(set(secrets), key=len, reverse=True)
 
 
+class _Redactor(logging.Filter):
+    """A logging filter replacing every registered secret in a record by ``***``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            clean = message
+            for secret in self.secrets:
+                clean = clean.replace(secret, "***")
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return True
+
+
+_REDACTOR = _Redactor()
+
+
 def mask(secrets: list[str]) -> None:
-    """Register secrets with Airflow's masker, so no task log line can show them."""
+    """Hide secrets from every log line: Airflow's masker (task logs) and a filter on the
+    root logger's handlers (the CLI, the MCP server), fed with every variant of them."""
     from airflow.sdk.log import mask_secret
 
     for secret in secrets:
         mask_secret(secret)
+    _REDACTOR.secrets = sorted({*_REDACTOR.secrets, *secrets}, key=len, reverse=True)
+    for handler in [*logging.getLogger().handlers, logging.lastResort]:
+        if handler is not None and _REDACTOR not in handler.filters:
+            handler.addFilter(_REDACTOR)
 
 
 def webhook_url(settings: Settings) -> str:

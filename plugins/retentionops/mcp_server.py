@@ -287,13 +287,68 @@ def _configure_logging() -> None:
         root.setLevel(logging.INFO)
 
 
-async def _serve_http(server: "MCPServer", host: str, port: int) -> None:
+class BearerAuth:
+    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self._token = app, token.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, b"Bearer " + self._token):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="retentionops"'),
+                        ],
+                    }
+                )
+                body = b'{"error": "unauthorized: send Authorization: Bearer <token>"}'
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def http_app(server: "MCPServer", host: str, token: str) -> Any:
+    """The streamable HTTP app, behind the bearer token when one is configured.
+
+    Without a token it serves on a loopback address only: anything else could reach the
+    tools (which write files and post to Slack) without authentication.
+    """
+    from retentionops.errors import UserError
+
+    if not token and not is_loopback(host):
+        raise UserError(
+            f"refusing to serve MCP over HTTP on {host} without a bearer token: set "
+            "RETENTIONOPS_MCP_HTTP_TOKEN (or mcp_http_token), or serve on 127.0.0.1"
+        )
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    return BearerAuth(app, token) if token else app
+
+
+async def _serve_http(server: "MCPServer", host: str, port: int, token: str) -> None:
     """Streamable HTTP at ``http://HOST:PORT/mcp``; uvicorn's logs go to stderr too."""
     import uvicorn
 
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("serving MCP on %s without authentication: keep it on a private network", host)
-    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    app = http_app(server, host, token)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="info")
     log.info("RetentionOps MCP server on http://%s:%s%s (streamable HTTP)", host, port, HTTP_PATH)
     await uvicorn.Server(config).serve()
@@ -303,26 +358,29 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Serve until the client disconnects (stdio) or SIGINT (http); 2 on a settings error."""
     import anyio
 
-    from retentionops.settings import SettingsError, load_settings
+    from retentionops.errors import UserError
+    from retentionops.settings import load_settings
 
     _configure_logging()
     try:
         settings = load_settings(getattr(args, "config", None))
-    except SettingsError as error:
-        print(f"retentionops mcp: error: {error}", file=sys.stderr)
-        return 2
-    server = build_server(settings)
-    try:
+        server = build_server(settings)
         if getattr(args, "transport", DEFAULT_TRANSPORT) == "http":
+            host = getattr(args, "host", DEFAULT_HOST)
+            http_app(server, host, settings.mcp_http_token)  # refuse before binding
             anyio.run(
                 _serve_http,
                 server,
-                getattr(args, "host", DEFAULT_HOST),
+                host,
                 getattr(args, "port", DEFAULT_PORT),
+                settings.mcp_http_token,
             )
         else:
             log.info("RetentionOps MCP server on stdio")
             server.run("stdio")
+    except UserError as error:
+        print(f"retentionops mcp: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

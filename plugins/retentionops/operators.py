@@ -1,8 +1,8 @@
 """Airflow's side of the package: the tasks the DAG wires, built from the service layer.
 
-- :func:`sql_step_task` is "the task that runs this SQL step": a
-  ``BigQueryInsertJobOperator`` on BigQuery, a DuckDB task otherwise. The backend is chosen
-  here, from the settings, and nowhere in the DAG file.
+- :func:`detection_task`, :func:`queue_task` and :func:`create_tables_task` are "the task
+  that runs this SQL step": ``BigQueryInsertJobOperator`` jobs on BigQuery, a DuckDB task
+  otherwise. The backend is chosen here, from the settings, and nowhere in the DAG file.
 - :class:`PlaybookHook` and :class:`PlaybookWebhookOperator` post the playbook: the hook
   classifies answers, never lets the URL reach a log line and retries with the one policy
   of ``playbook.retry_args``; the MCP/CLI ``trigger_playbook`` uses the same hook.
@@ -25,8 +25,8 @@ from airflow.providers.http.operators.http import HttpOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from retentionops import connections, service
-from retentionops.detection import SqlStep
 from retentionops.playbook import (
+    IDEMPOTENCY_HEADER,
     TransientWebhookError,
     classify_response,
     parse_response,
@@ -38,8 +38,14 @@ from retentionops.settings import Settings, load_settings
 # -- SQL steps --------------------------------------------------------------------------------
 
 
-def _run_sql_step(step_name: str, ds: str | None = None) -> int:
-    return service.run_sql_step(load_settings(), step_name, ds)
+def _detect(ds: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    return service.detect(load_settings(), ds, run=service.Run.of_dag(run_id))
+
+
+def _build_priority_queue(ds: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    return service.build_priority_queue(
+        load_settings(), ds, detect=False, run=service.Run.of_dag(run_id)
+    )
 
 
 def _create_tables() -> None:
@@ -58,15 +64,64 @@ def _bigquery_job(settings: Settings, task_id: str, configuration: dict[str, Any
     )
 
 
-def sql_step_task(step: SqlStep, settings: Settings) -> Any:
-    """The task that runs one SQL step for the run date, on the configured backend."""
-    if settings.warehouse_backend == "bigquery":
-        from retentionops import bigquery
+def _marker_job(settings: Settings, task_id: str, sql_name: str, **values: Any) -> Any:
+    from retentionops import bigquery
 
-        return _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
-    from airflow.sdk import task
+    return _bigquery_job(
+        settings, task_id, bigquery.dml_job(settings, sql_name, {"run_date": "{{ ds }}", **values})
+    )
 
-    return task(task_id=step.name)(_run_sql_step)(step.name)
+
+def detection_task(settings: Settings, task_id: str = "detection") -> Any:
+    """The task(s) computing SQL1-SQL5 of the run date, all or nothing.
+
+    BigQuery (managed detection): a group of ``BigQueryInsertJobOperator`` jobs, one per
+    SQL file, between clearing the date's run markers and marking detection complete, so a
+    run killed half-way is never read. DuckDB, or external detection: one task doing the
+    same in one transaction (DuckDB allows one writer anyway).
+    """
+    from airflow.sdk import TaskGroup, chain, task
+
+    from retentionops.detection import DETECTION_MARKER, DETECTION_STEPS
+
+    if settings.warehouse_backend != "bigquery" or settings.detection_mode == "external":
+        return task(task_id=task_id)(_detect)()
+    from retentionops import bigquery
+
+    with TaskGroup(task_id, tooltip="SQL1-SQL5 for the run date, all or nothing") as group:
+        chain(
+            _marker_job(settings, "start_detection", "markers/clear_run_markers"),
+            *(
+                _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
+                for step in DETECTION_STEPS
+            ),
+            _marker_job(
+                settings,
+                "mark_detection_complete",
+                "markers/mark_step_complete",
+                step=DETECTION_MARKER,
+            ),
+        )
+    return group
+
+
+def queue_task(settings: Settings, task_id: str = "build_priority_queue") -> Any:
+    """The task(s) writing the run date's customer_priority and marking it complete."""
+    from airflow.sdk import TaskGroup, task
+
+    from retentionops.actions import QUEUE_STEP
+    from retentionops.detection import QUEUE_MARKER
+
+    if settings.warehouse_backend != "bigquery":
+        return task(task_id=task_id)(_build_priority_queue)()
+    from retentionops import bigquery
+
+    with TaskGroup("priority_queue", prefix_group_id=False) as group:
+        write = _bigquery_job(settings, task_id, bigquery.step_job(settings, QUEUE_STEP))
+        write >> _marker_job(
+            settings, "mark_queue_complete", "markers/mark_step_complete", step=QUEUE_MARKER
+        )
+    return group
 
 
 def create_tables_task(settings: Settings, task_id: str = "create_tables") -> Any:
@@ -132,7 +187,10 @@ class PlaybookHook(HttpHook):
             retry_args(settings),
             endpoint=None,
             data=json.dumps(payload),
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                IDEMPOTENCY_HEADER: payload["dedupe_key"],
+            },
             extra_options={"timeout": settings.webhook_timeout_seconds},
         )
         return parse_response(response)
@@ -159,6 +217,7 @@ class PlaybookWebhookOperator(HttpOperator):
         settings = load_settings()
         connections.mask(connections.known_secrets(settings))
         if isinstance(self.data, dict):
+            self.headers = {**self.headers, IDEMPOTENCY_HEADER: self.data["dedupe_key"]}
             self.data = json.dumps(self.data)
         # read at run time, like every other setting of a task
         self.extra_options = {**self.extra_options, "timeout": settings.webhook_timeout_seconds}

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from retentionops.detection import alert_series, as_date
 from retentionops.files import write_atomic
-from retentionops.settings import PROJECT_ROOT, Settings
+from retentionops.settings import PROJECT_ROOT, Settings, split_list
 from retentionops.warehouse import Warehouse
 
 CHART_DAYS = 60
@@ -68,7 +68,54 @@ def export_options(settings: Settings, kind: str) -> dict[str, Any]:
     return options
 
 
-def planned_export_link(settings: Settings, run_date: Any, tier: str) -> str:
+def allowed_buckets(settings: Settings) -> set[str]:
+    """The gs:// buckets exports may go to: ``export_buckets`` and export_destination's."""
+    allowed = set(split_list(settings.export_buckets))
+    if settings.export_destination.startswith("gs://"):
+        allowed.add(settings.export_destination[len("gs://") :].split("/", 1)[0])
+    return allowed
+
+
+def resolve_destination(settings: Settings, destination: str | None, run_date: Any) -> str:
+    """Where a tier's file goes: the settings' destination, or one given by a caller (a DAG
+    Param, an MCP argument, ``--to``) confined to ``export_root`` or an allowed bucket.
+
+    A caller's relative folder is taken from ``export_root``; ``..``, absolute paths and
+    symlinks that lead outside it are refused, as are other buckets and other schemes.
+    """
+    from retentionops.exports import ExportError
+
+    if not destination:
+        return export_destination(settings, run_date)
+    text = str(destination).strip()
+    if text.startswith("gs://"):
+        bucket = text[len("gs://") :].split("/", 1)[0]
+        allowed = allowed_buckets(settings)
+        if bucket not in allowed:
+            raise ExportError(
+                f"gs://{bucket} is not an allowed export bucket (allowed: "
+                f"{', '.join(sorted(allowed)) or 'none'}): add it to export_buckets"
+            )
+        return text
+    if "://" in text or "\0" in text or not text:
+        raise ExportError(
+            f"unsupported export destination {destination!r}: use a folder inside "
+            f"{settings.export_root_path} or gs://bucket/prefix"
+        )
+    root = settings.export_root_path
+    path = Path(text).expanduser()
+    target = (path if path.is_absolute() else root / path).resolve()
+    if not target.is_relative_to(root):
+        raise ExportError(
+            f"export folder {destination!r} is outside the export root {root}: use a folder "
+            "inside it (a relative path is taken from it), or change export_root"
+        )
+    return str(target)
+
+
+def planned_export_link(
+    settings: Settings, run_date: Any, tier: str, destination: str | None = None
+) -> str:
     """The link an export will have, known before it runs (the brief is written first)."""
     from retentionops.exports import export_filename
 
@@ -76,19 +123,26 @@ def planned_export_link(settings: Settings, run_date: Any, tier: str) -> str:
     if settings.export_kind == "gsheet":
         # the tab's gid is known only once it exists; the run log holds the exact link
         return f"https://docs.google.com/spreadsheets/d/{settings.gsheet_spreadsheet_id}/edit"
-    destination = export_destination(settings, day)
+    destination = resolve_destination(settings, destination, day)
     name = export_filename(day, tier)
     if destination.startswith("gs://"):
         return f"{destination.rstrip('/')}/{name}"
     return display_link(str(Path(destination).resolve() / name))
 
 
-def planned_export_links(settings: Settings, run_date: Any, tiers: list[str]) -> dict[str, str]:
-    return {tier: planned_export_link(settings, run_date, tier) for tier in tiers}
+def planned_export_links(
+    settings: Settings, run_date: Any, tiers: list[str], destination: str | None = None
+) -> dict[str, str]:
+    return {tier: planned_export_link(settings, run_date, tier, destination) for tier in tiers}
 
 
 def render_brief_files(
-    warehouse: Warehouse, settings: Settings, context: dict[str, Any], *, run_id: str | None = None
+    warehouse: Warehouse,
+    settings: Settings,
+    context: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    destination: str | None = None,
 ) -> BriefFiles:
     """Write the chart and the brief (Markdown, Slack payload, email) for the context's date."""
     from retentionops.brief import render_brief, render_chart
@@ -99,7 +153,7 @@ def render_brief_files(
     chart = render_chart(
         series, folder / BRIEF_FILES["chart"], run_date=day.isoformat(), days=CHART_DAYS
     )
-    links = planned_export_links(settings, day, context["plan"]["tiers"])
+    links = planned_export_links(settings, day, context["plan"]["tiers"], destination)
     # The Markdown brief sits next to the chart, so it links it by file name.
     chart_link = display_link(str(chart))
     written = {"chart": chart}

@@ -9,7 +9,10 @@ contract is published as JSON Schema under ``include/contracts/``.
 
 from __future__ import annotations
 
+import json
 import logging
+from functools import cache
+from pathlib import Path
 from typing import Any, TypedDict
 
 from retentionops.errors import UserError
@@ -22,7 +25,10 @@ from retentionops.vocabulary import (
     TICKET_PRIORITIES,
 )
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "2"
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "include" / "contracts"
+#: The header carrying the delivery's idempotency key (also ``dedupe_key`` in the body).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Longest wait between two webhook attempts, whatever the backoff or Retry-After say.
 MAX_RETRY_DELAY_SECONDS = 600.0
 _TRANSIENT_STATUS = frozenset({408, 429})
@@ -102,6 +108,27 @@ def playbook_plan(decision: dict[str, Any], rollout_mode: str, settings: Setting
     }
 
 
+def load_schema(name: str) -> dict[str, Any]:
+    """``include/contracts/<name>.schema.json`` (``name`` may also be the file name)."""
+    file_name = name if name.endswith(".json") else f"{name}.schema.json"
+    return json.loads((CONTRACTS_DIR / file_name).read_text(encoding="utf-8"))
+
+
+@cache
+def validator(name: str) -> Any:
+    """A JSON Schema validator of one contract (checked itself first)."""
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def dedupe_key(run_id: str, run_date: Any) -> str:
+    """The idempotency key of one delivery: the same for every retry of it."""
+    return f"retentionops:{run_date}:{run_id}"
+
+
 def build_payload(
     *,
     run_id: str,
@@ -126,6 +153,7 @@ def build_payload(
     return {
         "contract_version": CONTRACT_VERSION,
         "run_id": run_id,
+        "dedupe_key": dedupe_key(run_id, context["run_date"]),
         "run_date": context["run_date"],
         "severity": decision["severity"],
         "alert_flag": bool(decision["alert_flag"]),
@@ -169,7 +197,8 @@ def classify_response(response: Any) -> bool:
 
 
 def parse_response(response: Any) -> dict[str, Any]:
-    """The scenario's JSON answer (Make's "Webhook response" module)."""
+    """The scenario's JSON answer (Make's "Webhook response" module), checked against the
+    contract: a 2xx without the ticket id or the Slack ts told nobody, so it is a failure."""
     try:
         body = response.json()
     except ValueError:
@@ -179,6 +208,15 @@ def parse_response(response: Any) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise PermanentWebhookError("webhook answered JSON that is not an object")
+    problems = sorted(
+        {error.message for error in validator("playbook_response").iter_errors(body)}
+    )
+    if problems:
+        raise PermanentWebhookError(
+            f"webhook answered HTTP {response.status_code} but broke the contract "
+            f"({'; '.join(problems)[:300]}): the scenario must post to Slack, open the ticket "
+            'and answer {"slack_message_ts": ..., "ticket_id": ...}'
+        )
     return {
         "status_code": response.status_code,
         "slack_message_ts": body.get("slack_message_ts"),
@@ -200,13 +238,21 @@ def retry_delay(settings: Settings, attempt: int, retry_after: float | None = No
 def retry_args(settings: Settings) -> dict[str, Any]:
     """The one retry policy of the webhook (tenacity arguments for ``HttpHook``).
 
-    Only :class:`TransientWebhookError` is retried, ``webhook_retries`` times at most.
+    Only :class:`TransientWebhookError` is retried, ``webhook_retries`` times at most, and
+    only while the waits add up to ``webhook_max_wait_seconds``: a receiver asking (with
+    ``Retry-After``) for a longer wait ends the retries at once instead of holding the task.
+    A timeout is retried although the receiver may have completed the call: every attempt
+    carries the same idempotency key, so the receiver answers a repeat without acting again.
     """
     import tenacity
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         return retry_delay(settings, state.attempt_number, getattr(error, "retry_after", None))
+
+    def over_budget(state: tenacity.RetryCallState) -> bool:
+        waited = state.idle_for + wait(state)
+        return waited > settings.webhook_max_wait_seconds
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -219,7 +265,9 @@ def retry_args(settings: Settings) -> dict[str, Any]:
 
     return {
         "retry": tenacity.retry_if_exception_type(TransientWebhookError),
-        "stop": tenacity.stop_after_attempt(settings.webhook_retries + 1),
+        "stop": tenacity.stop_any(
+            tenacity.stop_after_attempt(settings.webhook_retries + 1), over_budget
+        ),
         "wait": wait,
         "before_sleep": before_sleep,
         "reraise": True,

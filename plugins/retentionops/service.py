@@ -24,12 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from retentionops import actions, detection, pack, runlog
 from retentionops.connections import ConnectionMissingError, known_secrets, redact
-from retentionops.detection import DETECTION_STEPS, as_date
+from retentionops.detection import as_date
 from retentionops.errors import ServiceError, UserError
 from retentionops.files import write_json_atomic
 from retentionops.runlog import RunOutcome
 from retentionops.settings import Settings
-from retentionops.sql import RETAINED_TABLES
 from retentionops.vocabulary import BRIEF_FORMATS, INTERFACES, ROLLOUT_MODES, TIERS
 from retentionops.warehouse import open_warehouse
 
@@ -113,66 +112,133 @@ def create_tables(settings: Settings) -> None:
         warehouse.ensure_tables()
 
 
-def apply_retention(settings: Settings, run_date: Any) -> dict[str, int]:
-    """Delete partitions older than ``retention_days`` before the run date (design 6.1)."""
-    cutoff = as_date(run_date) - dt.timedelta(days=settings.retention_days)
+def apply_retention(settings: Settings, now: dt.datetime | None = None) -> dict[str, int]:
+    """Remove each date's detection and queue rows ``retention_days`` after they were
+    written (design 6.1); the audit log and the alert history are kept.
+
+    Counting from the write time (the date's run marker), not from the date itself, a
+    backfill of an old date survives as long as a fresh run, and the order in which dates
+    run never changes what is kept.
+    """
+    from retentionops.warehouse import retention_statements
+
+    now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=settings.retention_days)
+    params = {"cutoff_ts": cutoff, "cutoff_date": cutoff.date()}
     with open_warehouse(settings) as warehouse:
-        deleted = {name: warehouse.delete_before(name, cutoff) for name in RETAINED_TABLES}
-    log.info("retention: removed rows dated before %s: %s", cutoff, deleted)
+        warehouse.ensure_tables()
+        with warehouse.atomic():
+            deleted = {
+                name: warehouse.execute_sql(statement, params)
+                for name, statement in retention_statements(settings)
+            }
+    log.info("retention: removed rows written before %s: %s", cutoff.isoformat(), deleted)
     return deleted
 
 
-def load_orders(settings: Settings, result: LoadResult, *, interface: str = "cli") -> int:
-    """Replace the orders with a cleaned file's (``orders.LoadResult``); return rows written."""
+def load_orders(
+    settings: Settings,
+    result: LoadResult,
+    *,
+    allow_empty: bool = False,
+    allow_drops: bool = False,
+    interface: str = "cli",
+) -> dict[str, Any]:
+    """Replace the orders with a cleaned file's (``orders.LoadResult``); say what changed.
+
+    Refused, with the counts and nothing touched: a load that would leave no order (unless
+    ``allow_empty``), or that dropped more than ``load_max_dropped_pct`` of the file's rows
+    (unless ``allow_drops``); implausible orders follow ``implausible_orders``. Orders equal
+    to the stored ones change nothing; otherwise only the derived rows of the dates the
+    change reaches are deleted.
+    """
+    from retentionops.orders import check_load, screen_orders
+
+    result = screen_orders(
+        result,
+        policy=settings.implausible_orders,
+        min_date=as_date(settings.orders_min_date),
+        max_date=dt.datetime.now(dt.UTC).date(),
+    )
+    check_load(
+        result,
+        max_dropped_pct=settings.load_max_dropped_pct,
+        allow_empty=allow_empty,
+        allow_drops=allow_drops,
+    )
     run = Run.start(interface, "load_orders", None)
     with _recorded(settings, run, "load_orders", None), open_warehouse(settings) as warehouse:
-        return warehouse.replace_orders(result.orders)
+        changed_from = warehouse.replace_orders(result.orders)
+    return {
+        "orders_loaded": len(result.orders),
+        "changed_from": changed_from.isoformat() if changed_from else None,
+        "unchanged": changed_from is None,
+        "result": result,
+    }
 
 
 # -- detection --------------------------------------------------------------------------------
 
 
-def run_sql_step(settings: Settings, step_name: str, run_date: Any) -> int:
-    """Run one SQL step of the daily run (SQL1-SQL5, the queue) for the date (DAG, DuckDB)."""
-    steps = {step.name: step for step in (*DETECTION_STEPS, actions.QUEUE_STEP)}
-    with open_warehouse(settings) as warehouse:
-        written = detection.run_step(warehouse, settings, steps[step_name], as_date(run_date))
-    log.info("%s: %d row(s) written for %s", step_name, written, run_date)
-    return written
-
-
-def verify_detection(settings: Settings, run_date: Any) -> None:
-    """``detection_mode: external``: fail clearly unless SQL1-SQL5 hold rows for the date."""
-    with open_warehouse(settings, read_only=True) as warehouse:
-        detection.verify_detection(warehouse, settings, as_date(run_date))
+def data_warnings(warehouse: Any, settings: Settings, day: dt.date) -> list[str]:
+    """What a person should know about a date outside the order history (empty: nothing)."""
+    [history] = warehouse.query("maintenance/orders_range", {})
+    first, last = history["first_order_date"], history["last_order_date"]
+    if last is None:
+        return ["the warehouse holds no orders: load them first (`retentionops load-orders`)"]
+    if day < first:
+        return [f"{day} is before the first order ({first}): the orders cover {first}..{last}"]
+    if day > last:
+        gap = (day - last).days
+        note = (
+            f"the orders end on {last}, {gap} day(s) before {day}: every customer ages "
+            "without new orders"
+        )
+        if gap > settings.at_risk_days:
+            note += "; by now every customer is INACTIVE. Is the order history up to date?"
+        return [note]
+    return []
 
 
 def detect(
     settings: Settings, run_date: Any, *, run: Run | None = None, interface: str = "cli"
 ) -> dict[str, Any]:
-    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision."""
+    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision.
+
+    All five tables and the run marker of the date are written all or nothing.
+    """
     day = as_date(run_date)
     run = run or Run.start(interface, "detect", day)
     with _recorded(settings, run, "detect", day) as outcome, open_warehouse(settings) as warehouse:
         outcome.decision = detection.run_detection(warehouse, settings, day)
-    return outcome.decision
+        warnings = data_warnings(warehouse, settings, day)
+    return {**outcome.decision, "warnings": warnings} if warnings else outcome.decision
 
 
 def get_alert_decision(settings: Settings, run_date: Any) -> dict[str, Any]:
     """The SQL5 decision for the date: the stored row, else computed from the orders.
 
-    ``source`` says which: ``stored`` (detection ran for the date) or ``computed`` (the
-    same SQL5 query, read-only, on the orders up to the date).
+    ``source`` says which: ``stored`` (detection is complete for the date) or ``computed``
+    (the same SQL5 query, read-only, on the orders up to the date). ``warnings`` appear
+    when the date lies outside the order history.
     """
     day = as_date(run_date)
     with open_warehouse(settings, read_only=True) as warehouse:
+        warnings = data_warnings(warehouse, settings, day)
         try:
-            return {**detection.stored_alert_decision(warehouse, settings, day), "source": "stored"}
+            decision = {
+                **detection.stored_alert_decision(warehouse, settings, day),
+                "source": "stored",
+            }
         except UserError:
             rows = detection.alert_series(warehouse, settings, day, day)
-    if not rows:
-        raise ServiceError(f"no orders on or before {day}: there is nothing to decide")
-    return {**rows[0], "source": "computed"}
+            if not rows:
+                raise ServiceError(
+                    f"no orders on or before {day}: there is nothing to decide"
+                    + (f" ({warnings[0]})" if warnings else "")
+                ) from None
+            decision = {**rows[0], "source": "computed"}
+    return {**decision, "warnings": warnings} if warnings else decision
 
 
 def alert_series(settings: Settings, from_date: Any, to_date: Any) -> list[dict[str, Any]]:
@@ -192,16 +258,26 @@ def get_operational_context(settings: Settings, run_date: Any) -> actions.Contex
 
 
 def build_priority_queue(
-    settings: Settings, run_date: Any, *, run: Run | None = None, interface: str = "cli"
+    settings: Settings,
+    run_date: Any,
+    *,
+    detect: bool = True,
+    run: Run | None = None,
+    interface: str = "cli",
 ) -> dict[str, Any]:
-    """Run detection for the date (or verify it, external mode), then write its queue."""
+    """Write the date's queue, after running (or verifying) its detection unless ``detect``
+    is False (the DAG, whose detection task ran just before); the queue and its marker are
+    written all or nothing."""
     day = as_date(run_date)
     run = run or Run.start(interface, "build_priority_queue", day)
     with (
         _recorded(settings, run, "build_priority_queue", day) as outcome,
         open_warehouse(settings) as warehouse,
     ):
-        outcome.decision = detection.run_detection(warehouse, settings, day)
+        if detect:
+            outcome.decision = detection.run_detection(warehouse, settings, day)
+        else:
+            outcome.decision = detection.stored_alert_decision(warehouse, settings, day)
         outcome.counts = actions.build_priority_queue(warehouse, settings, day)
     return {
         "run_id": run.run_id,
@@ -216,6 +292,7 @@ def generate_brief(
     run_date: Any,
     fmt: str = "markdown",
     *,
+    destination: str | None = None,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
@@ -232,11 +309,13 @@ def generate_brief(
     with _recorded(settings, run, "generate_brief", day) as outcome:
         with open_warehouse(settings) as warehouse:
             context = actions.get_operational_context(warehouse, settings, day)
-            files = pack.render_brief_files(warehouse, settings, context, run_id=run.run_id)
+            files = pack.render_brief_files(
+                warehouse, settings, context, run_id=run.run_id, destination=destination
+            )
         outcome.decision = context["decision"]
         outcome.counts = {tier: info["count"] for tier, info in context["tiers"].items()}
         outcome.brief_link = files["markdown"]
-    links = pack.planned_export_links(settings, day, context["plan"]["tiers"])
+    links = pack.planned_export_links(settings, day, context["plan"]["tiers"], destination)
     return {
         "run_id": run.run_id,
         "run_date": day.isoformat(),
@@ -279,7 +358,7 @@ def export_audience(
             rows = actions.fetch_audience(warehouse, settings, day, tier, limit)
         written = exports.export_audience(
             rows,
-            destination or pack.export_destination(settings, day),
+            pack.resolve_destination(settings, destination, day),
             day,
             tier,
             kind=kind,
@@ -325,6 +404,31 @@ def deliver_playbook(settings: Settings, payload: dict[str, Any]) -> dict[str, A
     return hook.post_playbook(payload, settings)
 
 
+def fallback_notice(reason: str) -> str:
+    """The first line of a fallback post: what failed, and what people should do about it.
+
+    After a timeout the receiver may have completed the call: the post says so instead of
+    claiming that no ticket exists.
+    """
+    if "timed out" in reason:
+        return (
+            f":warning: The retention playbook webhook did not answer in time ({reason}); it "
+            "may still have posted and opened a ticket. Here is the brief: check the ticket "
+            "queue before opening one by hand."
+        )
+    return (
+        f":warning: The retention playbook webhook failed ({reason}); delivering the brief "
+        "directly. No ticket was created: open one by hand."
+    )
+
+
+def run_failure_reason(settings: Settings, run_id: str) -> str:
+    """Why a run failed, as its log row says (the failure callbacks wrote it), or a hint."""
+    with open_warehouse(settings, read_only=True) as warehouse:
+        stored = runlog.read(warehouse, run_id) or {}
+    return stored.get("error_message") or "see the run log"
+
+
 def post_fallback(settings: Settings, slack_brief: dict[str, Any], reason: str) -> dict[str, Any]:
     """Post the brief straight to Slack when the playbook failed; say why it is a fallback.
 
@@ -338,10 +442,7 @@ def post_fallback(settings: Settings, slack_brief: dict[str, Any], reason: str) 
     secrets = known_secrets(settings)
     get_connection(settings.slack_conn_id)
     mask(secrets)
-    notice = (
-        f":warning: The retention playbook webhook failed ({reason}); delivering the brief "
-        "directly. No ticket was created: open one by hand."
-    )
+    notice = fallback_notice(reason)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": notice[:3000]}}]
     blocks += slack_brief.get("blocks", [])[:49]
     try:
