@@ -45,6 +45,7 @@ def settings(tmp_path, monkeypatch):
 
     monkeypatch.setenv("RETENTIONOPS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("RETENTIONOPS_EXPORT_ROOT", str(tmp_path))
     return load_settings()
 
 

@@ -40,13 +40,13 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     from airflow.sdk import TriggerRule
 
     dag = duckdb_dag
+    # DuckDB: SQL1-SQL5 in one task and one transaction (all or nothing)
     assert set(dag.task_ids) == {
-        "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
-        *ACTION_TASKS,
-    }
-    # a straight chain: create_tables -> SQL1 -> ... -> SQL5 -> decision -> queue -> context
+        "create_tables", "apply_retention", "detection", "get_alert_decision", *ACTION_TASKS,
+    }  # fmt: skip
+    # a straight chain: create_tables -> detection -> decision -> queue -> context
     order = [
-        "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
+        "create_tables", "apply_retention", "detection", "get_alert_decision",
         "build_priority_queue",
         "get_operational_context", "choose_playbook",
     ]  # fmt: skip
@@ -173,16 +173,24 @@ def test_dag_file_parses_without_google_modules_on_duckdb(tmp_path):
 def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
 
-    for task_id in ["create_tables", *DETECTION_TASKS, "build_priority_queue"]:
+    markers = ["detection.start_detection", "detection.mark_detection_complete",
+               "mark_queue_complete"]  # fmt: skip
+    for task_id in ["create_tables", *DETECTION_TASKS, "build_priority_queue", *markers]:
         task = bigquery_dag.get_task(task_id)
         assert isinstance(task, BigQueryInsertJobOperator)
         assert task.gcp_conn_id == "google_cloud_default"
         assert task.location == "EU"
         assert task.retries >= 3
+    # one job per SQL file, between clearing the date's markers and marking it complete
+    order = ["detection.start_detection", *DETECTION_TASKS,
+             "detection.mark_detection_complete", "get_alert_decision", "build_priority_queue",
+             "mark_queue_complete", "get_operational_context"]  # fmt: skip
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert bigquery_dag.get_task(downstream).upstream_task_ids == {upstream}
     # everything else is the same DAG on both backends
     assert set(bigquery_dag.task_ids) == {
         "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
-        *ACTION_TASKS,
+        *ACTION_TASKS, *markers,
     }  # fmt: skip
 
 
@@ -235,6 +243,18 @@ def test_bigquery_alert_job_carries_thresholds(bigquery_dag):
     assert params["from_date"] == params["run_date"] == "2011-01-03"
     assert config["destinationTable"]["tableId"] == "alert_logic$20110103"
     assert config["timePartitioning"]["field"] == "alert_date"
+
+
+def test_bigquery_run_markers_are_dml_jobs_on_the_run_date(bigquery_dag):
+    config = _render(bigquery_dag.get_task("detection.start_detection"), "2011-05-13")["query"]
+    assert config["query"].strip().startswith("-- Forget that a date's detection")
+    assert "delete from `acme-analytics.retention.run_markers`" in config["query"]
+    assert "destinationTable" not in config
+    params = {p["name"]: p["parameterValue"]["value"] for p in config["queryParameters"]}
+    assert params == {"run_date": "2011-05-13"}
+    done = _render(bigquery_dag.get_task("mark_queue_complete"), "2011-05-13")["query"]
+    params = {p["name"]: p["parameterValue"]["value"] for p in done["queryParameters"]}
+    assert params == {"run_date": "2011-05-13", "step": "customer_priority"}
 
 
 def test_bigquery_create_tables_runs_every_ddl(bigquery_dag):

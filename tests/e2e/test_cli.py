@@ -10,7 +10,10 @@ from retentionops.cli import main
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:  # argparse's usage errors (one line, exit 2)
+        code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -147,12 +147,12 @@ def test_a_failed_step_still_leaves_a_failed_log_row(run_dag, tmp_path):
         warehouse.replace_orders(make_orders([("a", "1", "2011-01-03", 10.0)]))
     dag_run, states = run_dag("2010-12-15")
     assert str(dag_run.state).endswith("failed"), states
-    assert states["get_alert_decision"].endswith("failed")
+    assert states["detection"].endswith("failed")
     assert states["write_run_log"].endswith("failed")  # it logs, then fails the run
     [(_, status, *_rest, error)] = log_rows(tmp_path, "2010-12-15")
     assert status == "failed"
     assert error == (
-        "step get_alert_decision failed: ServiceError: no orders on or before 2010-12-15: "
+        "step detection failed: DetectionError: no orders on or before 2010-12-15: "
         "there is nothing to decide"
     )
 
@@ -234,6 +234,10 @@ def test_a_timeout_is_retried(run_dag, playbook_sim, tmp_path):
     dag_run, states = run_dag(WARNING_DATE)
     assert str(dag_run.state).endswith("failed")
     assert len(playbook_sim.requests) == 3
+    # the receiver completed the first call late; the retries carried the same idempotency
+    # key, so it answered them without a second ticket
+    assert len({body["dedupe_key"] for body in playbook_sim.requests}) == 1
+    assert len(list((tmp_path / "sim").glob("ticket_*.json"))) == 1
     status, _, _, _, error = playbook_row(tmp_path)
     assert status == "failed" and "webhook timed out after 1.0 s" in error
 
@@ -315,3 +319,12 @@ def test_backfill_a_few_days(run_dag, tmp_path):
     assert planned.returncode == 0, planned.stderr[-2000:]
     for day in ("2011-05-12", "2011-05-13", "2011-05-14"):
         assert f"{day} 00:00:00+00:00" in planned.stdout
+
+
+def test_an_export_destination_param_outside_the_export_root_is_refused(run_dag, tmp_path):
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    dag_run, states = run_dag(WARNING_DATE, export_destination=str(outside))
+    assert str(dag_run.state).endswith("failed")
+    assert states["render_brief"].endswith("failed") and not outside.exists()
+    [(_, status, *_rest, error)] = log_rows(tmp_path, WARNING_DATE)
+    assert status == "failed" and "outside the export root" in error

@@ -51,6 +51,7 @@ def _env(base: Path) -> dict[str, str]:
     return {
         "RETENTIONOPS_DUCKDB_PATH": str(base / "warehouse.duckdb"),
         "RETENTIONOPS_ARTIFACTS_DIR": str(base / "artifacts"),
+        "RETENTIONOPS_EXPORT_ROOT": str(base),
     }
 
 
@@ -356,7 +357,7 @@ def test_user_errors_are_tool_errors_with_clear_messages(session):
     assert "no orders on or before 2009-01-01" in error(session, "no_orders")
     assert "2009-01-01" in error(session, "no_orders_queue")
     assert "build_priority_queue" in error(session, "context_before_queue")
-    assert "build_priority_queue(2011-05-13)" in error(session, "export_no_queue")
+    assert "the MCP tool build_priority_queue" in error(session, "export_no_queue")
     assert "tier" in error(session, "export_p4") and "'P1', 'P2' or 'P3'" in error(
         session, "export_p4"
     )

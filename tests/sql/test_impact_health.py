@@ -147,18 +147,38 @@ def test_health_cli(warehouse, settings, capsys):
     assert "after" in capsys.readouterr().err
 
 
-def test_retention_removes_old_partitions_only(load_orders, settings, monkeypatch):
+def test_retention_counts_from_the_write_time_so_backfills_survive(load_orders, settings):
+    """A date's rows go retention_days after they were written (its run marker), whatever
+    the date: today's backfill of 2011 stays, a run written 100 days ago goes."""
     warehouse = load_orders([("a", "1", "2011-01-01", 10), ("a", "2", "2011-01-05", 10)])
-    for day in ("2011-01-10", "2011-03-01", "2011-04-15"):
+    for day in ("2011-01-10", "2011-02-01", "2011-03-01", "2011-04-15"):
         detection.run_detection(warehouse, settings, day)
         actions.build_priority_queue(warehouse, settings, day)
+    now = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)
+    # 2011-01-10 was written 100 days ago; 2011-02-01's run died before its markers
+    warehouse.con.execute(
+        "update run_markers set completed_at = ? where run_date = ?",
+        [now - dt.timedelta(days=100), dt.date(2011, 1, 10)],
+    )
+    warehouse.con.execute("delete from run_markers where run_date = ?", [dt.date(2011, 2, 1)])
     warehouse.close()
-    monkeypatch.setenv("RETENTIONOPS_RETENTION_DAYS", "60")
-    deleted = service.apply_retention(load_settings(), "2011-04-15")  # cutoff 2011-02-14
-    assert deleted["retention_snapshot"] == 1 and deleted["base_customers"] == 1
+    retained = load_settings(retention_days=60)
+    deleted = service.apply_retention(retained, now)
+    # 2011-01-10 (old write) and 2011-02-01 (no marker, dated before the cutoff) go. One
+    # customer: one row per date in SQL1-SQL3; cohort 2011-01 has offsets 0 on 01-10 and
+    # 0..1 on 02-01 (3 rows); the queue holds "a" only on 02-01 (27 days > 1.5 x its 4-day
+    # gap, 2 orders: 50 + 20 = HIGH, ACTIVE -> P1), on 01-10 it is LOW; 2 markers of 01-10.
+    assert deleted == {
+        "base_customers": 2, "retention_snapshot": 2, "churn_detection": 2,
+        "cohort_retention_evolution": 3, "customer_priority": 1, "run_markers": 2,
+    }  # fmt: skip
     with __import__("duckdb").connect(str(settings.duckdb_file), read_only=True) as con:
         days = con.execute("select distinct snapshot_date from retention_snapshot order by 1")
         assert [d for (d,) in days.fetchall()] == [dt.date(2011, 3, 1), dt.date(2011, 4, 15)]
-        # the alert history and the audit log are kept
+        # the alert history is kept
         (alerts,) = con.execute("select count(*) from alert_logic").fetchone()
-        assert alerts == 3
+        assert alerts == 4
+    # the kept dates are still readable: their markers stand
+    assert service.get_operational_context(retained, "2011-03-01")["run_date"] == "2011-03-01"
+    # running the step again the same day removes nothing more (idempotent)
+    assert set(service.apply_retention(retained, now).values()) == {0}

@@ -110,7 +110,8 @@ def test_the_schema_examples_validate():
         ({"run_date": "2011-02-30"}, "is not a 'date'"),
         ({"run_date": "13/05/2011"}, "'13/05/2011'"),
         ({"alert_flag": False}, "True was expected"),
-        ({"contract_version": "2"}, "'1' was expected"),
+        ({"contract_version": "1"}, "'2' was expected"),
+        ({"dedupe_key": "short"}, "is too short"),
         ({"slack_channel": "retention-alerts"}, "does not match"),
         ({"tier_counts": {"P1": 1, "P2": 2, "P3": -1}}, "less than the minimum"),
         ({"exports": [{"tier": "P4", "link": "x", "row_count": 1}]}, "is not one of"),
@@ -137,8 +138,12 @@ def test_nullable_decision_fields_and_empty_exports_are_valid():
 
 def test_critical_request_posts_message_and_opens_tickets_in_sequence(sim):
     out = sim.out_dir
+    rerun = {
+        "run_id": "manual__2011-05-13T09:00:00+00:00",
+        "dedupe_key": "retentionops:2011-05-13:manual__2011-05-13T09:00:00+00:00",
+    }
     first = post(sim, critical_body())
-    second = post(sim, critical_body(run_id="manual__2011-05-13T09:00:00+00:00"))
+    second = post(sim, critical_body(**rerun))
 
     assert first.status_code == second.status_code == 200
     assert first.headers["Content-Type"] == "application/json"
@@ -149,10 +154,7 @@ def test_critical_request_posts_message_and_opens_tickets_in_sequence(sim):
     assert one["slack_message_ts"] != two["slack_message_ts"]
     assert one["slack_channel"] == "#retention-alerts"
     assert one["ticket_url"] == f"{sim.base_url}/tickets/RET-0001"
-    assert sim.requests == [
-        critical_body(),
-        critical_body(run_id="manual__2011-05-13T09:00:00+00:00"),
-    ]
+    assert sim.requests == [critical_body(), critical_body(**rerun)]
     assert sim.statuses == [200, 200]
 
     slack = json.loads((out / f"slack_{one['slack_message_ts']}.json").read_text())
@@ -204,7 +206,8 @@ def test_escalation_mention_is_not_doubled(sim):
 
 def test_shadow_mode_writes_under_shadow_with_shadow_ids(sim):
     body = critical_body(rollout_mode="shadow", shadow=True, escalation=False)
-    first, second = post(sim, body), post(sim, body)
+    first = post(sim, body)
+    second = post(sim, {**body, "dedupe_key": "retentionops:2011-05-13:second-delivery"})
     assert first.status_code == second.status_code == 200
     assert [first.json()["ticket_id"], second.json()["ticket_id"]] == [
         "SHADOW-RET-0001",
@@ -216,7 +219,8 @@ def test_shadow_mode_writes_under_shadow_with_shadow_ids(sim):
     assert f"slack_{first.json()['slack_message_ts']}.json" in shadow_files
     assert files(sim.out_dir) == []  # nothing in the "real" channel/project
     # A real request afterwards starts its own sequence.
-    assert post(sim, critical_body()).json()["ticket_id"] == "RET-0001"
+    real = critical_body(dedupe_key="retentionops:2011-05-13:real-delivery")
+    assert post(sim, real).json()["ticket_id"] == "RET-0001"
 
 
 def test_restart_continues_the_ticket_sequence(tmp_path, log):
@@ -224,7 +228,7 @@ def test_restart_continues_the_ticket_sequence(tmp_path, log):
     with PlaybookSimulator(out, log_stream=log) as first:
         assert post(first, critical_body()).json()["ticket_id"] == "RET-0001"
     with PlaybookSimulator(out, log_stream=log) as second:
-        answer = post(second, critical_body()).json()
+        answer = post(second, critical_body(dedupe_key="retentionops:another-delivery")).json()
     assert answer["ticket_id"] == "RET-0002"
     assert len([name for name in files(out) if name.startswith("slack_")]) == 2
 
@@ -326,9 +330,12 @@ def test_delay_makes_a_short_client_timeout_fire(sim):
     with pytest.raises(requests.exceptions.Timeout):
         post(sim, critical_body(), timeout=0.2)
     assert time.monotonic() - started < 0.9
-    # Like a slow Make scenario: the modules ran, only the answer was late.
+    # Like a slow Make scenario: the modules ran, only the answer was late; the client's
+    # retry carries the same idempotency key and gets that first ticket, not a second one.
     sim.configure(delay=0)
-    assert post(sim, critical_body()).json()["ticket_id"] == "RET-0002"
+    retry = post(sim, critical_body()).json()
+    assert (retry["ticket_id"], retry["duplicate"]) == ("RET-0001", True)
+    assert [f for f in files(sim.out_dir) if f.startswith("ticket_")] == ["ticket_RET-0001.json"]
 
 
 def test_configure_rejects_bad_values(sim):
@@ -446,3 +453,15 @@ def test_cli_serves_until_sigterm_and_keeps_the_url_out_of_stdout(tmp_path):
     assert token not in line + out + err
     assert "POST <hook> 200" in err
     assert (tmp_path / "out" / "ticket_RET-0001.json").exists()
+
+
+def test_a_repeated_delivery_is_answered_once_without_acting_again(sim):
+    """The same idempotency key (a retry after a timeout) gets the first answer back."""
+    first = post(sim, critical_body())
+    again = post(sim, critical_body())
+    assert again.status_code == 200
+    assert again.json()["ticket_id"] == first.json()["ticket_id"]
+    assert again.json()["duplicate"] is True
+    assert len([f for f in files(sim.out_dir) if f.startswith("ticket_")]) == 1
+    other = post(sim, critical_body(dedupe_key="retentionops:2011-05-13:another-run"))
+    assert other.json()["ticket_id"] != first.json()["ticket_id"]
