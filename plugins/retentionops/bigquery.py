@@ -79,6 +79,15 @@ def step_job(settings: Settings, step: Any) -> dict[str, Any]:
     )
 
 
+def dml_job(settings: Settings, sql_name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A DML statement file as a job (a run marker: no destination table)."""
+    from retentionops.sql import bigquery_query_parameters, render
+
+    return query_job(
+        include(sql_name), bigquery_query_parameters(render(sql_name, settings), values)
+    )
+
+
 def create_tables_job(table_names: tuple[str, ...]) -> dict[str, Any]:
     """One multi-statement job running every ``CREATE TABLE IF NOT EXISTS`` of ``ddl/``."""
     script = ";\n".join(include(f"ddl/create_{name}") for name in table_names)
