@@ -41,7 +41,7 @@ def bigquery_settings():
 class SessionAnalysis:
     """Every statement analysed once, tables and views first; errors kept per file."""
 
-    def __init__(self, service, settings) -> None:
+    def __init__(self, service, settings, names: list[str] | None = None) -> None:
         from retentionops.sql import bigquery_query_parameters, render
 
         self.analysis = prod_zetasql.Analysis(service)
@@ -49,7 +49,7 @@ class SessionAnalysis:
         self.texts: dict[str, str] = {}
         self.parameters: dict[str, list] = {}
         self.errors: dict[str, Exception] = {}
-        names = sql_names()
+        names = sql_names() if names is None else names
         for name in names:
             self.texts[name] = render(name, settings)
         creates_table = [n for n in names if n.startswith("ddl/") and "view" not in self.texts[n]]

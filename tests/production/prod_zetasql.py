@@ -453,13 +453,25 @@ def _table_content(columns: list[tuple[str, str]], rows: list[dict[str, Any]]):
     )
 
 
+_CATALOG_PROTOS: dict[tuple, Any] = {}
+
+
+def _catalog_proto(tables):
+    # building the catalog (with the builtin-function options) costs more than many of the
+    # queries: one proto per distinct set of tables is kept
+    key = tuple((name, tuple(columns)) for name, columns in sorted(tables.items()))
+    if key not in _CATALOG_PROTOS:
+        _CATALOG_PROTOS[key] = catalog(tables).to_proto()
+    return _CATALOG_PROTOS[key]
+
+
 def _request(kind, text, parameters, tables, contents):
     from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
 
     return kind(
         sql=text,
         options=analyzer_options(parameters).to_proto(),
-        simple_catalog=catalog(tables).to_proto(),
+        simple_catalog=_catalog_proto(tables),
         table_content={name: _table_content(tables[name], rows) for name, rows in contents.items()},
         params=[pb.Parameter(name=n, value=zeta_value(k, v)) for n, k, v in parameters],
     )

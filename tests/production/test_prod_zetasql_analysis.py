@@ -55,7 +55,9 @@ def test_a_missing_file_entry_fails_with_the_file_name(analysed):
     original = dict(CALLS)
     try:
         del CALLS["impact/last_order_date"]
-        run = conftest.SessionAnalysis(analysed.analysis.service, analysed.settings)
+        run = conftest.SessionAnalysis(
+            analysed.analysis.service, analysed.settings, ["impact/last_order_date"]
+        )
         with pytest.raises(AssertionError, match=r"include/sql/impact/last_order_date\.sql has no"):
             run.statement("impact/last_order_date")
     finally:
