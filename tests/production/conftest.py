@@ -3,9 +3,10 @@ every statement under include/sql, and the summary line `make test` prints."""
 
 from __future__ import annotations
 
-import prod_zetasql
 import pytest
-from prod_statements import CALLS, sql_names
+
+from . import prod_zetasql
+from .prod_statements import CALLS, sql_names
 
 
 def pytest_collection_modifyitems(items):

@@ -17,9 +17,9 @@ import decimal
 import math
 from typing import Any
 
-import prod_zetasql
-
 from retentionops.sql import bigquery_query_parameters, table_refs
+
+from . import prod_zetasql
 
 #: FLOAT64 columns that hold values rounded in exact integer arithmetic (basis points / 100,
 #: percent to 2 decimals): they must agree exactly, not merely to 1e-9.

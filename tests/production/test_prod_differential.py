@@ -15,13 +15,14 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from prod_differential import ZetaWarehouse, compare, duckdb_rows
 
 from retentionops import actions, detection
 from retentionops.detection import DETECTION_STEPS
 from retentionops.settings import load_settings
 from retentionops.sql import detection_parameters, priority_parameters
 from retentionops.warehouse import DuckDBWarehouse
+
+from .prod_differential import ZetaWarehouse, compare, duckdb_rows
 
 F = dt.date(2024, 1, 1)
 D40 = F + dt.timedelta(days=40)

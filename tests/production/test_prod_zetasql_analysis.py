@@ -8,12 +8,13 @@ job, and the catalog holds exactly what ``include/sql/ddl/`` creates. A failure 
 
 from __future__ import annotations
 
-import prod_zetasql
 import pytest
-from prod_statements import CALLS, sql_names
 
 from retentionops.detection import DETECTION_STEPS
 from retentionops.sql import SQL_DIR
+
+from . import prod_zetasql
+from .prod_statements import CALLS, sql_names
 
 DDL_NAMES = [n for n in sql_names() if n.startswith("ddl/")]
 
@@ -50,7 +51,7 @@ def test_partitioning_and_clustering_follow_bigquery_rules(analysed, name):
 
 def test_a_missing_file_entry_fails_with_the_file_name(analysed):
     # what a new .sql file without an entry in CALLS looks like to the suite
-    import conftest
+    from . import conftest
 
     original = dict(CALLS)
     try:
