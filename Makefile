@@ -15,7 +15,8 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test test-fast lint lock sample artifacts airflow bench mcp-demo clean
+.PHONY: install demo test test-fast test-production lint lock sample artifacts airflow bench \
+	mcp-demo bigquery-smoke clean
 
 # Run a command with the local playbook simulator standing in for the Make webhook: it
 # listens on a free port of 127.0.0.1, writes its (secret) hook URL to a file, and the
@@ -102,6 +103,18 @@ test: $(STAMP)
 # The fast layers only (pure Python and the SQL on DuckDB): under a minute.
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "unit or sql"
+
+# The production-path suite alone (ZetaSQL analysis and differential runs, the GCS emulator,
+# the compose schema): docs/production-path.md.
+test-production: $(STAMP)
+	$(BIN)/pytest -q tests/production
+
+# The DAG's SQL for one date on a real BigQuery dataset, compared with DuckDB. Needs
+# RETENTIONOPS_BIGQUERY_PROJECT and Google application default credentials (says so and
+# exits 2 otherwise); RETENTIONOPS_BIGQUERY_DATASET (default retentionops_smoke) and
+# _LOCATION (EU) choose the dataset. Not part of `make test`: it needs the network.
+bigquery-smoke: $(STAMP)
+	$(BIN)/python scripts/bigquery_smoke.py $(if $(SMOKE_DATE),--date $(SMOKE_DATE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

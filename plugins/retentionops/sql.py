@@ -148,6 +148,17 @@ def _countif_counts_zero(node):  # sqlglot expression in, expression out
     return node
 
 
+def _date_trunc_returns_date(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # BigQuery's DATE_TRUNC(date, MONTH) is a DATE; DuckDB's date_trunc('MONTH', date) is a
+    # TIMESTAMP, which leaked into results (get_health's `month`). The package truncates
+    # DATE values only, so the cast restores BigQuery's type.
+    if isinstance(node, exp.DateTrunc) and not isinstance(node.parent, exp.PartitionedByProperty):
+        return exp.Cast(this=node, to=exp.DataType.build("DATE"))
+    return node
+
+
 @lru_cache(maxsize=256)
 def to_duckdb(bigquery_sql: str) -> str:
     """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
@@ -158,6 +169,7 @@ def to_duckdb(bigquery_sql: str) -> str:
         tree.transform(_wrap_integer_division_operands)
         .transform(_full_precision_numeric)
         .transform(_countif_counts_zero)
+        .transform(_date_trunc_returns_date)
     )
     return tree.sql(dialect="duckdb", unsupported_level=sqlglot.ErrorLevel.IGNORE)
 

@@ -112,7 +112,9 @@ select
         when 'P2' then @p2_action
         else @p3_action
     end as recommended_action,
-    cast(round(cast(total_revenue as float64) * @value_proxy_factor, 2) as numeric) as value_proxy,
+    -- exact decimal arithmetic: rounding a FLOAT64 product to cents differs between engines
+    -- at half a cent (49.35 x 0.3 = 14.805: DuckDB 14.81, BigQuery 14.80)
+    round(total_revenue * cast(@value_proxy_factor as numeric), 2) as value_proxy,
     -- holdout: the first 32 bits of md5(customer_id | run_date), the same on both backends
     mod(
         cast(
