@@ -63,10 +63,20 @@ def step_job(settings: Settings, step: Any) -> dict[str, Any]:
 
     The query is the step's SQL file itself (included at render time); the run date arrives
     as the ``@run_date`` DATE parameter from ``{{ ds }}`` and the result replaces the run
-    date's partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE).
+    date's partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE). A history step (SQL5,
+    every date up to the run date) replaces its date range in one transaction instead.
     """
     from retentionops.sql import bigquery_query_parameters, render, table
 
+    if step.history:
+        return range_job(
+            settings,
+            query=include(step.sql_name),
+            parameters=bigquery_query_parameters(
+                render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
+            ),
+            table=step.table,
+        )
     return partition_job(
         settings,
         query=include(step.sql_name),
@@ -79,6 +89,27 @@ def step_job(settings: Settings, step: Any) -> dict[str, Any]:
     )
 
 
+def range_job(
+    settings: Settings, *, query: str, parameters: list[dict[str, Any]], table: str
+) -> dict[str, Any]:
+    """A query replacing the table's rows of ``@from_date``..``@run_date`` in one
+    transaction (a multi-statement job: delete the range, insert the query's rows)."""
+    from retentionops.sql import table as table_spec
+    from retentionops.sql import table_refs
+
+    ref = table_refs(settings)[table]
+    field = table_spec(table).partition_field
+    script = ";\n".join(
+        [
+            "begin transaction",
+            f"delete from {ref} where {field} between @from_date and @run_date",
+            f"insert into {ref}\n{query}",
+            "commit transaction",
+        ]
+    )
+    return query_job(script, parameters)
+
+
 def dml_job(settings: Settings, sql_name: str, values: dict[str, Any]) -> dict[str, Any]:
     """A DML statement file as a job (a run marker: no destination table)."""
     from retentionops.sql import bigquery_query_parameters, render
@@ -88,7 +119,17 @@ def dml_job(settings: Settings, sql_name: str, values: dict[str, Any]) -> dict[s
     )
 
 
-def create_tables_job(table_names: tuple[str, ...]) -> dict[str, Any]:
-    """One multi-statement job running every ``CREATE TABLE IF NOT EXISTS`` of ``ddl/``."""
-    script = ";\n".join(include(f"ddl/create_{name}") for name in table_names)
-    return query_job(script, [])
+def create_tables_job(settings: Settings, table_names: tuple[str, ...]) -> dict[str, Any]:
+    """One multi-statement job running every ``CREATE TABLE IF NOT EXISTS`` of ``ddl/`` and
+    adding the columns later versions added (``alter table ... add column if not exists``)."""
+    from retentionops.sql import table, table_refs
+
+    refs = table_refs(settings)
+    statements = []
+    for name in table_names:
+        statements.append(include(f"ddl/create_{name}"))
+        statements += [
+            f"alter table {refs[name]} add column if not exists {column} {kind}"
+            for column, kind in table(name).added_columns
+        ]
+    return query_job(";\n".join(statements), [])

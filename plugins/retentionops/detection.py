@@ -11,7 +11,7 @@ from typing import Any
 from retentionops.dates import as_date
 from retentionops.errors import UserError
 from retentionops.settings import Settings
-from retentionops.sql import detection_parameters
+from retentionops.sql import alert_history_parameters, detection_parameters
 from retentionops.warehouse import Warehouse
 
 
@@ -31,6 +31,8 @@ class SqlStep:
     sql_name: str
     table: str
     parameters: Callable[[Settings, Any], dict[str, Any]]
+    #: the step rewrites every date up to the run date (``@from_date``..``@run_date``)
+    history: bool = False
 
 
 DETECTION_STEPS = (
@@ -52,7 +54,13 @@ DETECTION_STEPS = (
         "cohort_retention_evolution",
         detection_parameters,
     ),
-    SqlStep("alert_logic", "detection/05_alert_logic", "alert_logic", detection_parameters),
+    SqlStep(
+        "alert_logic",
+        "detection/05_alert_logic",
+        "alert_logic",
+        alert_history_parameters,
+        history=True,
+    ),
 )
 ALERT_STEP = DETECTION_STEPS[-1]
 

@@ -126,6 +126,27 @@ class Settings:
         25.0, "relative delta >= this (percent, 2 decimals) -> CRITICAL", min=0
     )
     min_sample_size: int = _setting(100, "fewer customers than this never alert", min=0)
+    # -- incidents across days (docs/incidents.md) ---------------------------------------
+    warmup_days: int = _setting(
+        0,
+        "days of order history before an alert may open an incident (0 = at_risk_days + "
+        "baseline_days)",
+        min=0,
+        max=3660,
+        section="incidents across days (docs/incidents.md)",
+    )
+    incident_gap_days: int = _setting(
+        2, "days without an alert an incident needs, at least, before it can resolve", min=0
+    )
+    resolve_after_days: int = _setting(
+        3,
+        "consecutive calm days (below WARNING against the pre-incident baseline) that resolve",
+        min=1,
+        max=365,
+    )
+    alert_frequency_target_per_month: int = _setting(
+        3, "incidents a month the health report accepts (design 15: low single digits)", min=1
+    )
     # -- priority queue (design section 7; the design's open questions are switches) --
     p1_status: str = _setting(
         "ACTIVE", "P1 Prevention: retention status", choices=STATUSES, section="priority queue"
@@ -197,6 +218,28 @@ class Settings:
     pilot_slack_channel: str = _setting("#retention-pilot", "shadow and pilot Slack channel")
     failure_notifications: bool = _setting(
         False, "also send task failures to Slack through the provider's notifier"
+    )
+    playbook_enabled: bool = _setting(
+        True,
+        "false stops all sending (the kill switch, design 16); detection, queue, brief and "
+        "log keep running",
+    )
+    notify_max_age_days: int = _setting(
+        2,
+        "a run whose date is older than this when it starts sends nothing (history is not "
+        "news); 0 = no limit",
+        min=0,
+    )
+    silence_until: str = _setting(
+        "", "send nothing until this date (inclusive); incidents are still recorded", date=True
+    )
+    silence_reason: str = _setting("", "why the playbook is silenced (shown in the brief)")
+    escalation_mention: str = _setting(
+        "@here", "the Slack mention of an escalation (@here, @channel, or <!subteam^ID>)"
+    )
+    incident_owner: str = _setting("", "who owns an incident's response (sent with each event)")
+    response_sla_hours: int = _setting(
+        24, "hours to respond to an event; the payload carries the due time", min=1, max=720
     )
     # -- retention, measurement and outputs ----------------------------------------------
     retention_days: int = _setting(

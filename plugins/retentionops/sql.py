@@ -31,7 +31,8 @@ SQL_DIR = INCLUDE_DIR / "sql"
 class Table:
     """A table the package reads or writes, by logical name.
 
-    ``partition_field`` is the date column a run replaces; ``derived`` tables are computed
+    ``partition_field`` is the date column a run replaces (or the table's date column);
+    ``derived`` tables are computed
     from the orders (stale once the orders change); ``retained`` tables lose a date's rows
     ``retention_days`` after they were written, the write time being the completion time
     of the run marker step named by ``marker``.
@@ -42,6 +43,9 @@ class Table:
     derived: bool = False
     retained: bool = False
     marker: str | None = None
+    #: columns added after the table first shipped: ``ensure_tables`` adds them to older
+    #: warehouses (``alter table ... add column if not exists``)
+    added_columns: tuple[tuple[str, str], ...] = ()
 
 
 #: Every table of the package, in creation order (the one list of table names).
@@ -59,11 +63,14 @@ TABLE_CATALOG = (
         marker="detection",
     ),
     Table("alert_logic", "alert_date", derived=True, marker="detection"),
-    Table(
-        "customer_priority", "run_date", derived=True, retained=True, marker="customer_priority"
-    ),
+    Table("customer_priority", "run_date", derived=True, retained=True, marker="customer_priority"),
     Table("run_markers", "run_date", derived=True),
-    Table("ops_runs_log", "alert_date"),
+    Table(
+        "ops_runs_log",
+        "alert_date",
+        added_columns=(("incident_id", "string"), ("incident_event", "string"), ("note", "string")),
+    ),
+    Table("deliveries", "run_date"),
     Table("ops_health_daily"),
 )
 TABLES = tuple(t.name for t in TABLE_CATALOG)
@@ -159,6 +166,16 @@ def _date_trunc_returns_date(node):  # sqlglot expression in, expression out
     return node
 
 
+def _date_arithmetic_returns_date(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # BigQuery's DATE_ADD / DATE_SUB take and return a DATE (TIMESTAMP_ADD is another
+    # function); DuckDB's date + INTERVAL is a TIMESTAMP, which leaked into results.
+    if isinstance(node, exp.DateAdd | exp.DateSub) and not isinstance(node.parent, exp.Cast):
+        return exp.Cast(this=node, to=exp.DataType.build("DATE"))
+    return node
+
+
 @lru_cache(maxsize=256)
 def to_duckdb(bigquery_sql: str) -> str:
     """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
@@ -170,6 +187,7 @@ def to_duckdb(bigquery_sql: str) -> str:
         .transform(_full_precision_numeric)
         .transform(_countif_counts_zero)
         .transform(_date_trunc_returns_date)
+        .transform(_date_arithmetic_returns_date)
     )
     return tree.sql(dialect="duckdb", unsupported_level=sqlglot.ErrorLevel.IGNORE)
 
@@ -213,6 +231,16 @@ def detection_parameters(
         "threshold_critical_bp": round(settings.threshold_critical_pct * 100),
         "min_sample_size": settings.min_sample_size,
     }
+
+
+def alert_history_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
+    """SQL5 for every date up to the run date: the alert history incidents are built from.
+
+    Each row depends on the orders up to its own date only, so rewriting the history of
+    earlier dates gives back the same rows (point-in-time), and a fresh warehouse or a
+    backfill gets the whole history in the one pass SQL5 makes anyway.
+    """
+    return detection_parameters(settings, run_date, from_date=dt.date.min)
 
 
 def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:

@@ -20,12 +20,16 @@ TIER_NAMES = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
 #: The playbook of each alerting severity (design section 9): tiers exported, ticket priority.
 PLAYBOOK_TIERS = {"WARNING": ("P1", "P2"), "CRITICAL": ("P1", "P2", "P3")}
 TICKET_PRIORITIES = {"WARNING": "HIGH", "CRITICAL": "URGENT"}
-#: Slack's mrkdwn for an escalation mention (the CRITICAL playbook in production).
-ESCALATION_MENTION = "<!here>"
+#: The events of an incident (at most one a day); the first four deliver an alert.
+INCIDENT_EVENTS = ("open", "update", "escalate", "de-escalate", "resolve")
+ALERT_EVENTS = INCIDENT_EVENTS[:4]
+#: The phases of a day in the incident layer.
+DAY_PHASES = ("warmup", "quiet", "incident")
 
-#: The branches of the daily run: no playbook, or the playbook of one severity.
+#: The branches of the daily run: nothing to deliver, an alert of one severity, a recovery.
 NO_ALERT = "no_alert"
-BRANCHES = (NO_ALERT, "warning", "critical")
+RESOLVED = "resolved"
+BRANCHES = (NO_ALERT, "warning", "critical", RESOLVED)
 
 #: Rollout stages of the playbook automation (design section 16).
 ROLLOUT_MODES = ("shadow", "pilot", "production")
@@ -38,5 +42,5 @@ EXPORT_KINDS = ("csv", "gsheet")
 INTERFACES = ("dag", "mcp", "cli")
 #: What the run log says of a run, of its playbook call and of its exports.
 RUN_STATUSES = ("success", "failed", "skipped")
-PLAYBOOK_STATUSES = ("sent", "failed", "dry_run", "not_needed")
+PLAYBOOK_STATUSES = ("sent", "failed", "dry_run", "suppressed", "not_needed")
 EXPORT_STATUSES = ("ok", "failed", "none")

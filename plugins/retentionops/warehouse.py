@@ -106,6 +106,19 @@ def _partition_field(name: str) -> str:
     return field
 
 
+def ddl_statements(settings: Settings, names: tuple[str, ...]) -> list[str]:
+    """Create each table that is missing, then add the columns later versions added."""
+    refs = table_refs(settings)
+    statements = []
+    for name in names:
+        statements.append(render(f"ddl/create_{name}", settings))
+        statements += [
+            f"alter table {refs[name]} add column if not exists {column} {kind}"
+            for column, kind in table(name).added_columns
+        ]
+    return statements
+
+
 def invalidation_statements(settings: Settings) -> list[str]:
     """``delete ... where <date> >= @changed_from`` for every derived table (BigQuery SQL)."""
     refs = table_refs(settings)
@@ -260,8 +273,8 @@ class DuckDBWarehouse:
         self.execute(render(sql_name, self.settings), params)
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
-        for name in names:
-            self.execute(render(f"ddl/create_{name}", self.settings))
+        for statement in ddl_statements(self.settings, names):
+            self.execute(statement)
 
     def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
         """Replace rows of ``table`` for dates from_date..run_date with the query's rows."""
@@ -382,14 +395,23 @@ class BigQueryWarehouse:
         self._run(bigquery.query_job(text, bigquery_query_parameters(text, params, types))).result()
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
-        for name in names:
-            self._run(bigquery.query_job(render(f"ddl/create_{name}", self.settings), []))
+        for statement in ddl_statements(self.settings, names):
+            self._run(bigquery.query_job(statement, [])).result()
 
     def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
-        if params.get("from_date", params["run_date"]) != params["run_date"]:
-            raise WarehouseError("BigQuery writes replace one day partition at a time")
         select_sql = render(sql_name, self.settings)
         day = params["run_date"]
+        if params.get("from_date", day) != day:  # a date range: one transaction
+            job = self._run(
+                bigquery.range_job(
+                    self.settings,
+                    query=select_sql,
+                    parameters=bigquery_query_parameters(select_sql, params),
+                    table=table,
+                )
+            )
+            job.result()
+            return int(job.num_dml_affected_rows or 0)
         job = self._run(
             bigquery.partition_job(
                 self.settings,

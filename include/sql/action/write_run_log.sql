@@ -30,7 +30,10 @@ using (
         @execution_time_ms as execution_time_ms,
         @interface as interface,
         @playbook_status as playbook_status,
-        @export_status as export_status
+        @export_status as export_status,
+        @incident_id as incident_id,
+        @incident_event as incident_event,
+        @note as note
 ) as run
     on log.run_id = run.run_id
 when matched then
@@ -65,13 +68,16 @@ when matched then
             execution_time_ms = coalesce(run.execution_time_ms, log.execution_time_ms),
             interface = coalesce(run.interface, log.interface),
             playbook_status = coalesce(run.playbook_status, log.playbook_status),
-            export_status = coalesce(run.export_status, log.export_status)
+            export_status = coalesce(run.export_status, log.export_status),
+            incident_id = coalesce(run.incident_id, log.incident_id),
+            incident_event = coalesce(run.incident_event, log.incident_event),
+            note = coalesce(run.note, log.note)
 when not matched then insert (
     run_id, run_timestamp, alert_date, severity, alert_flag, current_value, baseline_value,
     delta_relative_pct, sample_size, p1_count, p2_count, p3_count, total_exported,
     slack_posted, slack_message_ts, ticket_id, export_p1_link, export_p2_link,
     export_p3_link, brief_link, status, error_message, execution_time_ms, interface,
-    playbook_status, export_status, created_at
+    playbook_status, export_status, incident_id, incident_event, note, created_at
 ) values (
     run.run_id, run.run_timestamp, run.alert_date, run.severity, run.alert_flag,
     run.current_value, run.baseline_value, run.delta_relative_pct, run.sample_size,
@@ -79,5 +85,5 @@ when not matched then insert (
     run.slack_message_ts, run.ticket_id, run.export_p1_link, run.export_p2_link,
     run.export_p3_link, run.brief_link, run.status, run.error_message,
     run.execution_time_ms, run.interface, run.playbook_status, run.export_status,
-    current_timestamp()
+    run.incident_id, run.incident_event, run.note, current_timestamp()
 )

@@ -28,6 +28,10 @@ create table if not exists {{ tables.ops_runs_log }} (
     -- sent | failed | dry_run | not_needed (no alert); ok | failed | none (no export)
     playbook_status string,
     export_status string,
+    -- the incident of the run date and its event of the day; why nothing was sent
+    incident_id string,
+    incident_event string,
+    note string,
     created_at timestamp default current_timestamp()
 )
 partition by date(run_timestamp)

@@ -1,0 +1,221 @@
+-- Incidents over the stored alert history (SQL5 rows up to @run_date only, so a run for D
+-- sees what it would have seen on D): one row per day of @from_date..@run_date with the
+-- day's phase, its incident and the incident's event of the day. Rules (docs/incidents.md):
+--   * warm-up: a day with less than @warmup_days of order history opens nothing;
+--   * an incident opens on an alert day outside warm-up when none is open; its baseline is
+--     the SQL5 baseline of that day, frozen; every later alert day belongs to it;
+--   * it resolves on the first day that ends @resolve_after_days consecutive calm days (no
+--     alert, and the share below the WARNING threshold against the frozen baseline) when
+--     its last alert day lies more than @incident_gap_days before;
+--   * events: open, escalate / de-escalate (an alert day of a higher / lower severity than
+--     the incident's current one), update (an alert day of the same severity), resolve.
+-- Each alert day is a candidate opening with its own frozen baseline and resolution; the
+-- recursive step only follows "the first candidate after the previous resolution".
+with recursive
+
+first_order as (
+    select min(order_date) as first_day
+    from {{ tables.orders }}
+    where order_date <= @run_date
+),
+
+days as (
+    select
+        history.alert_date as day,
+        history.current_value,
+        history.baseline_value,
+        history.severity,
+        history.alert_flag,
+        date_diff(history.alert_date, first_order.first_day, day) + 1 < @warmup_days
+            as is_warmup,
+        case history.severity when 'CRITICAL' then 2 when 'WARNING' then 1 else 0 end
+            as severity_rank
+    from {{ tables.alert_logic }} as history
+    cross join first_order
+    where history.alert_date <= @run_date
+),
+
+candidates as (
+    select
+        day as opened_on,
+        baseline_value as frozen_baseline
+    from days
+    where alert_flag and not is_warmup
+),
+
+candidate_days as (
+    -- a day is calm for a candidate when it does not alert and the share is below the
+    -- WARNING threshold against the candidate's frozen baseline (rounded as SQL5 rounds)
+    select
+        candidates.opened_on,
+        days.day,
+        days.alert_flag,
+        days.alert_flag
+        or round((days.current_value / candidates.frozen_baseline - 1) * 100, 2)
+        >= @threshold_warning as unsettled
+    from candidates
+    inner join days
+        on candidates.opened_on <= days.day
+),
+
+streaks as (
+    select
+        opened_on,
+        day,
+        max(if(unsettled, day, null)) over (
+            partition by opened_on order by day
+            rows between unbounded preceding and current row
+        ) as last_unsettled,
+        max(if(alert_flag, day, null)) over (
+            partition by opened_on order by day
+            rows between unbounded preceding and current row
+        ) as last_alert
+    from candidate_days
+),
+
+resolutions as (
+    select
+        opened_on,
+        min(day) as resolved_on
+    from streaks
+    where
+        date_diff(day, last_unsettled, day) >= @resolve_after_days
+        and date_diff(day, last_alert, day) > @incident_gap_days
+    group by opened_on
+),
+
+successors as (
+    -- after a candidate's resolution, the next alert day opens the next incident
+    select
+        resolutions.opened_on,
+        min(later.opened_on) as next_opened_on
+    from resolutions
+    inner join candidates as later
+        on resolutions.resolved_on < later.opened_on
+    group by resolutions.opened_on
+),
+
+chain_links as (
+    select
+        candidates.opened_on,
+        candidates.frozen_baseline,
+        resolutions.resolved_on,
+        successors.next_opened_on
+    from candidates
+    left join resolutions
+        on candidates.opened_on = resolutions.opened_on
+    left join successors
+        on candidates.opened_on = successors.opened_on
+),
+
+incidents as (
+    select
+        opened_on,
+        frozen_baseline,
+        resolved_on,
+        next_opened_on
+    from chain_links
+    where opened_on = (select min(candidates.opened_on) from candidates)
+    union all
+    select
+        chain_links.opened_on,
+        chain_links.frozen_baseline,
+        chain_links.resolved_on,
+        chain_links.next_opened_on
+    from incidents
+    inner join chain_links
+        on incidents.next_opened_on = chain_links.opened_on
+),
+
+incident_days as (
+    select
+        days.*,
+        incidents.opened_on,
+        incidents.frozen_baseline,
+        incidents.resolved_on
+    from days
+    left join incidents
+        on
+            days.day >= incidents.opened_on
+            and (incidents.resolved_on is null or days.day <= incidents.resolved_on)
+),
+
+tracked as (
+    -- the incident's severity is its last alert day's; the code orders alert days by date
+    -- and keeps their severity in the last digit
+    select
+        *,
+        max(
+            if(alert_flag, date_diff(day, date '1970-01-01', day) * 10 + severity_rank, null)
+        ) over (
+            partition by opened_on order by day
+            rows between unbounded preceding and current row
+        ) as last_alert_code,
+        max(if(alert_flag, severity_rank, null)) over (
+            partition by opened_on order by day
+            rows between unbounded preceding and current row
+        ) as peak_rank
+    from incident_days
+),
+
+ranked as (
+    select
+        *,
+        mod(last_alert_code, 10) as current_rank,
+        lag(mod(last_alert_code, 10)) over (partition by opened_on order by day)
+            as previous_rank
+    from tracked
+)
+
+select
+    day,
+    case
+        when opened_on is not null then 'incident'
+        when is_warmup then 'warmup'
+        else 'quiet'
+    end as phase,
+    alert_flag,
+    severity,
+    current_value,
+    if(opened_on is null, null, concat('INC-', format_date('%Y%m%d', opened_on)))
+        as incident_id,
+    opened_on,
+    if(day = resolved_on, resolved_on, null) as resolved_on,
+    frozen_baseline,
+    if(
+        opened_on is null, null, round((current_value / frozen_baseline - 1) * 100, 2)
+    ) as relative_to_frozen_pct,
+    if(opened_on is null, null, date_diff(day, opened_on, day) + 1) as days_open,
+    -- outside an incident the window columns describe no incident (they ran over every
+    -- day without one): null
+    case
+        when opened_on is null then null
+        when current_rank = 2 then 'CRITICAL'
+        when current_rank = 1 then 'WARNING'
+    end as incident_severity,
+    case
+        when opened_on is null then null
+        when previous_rank = 2 then 'CRITICAL'
+        when previous_rank = 1 then 'WARNING'
+    end as previous_severity,
+    case
+        when opened_on is null then null
+        when peak_rank = 2 then 'CRITICAL'
+        when peak_rank = 1 then 'WARNING'
+    end as peak_severity,
+    if(
+        opened_on is null,
+        null,
+        date_add(date '1970-01-01', interval div(last_alert_code, 10) day)
+    ) as last_alert_day,
+    case
+        when opened_on is null then null
+        when day = opened_on then 'open'
+        when day = resolved_on then 'resolve'
+        when not alert_flag then null
+        when current_rank > previous_rank then 'escalate'
+        when current_rank < previous_rank then 'de-escalate'
+        else 'update'
+    end as event
+from ranked
+where day between @from_date and @run_date
