@@ -11,6 +11,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
+# The sample's dates are from 2011: the age rule (notify_max_age_days, docs/incidents.md)
+# would withhold every delivery of its runs, so the sample targets turn it off.
+export RETENTIONOPS_NOTIFY_MAX_AGE_DAYS ?= 0
+
 # The documented CRITICAL and WARNING dates of the bundled sample (see README).
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
@@ -72,8 +76,11 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	@echo "Files of the run (brief, chart, audiences, run log copy):"
 	@ls -1 artifacts/runs/$(DEMO_DATE)/* | sed 's/^/  /'
 
-# The committed examples in artifacts/, copied from real DAG runs on the sample.
+# The committed examples in artifacts/, copied from real DAG runs on the sample, in a
+# warehouse of their own (so the runs are first deliveries, whatever the demo did before).
+artifacts: export RETENTIONOPS_DUCKDB_PATH := $(AIRFLOW_HOME)/artifacts.duckdb
 artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	rm -f $(RETENTIONOPS_DUCKDB_PATH)
 	$(BIN)/retentionops load-sample > /dev/null
 	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
 	@$(call with_playbook_sim, export RETENTIONOPS_ROLLOUT_MODE=production; \

@@ -25,7 +25,15 @@ This file is wiring only: each task is a few lines calling one operation of
 (`BigQueryInsertJobOperator` jobs on BigQuery, a DuckDB task otherwise).
 
 **Params** (manual runs): `rollout_mode` (shadow | pilot | production), `dry_run` (build
-everything, send nothing), `export_destination` (folder or gs://bucket/prefix).
+everything, send nothing), `export_destination` (folder or gs://bucket/prefix), `resend`
+(send an event already delivered again), `silence_until` / `silence_reason` (also the Airflow
+Variables `retentionops_silence_until` / `retentionops_silence_reason`, for scheduled runs).
+
+**Across days**: the playbook acts on the day's incident event (open, update, escalate,
+de-escalate, resolve: docs/incidents.md), delivers each event once (the `deliveries`
+ledger), and sends nothing for a quiet day, warm-up, a run older than
+`notify_max_age_days`, while silenced, or with `playbook_enabled: false`; the log row's
+`note` says why.
 
 **Backends**: `warehouse_backend: duckdb` (default) runs the SQL on the embedded DuckDB file,
 one task at a time (DuckDB allows one writer), SQL1–SQL5 in one `detection` task and one
@@ -56,6 +64,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, chain, task
 
 from retentionops import operators, service
+from retentionops.playbook import Delivery
 from retentionops.runlog import RunOutcome
 from retentionops.service import Run
 from retentionops.settings import load_settings
@@ -82,9 +91,19 @@ if SETTINGS.failure_notifications:
 
 
 def run_settings(params: Any) -> Any:
-    """The settings of this run: the file and environment, then the run's rollout Param."""
-    mode = (params or {}).get("rollout_mode")
-    return load_settings(rollout_mode=mode) if mode else load_settings()
+    """The settings of this run: the file and environment, then the Airflow Variables that
+    silence the playbook without a deploy, then the run's Params."""
+    return load_settings(**operators.run_overrides(params))
+
+
+def delivery(params: Any, dag_run: Any) -> Delivery:
+    """When this run started, and whether it is a dry run or an explicit resend."""
+    params = params or {}
+    return Delivery(
+        operators.run_started_at(dag_run),
+        dry_run=bool(params.get("dry_run")),
+        resend=bool(params.get("resend")),
+    )
 
 
 def destination(params: Any) -> str | None:
@@ -106,26 +125,37 @@ def get_alert_decision(ds: str | None = None) -> dict[str, Any]:
 
 
 @task(task_id="get_operational_context")
-def get_operational_context(ds: str | None = None, params: Any = None) -> dict[str, Any]:
-    return service.get_operational_context(run_settings(params), ds)
+def get_operational_context(
+    ds: str | None = None, params: Any = None, dag_run: Any = None
+) -> dict[str, Any]:
+    return service.get_operational_context(run_settings(params), ds, delivery(params, dag_run))
 
 
 @task.branch(task_id="choose_playbook")
 def choose_playbook(context: dict[str, Any]) -> str:
-    """Follow the playbook of the alert: ``no_alert``, ``warning`` or ``critical``."""
+    """Follow the day's incident event: ``warning`` or ``critical`` (an alert event),
+    ``resolved`` (the recovery brief) or ``no_alert`` (nothing to deliver)."""
     return context["plan"]["branch"]
 
 
 # The context is not an argument here: it would make get_operational_context an upstream,
 # and the brief would then also run on the no_alert branch. The operation reads it itself.
+# On `resolved` it is the recovery brief (no audience is exported).
 @task(
     task_id="render_brief",
     trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     multiple_outputs=True,
 )
-def render_brief(ds: str | None = None, run_id: str | None = None, params: Any = None) -> dict:
+def render_brief(
+    ds: str | None = None, run_id: str | None = None, params: Any = None, dag_run: Any = None
+) -> dict:
     return service.generate_brief(
-        run_settings(params), ds, "slack", destination=destination(params), run=Run.of_dag(run_id)
+        run_settings(params),
+        ds,
+        "slack",
+        destination=destination(params),
+        delivery=delivery(params, dag_run),
+        run=Run.of_dag(run_id),
     )
 
 
@@ -141,9 +171,8 @@ def export_audience(
     if tier not in plan["tiers"]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        raise AirflowSkipException(
-            f"the {plan['severity']} playbook exports {' + '.join(plan['tiers'])}, not {tier}"
-        )
+        exported = " + ".join(plan["tiers"]) or "no audience"
+        raise AirflowSkipException(f"the {plan['event']} playbook exports {exported}, not {tier}")
     return service.export_audience(
         run_settings(params), ds, tier, destination=destination(params), run=Run.of_dag(run_id)
     )
@@ -162,17 +191,20 @@ def prepare_playbook(
     ds: str | None = None,
     run_id: str | None = None,
     params: Any = None,
+    dag_run: Any = None,
 ) -> dict[str, Any] | None:
-    """The webhook body, kept next to the run's files; a dry run stops here (None)."""
-    payload = service.prepare_playbook(
+    """The webhook body, kept next to the run's files; a run that sends nothing (a dry run,
+    an event already delivered or too old, silence, the kill switch) stops here (None)."""
+    prepared = service.prepare_playbook(
         run_settings(params),
         ds,
         run=Run.of_dag(run_id),
         slack_brief=slack,
         exports=[e for e in exports if e],
         brief_link=files["markdown"],
+        delivery=delivery(params, dag_run),
     )
-    return None if (params or {}).get("dry_run") else payload
+    return prepared["payload"] if prepared["send"] else None
 
 
 @task(task_id="post_slack_fallback", trigger_rule=TriggerRule.ONE_FAILED, retries=0)
@@ -218,6 +250,7 @@ def write_run_log(
         started_at=operators.run_started_at(dag_run),
         daily=True,
         decision=decision or (context or {}).get("decision"),
+        plan=(context or {}).get("plan"),
         counts={t: v["count"] for t, v in context["tiers"].items()} if context else None,
         exports=[e for e in exports or [] if e],
         export_failed=any(step.startswith(EXPORT_AUDIENCE) for step in failed),
@@ -277,6 +310,22 @@ with DAG(
             description="A folder or gs://bucket/prefix for the CSV exports; empty = the "
             "export_destination setting.",
         ),
+        "resend": Param(
+            False,
+            type="boolean",
+            description="Send the day's event again although it was already delivered (or is "
+            "older than notify_max_age_days); the receiver gets the same dedupe_key.",
+        ),
+        "silence_until": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Send nothing until this date (YYYY-MM-DD); empty = the Airflow "
+            "Variable retentionops_silence_until, then the silence_until setting.",
+        ),
+        "silence_reason": Param(
+            None, type=["null", "string"], description="Why the playbook is silenced."
+        ),
     },
 ) as dag:
     detect = operators.detection_task(SETTINGS)
@@ -288,11 +337,11 @@ with DAG(
     )
 
     branch = choose_playbook(context)
-    no_alert, warning, critical = (EmptyOperator(task_id=name) for name in BRANCHES)
-    branch >> [no_alert, warning, critical]
+    no_alert, warning, critical, resolved = (EmptyOperator(task_id=name) for name in BRANCHES)
+    branch >> [no_alert, warning, critical, resolved]
 
     brief = render_brief()
-    [warning, critical] >> brief
+    [warning, critical, resolved] >> brief
     exports = export_audience.partial(plan=brief["plan"]).expand(tier=list(TIERS))
     prepared = prepare_playbook(brief["slack"], brief["files"], exports)
     trigger = operators.PlaybookWebhookOperator(

@@ -44,7 +44,6 @@ from typing import Any, TextIO
 
 from retentionops import playbook
 from retentionops.files import write_atomic
-from retentionops.vocabulary import ESCALATION_MENTION
 
 WEBHOOK_SCHEMA = "playbook_webhook"
 RESPONSE_SCHEMA = "playbook_response"
@@ -146,7 +145,8 @@ def _ticket_body(body: dict[str, Any], slack_ts: str) -> str:
     decision = body["decision"]
     counts = body["tier_counts"]
     lines = [
-        f"Retention alert for {body['run_date']} (Airflow run {body['run_id']}).",
+        f"Retention incident {body['incident']['incident_id']}: {body['incident']['event']} "
+        f"on {body['run_date']} (Airflow run {body['run_id']}).",
         f"Severity: {body['severity']} · rollout: {body['rollout_mode']} · "
         f"escalation: {'yes' if body['escalation'] else 'no'}",
         f"AT_RISK: {_fmt(decision['current_value'], '%')} vs baseline "
@@ -595,68 +595,97 @@ class PlaybookSimulator:
                 return ticket_id
 
     def _execute_once(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The answer of the first delivery with this key; later ones repeat it."""
+        """The answer of the first delivery with this key; later ones repeat it, unless the
+        body is an explicit resend (the scenario then acts on the event again)."""
         with self._lock:
             known = self._answers.get(key)
-        if known is not None:
+        if known is not None and not body.get("resend"):
             return {**known, "duplicate": True}
         answer = self._execute(body)
         with self._lock:
-            self._answers.setdefault(key, answer)
-            return self._answers[key]
+            self._answers[key] = answer
+            return answer
 
     def _execute(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Post the "Slack message" and open the "ticket" (as files); the 200 answer."""
+        """Post the "Slack message" and open, update or close the incident's "ticket" (as
+        files); the 200 answer. One ticket per incident: ``open`` (no ticket_id yet) creates
+        it, later events update it, ``resolve`` closes it; later posts reply in the first
+        post's thread."""
         shadow = bool(body["shadow"])
         folder = self.out_dir / "shadow" if shadow else self.out_dir
         folder.mkdir(parents=True, exist_ok=True)
+        incident = body["incident"]
         channel = body["slack_channel"]
         text = body["brief"]["text"]
-        if body["escalation"] and ESCALATION_MENTION not in text:
-            text = f"{ESCALATION_MENTION} {text}"
+        mention = body.get("mention")
+        if mention and mention not in text:
+            text = f"{mention} {text}"
         with self._lock:
             ts = self._next_ts(folder)
-            ticket_id = self._next_ticket_id(folder, shadow)
-            ticket_url = f"{self.base_url}/tickets/{ticket_id}"
             created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            ticket = self.find_ticket(incident["ticket_id"]) if incident["ticket_id"] else None
+            if ticket is None:
+                ticket_id = self._next_ticket_id(folder, shadow)
+                ticket = {
+                    "id": ticket_id,
+                    "incident_id": incident["incident_id"],
+                    "status": "open",
+                    "title": f"[{body['severity']}] Retention incident {incident['incident_id']} "
+                    f"(opened {incident['opened_on']})",
+                    "body": _ticket_body(body, ts),
+                    "rollout_mode": body["rollout_mode"],
+                    "shadow": shadow,
+                    "slack_channel": channel,
+                    "slack_thread_ts": ts,
+                    "url": f"{self.base_url}/tickets/{ticket_id}",
+                    "created_at": created,
+                    "events": [],
+                }
+            ticket["priority"] = body["ticket_priority"]
+            ticket["severity"] = body["severity"]
+            ticket["owner"] = body.get("owner")
+            ticket["due_at"] = body.get("due_at")
+            ticket["events"].append(
+                {
+                    "event": incident["event"],
+                    "run_date": body["run_date"],
+                    "run_id": body["run_id"],
+                    "severity": body["severity"],
+                    "tier_counts": body["tier_counts"],
+                    "exports": body["exports"],
+                    "brief_link": body["brief_link"],
+                    "slack_message_ts": ts,
+                    "resend": bool(body.get("resend")),
+                    "at": created,
+                }
+            )
+            if incident["event"] == "resolve":
+                ticket["status"] = "closed"
+                ticket["closed_at"] = created
             slack = {
                 "channel": channel,
                 "ts": ts,
+                "thread_ts": incident["thread_ts"] or ticket["slack_thread_ts"],
                 "text": text,
                 "blocks": body["brief"]["blocks"],
                 "escalation": body["escalation"],
-                "mention": ESCALATION_MENTION if body["escalation"] else None,
+                "mention": mention,
                 "shadow": shadow,
+                "incident_id": incident["incident_id"],
+                "event": incident["event"],
                 "run_id": body["run_id"],
                 "run_date": body["run_date"],
                 "posted_at": created,
             }
-            ticket = {
-                "id": ticket_id,
-                "priority": body["ticket_priority"],
-                "status": "open",
-                "title": f"[{body['severity']}] Retention alert {body['run_date']}",
-                "body": _ticket_body(body, ts),
-                "severity": body["severity"],
-                "run_id": body["run_id"],
-                "run_date": body["run_date"],
-                "rollout_mode": body["rollout_mode"],
-                "shadow": shadow,
-                "tier_counts": body["tier_counts"],
-                "exports": body["exports"],
-                "brief_link": body["brief_link"],
-                "slack_channel": channel,
-                "slack_message_ts": ts,
-                "url": ticket_url,
-                "created_at": created,
-            }
+            if slack["thread_ts"] == ts:
+                slack["thread_ts"] = None  # the first post starts the thread
             _write_json_atomic(folder / f"slack_{ts}.json", slack)
-            _write_json_atomic(folder / f"ticket_{ticket_id}.json", ticket)
+            _write_json_atomic(folder / f"ticket_{ticket['id']}.json", ticket)
         return {
             "slack_message_ts": ts,
-            "ticket_id": ticket_id,
+            "ticket_id": ticket["id"],
             "slack_channel": channel,
-            "ticket_url": ticket_url,
+            "ticket_url": ticket["url"],
             "shadow": shadow,
         }
 

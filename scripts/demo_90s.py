@@ -54,6 +54,8 @@ def _prepare(workdir: Path) -> dict[str, str]:
     env = {
         "RETENTIONOPS_DUCKDB_PATH": str(workdir / "warehouse.duckdb"),
         "RETENTIONOPS_ARTIFACTS_DIR": str(workdir / "artifacts"),
+        # the sample is from 2011: without this the age rule would withhold the playbook
+        "RETENTIONOPS_NOTIFY_MAX_AGE_DAYS": "0",
     }
     loaded = clean_uci(generate_uci_sample())
     with open_warehouse(load_settings(env=env)) as warehouse:  # closed before the server starts

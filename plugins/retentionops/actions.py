@@ -21,7 +21,7 @@ from retentionops.detection import (
     run_step,
     stored_alert_decision,
 )
-from retentionops.playbook import PlaybookPlan, playbook_plan
+from retentionops.playbook import Delivery, PlaybookPlan, decide_delivery, playbook_plan
 from retentionops.settings import Settings, split_list
 from retentionops.sql import priority_parameters
 from retentionops.vocabulary import RISK_LEVELS, STATUSES, TIER_NAMES, TIERS
@@ -48,6 +48,8 @@ class Context(TypedDict):
 
     run_date: str
     decision: dict[str, Any]
+    incident: dict[str, Any] | None
+    note: str | None
     plan: PlaybookPlan
     status_distribution: dict[str, int]
     risk_by_status: dict[str, dict[str, int]]
@@ -162,8 +164,16 @@ def empty_tier_reason(
     return f"no customer is {status} + {' or '.join(levels)} risk on {day}"
 
 
-def get_operational_context(warehouse: Warehouse, settings: Settings, run_date: Any) -> Context:
-    """The one structure behind the brief, the log, the CLI and the MCP tools."""
+def get_operational_context(
+    warehouse: Warehouse,
+    settings: Settings,
+    run_date: Any,
+    delivery: Delivery | None = None,
+) -> Context:
+    """The one structure behind the brief, the log, the CLI and the MCP tools: the decision,
+    the incident of the day, what the playbook does and whether this run sends it."""
+    from retentionops import incidents
+
     day = as_date(run_date)
     require_queue(warehouse, day)
     decision = stored_alert_decision(warehouse, settings, day)
@@ -185,7 +195,17 @@ def get_operational_context(warehouse: Warehouse, settings: Settings, run_date: 
             median_revenue = float(row["metric_value"] or 0.0)
     if not any(sum(levels.values()) for levels in matrix.values()):
         raise DetectionError(f"no customer has an order on or before {day}")
-    plan = playbook_plan(decision, settings.rollout_mode, settings)
+    incident = incidents.incident_on(warehouse, settings, day)
+    note = incidents.day_note(warehouse, settings, day, incident)
+    plan = playbook_plan(decision, settings.rollout_mode, settings, incident)
+    plan = decide_delivery(
+        plan,
+        settings,
+        day,
+        delivery or Delivery.now(),
+        incidents.delivered_at(warehouse, plan["dedupe_key"]),
+        note,
+    )
     exported = plan["tiers"]
     if settings.impact_value_basis == "value_proxy":
         targeted = sum(counts[t] for t in exported) or sum(counts.values())
@@ -197,6 +217,8 @@ def get_operational_context(warehouse: Warehouse, settings: Settings, run_date: 
     return {
         "run_date": day.isoformat(),
         "decision": decision,
+        "incident": incident,
+        "note": note,
         "plan": plan,
         "status_distribution": {s: sum(levels.values()) for s, levels in matrix.items()},
         "risk_by_status": matrix,

@@ -149,9 +149,10 @@ def _mention_label(mention: str) -> str:
 def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     """The playbook this run executes, step by step, as ``playbook_plan`` decided it."""
     severity = decision["severity"]
-    if not plan["alerting"]:
-        why = "alert flag is false"
-        if severity in ("WARNING", "CRITICAL"):
+    event = plan.get("event")
+    if not event:
+        why = plan.get("reason") or "alert flag is false"
+        if not plan.get("reason") and severity in ("WARNING", "CRITICAL"):
             why += (
                 f" although severity is {severity} "
                 "(sample below the minimum size or no baseline yet)"
@@ -162,32 +163,42 @@ def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
             "skipped": f"No playbook; run logged as skipped ({why}).",
         }
     channel, priority = plan["slack_channel"], plan["ticket_priority"]
+    incident = plan.get("incident_id")
     if plan["shadow"]:
         post = f"Send the brief flagged shadow (the scenario posts nothing real; {channel} only)"
         ticket = f"Open no real ticket: a shadow ticket, priority {priority}"
     else:
         post = f"Post to Slack {channel}"
+        if event != "open":
+            post = f"Reply in the incident's Slack thread in {channel}"
         if plan["escalation"]:
             post += f" with an escalation mention ({_mention_label(plan['mention'])})"
-        ticket = f"Create a ticket, priority {priority}"
-    name = severity
+        ticket = {
+            "open": f"Open the incident's ticket ({incident}), priority {priority}",
+            "resolve": f"Close the incident's ticket ({incident})",
+        }.get(event, f"Update the incident's ticket ({incident}), priority {priority}")
+    name = str(plan["severity"] or severity)
+    if event == "resolve":
+        name = "RECOVERY"
     if plan["rollout_mode"] != "production":
         name += f" — {plan['rollout_mode'].upper()} rollout"
-        if plan["rollout_mode"] == "pilot" and severity == "CRITICAL":
+        pilot_critical = plan["rollout_mode"] == "pilot" and plan["severity"] == "CRITICAL"
+        if pilot_critical and event != "resolve":
             name += " (delivered as the WARNING playbook: no escalation)"
-    steps = [
-        post,
-        ticket,
-        f"Export the {' + '.join(plan['tiers'])} audiences",
-        "Update the run log (ops_runs_log)",
-    ]
-    return {"name": name, "steps": steps, "skipped": None}
+    steps = [post, ticket]
+    if plan["tiers"]:
+        steps.append(f"Export the {' + '.join(plan['tiers'])} audiences")
+    steps.append("Update the run log (ops_runs_log)")
+    skipped = None if plan.get("send", True) else f"Nothing is sent: {plan['reason']}."
+    return {"name": name, "steps": steps, "skipped": skipped}
 
 
 def _banner(plan: dict[str, Any]) -> str | None:
-    """The first line of a brief that did not go to the production channel."""
-    if not plan["alerting"]:
+    """The first line of a brief that was not sent, or not to the production channel."""
+    if not plan.get("event"):
         return None
+    if not plan.get("send", True):
+        return f"NOT SENT — {plan['reason']}."
     if plan["shadow"]:
         return (
             "SHADOW — rollout test: nothing was posted to real channels and no real ticket "
@@ -196,6 +207,34 @@ def _banner(plan: dict[str, Any]) -> str | None:
     if plan["rollout_mode"] == "pilot":
         return f"PILOT — delivered to {plan['slack_channel']} only, without escalation."
     return None
+
+
+def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
+    """Which incident this is, in one line: day N, opened on, peak, pre-incident vs now."""
+    incident = context.get("incident")
+    if not incident or not incident.get("incident_id"):
+        return None
+    event = incident.get("event")
+    words = {
+        "open": "opens",
+        "update": "continues",
+        "escalate": "escalates",
+        "de-escalate": "eases",
+        "resolve": "is resolved",
+        None: "is open, no change today",
+    }[event]
+    line = (
+        f"Incident {incident['incident_id']} {words}: day {incident['days_open']} since "
+        f"{incident['opened_on']}, peak {incident['peak_severity']}; AT_RISK "
+        f"{fmt_pct(incident['current_value'])} against {fmt_pct(incident['frozen_baseline'])} "
+        f"before the incident ({fmt_relative(incident['relative_to_frozen_pct'])})."
+    )
+    if event == "resolve":
+        line += (
+            " The share has been back below the WARNING threshold against the pre-incident "
+            "baseline for the whole resolution window: the audiences are not exported again."
+        )
+    return {"id": incident["incident_id"], "event": event, "line": line}
 
 
 def _facts(
@@ -259,13 +298,21 @@ def _facts(
     for row in risk.values():
         levels += [level for level in row if level not in levels]
 
-    title_state = severity if alerting else f"no alert ({severity})"
-    trial = alerting and plan["rollout_mode"] != "production"
+    event = plan.get("event")
+    if event == "resolve":
+        title_state = f"RESOLVED ({plan['incident_id']})"
+    elif event:
+        title_state = str(plan["severity"])
+    else:
+        title_state = f"no alert ({severity})"
+    trial = bool(event) and plan["rollout_mode"] != "production"
     mode = f"[{plan['rollout_mode'].upper()}] " if trial else ""
     return {
         "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
         "mode_tag": mode,
         "banner": _banner(plan),
+        "incident": _incident_facts(context),
+        "note": context.get("note"),
         "run_date": str(context["run_date"]),
         "run_id": run_id,
         "severity": severity,
@@ -442,8 +489,12 @@ def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
         }
     ]
     lead = "*Situation*"
+    if f["incident"]:
+        lead = f"{e(f['incident']['line'])}\n{lead}"
+    elif f["note"]:
+        lead = f"{e(f['note'])}\n{lead}"
     if f["escalate"]:
-        lead = f"{f['mention']} escalation: CRITICAL retention alert\n*Situation*"
+        lead = f"{f['mention']} escalation: CRITICAL retention alert\n{lead}"
     if f["banner"]:
         lead = f"*{e(f['banner'])}*\n{lead}"
     blocks.append(_section(lead, [f"*{e(label)}*\n{e(value)}" for label, value in f["situation"]]))

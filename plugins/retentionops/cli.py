@@ -200,8 +200,20 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
     return service.trigger_playbook(
-        settings, args.date, rollout_mode=args.rollout_mode, interface=INTERFACE
+        settings, args.date, rollout_mode=args.rollout_mode, resend=args.resend, interface=INTERFACE
     )
+
+
+def cmd_incidents(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
+
+    return _warn(service.list_incidents(settings, getattr(args, "from"), args.to))
+
+
+def cmd_incident(args: argparse.Namespace, settings: Any) -> Any:
+    from retentionops import service
+
+    return service.get_incident(settings, args.date)
 
 
 def cmd_recommend(args: argparse.Namespace, settings: Any) -> Any:
@@ -331,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "trigger", cmd_trigger, "export, brief and send the playbook of an alert date"
     )
     trigger.add_argument("--rollout-mode", choices=ROLLOUT_MODES, default=None)
+    trigger.add_argument(
+        "--resend",
+        action="store_true",
+        help="send the day's event again although it was delivered (same dedupe_key)",
+    )
+    _ranged(commands, "incidents", cmd_incidents, "the incidents of a date range and their events")
+    _dated(commands, "incident", cmd_incident, "the incident state of one date")
     recommend = _dated(
         commands, "recommend", cmd_recommend, "one customer's tier and recommended action"
     )

@@ -38,3 +38,22 @@ def get_health(warehouse: Warehouse, start: dt.date, end: dt.date) -> dict[str, 
         },
         "counts": total,
     }
+
+
+def alert_frequency(days: list[dict[str, Any]], target: int) -> dict[str, dict[str, Any]]:
+    """Per month: incidents opened and alert days against the target (design 15: "low
+    single digits per month"), with warm-up alert days counted apart (they open nothing)."""
+    months: dict[str, dict[str, Any]] = {}
+    for day in days:
+        month = months.setdefault(
+            str(day["day"])[:7],
+            {"incidents_opened": 0, "alert_days": 0, "warmup_alert_days": 0},
+        )
+        if day["event"] == "open":
+            month["incidents_opened"] += 1
+        if day["alert_flag"]:
+            key = "warmup_alert_days" if day["phase"] == "warmup" else "alert_days"
+            month[key] += 1
+    for month in months.values():
+        month["over_target"] = month["incidents_opened"] > target
+    return months

@@ -157,7 +157,8 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
     write_out = _annotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
     )
-    # posts to Slack and opens a ticket: each call acts again
+    # posts to Slack and opens, updates or closes a ticket: a repeat sends nothing, but a
+    # resend acts again, so it is not idempotent
     send = _annotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
     )
@@ -225,17 +226,42 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
         title="Trigger playbook",
         annotations=send,
     )
-    def trigger_playbook(date: RunDate, rollout_mode: RolloutMode = None) -> dict[str, Any]:
-        """Send the date's playbook to the Make webhook (Slack post + ticket; CRITICAL escalates),
-        after exporting the tiers of the severity; logs the ticket id. Refused for a date
-        without an alert. Not idempotent: each call posts again."""
+    def trigger_playbook(
+        date: RunDate,
+        rollout_mode: RolloutMode = None,
+        resend: Annotated[
+            bool,
+            Field(description="Send the day's event again although it was already delivered."),
+        ] = False,
+    ) -> dict[str, Any]:
+        """Deliver the date's incident event through the Make webhook (Slack post or thread
+        reply; the incident's ticket opened, updated or closed), after exporting the tiers of
+        an alert; logs the ticket id. Each event is delivered once: a repeat answers
+        sent=false with the reason, unless resend. Refused for a date without an event."""
         return call(
             "trigger_playbook",
             service.trigger_playbook,
             date,
             rollout_mode=rollout_mode,
+            resend=resend,
             interface=INTERFACE,
         )
+
+    # -- incidents across days -----------------------------------------------------------
+    @server.tool(title="Incident of a date", annotations=write_local)
+    def get_incident(date: RunDate) -> dict[str, Any]:
+        """The incident state of a date: warm-up, quiet or an incident (its id, day N, opened
+        on, current and peak severity, pre-incident baseline vs now) and the day's event
+        (open, update, escalate, de-escalate, resolve, or none). Stores the alert history it
+        needs when detection has not (the same SQL5 rows detection stores)."""
+        return call("get_incident", service.get_incident, date)
+
+    @server.tool(title="Incidents of a range", annotations=write_local)
+    def list_incidents(from_date: FromDate, to_date: ToDate) -> dict[str, Any]:
+        """The incidents of a date range with their events, as they stood on its last day;
+        warm-up days (no incident can open) are counted apart. Stores the alert history it
+        needs when detection has not (the same SQL5 rows detection stores)."""
+        return call("list_incidents", service.list_incidents, from_date, to_date)
 
     # -- v2 (design 8.3) and health (design 15) ----------------------------------------
     @server.tool(title="Recommended action", annotations=read)

@@ -130,7 +130,7 @@ def create_tables_task(settings: Settings, task_id: str = "create_tables") -> An
         from retentionops import bigquery
         from retentionops.sql import TABLES
 
-        return _bigquery_job(settings, task_id, bigquery.create_tables_job(TABLES))
+        return _bigquery_job(settings, task_id, bigquery.create_tables_job(settings, TABLES))
     from airflow.sdk import task
 
     return task(task_id=task_id)(_create_tables)()
@@ -214,15 +214,46 @@ class PlaybookWebhookOperator(HttpOperator):
         return PlaybookHook(self.method, http_conn_id=self.http_conn_id)
 
     def execute(self, context: Any) -> Any:
+        """Send the body, then record the delivery in the ledger (a re-run finds it)."""
         settings = load_settings()
         connections.mask(connections.known_secrets(settings))
-        if isinstance(self.data, dict):
-            self.headers = {**self.headers, IDEMPOTENCY_HEADER: self.data["dedupe_key"]}
-            self.data = json.dumps(self.data)
+        payload = self.data if isinstance(self.data, dict) else json.loads(self.data)
+        self.headers = {**self.headers, IDEMPOTENCY_HEADER: payload["dedupe_key"]}
+        self.data = json.dumps(payload)
         # read at run time, like every other setting of a task
         self.extra_options = {**self.extra_options, "timeout": settings.webhook_timeout_seconds}
         self.retry_args = retry_args(settings)
-        return super().execute(context)
+        answer = super().execute(context)
+        service.record_delivery(settings, payload, answer, context["run_id"])
+        return answer
+
+
+# -- the settings of a run -----------------------------------------------------------------------
+
+#: Airflow Variables that silence the playbook without a deploy (scheduled runs).
+SILENCE_VARIABLES = {
+    "silence_until": "retentionops_silence_until",
+    "silence_reason": "retentionops_silence_reason",
+}
+
+
+def run_overrides(params: Any) -> dict[str, Any]:
+    """Settings a run overrides: the silence Variables, then the run's Params (rollout mode,
+    silence); unset ones keep the file's and environment's values."""
+    from airflow.sdk import Variable
+
+    overrides: dict[str, Any] = {}
+    for key, variable in SILENCE_VARIABLES.items():
+        try:
+            value = Variable.get(variable, default=None)
+        except Exception:  # no metadata database or secrets backend reachable: no Variable
+            value = None
+        if value:
+            overrides[key] = value
+    for key in ("rollout_mode", "silence_until", "silence_reason"):
+        if (params or {}).get(key):
+            overrides[key] = params[key]
+    return overrides
 
 
 # -- the run log of a DAG run -------------------------------------------------------------------

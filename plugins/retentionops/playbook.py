@@ -9,8 +9,10 @@ contract is published as JSON Schema under ``include/contracts/``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, TypedDict
@@ -18,9 +20,10 @@ from typing import Any, TypedDict
 from retentionops.errors import UserError
 from retentionops.settings import Settings
 from retentionops.vocabulary import (
-    ESCALATION_MENTION,
+    ALERT_EVENTS,
     NO_ALERT,
     PLAYBOOK_TIERS,
+    RESOLVED,
     ROLLOUT_MODES,
     TICKET_PRIORITIES,
 )
@@ -56,11 +59,13 @@ class PermanentWebhookError(WebhookError):
 
 
 class PlaybookPlan(TypedDict):
-    """What a run delivers for its alert decision under a rollout mode."""
+    """What a run delivers, given its incident event, under a rollout mode."""
 
-    branch: str  # no_alert | warning | critical: the DAG's branch
-    alerting: bool
-    severity: str
+    branch: str  # no_alert | warning | critical | resolved: the DAG's branch
+    event: str | None  # the incident's event of the day (None: nothing to act on)
+    alerting: bool  # an alert event (open, update, escalate, de-escalate): audiences + brief
+    severity: str | None  # the incident's current severity
+    incident_id: str | None
     tiers: list[str]  # the audiences exported
     rollout_mode: str
     shadow: bool
@@ -68,44 +73,149 @@ class PlaybookPlan(TypedDict):
     mention: str | None  # the Slack escalation mention, only when escalating
     ticket_priority: str | None
     slack_channel: str | None
+    dedupe_key: str | None  # the delivery's idempotency key: the same event, the same key
+    send: bool  # whether this run sends the event (see ``reason`` when it does not)
+    reason: str | None  # why nothing is sent, in words for the brief and the run log
 
 
-def playbook_plan(decision: dict[str, Any], rollout_mode: str, settings: Settings) -> PlaybookPlan:
-    """What the playbook does for a decision under a rollout mode (design sections 9, 16).
+@dataclass(frozen=True)
+class Delivery:
+    """The facts of the run that decide whether an event is sent: when it started, and
+    whether it is a dry run or an explicit resend."""
 
-    - No alert (``alert_flag`` false): nothing is exported or sent (branch ``no_alert``).
-    - The audiences always follow the alert's severity (WARNING: P1 + P2, CRITICAL: P1 + P2
-      + P3), so the lists are ready whatever the rollout stage.
-    - production: WARNING -> HIGH ticket in the production channel; CRITICAL -> URGENT
-      ticket with the escalation mention.
-    - pilot: the WARNING playbook only, in the pilot channel: a CRITICAL day gets a HIGH
-      ticket and no escalation, so nothing is lost during the pilot.
-    - shadow: sent flagged ``shadow: true`` to the pilot channel, HIGH, no escalation; the
-      scenario must not post to real channels nor open real tickets.
+    started_at: dt.datetime
+    dry_run: bool = False
+    resend: bool = False
+
+    @classmethod
+    def now(cls, *, dry_run: bool = False, resend: bool = False) -> Delivery:
+        return cls(dt.datetime.now(dt.UTC), dry_run=dry_run, resend=resend)
+
+
+def slack_mention(mention: str) -> str:
+    """A setting's mention in Slack's mrkdwn: @here -> <!here>, @channel -> <!channel>."""
+    text = mention.strip()
+    if text in ("@here", "@channel", "@everyone"):
+        return f"<!{text[1:]}>"
+    return text
+
+
+def dedupe_key(incident_id: str, event: str, run_date: Any, rollout_mode: str) -> str:
+    """The idempotency key of one event's delivery: a re-run, a retry or a backfill of the
+    date carries the same key, so a receiver that saw it does not act again."""
+    return f"{incident_id}:{event}:{run_date}:{rollout_mode}"
+
+
+def playbook_plan(
+    decision: dict[str, Any],
+    rollout_mode: str,
+    settings: Settings,
+    incident: dict[str, Any] | None = None,
+) -> PlaybookPlan:
+    """What the playbook does on a day under a rollout mode (design sections 9, 16).
+
+    With an incident layer (``incident``: the day's row of incident_days.sql) the playbook
+    acts on the incident's event of the day: ``open``, ``update``, ``escalate`` and
+    ``de-escalate`` deliver the alert (audiences, brief, ticket); ``resolve`` delivers a
+    recovery brief and closes the ticket; a quiet day, warm-up or no incident delivers
+    nothing. Without it (``incident`` None), an alerting decision acts like an ``open``.
+
+    - The audiences follow the alert's severity (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3),
+      whatever the rollout stage.
+    - production: WARNING -> HIGH ticket, CRITICAL -> URGENT, in the production channel;
+      the escalation mention only when an incident opens at CRITICAL or escalates.
+    - pilot: the WARNING playbook only (HIGH, no mention), in the pilot channel.
+    - shadow: sent flagged ``shadow: true`` to the pilot channel, HIGH, no mention.
+
+    ``send`` starts True for an event; :func:`decide_delivery` settles it.
     """
     if rollout_mode not in ROLLOUT_MODES:
         raise ValueError(f"rollout mode {rollout_mode!r} is not one of {', '.join(ROLLOUT_MODES)}")
-    severity = str(decision["severity"])
-    tiers = list(PLAYBOOK_TIERS.get(severity, ())) if decision.get("alert_flag") else []
-    alerting = bool(tiers)
-    escalation = alerting and severity == "CRITICAL" and rollout_mode == "production"
-    channel = (
-        settings.slack_channel if rollout_mode == "production" else settings.pilot_slack_channel
+    if incident is None:
+        alerting_day = bool(decision.get("alert_flag")) and decision["severity"] in PLAYBOOK_TIERS
+        event = "open" if alerting_day else None
+        severity = decision["severity"] if alerting_day else None
+        incident_id = f"ALERT-{decision.get('alert_date')}" if alerting_day else None
+    else:
+        event = incident.get("event")
+        severity = incident.get("incident_severity")
+        incident_id = incident.get("incident_id")
+    alerting = event in ALERT_EVENTS
+    production = rollout_mode == "production"
+    escalation = production and (
+        (event == "open" and severity == "CRITICAL") or event == "escalate"
     )
+    channel = settings.slack_channel if production else settings.pilot_slack_channel
+    if alerting:
+        branch = str(severity).lower()
+    elif event == "resolve":
+        branch = RESOLVED
+    else:
+        branch = NO_ALERT
+    run_date = decision.get("alert_date")
     return {
-        "branch": severity.lower() if alerting else NO_ALERT,
+        "branch": branch,
+        "event": event,
         "alerting": alerting,
         "severity": severity,
-        "tiers": tiers,
+        "incident_id": incident_id,
+        "tiers": list(PLAYBOOK_TIERS[severity]) if alerting else [],
         "rollout_mode": rollout_mode,
         "shadow": rollout_mode == "shadow",
         "escalation": escalation,
-        "mention": ESCALATION_MENTION if escalation else None,
-        "ticket_priority": (TICKET_PRIORITIES["CRITICAL" if escalation else "WARNING"])
-        if alerting
+        "mention": slack_mention(settings.escalation_mention) if escalation else None,
+        "ticket_priority": TICKET_PRIORITIES[
+            "CRITICAL" if production and severity == "CRITICAL" else "WARNING"
+        ]
+        if event
         else None,
-        "slack_channel": channel if alerting else None,
+        "slack_channel": channel if event else None,
+        "dedupe_key": dedupe_key(incident_id, event, run_date, rollout_mode) if event else None,
+        "send": bool(event),
+        "reason": None,
     }
+
+
+def decide_delivery(
+    plan: PlaybookPlan,
+    settings: Settings,
+    run_date: dt.date,
+    delivery: Delivery,
+    delivered_at: Any = None,
+    note: str | None = None,
+) -> PlaybookPlan:
+    """Settle whether the run sends its event, and say why not (the first reason wins).
+
+    ``delivered_at`` is when the ledger recorded this event (None: never); ``note`` says
+    why there is no event (warm-up, a quiet day of an open incident).
+    """
+    today = delivery.started_at.date()
+    reason = None
+    if not plan["event"]:
+        reason = note or "no alert: nothing to deliver"
+    elif not settings.playbook_enabled:
+        reason = "playbook_enabled is false (the kill switch): nothing is sent"
+    elif settings.silence_until and today <= dt.date.fromisoformat(settings.silence_until):
+        because = f" because {settings.silence_reason}" if settings.silence_reason else ""
+        reason = f"silenced until {settings.silence_until}{because}"
+    elif (
+        settings.notify_max_age_days
+        and not delivery.resend
+        and (today - run_date).days > settings.notify_max_age_days
+    ):
+        reason = (
+            f"{run_date} is {(today - run_date).days} days old when this run starts "
+            f"(notify_max_age_days = {settings.notify_max_age_days}): history is not news, "
+            "nothing is sent; start the run with resend to send it anyway"
+        )
+    elif delivered_at is not None and not delivery.resend:
+        reason = (
+            f"already delivered ({plan['event']} of {plan['incident_id']}, {delivered_at}): "
+            "start the run with resend to send it again"
+        )
+    elif delivery.dry_run:
+        reason = "dry run: everything is built, nothing is sent"
+    return {**plan, "send": reason is None, "reason": reason}
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -124,11 +234,6 @@ def validator(name: str) -> Any:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def dedupe_key(run_id: str, run_date: Any) -> str:
-    """The idempotency key of one delivery: the same for every retry of it."""
-    return f"retentionops:{run_date}:{run_id}"
-
-
 def build_payload(
     *,
     run_id: str,
@@ -136,11 +241,20 @@ def build_payload(
     slack_brief: dict[str, Any],
     exports: list[dict[str, Any]],
     brief_link: str | None,
+    settings: Settings,
+    thread: dict[str, Any] | None = None,
+    delivery: Delivery | None = None,
 ) -> dict[str, Any]:
-    """The JSON body posted to the Make webhook (``playbook_webhook.schema.json``)."""
+    """The JSON body posted to the Make webhook (``playbook_webhook.schema.json``).
+
+    ``thread`` is the incident's first delivery in this rollout mode (its ticket and Slack
+    message), so later events update that ticket and reply in that thread.
+    """
     decision, plan = context["decision"], context["plan"]
-    if not plan["alerting"]:
-        raise ValueError(f"no playbook for a run without an alert ({context['run_date']})")
+    if not plan["event"]:
+        raise ValueError(f"no playbook event on {context['run_date']}: nothing to send")
+    incident = context.get("incident") or {}
+    delivery = delivery or Delivery.now()
     keys = (
         "current_value",
         "baseline_value",
@@ -150,18 +264,35 @@ def build_payload(
         "threshold_warning",
         "threshold_critical",
     )
+    due = delivery.started_at + dt.timedelta(hours=settings.response_sla_hours)
     return {
         "contract_version": CONTRACT_VERSION,
         "run_id": run_id,
-        "dedupe_key": dedupe_key(run_id, context["run_date"]),
+        "dedupe_key": plan["dedupe_key"],
         "run_date": context["run_date"],
-        "severity": decision["severity"],
+        "severity": plan["severity"],
         "alert_flag": bool(decision["alert_flag"]),
         "rollout_mode": plan["rollout_mode"],
         "shadow": plan["shadow"],
         "escalation": plan["escalation"],
+        "mention": plan["mention"],
         "ticket_priority": plan["ticket_priority"],
         "slack_channel": plan["slack_channel"],
+        "incident": {
+            "incident_id": plan["incident_id"],
+            "event": plan["event"],
+            "opened_on": incident.get("opened_on") or context["run_date"],
+            "days_open": incident.get("days_open") or 1,
+            "previous_severity": incident.get("previous_severity"),
+            "peak_severity": incident.get("peak_severity") or plan["severity"],
+            "pre_incident_baseline": incident.get("frozen_baseline")
+            or decision.get("baseline_value"),
+            "ticket_id": (thread or {}).get("ticket_id"),
+            "thread_ts": (thread or {}).get("slack_message_ts"),
+        },
+        "owner": settings.incident_owner or None,
+        "due_at": due.isoformat(timespec="seconds"),
+        "resend": delivery.resend,
         "decision": {key: decision.get(key) for key in keys},
         "tier_counts": {tier: info["count"] for tier, info in context["tiers"].items()},
         "exports": [
@@ -208,9 +339,7 @@ def parse_response(response: Any) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise PermanentWebhookError("webhook answered JSON that is not an object")
-    problems = sorted(
-        {error.message for error in validator("playbook_response").iter_errors(body)}
-    )
+    problems = sorted({error.message for error in validator("playbook_response").iter_errors(body)})
     if problems:
         raise PermanentWebhookError(
             f"webhook answered HTTP {response.status_code} but broke the contract "

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from retentionops.detection import as_date, jsonable
 from retentionops.files import write_json_atomic
 from retentionops.settings import Settings
-from retentionops.vocabulary import INTERFACES, PLAYBOOK_TIERS
+from retentionops.vocabulary import INTERFACES
 from retentionops.warehouse import Warehouse
 
 #: BigQuery types of the MERGE parameters (a NULL value still needs a type).
@@ -48,6 +48,9 @@ RUN_LOG_TYPES = {
     "interface": "STRING",
     "playbook_status": "STRING",
     "export_status": "STRING",
+    "incident_id": "STRING",
+    "incident_event": "STRING",
+    "note": "STRING",
 }
 #: Longest error text kept in a row (the whole story stays in the task log).
 MAX_ERROR_LENGTH = 2000
@@ -80,6 +83,9 @@ class RunLogRow(TypedDict):
     interface: str
     playbook_status: str | None
     export_status: str | None
+    incident_id: str | None
+    incident_event: str | None
+    note: str | None
 
 
 @dataclasses.dataclass
@@ -87,7 +93,8 @@ class RunOutcome:
     """What is known of one run; ``None`` means "not known / not part of this run".
 
     ``daily`` marks the DAG's daily run, whose purpose is the playbook: a day without an
-    alert is ``skipped``; any other run without an error is ``success``.
+    event to deliver is ``skipped``; any other run without an error is ``success``.
+    ``plan`` is the day's playbook plan (its event, whether it is sent, and why not).
     """
 
     run_id: str
@@ -96,6 +103,7 @@ class RunOutcome:
     started_at: dt.datetime | None = None
     daily: bool = False
     decision: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
     counts: dict[str, int] | None = None
     exports: list[dict[str, Any]] | None = None
     export_failed: bool = False
@@ -115,13 +123,6 @@ class RunOutcome:
         return self
 
 
-def is_alerting(decision: dict[str, Any] | None) -> bool:
-    """True when the decision calls for a playbook (the alert fired at an alerting severity)."""
-    return bool(
-        decision and decision.get("alert_flag") and decision.get("severity") in PLAYBOOK_TIERS
-    )
-
-
 def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     """The ``ops_runs_log`` row of a run, given what happened (the one rule)."""
     if outcome.interface not in INTERFACES:
@@ -130,30 +131,33 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
         )
     now = now or dt.datetime.now(dt.UTC)
     decision = outcome.decision or {}
-    known = outcome.decision is not None
-    alerting = is_alerting(outcome.decision)
+    plan = outcome.plan or {}
+    known = outcome.plan is not None
+    has_event = bool(plan.get("event"))
     failed = bool(outcome.failed_steps or outcome.errors)
 
     if failed:
         status = "failed"
-    elif outcome.daily and known and not alerting:
+    elif outcome.daily and known and not has_event:
         status = "skipped"
     else:
         status = "success"
 
-    if known and not alerting:
+    if known and not has_event:
         playbook_status = "not_needed"
     elif outcome.answer:
         playbook_status = "sent"
     elif outcome.playbook_failed:
         playbook_status = "failed"
-    elif outcome.dry_run and alerting:
+    elif outcome.dry_run and has_event:
         playbook_status = "dry_run"
+    elif known and not plan.get("send"):
+        playbook_status = "suppressed"  # an event to send, withheld: the note says why
     else:
         playbook_status = None  # the run never reached the playbook, or had none
 
     exports = outcome.exports
-    if outcome.daily and known and not alerting:
+    if outcome.daily and known and not plan.get("alerting"):
         exports = []
     if outcome.export_failed:
         export_status = "failed"
@@ -201,6 +205,9 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
         "interface": outcome.interface,
         "playbook_status": playbook_status,
         "export_status": export_status,
+        "incident_id": plan.get("incident_id"),
+        "incident_event": plan.get("event"),
+        "note": plan.get("reason") if playbook_status != "sent" else None,
     }
 
 

@@ -27,6 +27,7 @@ from retentionops.connections import ConnectionMissingError, known_secrets, reda
 from retentionops.detection import as_date
 from retentionops.errors import ServiceError, UserError
 from retentionops.files import write_json_atomic
+from retentionops.playbook import Delivery
 from retentionops.runlog import RunOutcome
 from retentionops.settings import Settings
 from retentionops.vocabulary import BRIEF_FORMATS, INTERFACES, ROLLOUT_MODES, TIERS
@@ -250,11 +251,14 @@ def alert_series(settings: Settings, from_date: Any, to_date: Any) -> list[dict[
 # -- the action pack ------------------------------------------------------------------------
 
 
-def get_operational_context(settings: Settings, run_date: Any) -> actions.Context:
-    """Status distribution, risk x status, tier counts, empty-tier reasons and the playbook."""
+def get_operational_context(
+    settings: Settings, run_date: Any, delivery: Delivery | None = None
+) -> actions.Context:
+    """Status distribution, risk x status, tier counts, empty-tier reasons, the incident of
+    the day and the playbook (whether this run sends it, and why not)."""
     day = as_date(run_date)
     with open_warehouse(settings, read_only=True) as warehouse:
-        return actions.get_operational_context(warehouse, settings, day)
+        return actions.get_operational_context(warehouse, settings, day, delivery)
 
 
 def build_priority_queue(
@@ -293,6 +297,7 @@ def generate_brief(
     fmt: str = "markdown",
     *,
     destination: str | None = None,
+    delivery: Delivery | None = None,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
@@ -308,11 +313,11 @@ def generate_brief(
     run = run or Run.start(interface, "generate_brief", day)
     with _recorded(settings, run, "generate_brief", day) as outcome:
         with open_warehouse(settings) as warehouse:
-            context = actions.get_operational_context(warehouse, settings, day)
+            context = actions.get_operational_context(warehouse, settings, day, delivery)
             files = pack.render_brief_files(
                 warehouse, settings, context, run_id=run.run_id, destination=destination
             )
-        outcome.decision = context["decision"]
+        outcome.decision, outcome.plan = context["decision"], context["plan"]
         outcome.counts = {tier: info["count"] for tier, info in context["tiers"].items()}
         outcome.brief_link = files["markdown"]
     links = pack.planned_export_links(settings, day, context["plan"]["tiers"], destination)
@@ -380,28 +385,50 @@ def prepare_playbook(
     slack_brief: dict[str, Any],
     exports: list[dict[str, Any]],
     brief_link: str | None,
+    delivery: Delivery | None = None,
 ) -> dict[str, Any]:
-    """The webhook body of the date's playbook, kept as ``playbook_request.json``."""
+    """The webhook body of the date's incident event, kept as ``playbook_request.json``
+    whether or not this run sends it: ``{"payload", "send", "reason"}``."""
+    from retentionops import incidents
     from retentionops.playbook import build_payload
 
-    context = get_operational_context(settings, run_date)
+    with open_warehouse(settings, read_only=True) as warehouse:
+        context = actions.get_operational_context(warehouse, settings, run_date, delivery)
+        plan = context["plan"]
+        thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
     payload = build_payload(
         run_id=run.run_id,
         context=context,
         slack_brief=slack_brief,
         exports=exports,
         brief_link=brief_link,
+        settings=settings,
+        thread=thread,
+        delivery=delivery,
     )
     write_json_atomic(pack.run_dir(settings, run_date) / PLAYBOOK_REQUEST_FILE, payload)
-    return payload
+    return {"payload": payload, "send": plan["send"], "reason": plan["reason"]}
 
 
-def deliver_playbook(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
-    """POST the body to the Make webhook, retrying transient faults; return its answer."""
+def record_delivery(
+    settings: Settings, payload: dict[str, Any], answer: dict[str, Any], run_id: str
+) -> None:
+    """Record in the delivery ledger that the receiver got the payload's event."""
+    from retentionops import incidents
+
+    with open_warehouse(settings) as warehouse:
+        incidents.record_delivery(warehouse, payload, answer, run_id)
+
+
+def deliver_playbook(settings: Settings, payload: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """POST the body to the Make webhook, retrying transient faults; record the delivery in
+    the ledger; return the scenario's answer."""
     from retentionops.operators import PlaybookHook
 
     hook = PlaybookHook(method="POST", http_conn_id=settings.make_conn_id)
-    return hook.post_playbook(payload, settings)
+    answer = hook.post_playbook(payload, settings)
+    record_delivery(settings, payload, answer, run_id)
+    return answer
 
 
 def fallback_notice(reason: str) -> str:
@@ -459,64 +486,123 @@ def trigger_playbook(
     run_date: Any,
     *,
     rollout_mode: str | None = None,
+    resend: bool = False,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
-    """Export the tiers of the alert, write the brief, send the playbook, log the ticket.
+    """Deliver the date's incident event: export the audiences of an alert, write the brief,
+    send the playbook, record the delivery, log the ticket.
 
-    Refuses a date without an alert: there is no playbook for it. When the webhook fails
-    for good, the brief goes to Slack directly (if a Slack connection exists) and the run
-    is logged as failed with every cause.
+    A date without an event (no alert, a quiet day of an open incident, warm-up) is refused:
+    there is nothing to deliver. An event that is not sent (already delivered, too old,
+    silenced, the kill switch) is built and logged, and the answer says why it was not
+    sent; ``resend`` sends an already delivered or old event again (same dedupe_key). When
+    the webhook fails for good, the brief goes to Slack directly (if a Slack connection
+    exists) and the run is logged as failed with every cause.
     """
     settings = _with_rollout(settings, rollout_mode)
     day = as_date(run_date)
-    context = get_operational_context(settings, day)
+    delivery = Delivery.now(resend=resend)
+    context = get_operational_context(settings, day, delivery)
     plan = context["plan"]
-    if not plan["alerting"]:
-        decision = context["decision"]
-        raise ServiceError(
-            f"no alert on {day} (severity {decision['severity']}, alert_flag "
-            f"{str(decision['alert_flag']).lower()}): there is no playbook to trigger"
-        )
+    if not plan["event"]:
+        raise ServiceError(f"nothing to deliver on {day}: {plan['reason']}")
     run = run or Run.start(interface, "trigger_playbook", day)
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
-        outcome.decision = context["decision"]
+        outcome.decision, outcome.plan = context["decision"], plan
         outcome.counts = {tier: info["count"] for tier, info in context["tiers"].items()}
         part = dataclasses.replace(run, standalone=False)  # one row for the whole run
         outcome.exports = [export_audience(settings, day, tier, run=part) for tier in plan["tiers"]]
-        brief = generate_brief(settings, day, "slack", run=part)
+        brief = generate_brief(settings, day, "slack", delivery=delivery, run=part)
         outcome.brief_link = brief["files"]["markdown"]
-        payload = prepare_playbook(
+        prepared = prepare_playbook(
             settings,
             day,
             run=run,
             slack_brief=brief["slack"],
             exports=outcome.exports,
             brief_link=outcome.brief_link,
+            delivery=delivery,
         )
-        try:
-            outcome.answer = deliver_playbook(settings, payload)
-        except UserError as error:
-            outcome.playbook_failed = True
-            outcome.fail("trigger_playbook", redact(str(error), known_secrets(settings)))
+        if prepared["send"]:
             try:
-                outcome.fallback_posted = bool(
-                    post_fallback(settings, brief["slack"], str(error))["slack_posted"]
-                )
-            except ConnectionMissingError:
-                pass  # no Slack fallback configured: the brief and exports stay on disk
-            except UserError as fallback_error:
-                outcome.fail("slack_fallback", str(fallback_error))
-            raise
+                outcome.answer = deliver_playbook(settings, prepared["payload"], run.run_id)
+            except UserError as error:
+                outcome.playbook_failed = True
+                outcome.fail("trigger_playbook", redact(str(error), known_secrets(settings)))
+                try:
+                    outcome.fallback_posted = bool(
+                        post_fallback(settings, brief["slack"], str(error))["slack_posted"]
+                    )
+                except ConnectionMissingError:
+                    pass  # no Slack fallback configured: the brief and exports stay on disk
+                except UserError as fallback_error:
+                    outcome.fail("slack_fallback", str(fallback_error))
+                raise
+    answer = outcome.answer or {}
     return {
         "run_id": run.run_id,
         "run_date": day.isoformat(),
-        "severity": context["decision"]["severity"],
+        "incident_id": plan["incident_id"],
+        "event": plan["event"],
+        "severity": plan["severity"],
         "rollout_mode": plan["rollout_mode"],
-        "ticket_id": outcome.answer.get("ticket_id"),
-        "slack_message_ts": outcome.answer.get("slack_message_ts"),
+        "dedupe_key": plan["dedupe_key"],
+        "sent": bool(outcome.answer),
+        "reason": None if outcome.answer else plan["reason"],
+        "ticket_id": answer.get("ticket_id"),
+        "slack_message_ts": answer.get("slack_message_ts"),
         "exports": outcome.exports,
     }
+
+
+# -- incidents --------------------------------------------------------------------------------
+
+
+def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
+    """The incidents of a date range, as they stood on its last day, with their events.
+
+    Computes and stores the alert history it needs (one SQL5 pass) when detection has not.
+    """
+    from retentionops import incidents
+
+    start, end = as_date(from_date), as_date(to_date)
+    if start > end:
+        raise ServiceError(f"from {start} is after to {end}")
+    if (end - start).days + 1 > settings.max_range_days:
+        raise ServiceError(
+            f"the range {start}..{end} is longer than max_range_days ({settings.max_range_days})"
+        )
+    with open_warehouse(settings) as warehouse:
+        incidents.ensure_history(warehouse, settings, end)
+        days = incidents.incident_days(warehouse, settings, start, end)
+        warnings = data_warnings(warehouse, settings, end)
+    warmup = [day["day"] for day in days if day["phase"] == "warmup"]
+    result = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "warmup_days": incidents.warmup_days(settings),
+        "warmup_until": warmup[-1] if warmup else None,
+        "alert_days_in_warmup": sum(
+            1 for day in days if day["phase"] == "warmup" and day["alert_flag"]
+        ),
+        "incidents": incidents.summarize(days),
+    }
+    return {**result, "warnings": warnings} if warnings else result
+
+
+def get_incident(settings: Settings, run_date: Any) -> dict[str, Any]:
+    """The incident state of one date: its phase, incident, event and the facts behind it."""
+    from retentionops import incidents
+
+    day = as_date(run_date)
+    with open_warehouse(settings) as warehouse:
+        incidents.ensure_history(warehouse, settings, day)
+        row = incidents.incident_on(warehouse, settings, day)
+        if row is None:
+            raise ServiceError(f"no alert history for {day}: no orders on or before it")
+        note = incidents.day_note(warehouse, settings, day, row)
+    return {**row, "note": note}
 
 
 # -- the run log ----------------------------------------------------------------------------
@@ -564,12 +650,45 @@ def measure_impact(settings: Settings, run_id: str, horizon_days: int = 30) -> d
 
 
 def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
-    """Run, webhook and export health and alert frequency from ops_runs_log (design 15)."""
-    from retentionops import health
+    """Run, webhook and export health from ops_runs_log, and the alert frequency (incidents
+    opened and alert days per month against alert_frequency_target_per_month) from the
+    incident layer (design 15)."""
+    from retentionops import health, incidents
 
     start, end = as_date(from_date), as_date(to_date)
     if start > end:
         raise ServiceError(f"from {start} is after to {end}")
+    if (end - start).days + 1 > settings.max_range_days:
+        raise ServiceError(
+            f"the range {start}..{end} is longer than max_range_days ({settings.max_range_days})"
+        )
     with open_warehouse(settings) as warehouse:
-        warehouse.ensure_tables(("ops_runs_log", "ops_health_daily"))
-        return health.get_health(warehouse, start, end)
+        warehouse.ensure_tables()
+        report = health.get_health(warehouse, start, end)
+        # a read: the stored alert history only (detection or an incident read stores it)
+        covered = incidents.history_covered_to(warehouse)
+        days = (
+            incidents.incident_days(warehouse, settings, start, end)
+            if covered is not None and covered >= end
+            else None
+        )
+    target = settings.alert_frequency_target_per_month
+    if days is None:
+        return {
+            **report,
+            "alert_frequency_target_per_month": target,
+            "alert_frequency": None,
+            "months_over_target": None,
+            "alert_frequency_note": (
+                f"the alert history is stored up to {covered or 'no date'}, not {end}: run "
+                f"`retentionops incidents --from {start} --to {end}` (or the DAG for {end}) "
+                "to store it"
+            ),
+        }
+    frequency = health.alert_frequency(days, target)
+    return {
+        **report,
+        "alert_frequency_target_per_month": target,
+        "alert_frequency": frequency,
+        "months_over_target": sorted(m for m, row in frequency.items() if row["over_target"]),
+    }
