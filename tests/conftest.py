@@ -40,9 +40,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
-    """Default settings with a fresh DuckDB file (also seen by code that reads the env)."""
+    """Default settings with a fresh DuckDB file (also seen by code that reads the env).
+
+    The sample's dates are from 2011: the age rule (notify_max_age_days) would withhold
+    every delivery, so it is off here, as in ``make demo``; its own tests turn it on."""
     from retentionops.settings import load_settings
 
+    monkeypatch.setenv("RETENTIONOPS_NOTIFY_MAX_AGE_DAYS", "0")
     monkeypatch.setenv("RETENTIONOPS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("RETENTIONOPS_EXPORT_ROOT", str(tmp_path))

@@ -43,3 +43,11 @@ def parse_dag(backend: str = "duckdb", **env: str):
                 os.environ[key] = value
     assert bag.import_errors == {}, bag.import_errors
     return bag.dags["retention_ops"]
+
+
+def query_warehouse(folder: Path, sql: str, params=()) -> list[tuple]:
+    """Rows of a query on the DuckDB warehouse in ``folder`` (read-only)."""
+    import duckdb
+
+    with duckdb.connect(str(Path(folder) / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()

@@ -27,6 +27,7 @@ ACTION_TASKS = [
     "no_alert",
     "warning",
     "critical",
+    "resolved",
     "render_brief",
     "export_audience",
     "prepare_playbook",
@@ -54,19 +55,19 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("create_tables").upstream_task_ids == set()
     # the branch, then brief -> mapped exports -> playbook -> log; the log runs whatever happened
-    for branch in ("no_alert", "warning", "critical"):
+    for branch in ("no_alert", "warning", "critical", "resolved"):
         assert dag.get_task(branch).upstream_task_ids == {"choose_playbook"}
-    # the brief joins the two alert branches only: on no_alert it is skipped
-    assert dag.get_task("render_brief").upstream_task_ids == {"warning", "critical"}
+    # the brief joins the branches with something to deliver (an alert event or the
+    # incident's resolution); on no_alert it is skipped
+    assert dag.get_task("render_brief").upstream_task_ids == {"warning", "critical", "resolved"}
     assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     # data flows forward as values: the tiers, brief and exports are arguments
     assert dag.get_task("export_audience").upstream_task_ids == {"render_brief"}
-    assert dag.get_task("prepare_playbook").upstream_task_ids == {
-        "render_brief", "export_audience"
-    }
+    assert dag.get_task("prepare_playbook").upstream_task_ids == {"render_brief", "export_audience"}
     assert dag.get_task("trigger_playbook").upstream_task_ids == {"prepare_playbook"}
     assert dag.get_task("post_slack_fallback").upstream_task_ids == {
-        "render_brief", "trigger_playbook"
+        "render_brief",
+        "trigger_playbook",
     }
     assert dag.get_task("post_slack_fallback").trigger_rule == TriggerRule.ONE_FAILED
     assert dag.get_task("write_run_log").upstream_task_ids == {
@@ -218,7 +219,9 @@ def test_bigquery_job_replaces_the_run_date_partition(bigquery_dag):
     assert config["timePartitioning"] == {"type": "DAY", "field": "snapshot_date"}
     # the query is the SQL file itself, rendered with BigQuery table names
     settings = load_settings(
-        env={}, warehouse_backend="bigquery", bigquery_project="acme-analytics",
+        env={},
+        warehouse_backend="bigquery",
+        bigquery_project="acme-analytics",
         bigquery_dataset="retention",
     )
     assert config["query"].strip() == render("detection/03_churn_detection", settings).strip()
@@ -240,9 +243,17 @@ def test_bigquery_alert_job_carries_thresholds(bigquery_dag):
     params = {p["name"]: p["parameterValue"]["value"] for p in config["queryParameters"]}
     assert params["threshold_warning_bp"] == "1500"
     assert params["threshold_critical_bp"] == "2500"
-    assert params["from_date"] == params["run_date"] == "2011-01-03"
-    assert config["destinationTable"]["tableId"] == "alert_logic$20110103"
-    assert config["timePartitioning"]["field"] == "alert_date"
+    # SQL5 rewrites the whole history up to the run date (the incidents are read from it),
+    # in one transaction: the date range's rows deleted, the recomputed ones inserted
+    assert (params["from_date"], params["run_date"]) == ("0001-01-01", "2011-01-03")
+    script = [s.strip() for s in config["query"].split(";\n")]
+    assert script[0] == "begin transaction" and script[-1] == "commit transaction"
+    assert script[1] == (
+        "delete from `acme-analytics.retention.alert_logic` "
+        "where alert_date between @from_date and @run_date"
+    )
+    assert script[2].startswith("insert into `acme-analytics.retention.alert_logic`")
+    assert "destinationTable" not in config
 
 
 def test_bigquery_run_markers_are_dml_jobs_on_the_run_date(bigquery_dag):

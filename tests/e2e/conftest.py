@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -48,3 +49,45 @@ def fast_dag_test(monkeypatch):
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", sleep)
+
+
+@pytest.fixture
+def run_dag(airflow_db, duckdb_dag, sample_settings, playbook_sim, fast_dag_test, monkeypatch):
+    """Run the (session-parsed) DAG for a date with dag.test() on a copy of the sample."""
+    monkeypatch.setenv("RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS", "0")
+    monkeypatch.setenv("RETENTIONOPS_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("RETENTIONOPS_ROLLOUT_MODE", "production")
+
+    # dag.test() runs every task in this process, and merging a run's conf into the params
+    # sets the value of each task's own Param objects: without a reset, one test's conf
+    # would be the next run's defaults (the DAG is parsed once per session)
+    params = [
+        holder.get_param(key)
+        for holder in [duckdb_dag.params, *(task.params for task in duckdb_dag.tasks)]
+        for key in holder
+    ]
+    defaults = [param.value for param in params]
+
+    def run(day: str, **conf):
+        try:
+            dag_run = duckdb_dag.test(
+                logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC),
+                run_conf=conf,
+            )
+        finally:
+            for param, value in zip(params, defaults, strict=True):
+                param.value = value
+        states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+        return dag_run, states
+
+    return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _airflow_logging_on_the_real_streams():
+    """Airflow binds its log handlers to sys.stdout / sys.stderr when it is first imported.
+    Imported inside a test that captures output (capsys), a handler would keep that test's
+    capture file and fail ("I/O operation on closed file") when a later thread logs; import
+    it once here, before any test captures."""
+    import airflow  # noqa: F401
+    from airflow.sdk import BaseHook  # noqa: F401

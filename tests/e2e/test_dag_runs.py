@@ -1,6 +1,7 @@
 """Whole-DAG runs with ``dag.test()`` on the bundled sample: each branch, re-runs, failures.
 
-Dates (README): 2011-05-13 CRITICAL, 2011-09-09 WARNING, 2011-07-01 no alert.
+Dates (README): 2011-05-13 CRITICAL, 2011-09-09 WARNING, 2011-08-01 no alert and no
+incident event (2011-07-01 has no alert either, but resolves the April incident).
 """
 
 from __future__ import annotations
@@ -14,30 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
-
-
-@pytest.fixture
-def run_dag(airflow_db, duckdb_dag, sample_settings, playbook_sim, fast_dag_test, monkeypatch):
-    """Run the (session-parsed) DAG for a date with dag.test() on a copy of the sample."""
-    monkeypatch.setenv("RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS", "0")
-    monkeypatch.setenv("RETENTIONOPS_WEBHOOK_TIMEOUT_SECONDS", "1")
-    monkeypatch.setenv("RETENTIONOPS_ROLLOUT_MODE", "production")
-
-    def run(day: str, **conf):
-        dag_run = duckdb_dag.test(
-            logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC), run_conf=conf
-        )
-        states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-        return dag_run, states
-
-    return run
+from support import query_warehouse
 
 
 def query(tmp_path, sql, params=()):
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(sql, list(params)).fetchall()
+    return query_warehouse(tmp_path, sql, params)
 
 
 def log_rows(tmp_path, day):
@@ -128,12 +111,12 @@ def test_warning_date_exports_p1_and_p2_only(run_dag, tmp_path):
 
 
 def test_no_alert_date_logs_skipped_without_exports(run_dag, tmp_path):
-    dag_run, states = run_dag("2011-07-01")
+    dag_run, states = run_dag("2011-08-01")
     assert str(dag_run.state).endswith("success")
     assert states["no_alert"].endswith("success") and states["render_brief"].endswith("skipped")
-    [(_, status, *_rest, l1, l2, l3, error)] = log_rows(tmp_path, "2011-07-01")
+    [(_, status, *_rest, l1, l2, l3, error)] = log_rows(tmp_path, "2011-08-01")
     assert (status, l1, l2, l3, error) == ("skipped", None, None, None, None)
-    assert not list((tmp_path / "runs").glob("2011-07-01/audience_*"))
+    assert not list((tmp_path / "runs").glob("2011-08-01/audience_*"))
 
 
 def test_a_failed_step_still_leaves_a_failed_log_row(run_dag, tmp_path):
@@ -257,9 +240,7 @@ def test_dry_run_sends_nothing_and_shadow_is_flagged(run_dag, playbook_sim, tmp_
     assert tickets == [(None,), ("SHADOW-RET-0001",)]
 
 
-def test_secrets_never_leave_the_connection(
-    run_dag, playbook_sim, slack_webhook, tmp_path, caplog
-):
+def test_secrets_never_leave_the_connection(run_dag, playbook_sim, slack_webhook, tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.DEBUG)
@@ -274,8 +255,7 @@ def test_secrets_never_leave_the_connection(
     # (the fake Slack server's own access log, werkzeug's, is the test's, not the product's)
     product_records = [r for r in caplog.records if not r.name.startswith("werkzeug")]
     logs = "\n".join(r.getMessage() for r in product_records) + "".join(
-        p.read_text(errors="replace")
-        for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")
+        p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")
     )
     # artifacts of the run and the log table
     artifacts = "".join(

@@ -25,6 +25,8 @@ from retentionops.warehouse import open_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITICAL, WARNING, QUIET = "2011-05-13", "2011-09-09", "2011-07-01"
+# the April incident is open on 05-17 but the day has no alert: no event to deliver
+NO_EVENT = "2011-05-17"
 
 READS = {
     "get_alert_decision",
@@ -33,7 +35,11 @@ READS = {
     "measure_impact",
     "get_health",
 }
-WRITES = {"build_priority_queue", "generate_brief", "export_audience"}
+# idempotent writes; the incident tools store the alert history they need (SQL5's rows)
+WRITES = {
+    "build_priority_queue", "generate_brief", "export_audience", "get_incident",
+    "list_incidents",
+}  # fmt: skip
 REQUIRED = {
     "get_alert_decision": ["date"],
     "get_operational_context": ["date"],
@@ -44,6 +50,8 @@ REQUIRED = {
     "get_recommended_action": ["customer_id", "date"],
     "measure_impact": ["run_id"],
     "get_health": ["from_date", "to_date"],
+    "get_incident": ["date"],
+    "list_incidents": ["from_date", "to_date"],
 }
 
 
@@ -52,6 +60,7 @@ def _env(base: Path) -> dict[str, str]:
         "RETENTIONOPS_DUCKDB_PATH": str(base / "warehouse.duckdb"),
         "RETENTIONOPS_ARTIFACTS_DIR": str(base / "artifacts"),
         "RETENTIONOPS_EXPORT_ROOT": str(base),
+        "RETENTIONOPS_NOTIFY_MAX_AGE_DAYS": "0",  # the sample is from 2011
     }
 
 
@@ -119,12 +128,16 @@ async def _conversation(env: dict[str, str], base: Path, sim: PlaybookSimulator)
                 first = next(csv.DictReader(handle))["customer_id"]
             await call("action_p1", "get_recommended_action", customer_id=first, date=CRITICAL)
             await call("action_unknown", "get_recommended_action", customer_id="0", date=CRITICAL)
-            # the playbook: a date without alert, a working webhook, then a webhook down
-            await call("queue_quiet", "build_priority_queue", date=QUIET)
-            await call("playbook_quiet", "trigger_playbook", date=QUIET)
+            # the incidents, then the playbook: a date without an event, a working webhook,
+            # the same event again (delivered: not sent), a resend while the webhook is down
+            await call("incident", "get_incident", date=CRITICAL)
+            await call("incidents", "list_incidents", from_date="2011-01-01", to_date="2011-12-09")
+            await call("queue_quiet", "build_priority_queue", date=NO_EVENT)
+            await call("playbook_quiet", "trigger_playbook", date=NO_EVENT)
             await call("playbook", "trigger_playbook", date=CRITICAL)
+            await call("playbook_again", "trigger_playbook", date=CRITICAL)
             sim.configure(fail_next=99)
-            await call("playbook_down", "trigger_playbook", date=CRITICAL)
+            await call("playbook_down", "trigger_playbook", date=CRITICAL, resend=True)
             sim.configure(fail_next=0)
             await call("playbook_bad_mode", "trigger_playbook", date=CRITICAL, rollout_mode="x")
             # v2 and health
@@ -252,7 +265,14 @@ def test_queue_context_and_brief_match_the_library(session):
         expected_context = actions.get_operational_context(warehouse, settings, CRITICAL)
         # the DAG's step, re-run for the same date, writes the same counts
         assert actions.build_priority_queue(warehouse, settings, CRITICAL) == queue["tiers"]
-    assert json.loads(json.dumps(expected_context, default=str)) == context
+    expected_context = json.loads(json.dumps(expected_context, default=str))
+    # asked before the playbook ran, the event was still to send; the library, asked after
+    # the session's delivery, says it was delivered: the rest is the same
+    assert context["plan"]["send"] is True and expected_context["plan"]["send"] is False
+    assert expected_context["plan"]["reason"].startswith("already delivered (open of")
+    for plan in (context["plan"], expected_context["plan"]):
+        del plan["send"], plan["reason"]
+    assert expected_context == context
     assert {t: v["count"] for t, v in context["tiers"].items()} == queue["tiers"]
     assert context["exported_tiers"] == ["P1", "P2", "P3"]
     assert {**queue["decision"], "source": "computed"} == ok(session, f"decision_{CRITICAL}")
@@ -305,6 +325,23 @@ def test_playbook_ticket_comes_back_and_is_logged(session):
         "success",
         "sent",
     )
+
+
+def test_incidents_match_the_library_and_an_event_is_delivered_once(session):
+    incident = ok(session, "incident")
+    assert (incident["incident_id"], incident["event"], incident["phase"]) == (
+        "INC-20110513", "open", "incident",
+    )  # fmt: skip
+    assert incident == json.loads(
+        json.dumps(service.get_incident(session["settings"], CRITICAL), default=str)
+    )
+    listed = ok(session, "incidents")
+    assert [i["incident_id"] for i in listed["incidents"]] == ["INC-20110513", "INC-20110909"]
+    assert listed["warmup_until"] == "2011-03-06"
+    again = ok(session, "playbook_again")
+    assert again["sent"] is False and again["ticket_id"] is None
+    assert again["reason"].startswith("already delivered (open of INC-20110513")
+    assert again["dedupe_key"] == ok(session, "playbook")["dedupe_key"]
 
 
 def test_webhook_down_is_a_clear_error_without_the_token(session):
@@ -364,7 +401,8 @@ def test_user_errors_are_tool_errors_with_clear_messages(session):
     assert "limit" in error(session, "export_limit_0")
     assert "format" in error(session, "brief_bad_format")
     assert "rollout_mode" in error(session, "playbook_bad_mode")
-    assert "no alert on 2011-07-01" in error(session, "playbook_quiet")
+    quiet = error(session, "playbook_quiet")
+    assert "nothing to deliver on 2011-05-17" in quiet and "INC-20110513" in quiet
 
 
 def test_server_log_has_no_traceback_and_no_secret(session):

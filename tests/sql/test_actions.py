@@ -153,8 +153,10 @@ def test_empty_tier_reason_follows_the_settings(detected):
     # with 60 points for a frequency drop, INACTIVE + HIGH is reachable and 'gone' is P3
     assert context["tiers"]["P3"]["count"] == 1
     lower_bar = load_settings(duckdb_path=detected.settings.duckdb_path, risk_level_high_min=80)
-    assert "max score frequency drop 50 + value drop 0 (off in v1) + status inconsistent 20 = 70"\
+    assert (
+        "max score frequency drop 50 + value drop 0 (off in v1) + status inconsistent 20 = 70"
         " < 80" in actions.empty_tier_reason(lower_bar, "P1", {}, dt.date(2011, 3, 1))
+    )
 
 
 def test_audience_is_ranked_and_limited(detected, settings):

@@ -63,10 +63,12 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
     p2 = result["per_tier"]["P2"]
     buyers = {f"c{i:02d}" for i in range(10)}  # 04-15 is outside the 30 days
     assert (p2["treated_customers"], p2["treated_repurchasers"]) == (
-        len(treated), len(treated & buyers)
+        len(treated),
+        len(treated & buyers),
     )
     assert (p2["holdout_customers"], p2["holdout_repurchasers"]) == (
-        len(holdout), len(holdout & buyers)
+        len(holdout),
+        len(holdout & buyers),
     )
     assert p2["treated_rate"] == pytest.approx(len(treated & buyers) / len(treated))
     assert p2["uplift"] == pytest.approx(
@@ -175,10 +177,59 @@ def test_retention_counts_from_the_write_time_so_backfills_survive(load_orders, 
     with __import__("duckdb").connect(str(settings.duckdb_file), read_only=True) as con:
         days = con.execute("select distinct snapshot_date from retention_snapshot order by 1")
         assert [d for (d,) in days.fetchall()] == [dt.date(2011, 3, 1), dt.date(2011, 4, 15)]
-        # the alert history is kept
+        # the alert history is kept: every day from the first order (2011-01-01) to the last
+        # run (2011-04-15), 31 + 28 + 31 + 15 = 105 days, none removed by retention
         (alerts,) = con.execute("select count(*) from alert_logic").fetchone()
-        assert alerts == 4
+        assert alerts == 105
     # the kept dates are still readable: their markers stand
     assert service.get_operational_context(retained, "2011-03-01")["run_date"] == "2011-03-01"
     # running the step again the same day removes nothing more (idempotent)
     assert set(service.apply_retention(retained, now).values()) == {0}
+
+
+def test_alert_frequency_counts_incidents_and_alert_days_per_month():
+    from retentionops.health import alert_frequency
+
+    def day(date, phase, alert, event=None):
+        return {"day": date, "phase": phase, "alert_flag": alert, "event": event}
+
+    days = [
+        day("2011-01-05", "warmup", True), day("2011-01-06", "warmup", True),
+        day("2011-02-01", "incident", True, "open"), day("2011-02-02", "incident", True, "update"),
+        day("2011-02-03", "incident", False), day("2011-02-06", "incident", False, "resolve"),
+        day("2011-02-10", "incident", True, "open"), day("2011-02-20", "incident", True, "open"),
+        day("2011-03-01", "quiet", False),
+    ]  # fmt: skip
+    assert alert_frequency(days, target=2) == {
+        "2011-01": {"incidents_opened": 0, "alert_days": 0, "warmup_alert_days": 2,
+                    "over_target": False},
+        "2011-02": {"incidents_opened": 3, "alert_days": 4, "warmup_alert_days": 0,
+                    "over_target": True},
+        "2011-03": {"incidents_opened": 0, "alert_days": 0, "warmup_alert_days": 0,
+                    "over_target": False},
+    }  # fmt: skip
+
+
+def test_health_reads_the_stored_alert_history_only(sample_settings):
+    """Health is a read: before any history is stored it says how to store it; after
+    `incidents` stored it, it reports the sample's months (README: one incident in May with 4
+    alert days, one in September with 3; the January ramp's 18 alert days are warm-up)."""
+    before = service.get_health(sample_settings, "2011-01-01", "2011-12-09")
+    assert before["alert_frequency"] is None
+    assert (
+        "retentionops incidents --from 2011-01-01 --to 2011-12-09"
+        in (before["alert_frequency_note"])
+    )
+    service.list_incidents(sample_settings, "2011-01-01", "2011-12-09")
+    after = service.get_health(sample_settings, "2011-01-01", "2011-12-09")
+    months = after["alert_frequency"]
+    assert months["2011-05"] == {"incidents_opened": 1, "alert_days": 4,
+                                 "warmup_alert_days": 0, "over_target": False}  # fmt: skip
+    assert months["2011-09"] == {"incidents_opened": 1, "alert_days": 3,
+                                 "warmup_alert_days": 0, "over_target": False}  # fmt: skip
+    assert sum(m["warmup_alert_days"] for m in months.values()) == 18
+    assert sum(m["incidents_opened"] for m in months.values()) == 2
+    assert after["months_over_target"] == []
+    # the boundary: one incident a month is not over a target of one
+    strict = load_settings(alert_frequency_target_per_month=1)
+    assert service.get_health(strict, "2011-01-01", "2011-12-09")["months_over_target"] == []

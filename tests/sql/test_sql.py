@@ -50,9 +50,7 @@ def test_every_file_runs_on_duckdb(warehouse, settings):
     warehouse.ensure_tables()
     params = detection_parameters(settings, dt.date(2011, 1, 31))
     for step in DETECTION_STEPS:
-        warehouse.replace_partition(
-            step.sql_name, table=step.table, params=params
-        )
+        warehouse.replace_partition(step.sql_name, table=step.table, params=params)
     assert warehouse.query("detection/read_alert_decision", params) == []
 
 
@@ -97,6 +95,7 @@ def test_run_log_merge_parameters_are_typed_even_when_null():
         RunOutcome(
             "r1", "2011-05-13", "dag", daily=True,
             decision={"severity": "INFO", "alert_flag": False, "sample_size": 2391},
+            plan={"event": None, "incident_id": None, "send": False, "alerting": False},
         ),
         now=dt.datetime(2011, 5, 14, 6, 0, tzinfo=dt.UTC),
     )  # fmt: skip

@@ -554,3 +554,64 @@ def test_production_names_the_configured_channel():
     text = section(markdown(context), "Playbook")
     assert "Post to Slack #crm-retention with an escalation mention (@here)" in text
     assert "#retention-alerts" not in markdown(context)
+
+
+# -- incidents across days -------------------------------------------------------------------
+
+
+def incident_context(event: str | None, severity: str = "CRITICAL", **plan_changes) -> dict:
+    """The CRITICAL context on day 3 of an incident opened 2011-09-20 at a 17.95 % baseline
+    frozen (today 23.11 %: +28.75 %), with the day's event; a resolve day has no alert."""
+    from retentionops.playbook import playbook_plan
+    from retentionops.settings import load_settings
+
+    alert = event not in (None, "resolve")
+    context = make_context(severity if alert else "INFO", alert_flag=alert)
+    context["incident"] = {
+        "incident_id": "INC-20110920", "event": event, "phase": "incident",
+        "opened_on": "2011-09-20", "days_open": 3, "peak_severity": "CRITICAL",
+        "incident_severity": severity, "previous_severity": "CRITICAL",
+        "current_value": 23.11, "frozen_baseline": 17.95, "relative_to_frozen_pct": 28.75,
+    }  # fmt: skip
+    plan = playbook_plan(
+        context["decision"], "production", load_settings(env={}), context["incident"]
+    )
+    context["plan"] = {**plan, **plan_changes}
+    return context
+
+
+def test_the_incident_is_named_in_every_format():
+    context = incident_context("update")
+    line = (
+        "Incident INC-20110920 continues: day 3 since 2011-09-20, peak CRITICAL; AT_RISK "
+        "23.11 % against 17.95 % before the incident (+28.75 %)."
+    )
+    for name, text in all_formats(context).items():
+        if name != "email_subject":
+            assert line in text.replace("\\n", "\n"), name
+
+
+def test_an_open_incident_without_an_event_says_so_and_sends_nothing():
+    context = incident_context(None, severity="WARNING")
+    context["decision"].update(severity="INFO", alert_flag=False)
+    text = markdown(context)
+    assert "Incident INC-20110920 is open, no change today: day 3" in text
+    assert context["plan"]["branch"] == "no_alert" and context["plan"]["tiers"] == []
+
+
+def test_a_resolution_brief_is_titled_resolved_and_exports_nothing():
+    context = incident_context("resolve")
+    assert (context["plan"]["branch"], context["plan"]["tiers"]) == ("resolved", [])
+    text = markdown(context)
+    assert text.splitlines()[0] == "# RetentionOps brief — 2011-09-22 — RESOLVED (INC-20110920)"
+    assert "Incident INC-20110920 is resolved" in text
+    assert "Exported for this severity: **none**" in text
+
+
+def test_a_withheld_event_carries_a_not_sent_banner_with_the_reason():
+    reason = "already delivered (update of INC-20110920, 2026-11-26 06:00 UTC by r1)"
+    context = incident_context("update", send=False, reason=reason)
+    for name, text in all_formats(context).items():
+        if name != "email_subject":
+            assert f"NOT SENT — {reason}." in text, name
+    assert "NOT SENT" not in markdown(incident_context("update"))

@@ -214,7 +214,11 @@ def memfs():
 def test_gcs_export_writes_object(memfs):
     fs, bucket = memfs
     result = export_audience(
-        ROWS, f"gs://{bucket}/retention/exports/", DAY, "P1", filesystem=fs,
+        ROWS,
+        f"gs://{bucket}/retention/exports/",
+        DAY,
+        "P1",
+        filesystem=fs,
         gcp_conn_id="google_cloud_default",  # what the pack passes for every kind
     )
     uri = f"gs://{bucket}/retention/exports/audience_p1_2011-09-22.csv"
@@ -343,12 +347,36 @@ def sheet_values(lines_of_rows):
 
 
 SHEET_ROW_1 = [
-    "2011-09-22", "00123", "P1", 91.46, "high value, lapsing", "at_risk", "high", 87, 45,
-    1234.5, 12, 102.88, "call", 1234.5,
+    "2011-09-22",
+    "00123",
+    "P1",
+    91.46,
+    "high value, lapsing",
+    "at_risk",
+    "high",
+    87,
+    45,
+    1234.5,
+    12,
+    102.88,
+    "call",
+    1234.5,
 ]
 SHEET_ROW_2 = [
-    "2011-09-22", "17850", "P1", 80.0, "frequency drop", "at_risk", "high", "", 45,
-    0.13, 12, "", "", 1234.5,
+    "2011-09-22",
+    "17850",
+    "P1",
+    80.0,
+    "frequency drop",
+    "at_risk",
+    "high",
+    "",
+    45,
+    0.13,
+    12,
+    "",
+    "",
+    1234.5,
 ]
 
 
@@ -356,15 +384,25 @@ def test_gsheet_creates_tab_clears_then_writes(sheets):
     hook, http = sheets(
         [
             ok(spreadsheet(("Sheet1", 0))),
-            ok({"replies": [{"addSheet": {"properties": {"title": "P1 2011-09-22",
-                                                         "sheetId": 4242}}}]}),
+            ok(
+                {
+                    "replies": [
+                        {"addSheet": {"properties": {"title": "P1 2011-09-22", "sheetId": 4242}}}
+                    ]
+                }
+            ),
             ok({"clearedRange": "'P1 2011-09-22'!A1:Z1000"}),
             ok({"updatedRows": 3}),
         ]
     )
     result = export_audience(
-        ROWS[:2], "/ignored/for/sheets", DAY, "P1", kind="gsheet",
-        spreadsheet_id=SPREADSHEET, hook=hook,
+        ROWS[:2],
+        "/ignored/for/sheets",
+        DAY,
+        "P1",
+        kind="gsheet",
+        spreadsheet_id=SPREADSHEET,
+        hook=hook,
     )
     assert result == ExportResult(
         "P1", f"https://docs.google.com/spreadsheets/d/{SPREADSHEET}/edit#gid=4242", 2, "gsheet"

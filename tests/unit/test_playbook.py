@@ -119,6 +119,7 @@ def test_the_body_satisfies_the_published_schema(mode, severity):
         slack_brief={"text": "*brief*", "blocks": [{"type": "divider"}]},
         exports=exports,
         brief_link="artifacts/runs/2011-05-13/brief.md",
+        settings=SETTINGS,
     )
     assert first_violation(body) is None
     assert [e["tier"] for e in body["exports"]] == ["P1", "P2"]
@@ -144,3 +145,118 @@ def test_plan_branch_tiers_and_mention(decision, mode, expected):
     assert (plan["branch"], plan["tiers"], plan["mention"]) == expected
     if not plan["alerting"]:
         assert (plan["ticket_priority"], plan["slack_channel"]) == (None, None)
+
+
+# -- incidents across days: the plan of each event, and whether a run sends it ---------------
+
+
+def incident_day(event, severity, previous=None):
+    return {"incident_id": "INC-20110513", "event": event, "incident_severity": severity,
+            "previous_severity": previous, "opened_on": "2011-05-13", "days_open": 2,
+            "peak_severity": "CRITICAL", "frozen_baseline": 32.55}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("event", "severity", "expected"),
+    [
+        # branch, tiers, mention (production), ticket priority
+        ("open", "CRITICAL", ("critical", ["P1", "P2", "P3"], "<!here>", "URGENT")),
+        ("open", "WARNING", ("warning", ["P1", "P2"], None, "HIGH")),
+        # later days of a CRITICAL incident: still URGENT, but no second @here
+        ("update", "CRITICAL", ("critical", ["P1", "P2", "P3"], None, "URGENT")),
+        ("escalate", "CRITICAL", ("critical", ["P1", "P2", "P3"], "<!here>", "URGENT")),
+        ("de-escalate", "WARNING", ("warning", ["P1", "P2"], None, "HIGH")),
+        ("resolve", "WARNING", ("resolved", [], None, "HIGH")),
+        (None, "WARNING", ("no_alert", [], None, None)),  # a quiet day of an open incident
+    ],
+)
+def test_the_plan_of_each_incident_event(event, severity, expected):
+    decision = {"severity": "INFO", "alert_flag": event not in ("resolve", None),
+                "alert_date": "2011-05-14"}  # fmt: skip
+    plan = playbook.playbook_plan(decision, "production", SETTINGS, incident_day(event, severity))
+    assert (plan["branch"], plan["tiers"], plan["mention"], plan["ticket_priority"]) == expected
+    assert plan["event"] == event and plan["send"] is bool(event)
+    if event:
+        assert plan["dedupe_key"] == f"INC-20110513:{event}:2011-05-14:production"
+
+
+def test_the_escalation_mention_is_a_setting():
+    settings = load_settings(env={}, escalation_mention="<!subteam^S0RET>")
+    plan = playbook.playbook_plan(
+        CRITICAL, "production", settings, incident_day("open", "CRITICAL")
+    )
+    assert plan["mention"] == "<!subteam^S0RET>"
+    assert playbook.slack_mention("@channel") == "<!channel>"
+
+
+STARTED = __import__("datetime").datetime(2011, 5, 15, 6, 0, tzinfo=__import__("datetime").UTC)
+
+
+def decided(settings=SETTINGS, run_date="2011-05-14", delivered=None, **delivery):
+    import datetime as dt
+
+    plan = playbook.playbook_plan(
+        {"severity": "CRITICAL", "alert_flag": True, "alert_date": run_date}, "production",
+        settings, incident_day("update", "CRITICAL"),
+    )  # fmt: skip
+    facts = playbook.Delivery(STARTED, **delivery)
+    return playbook.decide_delivery(
+        plan, settings, dt.date.fromisoformat(run_date), facts, delivered
+    )
+
+
+def test_a_fresh_event_is_sent():
+    plan = decided()
+    assert (plan["send"], plan["reason"]) == (True, None)
+
+
+def test_an_event_already_delivered_is_not_sent_again_unless_resent():
+    plan = decided(delivered="2011-05-15 06:01 UTC by scheduled__2011-05-14")
+    assert plan["send"] is False and plan["reason"].startswith("already delivered (update of")
+    assert decided(delivered="x", resend=True)["send"] is True
+
+
+def test_history_is_not_news():
+    # the run for 05-10 starts on 05-15: 5 days old, more than notify_max_age_days (2)
+    plan = decided(run_date="2011-05-10")
+    assert plan["send"] is False and "2011-05-10 is 5 days old" in plan["reason"]
+    assert decided(run_date="2011-05-13")["send"] is True  # 2 days: still news
+    no_limit = load_settings(env={}, notify_max_age_days=0)
+    assert decided(no_limit, run_date="2011-01-10")["send"] is True
+
+
+def test_silence_and_the_kill_switch():
+    silenced = load_settings(env={}, silence_until="2011-05-15", silence_reason="promo week")
+    assert decided(silenced)["reason"] == "silenced until 2011-05-15 because promo week"
+    over = load_settings(env={}, silence_until="2011-05-14")  # the run starts on 05-15
+    assert decided(over)["send"] is True
+    off = load_settings(env={}, playbook_enabled=False)
+    assert "kill switch" in decided(off)["reason"] and decided(off)["send"] is False
+
+
+def test_a_dry_run_builds_and_sends_nothing():
+    assert decided(dry_run=True)["reason"].startswith("dry run")
+
+
+@pytest.mark.parametrize("event", ["open", "update", "escalate", "de-escalate", "resolve"])
+def test_every_event_body_satisfies_the_contract(event):
+    from devtools.playbook_sim import first_violation
+
+    severity = "WARNING" if event in ("de-escalate", "resolve") else "CRITICAL"
+    value = context(severity)
+    value["decision"]["alert_flag"] = event != "resolve"
+    value["incident"] = {**incident_day(event, severity, "CRITICAL"), "days_open": 3}
+    value["plan"] = playbook.playbook_plan(
+        value["decision"], "production", SETTINGS, value["incident"]
+    )
+    thread = None if event == "open" else {"ticket_id": "RET-0001", "slack_message_ts": "17.01"}
+    body = playbook.build_payload(
+        run_id="scheduled__2011-05-14T00:00:00+00:00", context=value,
+        slack_brief={"text": "*brief*", "blocks": []}, exports=[], brief_link=None,
+        settings=load_settings(env={}, incident_owner="@retention-oncall"), thread=thread,
+        delivery=playbook.Delivery(STARTED),
+    )  # fmt: skip
+    assert first_violation(body) is None
+    assert body["incident"]["event"] == event and body["owner"] == "@retention-oncall"
+    assert body["due_at"] == "2011-05-16T06:00:00+00:00"  # the run's start + 24 h
+    assert body["incident"]["ticket_id"] == (None if event == "open" else "RET-0001")

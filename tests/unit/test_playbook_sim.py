@@ -48,6 +48,7 @@ def warning_body(**changes):
     body = critical_body(
         severity="WARNING",
         escalation=False,
+        mention=None,
         ticket_priority="HIGH",
         exports=[{"tier": "P1", "link": "gs://bucket/2011-05-13/audience_p1.csv", "row_count": 9}],
         brief={
@@ -109,7 +110,17 @@ def test_the_schema_examples_validate():
     [
         ({"run_date": "2011-02-30"}, "is not a 'date'"),
         ({"run_date": "13/05/2011"}, "'13/05/2011'"),
-        ({"alert_flag": False}, "True was expected"),
+        ({"alert_flag": "yes"}, "is not of type 'boolean'"),
+        (
+            {
+                "incident": {
+                    **load_schema("playbook_webhook")["examples"][0]["incident"],
+                    "event": "reopen",
+                }
+            },
+            "'reopen' is not one of",
+        ),  # fmt: skip
+        ({"mention": "x" * 101}, "is too long"),
         ({"contract_version": "1"}, "'2' was expected"),
         ({"dedupe_key": "short"}, "is too short"),
         ({"slack_channel": "retention-alerts"}, "does not match"),
@@ -166,11 +177,13 @@ def test_critical_request_posts_message_and_opens_tickets_in_sequence(sim):
     ticket = json.loads((out / "ticket_RET-0001.json").read_text())
     assert ticket["id"] == "RET-0001"
     assert ticket["priority"] == "URGENT"
-    assert ticket["title"] == "[CRITICAL] Retention alert 2011-05-13"
+    assert ticket["title"] == "[CRITICAL] Retention incident INC-20110513 (opened 2011-05-13)"
+    assert (ticket["status"], ticket["incident_id"]) == ("open", "INC-20110513")
+    assert [e["event"] for e in ticket["events"]] == ["open"]
     assert "P1=120, P2=340, P3=515" in ticket["body"]
     for export in critical_body()["exports"]:
         assert export["link"] in ticket["body"]
-    assert ticket["slack_message_ts"] == one["slack_message_ts"]
+    assert ticket["slack_thread_ts"] == one["slack_message_ts"]
     assert files(out) == sorted(
         [
             f"slack_{one['slack_message_ts']}.json",
@@ -193,7 +206,49 @@ def test_no_escalation_means_no_mention(sim):
     assert slack["escalation"] is False
     ticket = json.loads((sim.out_dir / f"ticket_{answer['ticket_id']}.json").read_text())
     assert ticket["priority"] == "HIGH"
-    assert ticket["title"] == "[WARNING] Retention alert 2011-05-13"
+    assert ticket["title"] == "[WARNING] Retention incident INC-20110513 (opened 2011-05-13)"
+
+
+def test_one_ticket_per_incident_updated_in_its_thread_and_closed_on_resolve(sim):
+    """open creates RET-0001; the update names it (ticket_id, thread_ts from the ledger) and
+    is appended to it, its Slack post a reply in the first post's thread; resolve closes it.
+    No second ticket is opened."""
+    opened = post(sim, critical_body()).json()
+    incident = {**critical_body()["incident"], "ticket_id": opened["ticket_id"],
+                "thread_ts": opened["slack_message_ts"]}  # fmt: skip
+    update = critical_body(
+        run_date="2011-05-14", dedupe_key="INC-20110513:update:2011-05-14:production",
+        incident={**incident, "event": "update", "days_open": 2}, mention=None,
+    )  # fmt: skip
+    resolve = warning_body(
+        run_date="2011-07-01", alert_flag=False, exports=[],
+        dedupe_key="INC-20110513:resolve:2011-07-01:production",
+        incident={**incident, "event": "resolve", "days_open": 50},
+    )  # fmt: skip
+    answers = [post(sim, update).json(), post(sim, resolve).json()]
+    assert [a["ticket_id"] for a in answers] == ["RET-0001", "RET-0001"]
+    ticket = json.loads((sim.out_dir / "ticket_RET-0001.json").read_text())
+    assert [(e["event"], e["run_date"]) for e in ticket["events"]] == [
+        ("open", "2011-05-13"), ("update", "2011-05-14"), ("resolve", "2011-07-01"),
+    ]  # fmt: skip
+    assert ticket["status"] == "closed" and ticket["closed_at"]
+    posts = [json.loads((sim.out_dir / f"slack_{a['slack_message_ts']}.json").read_text())
+             for a in [opened, *answers]]  # fmt: skip
+    assert [p["thread_ts"] for p in posts] == [
+        None, opened["slack_message_ts"], opened["slack_message_ts"],
+    ]  # fmt: skip
+    assert not (sim.out_dir / "ticket_RET-0002.json").exists()
+
+
+def test_a_repeated_dedupe_key_acts_once_unless_it_is_a_resend(sim):
+    first = post(sim, critical_body()).json()
+    again = post(sim, critical_body()).json()
+    assert again["ticket_id"] == first["ticket_id"] and again.get("duplicate") is True
+    assert again["slack_message_ts"] == first["slack_message_ts"]  # nothing posted again
+    resent = post(sim, critical_body(resend=True)).json()
+    assert resent["slack_message_ts"] != first["slack_message_ts"]  # an explicit resend acts
+    slack_files = [n for n in files(sim.out_dir) if n.startswith("slack_")]
+    assert len(slack_files) == 2
 
 
 def test_escalation_mention_is_not_doubled(sim):

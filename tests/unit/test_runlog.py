@@ -20,6 +20,15 @@ EXPORTS = [
     {"tier": "P2", "link": "runs/2011-05-13/audience_p2.csv", "row_count": 300},
     {"tier": "P3", "link": "runs/2011-05-13/audience_p3.csv", "row_count": 0},
 ]
+# the day's playbook plans (playbook.playbook_plan with the delivery decision)
+OPENS = {"event": "open", "incident_id": "INC-20110513", "alerting": True, "send": True,
+         "reason": None}  # fmt: skip
+QUIET = {"event": None, "incident_id": None, "alerting": False, "send": False,
+         "reason": "no alert: nothing to send"}  # fmt: skip
+DRY = {**OPENS, "send": False, "reason": "dry run: the playbook is not sent"}
+ALREADY = {**OPENS, "event": "update", "send": False,
+           "reason": "already delivered on 2026-11-26 (RET-0001): pass resend to send "
+                     "again"}  # fmt: skip
 ANSWER = {"status_code": 200, "slack_message_ts": "1700.0001", "ticket_id": "RET-0001"}
 
 
@@ -36,6 +45,7 @@ def test_a_delivered_alert_day():
     row = summarize(
         daily(
             decision=CRITICAL,
+            plan=OPENS,
             counts={"P1": 47, "P2": 300, "P3": 0},
             exports=EXPORTS,
             brief_link="runs/2011-05-13/brief.md",
@@ -53,19 +63,43 @@ def test_a_delivered_alert_day():
     assert (row["p1_count"], row["p2_count"], row["p3_count"]) == (47, 300, 0)
     assert row["execution_time_ms"] == 12345
     assert row["alert_date"] == dt.date(2011, 5, 13) and row["error_message"] is None
+    assert keys(row, "incident_id", "incident_event", "note") == ("INC-20110513", "open", None)
 
 
 @pytest.mark.parametrize("decision", [INFO, WARNING_NO_FLAG])
 def test_a_day_without_an_alert_is_skipped_with_nothing_exported(decision):
-    row = summarize(daily(decision=decision, exports=[]), now=NOW)
+    row = summarize(daily(decision=decision, plan=QUIET, exports=[]), now=NOW)
     assert keys(row, "status", "playbook_status", "export_status", "total_exported") == (
         "skipped", "not_needed", "none", 0,
     )  # fmt: skip
     assert row["slack_posted"] is None  # nothing was attempted
+    assert row["note"] == "no alert: nothing to send"
+
+
+def test_an_event_withheld_is_suppressed_and_the_note_says_why():
+    """A re-run of a delivered day: everything rebuilt, nothing sent, the log row says so."""
+    row = summarize(daily(decision=CRITICAL, plan=ALREADY, exports=EXPORTS), now=NOW)
+    assert keys(row, "status", "playbook_status", "export_status", "incident_event") == (
+        "success", "suppressed", "ok", "update",
+    )  # fmt: skip
+    assert row["note"].startswith("already delivered on 2026-11-26 (RET-0001)")
+    assert row["slack_posted"] is None and row["ticket_id"] is None
+
+
+def test_an_open_incident_on_a_quiet_day_is_skipped_and_exports_nothing():
+    """No alert today, the incident still open: no event, so no playbook and no audiences
+    (exports reported by a stale task are not counted)."""
+    plan = {**QUIET, "incident_id": "INC-20110513", "reason": "incident INC-20110513 open, "
+            "no event today"}  # fmt: skip
+    row = summarize(daily(decision=INFO, plan=plan, exports=EXPORTS), now=NOW)
+    assert keys(row, "status", "playbook_status", "export_status", "total_exported") == (
+        "skipped", "not_needed", "none", 0,
+    )  # fmt: skip
+    assert (row["incident_id"], row["incident_event"]) == ("INC-20110513", None)
 
 
 def test_the_webhook_failed_and_the_fallback_posted():
-    outcome = daily(decision=CRITICAL, exports=EXPORTS, playbook_failed=True,
+    outcome = daily(decision=CRITICAL, plan=OPENS, exports=EXPORTS, playbook_failed=True,
                     fallback_posted=True, failed_steps=["trigger_playbook"])  # fmt: skip
     outcome.errors.append("step trigger_playbook failed: TransientWebhookError: HTTP 500")
     row = summarize(outcome, now=NOW)
@@ -90,14 +124,16 @@ def test_every_cause_is_kept_in_order():
 
 
 def test_a_dry_run_built_everything_and_sent_nothing():
-    row = summarize(daily(decision=CRITICAL, exports=EXPORTS, dry_run=True), now=NOW)
+    row = summarize(daily(decision=CRITICAL, plan=DRY, exports=EXPORTS, dry_run=True), now=NOW)
     assert keys(row, "status", "playbook_status", "slack_posted") == ("success", "dry_run", None)
+    assert row["note"] == "dry run: the playbook is not sent"
 
 
 def test_a_failed_export():
     row = summarize(
         daily(
             decision=CRITICAL,
+            plan=OPENS,
             exports=EXPORTS[:1],
             export_failed=True,
             failed_steps=["export_audience"],
@@ -116,12 +152,13 @@ def test_a_run_that_died_before_its_decision_leaves_the_unknowns_null():
 
 
 def test_a_standalone_write_is_a_success_even_without_an_alert():
-    """A CLI queue on a quiet day did its job: success, not skipped."""
+    """A CLI queue on a quiet day did its job: success, not skipped; it never planned a
+    playbook, so the playbook status is unknown (null), not "not needed"."""
     outcome = RunOutcome("cli__build_priority_queue__x", "2011-07-01", "cli", decision=INFO,
                          counts={"P1": 3, "P2": 10, "P3": 0})  # fmt: skip
     row = summarize(outcome, now=NOW)
     assert keys(row, "status", "interface", "export_status", "playbook_status") == (
-        "success", "cli", None, "not_needed",
+        "success", "cli", None, None,
     )  # fmt: skip
 
 
