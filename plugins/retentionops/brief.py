@@ -303,6 +303,10 @@ def _facts(
         title_state = f"RESOLVED ({plan['incident_id']})"
     elif event:
         title_state = str(plan["severity"])
+    elif (context.get("incident") or {}).get("phase") == "warmup":
+        title_state = f"warm-up, not acted on ({severity})"
+    elif (context.get("incident") or {}).get("incident_id"):
+        title_state = f"{context['incident']['incident_id']} open, no change ({severity})"
     else:
         title_state = f"no alert ({severity})"
     trial = bool(event) and plan["rollout_mode"] != "production"

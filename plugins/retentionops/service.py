@@ -672,6 +672,12 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
             if covered is not None and covered >= end
             else None
         )
+        warmup = [day for day in days or [] if day["phase"] == "warmup"]
+        warmup_note = (
+            incidents.day_note(warehouse, settings, as_date(warmup[0]["day"]), warmup[0])
+            if warmup
+            else None
+        )
     target = settings.alert_frequency_target_per_month
     if days is None:
         return {
@@ -686,9 +692,11 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
             ),
         }
     frequency = health.alert_frequency(days, target)
-    return {
+    result = {
         **report,
         "alert_frequency_target_per_month": target,
         "alert_frequency": frequency,
         "months_over_target": sorted(m for m, row in frequency.items() if row["over_target"]),
     }
+    # the range starts in the warm-up: say so, and from when alerts count
+    return {**result, "warmup": warmup_note} if warmup_note else result

@@ -113,3 +113,30 @@ def test_a_backfill_of_an_old_date_sends_nothing_and_says_why(
         tmp_path, "select total_exported from ops_runs_log where alert_date = '2011-09-09'"
     )
     assert exported[0][0] > 0  # the audiences were still built
+
+
+def test_a_silence_set_by_airflow_variable_and_the_warm_up_send_nothing(
+    run_dag, playbook_sim, tmp_path, monkeypatch
+):
+    """The silence is settable without a deploy (an Airflow Variable, here from the
+    environment as Airflow reads it): the incident still opens and is logged, nothing is
+    posted, the brief and the log row say until when and why. A warm-up alert day opens
+    nothing and its log row says when alerts start."""
+    until = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTIONOPS_SILENCE_UNTIL", until)
+    monkeypatch.setenv("AIRFLOW_VAR_RETENTIONOPS_SILENCE_REASON", "the data team is migrating")
+    dag_run, states = run_dag("2011-05-13")
+    assert str(dag_run.state).endswith("success")
+    assert states["critical"].endswith("success") and states["trigger_playbook"].endswith("skipped")
+    assert playbook_sim.requests == []
+    incident, event, playbook, status, note, _ = log_row(tmp_path, "2011-05-13")
+    assert (incident, event, playbook, status) == ("INC-20110513", "open", "suppressed", "success")
+    assert note == f"silenced until {until} because the data team is migrating"
+    brief = (tmp_path / "runs" / "2011-05-13" / "brief.md").read_text()
+    assert f"NOT SENT — silenced until {until} because the data team is migrating." in brief
+
+    dag_run, states = run_dag("2011-01-10")  # a CRITICAL SQL5 day, 41 days into the history
+    assert states["no_alert"].endswith("success")
+    incident, event, playbook, status, note, _ = log_row(tmp_path, "2011-01-10")
+    assert (incident, event, playbook, status) == (None, None, "not_needed", "skipped")
+    assert note == "warm-up: 41 days of history; alerts start on 2011-03-07"

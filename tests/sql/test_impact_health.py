@@ -230,6 +230,10 @@ def test_health_reads_the_stored_alert_history_only(sample_settings):
     assert sum(m["warmup_alert_days"] for m in months.values()) == 18
     assert sum(m["incidents_opened"] for m in months.values()) == 2
     assert after["months_over_target"] == []
+    # the range starts in the warm-up (day 32 of the history on 2011-01-01)
+    assert after["warmup"] == "warm-up: 32 days of history; alerts start on 2011-03-07"
+    later = service.get_health(sample_settings, "2011-04-01", "2011-12-09")
+    assert "warmup" not in later and later["alert_frequency"]["2011-05"]["incidents_opened"] == 1
     # the boundary: one incident a month is not over a target of one
     strict = load_settings(alert_frequency_target_per_month=1)
     assert service.get_health(strict, "2011-01-01", "2011-12-09")["months_over_target"] == []

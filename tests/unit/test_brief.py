@@ -596,6 +596,10 @@ def test_an_open_incident_without_an_event_says_so_and_sends_nothing():
     context["decision"].update(severity="INFO", alert_flag=False)
     text = markdown(context)
     assert "Incident INC-20110920 is open, no change today: day 3" in text
+    assert (
+        text.splitlines()[0]
+        == "# RetentionOps brief — 2011-09-22 — INC-20110920 open, no change (INFO)"
+    )
     assert context["plan"]["branch"] == "no_alert" and context["plan"]["tiers"] == []
 
 
@@ -615,3 +619,21 @@ def test_a_withheld_event_carries_a_not_sent_banner_with_the_reason():
         if name != "email_subject":
             assert f"NOT SENT — {reason}." in text, name
     assert "NOT SENT" not in markdown(incident_context("update"))
+
+
+def test_a_warm_up_day_says_so_in_the_title_and_the_note():
+    context = make_context("CRITICAL", alert_flag=True)
+    context["incident"] = {"phase": "warmup", "incident_id": None, "event": None}
+    context["note"] = "warm-up: 41 days of history; alerts start on 2011-03-07"
+    from retentionops.playbook import playbook_plan
+    from retentionops.settings import load_settings
+
+    context["plan"] = playbook_plan(
+        context["decision"], "production", load_settings(env={}), context["incident"]
+    )
+    text = markdown(context)
+    assert text.splitlines()[0] == (
+        "# RetentionOps brief — 2011-09-22 — warm-up, not acted on (CRITICAL)"
+    )
+    assert "warm-up: 41 days of history; alerts start on 2011-03-07" in text
+    assert context["plan"]["tiers"] == [] and context["plan"]["branch"] == "no_alert"
