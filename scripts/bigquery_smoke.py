@@ -86,7 +86,8 @@ def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
     decision = step("SQL1-SQL5", detection.run_detection, warehouse, settings, day)
     counts = step("priority queue", actions.build_priority_queue, warehouse, settings, day)
     step("operational context", actions.get_operational_context, warehouse, settings, day)
-    audience = step("P1 audience", actions.fetch_audience, warehouse, settings, day, "P1")
+    audience = step("P1 audience", actions.record_audience, warehouse, settings, day, "P1",
+                    "bigquery-smoke")
     started = dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC)
     record = actions.run_log_record(
         run_id=f"bigquery_smoke__{day.isoformat()}", run_date=day, status="success",

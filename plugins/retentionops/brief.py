@@ -237,6 +237,34 @@ def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": incident["incident_id"], "event": event, "line": line}
 
 
+def _audience_line(context: dict[str, Any], tier: dict[str, Any]) -> str | None:
+    """An exported tier across days: new / still / left since the last delivered run, the
+    contact cooldown, the rows in the file (docs/audiences.md)."""
+    if "new" not in tier:
+        return None
+    previous = context.get("previous_run_date")
+    parts = [
+        f"{fmt_count(tier['new'])} new, {fmt_count(tier['still'])} still, "
+        f"{fmt_count(tier['left'])} left since the delivery of {previous}"
+        if previous
+        else "no earlier delivery: every customer is new"
+    ]
+    days = context.get("cooldown_days")
+    if tier.get("cooldown_suppressed"):
+        parts.append(
+            f"{fmt_count(tier['cooldown_suppressed'])} kept back (delivered within the "
+            f"{days}-day contact cooldown)"
+        )
+    if tier.get("cooldown_bypassed"):
+        parts.append(
+            f"{fmt_count(tier['cooldown_bypassed'])} delivered within it but more urgent now: "
+            "exported, marked"
+        )
+    if tier.get("exported_rows") is not None:
+        parts.append(f"{fmt_count(tier['exported_rows'])} in the file")
+    return "; ".join(parts)
+
+
 def _facts(
     context: dict[str, Any],
     links: dict[str, str] | None,
@@ -268,6 +296,7 @@ def _facts(
                 "action": _one_line(tier["action"]),
                 "exported": key in exported,
                 "empty_reason": _one_line(empty_note) if empty_note else None,
+                "audience": _audience_line(context, tier) if key in exported else None,
             }
         )
 
@@ -317,6 +346,7 @@ def _facts(
         "banner": _banner(plan),
         "incident": _incident_facts(context),
         "note": context.get("note"),
+        "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
         "run_date": str(context["run_date"]),
         "run_id": run_id,
         "severity": severity,
@@ -514,12 +544,18 @@ def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
         )
         if tier["empty_reason"]:
             text += f"\nEmpty: {e(tier['empty_reason'])}"
+        if tier["audience"]:
+            text += f"\n{e(tier['audience'])}"
         tier_fields.append(text)
     blocks.append(
         _section(
             f"*What is ready* — exported for this severity: {e(f['exported_text'])}", tier_fields
         )
     )
+    if f["anomalies"]:
+        blocks.append(
+            _section("*Audience warnings*\n" + "\n".join(f"⚠ {e(a)}" for a in f["anomalies"]))
+        )
     blocks.append({"type": "divider"})
 
     playbook = f["playbook"]
