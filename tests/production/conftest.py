@@ -103,14 +103,16 @@ class SessionAnalysis:
         except Exception as error:  # reported by the test of that statement
             self.errors[name] = error
 
-    def statement(self, name: str):
-        """The resolved statement of a name (a list of them for the load script)."""
+    def resolved(self, name: str):
+        """The ``prod_zetasql.Resolved`` statement of a name (a list for the load script);
+        a name whose analysis failed raises that failure."""
         if name in self.errors:
             raise self.errors[name]
-        statement = self.analysis.statements[self.paths[name]]
-        if isinstance(statement, list):
-            return [s.model for s in statement]
-        return statement.model
+        return self.analysis.statements[self.paths[name]]
+
+    def statement(self, name: str):
+        """zetasql's Python model of the resolved statement (built on demand)."""
+        return self.resolved(name).model
 
     def table(self, logical: str) -> list[tuple[str, str]]:
         from retentionops.sql import table_refs

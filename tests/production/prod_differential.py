@@ -47,8 +47,32 @@ _LEGACY_TYPES = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}
 _NINE_PLACES = decimal.Decimal(1).scaleb(-9)
 
 
-#: (text, parameter types, schemas) -> [(kind, MERGE target, text)] of its statements
+#: (text, parameter types, schemas) -> [(kind, target table, text)] of its statements
 _SPLITS: dict[tuple, list] = {}
+_SESSION_STATEMENTS: dict[int, dict] = {}
+
+
+def _session_statements(analysed) -> dict[tuple, Any]:
+    """(text, parameter types) -> resolved statement, of everything the session analysed
+    as one statement."""
+    if id(analysed) not in _SESSION_STATEMENTS:
+        index = {}
+        for name, text in analysed.texts.items():
+            if name in analysed.errors or name not in analysed.parameters:
+                continue
+            statement = analysed.resolved(name)
+            if not isinstance(statement, list):
+                kinds = tuple((n, k) for n, k, _ in analysed.parameters[name])
+                index[(text, kinds)] = statement
+        _SESSION_STATEMENTS[id(analysed)] = index
+    return _SESSION_STATEMENTS[id(analysed)]
+
+
+def _target(statement) -> str | None:
+    """The table a DML statement or MERGE writes."""
+    if statement.kind in (*DML, "ResolvedMergeStmt"):
+        return statement.node.table_scan.table.full_name
+    return None
 
 
 @dataclasses.dataclass
@@ -167,20 +191,26 @@ class ZetaBigQuery:
     # -- statements -------------------------------------------------------------------
 
     def _split(self, path: str, text: str, parameters) -> list[tuple[str, str | None, str]]:
-        """(kind, MERGE target, text) of each statement, as ZetaSQL splits and analyses it
-        (once per text, parameter types and schemas in a session)."""
+        """(kind, target table, text) of each statement, as ZetaSQL splits and analyses it.
+
+        A statement the session analysed already (a file of the package, a statement built
+        in code) with the same parameter types over the same schemas is not analysed
+        again; any other text is analysed once per session.
+        """
+        kinds = tuple((n, k) for n, k, _ in parameters)
+        if self.tables == self.analysed.analysis.tables:
+            known = _session_statements(self.analysed).get((text, kinds))
+            if known is not None:
+                return [(known.kind, _target(known), text)]
         schemas = tuple((name, tuple(columns)) for name, columns in sorted(self.tables.items()))
-        key = (text, tuple((n, k) for n, k, _ in parameters), schemas)
+        key = (text, kinds, schemas)
         if key not in _SPLITS:
             analysis = prod_zetasql.Analysis(self.service)
             analysis.tables = dict(self.tables)
-            out = []
-            for statement, piece in analysis.analyse_script(path, text, parameters):
-                target = None
-                if statement.kind == "ResolvedMergeStmt":
-                    target = statement.node.table_scan.table.full_name
-                out.append((statement.kind, target, piece))
-            _SPLITS[key] = out
+            _SPLITS[key] = [
+                (statement.kind, _target(statement), piece)
+                for statement, piece in analysis.analyse_script(path, text, parameters)
+            ]
         return _SPLITS[key]
 
     def _query(self, path: str, piece: str, parameters) -> list[dict[str, Any]]:
@@ -210,6 +240,8 @@ class ZetaBigQuery:
             for kind, target, piece in self._split(path, text, parameters):
                 if kind == "ResolvedQueryStmt":
                     rows = self._query(path, piece, parameters)
+                elif kind in DML and kind != "ResolvedInsertStmt" and not self.contents[target]:
+                    pass  # a DELETE or UPDATE of an empty table changes nothing
                 elif kind in DML:
                     row_key = kind != "ResolvedInsertStmt"
                     name, after, touched = prod_zetasql.modify(

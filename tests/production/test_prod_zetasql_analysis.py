@@ -35,7 +35,7 @@ def test_coverage_is_derived_from_the_file_list():
 
 @pytest.mark.parametrize("name", sql_names())
 def test_statement_is_valid_googlesql(analysed, name):
-    statement = analysed.statement(name)
+    statement = analysed.resolved(name)
     expected = {
         "ddl": ("ResolvedCreateTableStmt", "ResolvedCreateViewStmt"),
         "action/write_run_log": ("ResolvedMergeStmt",),
@@ -43,18 +43,18 @@ def test_statement_is_valid_googlesql(analysed, name):
         "markers/clear_run_markers": ("ResolvedDeleteStmt",),
     }
     kinds = expected.get(name, expected.get(name.split("/")[0], ("ResolvedQueryStmt",)))
-    assert type(statement).__name__ in kinds
+    assert statement.kind in kinds
 
 
 @pytest.mark.parametrize("label", built_labels())
 def test_built_statement_is_valid_googlesql(analysed, label):
     # retention_statements / invalidation_statements, as BigQuery receives them
-    assert type(analysed.statement(label)).__name__ == "ResolvedDeleteStmt"
+    assert analysed.resolved(label).kind == "ResolvedDeleteStmt"
 
 
 def test_the_bigquery_load_script_is_valid_googlesql(analysed):
     # the script BigQueryWarehouse.replace_orders sends, as ZetaSQL splits it
-    kinds = [type(s).__name__ for s in analysed.statement(LOAD_SCRIPT)]
+    kinds = [s.kind for s in analysed.resolved(LOAD_SCRIPT)]
     assert kinds == (
         ["ResolvedBeginStmt", "ResolvedDeleteStmt", "ResolvedInsertStmt"]
         + ["ResolvedDeleteStmt"] * len(DERIVED_TABLES)
@@ -92,7 +92,7 @@ def test_a_missing_file_entry_fails_with_the_file_name(analysed):
             analysed.analysis.service, analysed.settings, ["impact/last_order_date"]
         )
         with pytest.raises(AssertionError, match=r"include/sql/impact/last_order_date\.sql has no"):
-            run.statement("impact/last_order_date")
+            run.resolved("impact/last_order_date")
     finally:
         CALLS.clear()
         CALLS.update(original)
@@ -106,7 +106,8 @@ def test_a_missing_file_entry_fails_with_the_file_name(analysed):
 def test_query_result_fits_its_destination_table(analysed, sql_name, table):
     # BigQuery writes the result into table$YYYYMMDD (WRITE_TRUNCATE, CREATE_NEVER): the
     # columns must be those of the DDL, by name, in order, of the same types.
-    assert prod_zetasql.output_columns(analysed.statement(sql_name)) == analysed.table(table)
+    statement = analysed.resolved(sql_name).node
+    assert prod_zetasql.output_columns(statement) == analysed.table(table)
 
 
 def test_every_enabled_language_feature_is_needed(analysed):
