@@ -537,24 +537,67 @@ def test_orders_range_and_the_warnings_it_gives(pair):
     ]
 
 
+def stored_orders(rows) -> list[dict]:
+    """Orders as a table holds them (NUMERIC amounts)."""
+    return [
+        {"customer_id": c, "order_id": o, "order_date": dt.date.fromisoformat(d),
+         "order_amount": Decimal(str(a)), "country": "United Kingdom"}
+        for c, o, d, a in rows
+    ]  # fmt: skip
+
+
 def test_the_bigquery_load_defect(analysed, zetasql_service):
     """Known defect (docs/production-path.md, open): ``BigQueryWarehouse.replace_orders``
     loads the orders frame with WRITE_TRUNCATE and no schema, so the Python client infers
     the schema from the frame (``order_amount`` float64 -> FLOAT) and BigQuery gives
     ``orders_incoming`` that schema; the script's ``INSERT ... SELECT *`` of FLOAT64 into
-    the NUMERIC ``orders.order_amount`` is then refused. When this test fails, the load
-    was fixed: turn it into a check that the load keeps NUMERIC."""
+    the NUMERIC ``orders.order_amount`` is then refused, and the transaction rolls back.
+    When this test fails, the load was fixed: turn it into a check that the load keeps
+    NUMERIC."""
     from .prod_zetasql import ZetaSqlFailure
 
     bigquery = ZetaBigQuery(
         zetasql_service, analysed, analysed.settings, keep_table_schema_on_load=False
     )
+    before = stored_orders(ORDERS)
+    bigquery.set_rows("orders", before)
     with pytest.raises(ZetaSqlFailure, match=r"FLOAT64 which cannot be inserted into column "
                                              r"order_amount, which has type NUMERIC"):  # fmt: skip
-        bigquery.warehouse().replace_orders(make_orders(ORDERS))
+        bigquery.warehouse().replace_orders(make_orders(changed("B1", order_amount=7.51)))
     ref = bigquery.refs["orders_incoming"]
     assert dict(bigquery.tables[ref])["order_amount"] == "FLOAT64"
-    assert bigquery.rows("orders") == []  # the transaction rolled back
+    # the script's DELETE of the orders ran, then its INSERT failed: all rolled back
+    assert bigquery.rows("orders") == before
+
+
+def test_the_stand_in_refuses_what_bigquery_refuses(analysed, zetasql_service):
+    """ZetaBigQuery's own rules can fail: a row outside the partition a job writes, a MERGE
+    without the twin that stands in for it."""
+    from retentionops import bigquery as jobs
+    from retentionops.sql import render
+
+    stand_in = ZetaBigQuery(zetasql_service, analysed, analysed.settings)
+    settings = analysed.settings
+    ref = stand_in.refs["run_markers"]
+    outside = jobs.partition_job(
+        settings,
+        query="select date '2011-05-14' as run_date, 'detection' as step, "
+        "current_timestamp() as completed_at from unnest([1])",
+        parameters=[], table="run_markers", partition_field="run_date", partition="20110513",
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match=r"a row of 2011-05-14 outside \$20110513"):
+        stand_in.run_job(outside)
+    assert stand_in.contents[ref] == []
+    text = render("markers/mark_step_complete", settings)
+    merge = jobs.query_job(
+        text,
+        [{"name": "run_date", "parameterType": {"type": "DATE"},
+          "parameterValue": {"value": "2011-05-13"}},
+         {"name": "step", "parameterType": {"type": "STRING"},
+          "parameterValue": {"value": "detection"}}],
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match="cannot execute MERGE and no DuckDB twin"):
+        stand_in.run_job(merge)
 
 
 # -- retention by write time -----------------------------------------------------------
