@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
+# Python never writes bytecode when PYTHONDONTWRITEBYTECODE is set (as in some CI and
+# sandbox environments): then every process - the test run, each CLI, Airflow or MCP
+# subprocess - compiles airflow, pandas and google-* from source again (seconds each).
+# Compiling the installed packages once after each install makes that cost go away.
+BYTECODE := $(VENV)/.bytecode
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
@@ -37,7 +42,7 @@ define with_playbook_sim
 	$(1)
 endef
 
-install: $(STAMP)
+install: $(BYTECODE)
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -48,18 +53,23 @@ $(STAMP): requirements.lock pyproject.toml | $(BIN)/uv
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q --no-deps -e .
 	touch $@
 
+$(BYTECODE): $(STAMP)
+	@echo "Compiling the installed packages to bytecode (once per install)..."
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+	touch $@
+
 # Regenerate the full lock from the top-level pins; commit both files.
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 --no-header
 
-$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+$(AIRFLOW_HOME)/airflow.db: $(BYTECODE)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
-sample: $(STAMP)
+sample: $(BYTECODE)
 	$(BIN)/retentionops load-sample
 
-demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+demo: $(BYTECODE) $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/retentionops load-sample
 	@echo "Running the DAG for $(DEMO_DATE) (production rollout, playbook simulator on 127.0.0.1)..."
 	@$(call with_playbook_sim, RETENTIONOPS_ROLLOUT_MODE=production \
@@ -79,7 +89,7 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 # The committed examples in artifacts/, copied from real DAG runs on the sample, in a
 # warehouse of their own (so the runs are first deliveries, whatever the demo did before).
 artifacts: export RETENTIONOPS_DUCKDB_PATH := $(AIRFLOW_HOME)/artifacts.duckdb
-artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+artifacts: $(BYTECODE) $(AIRFLOW_HOME)/airflow.db
 	rm -f $(RETENTIONOPS_DUCKDB_PATH)
 	$(BIN)/retentionops load-sample > /dev/null
 	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
@@ -92,7 +102,7 @@ artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 # scheduler, dag-processor and triggerer from the venv, this repository's dags/ and
 # plugins/, SQLite metadata in .airflow/, dev auth (everyone is admin), the sample loaded
 # and the playbook simulator as the make_webhook connection.
-airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/retentionops load-sample > /dev/null
 	@$(call with_playbook_sim, PATH=$(CURDIR)/$(BIN):$$PATH \
 		RETENTIONOPS_CATCHUP=false RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
@@ -102,38 +112,38 @@ airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 		$(BIN)/airflow standalone)
 
 # Every layer (unit, sql, dags, e2e, production); prints the 15 slowest tests.
-test: $(STAMP)
+test: $(BYTECODE)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
 	$(BIN)/pytest -q
 
 # The fast layers only (pure Python and the SQL on DuckDB): under a minute.
-test-fast: $(STAMP)
+test-fast: $(BYTECODE)
 	$(BIN)/pytest -q -m "unit or sql"
 
 # The production-path suite alone (ZetaSQL analysis and differential runs, the GCS emulator,
 # the compose schema): docs/production-path.md.
-test-production: $(STAMP)
+test-production: $(BYTECODE)
 	$(BIN)/pytest -q tests/production
 
 # The DAG's SQL for one date on a real BigQuery dataset, compared with DuckDB. Needs
 # RETENTIONOPS_BIGQUERY_PROJECT and Google application default credentials (says so and
 # exits 2 otherwise); RETENTIONOPS_BIGQUERY_DATASET (default retentionops_smoke) and
 # _LOCATION (EU) choose the dataset. Not part of `make test`: it needs the network.
-bigquery-smoke: $(STAMP)
+bigquery-smoke: $(BYTECODE)
 	$(BIN)/python scripts/bigquery_smoke.py $(if $(SMOKE_DATE),--date $(SMOKE_DATE))
 
-lint: $(STAMP)
+lint: $(BYTECODE)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
 
 # The design's 90-second demo through the MCP server (stdio), in a throwaway workspace.
-mcp-demo: $(STAMP)
+mcp-demo: $(BYTECODE)
 	$(BIN)/python scripts/demo_90s.py
 
 # Speed and memory at 10 k, 100 k and 1 M customers against the DuckDB floor and a pandas
 # peer; writes bench/results.md and bench/results.json (about 12 minutes on 2 cores).
-bench: $(STAMP)
+bench: $(BYTECODE)
 	PYTHONPATH=plugins $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
