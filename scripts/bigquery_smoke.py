@@ -77,6 +77,7 @@ def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
     """The DAG's SQL steps for one date on one warehouse; returns what is compared."""
     from retentionops import actions, detection, runlog
     from retentionops.detection import jsonable
+    from retentionops.playbook import Delivery
 
     def step(name: str, call, *args, **kwargs):
         started = time.monotonic()
@@ -89,14 +90,19 @@ def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
     log(f"orders {'changed from ' + changed_from.isoformat() if changed_from else 'unchanged'}")
     decision = step("SQL1-SQL5", detection.run_detection, warehouse, settings, day)
     counts = step("priority queue", actions.build_priority_queue, warehouse, settings, day)
-    step("operational context", actions.get_operational_context, warehouse, settings, day)
-    audience = step("P1 audience", actions.record_audience, warehouse, settings, day, "P1",
-                    "bigquery-smoke")
     started = dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC)
+    # a dry run: the incident layer and the delivery ledger are read, nothing is sent
+    context = step(
+        "operational context", actions.get_operational_context, warehouse, settings, day,
+        Delivery(started, dry_run=True),
+    )  # fmt: skip
+    audience = step("P1 audience", actions.record_audience, warehouse, settings, day, "P1",
+                    "bigquery-smoke")  # fmt: skip
     outcome = runlog.RunOutcome(
         run_id=f"bigquery_smoke__{day.isoformat()}", run_date=day, interface="cli",
-        started_at=started, decision=decision, counts=counts, exports=[], dry_run=True,
-    )  # fmt: skip
+        started_at=started, exports=[], dry_run=True,
+    ).take_context(context)  # fmt: skip
+    outcome.counts = counts
     row = runlog.summarize(outcome, now=started + dt.timedelta(seconds=42))
     stored = step("run log MERGE", runlog.write, warehouse, settings, row)
     health = step(

@@ -43,6 +43,10 @@ FLOAT_TOLERANCE = 1e-9
 MERGE_KEYS = {"ops_runs_log": ("run_id",), "run_markers": ("run_date", "step")}
 #: Statement kinds the reference engine executes as DML
 DML = ("ResolvedDeleteStmt", "ResolvedInsertStmt", "ResolvedUpdateStmt")
+#: An INSERT whose source query has a WITH clause (SQL5's history range): its query part.
+_INSERT_WITH = re.compile(
+    r"\s*insert\s+into\s+`[^`]+`\s*((?:--[^\n]*\n\s*)*with\b.*)", re.IGNORECASE | re.DOTALL
+)
 #: BigQuery's legacy type names (what the Python client's SchemaField says) -> GoogleSQL
 _LEGACY_TYPES = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}
 _NINE_PLACES = decimal.Decimal(1).scaleb(-9)
@@ -245,6 +249,8 @@ class ZetaBigQuery:
                     rows = self._query(path, piece, parameters)
                 elif kind in DML and kind != "ResolvedInsertStmt" and not self.contents[target]:
                     pass  # a DELETE or UPDATE of an empty table changes nothing
+                elif kind == "ResolvedInsertStmt" and _INSERT_WITH.match(piece):
+                    affected += self._insert_query(path, target, piece, parameters)
                 elif kind in DML:
                     row_key = kind != "ResolvedInsertStmt"
                     name, after, touched = prod_zetasql.modify(
@@ -257,6 +263,10 @@ class ZetaBigQuery:
                 elif kind in ("ResolvedCreateTableStmt", "ResolvedCreateViewStmt"):
                     # CREATE ... IF NOT EXISTS: the catalog holds every table of ddl/ already
                     assert _CREATE_IF_MISSING.search(piece), piece
+                elif kind == "ResolvedAlterTableStmt":
+                    # ensure_tables' migration of an older warehouse: the catalog holds every
+                    # table of ddl/ with its current columns already
+                    assert "add column if not exists" in piece.lower(), piece
                 elif kind == "ResolvedBeginStmt":
                     snapshot = dict(self.contents)
                 elif kind == "ResolvedCommitStmt":
@@ -270,6 +280,18 @@ class ZetaBigQuery:
                 self.contents = snapshot  # BigQuery rolls the transaction back
             raise
         return rows, affected
+
+    def _insert_query(self, path: str, target: str, piece: str, parameters) -> int:
+        """``INSERT INTO t WITH ... SELECT``: BigQuery runs it, the reference engine does
+        not ("WITH clauses under subquery in DML statement is not supported yet"). The
+        statement was analysed whole; its query runs on the engine and its rows are
+        appended by position, as an INSERT without a column list does."""
+        query = _INSERT_WITH.match(piece).group(1)
+        rows = self._query(path, query, parameters)
+        columns = [name for name, _ in self.tables[target]]
+        added = [dict(zip(columns, row.values(), strict=True)) for row in rows]
+        self.contents[target] = [*self.contents[target], *added]
+        return len(added)
 
     def _merge_from_twin(self, target: str, parameters) -> int:
         """The MERGE's effect on its ON key, as DuckDB's MERGE of the same call left it."""

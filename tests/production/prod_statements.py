@@ -18,10 +18,14 @@ from typing import Any
 
 from retentionops import runlog
 from retentionops.detection import DETECTION_MARKER
+from retentionops.incidents import LEDGER_TYPES
+from retentionops.incidents import parameters as incident_parameters
 from retentionops.settings import Settings
 from retentionops.sql import SQL_DIR, detection_parameters, priority_parameters
 
 RUN_DATE = dt.date(2011, 5, 13)
+RUN_ID = "manual__2011-05-13T00:00:00+00:00"
+DEDUPE_KEY = "INC-20110513:open:2011-05-13:production"
 
 Call = tuple[dict[str, Any], dict[str, str] | None]
 
@@ -65,13 +69,36 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "markers/read_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
     # actions.build_priority_queue: priority_parameters(settings, D)
     "action/build_priority_queue": lambda s: (priority_parameters(s, RUN_DATE), None),
-    # actions.get_operational_context
-    "action/get_operational_context": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.fetch_audience
-    "action/read_audience": lambda s: (
-        {"run_date": RUN_DATE, "tier": "P1", "row_limit": int(s.export_limit)},
+    # actions.get_operational_context (_context_rows)
+    "action/get_operational_context": lambda s: ({"run_date": RUN_DATE, "new_only": False}, None),
+    # actions.record_audience: clear, record, read back
+    "action/clear_audience_export": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
+    "action/record_audience_export": lambda s: (
+        {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE,
+         "new_only": s.export_mode == "new_only", "row_limit": int(s.export_limit)},
+        None,
+    ),  # fmt: skip
+    "action/read_audience": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
+    # incidents.incident_days: incidents.parameters(settings, from, to)
+    "incidents/incident_days": lambda s: (
+        incident_parameters(s, dt.date(2011, 5, 1), RUN_DATE),
         None,
     ),
+    # incidents.delivered_at, incident_thread, record_delivery
+    "incidents/read_delivery": lambda s: ({"dedupe_key": DEDUPE_KEY}, None),
+    "incidents/read_incident_thread": lambda s: (
+        {"incident_id": "INC-20110513", "rollout_mode": "production"},
+        None,
+    ),
+    "incidents/record_delivery": lambda s: (
+        {"dedupe_key": DEDUPE_KEY, "run_id": RUN_ID, "run_date": RUN_DATE,
+         "incident_id": "INC-20110513", "event": "open", "severity": "CRITICAL",
+         "rollout_mode": "production", "resend": False, "ticket_id": "RET-0001",
+         "slack_message_ts": None},
+        LEDGER_TYPES,
+    ),  # fmt: skip
+    # incidents.history_covered_to
+    "markers/read_history_coverage": lambda s: ({}, None),
     # runlog.read
     "action/read_run_log": lambda s: ({"run_id": "manual__2011-05-13T00:00:00+00:00"}, None),
     # runlog.read_for_date
@@ -87,6 +114,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "impact/last_order_date": lambda s: ({}, None),
     "impact/measure_impact": lambda s: (
         {
+            "run_id": RUN_ID,
             "run_date": RUN_DATE,
             "tiers": ["P1", "P2"],
             "row_limit": s.export_limit,

@@ -30,6 +30,7 @@ BIGQUERY_FEATURES = (
     "FEATURE_V_1_3_COLUMN_DEFAULT_VALUE",  # created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP()
     "FEATURE_CREATE_TABLE_NOT_NULL",  # NOT NULL columns
     "FEATURE_V_1_3_OMIT_INSERT_COLUMN_LIST",  # INSERT INTO t SELECT ... (no column list)
+    "FEATURE_WITH_RECURSIVE",  # WITH RECURSIVE (incidents/incident_days.sql)
 )
 
 #: BigQuery's table options with their types (CREATE TABLE ... OPTIONS): an option outside

@@ -100,7 +100,7 @@ class Pair:
         counts = actions.build_priority_queue(self.duck, self.duck_settings, day)
         assert actions.build_priority_queue(self.bq, self.zeta_settings, day) == counts
         self.same_table(label, "customer_priority", day)
-        self.same(label, "action/get_operational_context", {"run_date": day})
+        self.same(label, "action/get_operational_context", {"run_date": day, "new_only": False})
         self.same(label, "detection/read_alert_decision", {"run_date": day})
         self.same(label, "markers/read_run_markers", {"run_date": day})
 

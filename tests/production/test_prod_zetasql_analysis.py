@@ -41,6 +41,9 @@ def test_statement_is_valid_googlesql(analysed, name):
         "action/write_run_log": ("ResolvedMergeStmt",),
         "markers/mark_step_complete": ("ResolvedMergeStmt",),
         "markers/clear_run_markers": ("ResolvedDeleteStmt",),
+        "action/clear_audience_export": ("ResolvedDeleteStmt",),
+        "action/record_audience_export": ("ResolvedInsertStmt",),
+        "incidents/record_delivery": ("ResolvedMergeStmt",),
     }
     kinds = expected.get(name, expected.get(name.split("/")[0], ("ResolvedQueryStmt",)))
     assert statement.kind in kinds
