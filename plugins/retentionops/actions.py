@@ -68,6 +68,8 @@ class Context(TypedDict):
     exported_tiers: list[str]
     previous_run_date: str | None
     cooldown_days: int
+    response: dict[str, Any]
+    status_windows: dict[str, int]
     anomalies: list[str]
     median_total_revenue: float
     value_per_customer: float
@@ -260,6 +262,7 @@ def get_operational_context(
         note,
     )
     exported = plan["tiers"]
+    thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
     tiers: dict[str, TierInfo] = {}
     for tier in TIERS:
         facts = across[tier]
@@ -304,6 +307,20 @@ def get_operational_context(
         "exported_tiers": exported,
         "previous_run_date": previous,
         "cooldown_days": settings.contact_cooldown_days,
+        # what the brief asks of whom by when (design 17), and the words behind AT_RISK
+        "response": {
+            "owner": settings.incident_owner or None,
+            "sla_hours": settings.response_sla_hours,
+            "due_at": (
+                (delivery or Delivery.now()).started_at
+                + dt.timedelta(hours=settings.response_sla_hours)
+            ).isoformat(timespec="minutes"),
+            "ticket_id": (thread or {}).get("ticket_id"),
+        },
+        "status_windows": {
+            "active_days": settings.active_days,
+            "at_risk_days": settings.at_risk_days,
+        },  # fmt: skip
         "anomalies": anomalies(tiers, previous, settings.audience_change_factor),
         "median_total_revenue": round(median_revenue, 2),
         "value_per_customer": round(value, 2),

@@ -27,8 +27,12 @@ BRIEF_FILES = {
     "slack": "brief_slack.json",
     "email_html": "brief_email.html",
     "email_text": "brief_email.txt",
+    # the email as sent: text and HTML alternatives, the chart inline (cid)
+    "email_message": "brief_email.eml",
     "chart": "at_risk_last_60_days.png",
 }
+#: The Content-ID of the chart inside the email message.
+CHART_CID = "at-risk-chart@retentionops"
 
 
 class BriefFiles(TypedDict):
@@ -37,6 +41,7 @@ class BriefFiles(TypedDict):
     slack: str
     email_html: str
     email_text: str
+    email_message: str
 
 
 def safe_name(text: str) -> str:
@@ -216,8 +221,31 @@ def render_brief_files(
     written["slack"] = write_atomic(
         folder / BRIEF_FILES["slack"], json.dumps(slack, indent=2) + "\n"
     )
-    email = render_brief(context, "email", links=shared, chart_link=chart_link, run_id=run_id)
+    # the HTML file previews with the chart next to it; the message carries it inline
+    email = render_brief(context, "email", links=shared, chart_link=chart_link, run_id=run_id,
+                         chart_src=chart.name)  # fmt: skip
     written["email_html"] = write_atomic(folder / BRIEF_FILES["email_html"], email["html"])
     written["email_text"] = write_atomic(folder / BRIEF_FILES["email_text"], email["text"])
+    inline = render_brief(context, "email", links=shared, chart_link=chart_link, run_id=run_id,
+                          chart_src=f"cid:{CHART_CID}")  # fmt: skip
+    written["email_message"] = write_atomic(
+        folder / BRIEF_FILES["email_message"], email_message(inline, chart.read_bytes())
+    )
     files = {kind: display_link(str(path)) for kind, path in written.items()}
     return files, shared  # type: ignore[return-value]
+
+
+def email_message(email: dict[str, str], chart_png: bytes) -> bytes:
+    """The brief as a MIME message: plain text and HTML alternatives, the chart as an
+    inline image of the HTML part (``cid:``), ready for any mail relay."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = email["subject"]
+    message.set_content(email["text"])
+    message.add_alternative(email["html"], subtype="html")
+    html = message.get_payload()[1]
+    html.add_related(chart_png, "image", "png", cid=f"<{CHART_CID}>",
+                     filename=BRIEF_FILES["chart"])  # fmt: skip
+    return message.as_bytes()

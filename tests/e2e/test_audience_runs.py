@@ -81,8 +81,10 @@ def test_four_days_deliver_each_customer_once_and_never_the_holdout(
     second = latest_row(tmp_path, "2011-05-14")
     assert second["cooldown"][1] > 200 and second["exported"][1] < 100
     assert second["changes"].startswith("since 2011-05-13: P1 ")
-    brief = (ROOT / second["brief"]).read_text() if not Path(second["brief"]).is_absolute() else (
-        Path(second["brief"]).read_text()
+    brief = (
+        (ROOT / second["brief"]).read_text()
+        if not Path(second["brief"]).is_absolute()
+        else (Path(second["brief"]).read_text())
     )
     assert f"{second['cooldown'][1]} kept back (delivered within the 14-day contact cooldown)" in (
         brief

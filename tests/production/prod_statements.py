@@ -74,8 +74,13 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     # actions.record_audience: clear, record, read back
     "action/clear_audience_export": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
     "action/record_audience_export": lambda s: (
-        {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE,
-         "new_only": s.export_mode == "new_only", "row_limit": int(s.export_limit)},
+        {
+            "run_id": RUN_ID,
+            "tier": "P1",
+            "run_date": RUN_DATE,
+            "new_only": s.export_mode == "new_only",
+            "row_limit": int(s.export_limit),
+        },
         None,
     ),  # fmt: skip
     "action/read_audience": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
@@ -91,10 +96,18 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         None,
     ),
     "incidents/record_delivery": lambda s: (
-        {"dedupe_key": DEDUPE_KEY, "run_id": RUN_ID, "run_date": RUN_DATE,
-         "incident_id": "INC-20110513", "event": "open", "severity": "CRITICAL",
-         "rollout_mode": "production", "resend": False, "ticket_id": "RET-0001",
-         "slack_message_ts": None},
+        {
+            "dedupe_key": DEDUPE_KEY,
+            "run_id": RUN_ID,
+            "run_date": RUN_DATE,
+            "incident_id": "INC-20110513",
+            "event": "open",
+            "severity": "CRITICAL",
+            "rollout_mode": "production",
+            "resend": False,
+            "ticket_id": "RET-0001",
+            "slack_message_ts": None,
+        },
         LEDGER_TYPES,
     ),  # fmt: skip
     # incidents.history_covered_to
