@@ -119,6 +119,19 @@ def dml_job(settings: Settings, sql_name: str, values: dict[str, Any]) -> dict[s
     )
 
 
+def history_marker_job(settings: Settings, step: str) -> dict[str, Any]:
+    """One script: forget the alert-history coverage of other settings, then mark ``step``
+    (the current settings' history marker) complete for the run date."""
+    from retentionops.sql import bigquery_query_parameters, render
+
+    names = ("markers/clear_other_history_markers", "markers/mark_step_complete")
+    text = ";\n".join(render(name, settings) for name in names)
+    return query_job(
+        ";\n".join(include(name) for name in names),
+        bigquery_query_parameters(text, {"run_date": "{{ ds }}", "step": step}),
+    )
+
+
 def create_tables_job(settings: Settings, table_names: tuple[str, ...]) -> dict[str, Any]:
     """One multi-statement job running every ``CREATE TABLE IF NOT EXISTS`` of ``ddl/`` and
     adding the columns later versions added (``alter table ... add column if not exists``)."""

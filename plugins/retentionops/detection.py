@@ -11,7 +11,11 @@ from typing import Any
 from retentionops.dates import as_date
 from retentionops.errors import UserError
 from retentionops.settings import Settings
-from retentionops.sql import alert_history_parameters, detection_parameters
+from retentionops.sql import (
+    alert_history_parameters,
+    alert_settings_fingerprint,
+    detection_parameters,
+)
 from retentionops.warehouse import Warehouse
 
 
@@ -123,11 +127,62 @@ def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) ->
         )
 
 
+def history_marker(settings: Settings) -> str:
+    """The run-marker step saying "SQL5's rows are stored for every date up to this one,
+    computed with these settings" (the step name carries the settings' fingerprint)."""
+    return f"alert_history@{alert_settings_fingerprint(settings)}"
+
+
+def history_covered_to(warehouse: Warehouse, settings: Settings) -> dt.date | None:
+    """The last date up to which the alert history is stored with the current settings
+    (None: not stored). A load that changes orders from a date on clears the markers of
+    that date and later, so the coverage drops to before it."""
+    from retentionops.warehouse import WarehouseError
+
+    try:
+        [row] = warehouse.query("markers/read_history_coverage", {"step": history_marker(settings)})
+    except WarehouseError:  # no marker table yet
+        return None
+    return as_date(row["covered_to"]) if row["covered_to"] is not None else None
+
+
+def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt.date | None:
+    """Store SQL5's rows up to ``to_date``: only the dates after the stored coverage (all
+    of them on a fresh warehouse, after a load that changed old orders, or after a change of
+    the settings SQL5 depends on), in one set-based pass; mark the new coverage.
+
+    Exact, not an approximation: each date's row depends on the orders up to that date and
+    on the settings only, and both invalidations remove the marker. Returns the first date
+    computed (None: already stored; ``date.min``: the whole history).
+    """
+    day = as_date(to_date)
+    covered = history_covered_to(warehouse, settings)
+    if covered is not None and covered >= day:
+        return None
+    start = covered + dt.timedelta(days=1) if covered is not None else dt.date.min
+    warehouse.ensure_tables(("alert_logic", "run_markers"))
+    with warehouse.atomic():
+        # one table holds the rows: coverage under other settings no longer holds
+        warehouse.execute_file(
+            "markers/clear_other_history_markers", {"step": history_marker(settings)}
+        )
+        warehouse.replace_partition(
+            ALERT_STEP.sql_name,
+            table=ALERT_STEP.table,
+            params=alert_history_parameters(settings, day, from_date=start),
+        )
+        mark_complete(warehouse, day, history_marker(settings))
+    return start
+
+
 def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, Any]:
     """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision.
 
-    All or nothing: on DuckDB the five tables and the marker commit in one transaction; on
-    BigQuery the marker, written last, is what readers require.
+    SQL1-SQL4 write the date's partition; SQL5's alert history is extended to the date
+    (incremental: the dates already stored with the same settings are kept, since each
+    date's row depends on the orders up to it only). All or nothing: on DuckDB the tables
+    and the markers commit in one transaction; on BigQuery the marker, written last, is
+    what readers require.
     """
     day = as_date(run_date)
     warehouse.ensure_tables(("run_markers",))
@@ -136,8 +191,9 @@ def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> di
         if settings.detection_mode == "external":
             verify_detection(warehouse, settings, day)
         else:
-            for step in DETECTION_STEPS:
+            for step in DETECTION_STEPS[:-1]:
                 run_step(warehouse, settings, step, day)
+            extend_history(warehouse, settings, day)
         mark_complete(warehouse, day, DETECTION_MARKER)
     return stored_alert_decision(warehouse, settings, day)
 

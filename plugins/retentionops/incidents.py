@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any, TypedDict
 
 from retentionops.dates import as_date
-from retentionops.detection import ALERT_STEP, jsonable, mark_complete, run_step
+from retentionops.detection import jsonable
 from retentionops.settings import Settings
 from retentionops.warehouse import Warehouse
 
@@ -51,36 +51,6 @@ def parameters(settings: Settings, from_date: dt.date, to_date: dt.date) -> dict
         "resolve_after_days": settings.resolve_after_days,
         "threshold_warning": settings.threshold_warning_pct,
     }
-
-
-#: The run marker of an alert history computed outside a detection run (up to its date).
-HISTORY_MARKER = "alert_history"
-
-
-def history_covered_to(warehouse: Warehouse) -> dt.date | None:
-    """The last date up to which the alert history is stored (None: not stored)."""
-    from retentionops.warehouse import WarehouseError
-
-    try:
-        [row] = warehouse.query("markers/read_history_coverage", {})
-    except WarehouseError:  # no marker table yet
-        return None
-    return as_date(row["covered_to"]) if row["covered_to"] is not None else None
-
-
-def ensure_history(warehouse: Warehouse, settings: Settings, to_date: dt.date) -> None:
-    """Make sure the alert history up to ``to_date`` is stored (SQL5 in one pass if not).
-
-    A detection run for a date stores the history up to it; asking about a later date, or a
-    fresh warehouse, computes it once here (the same rows detection writes) and marks it.
-    """
-    covered = history_covered_to(warehouse)
-    if covered is not None and covered >= to_date:
-        return
-    warehouse.ensure_tables(("alert_logic", "run_markers"))
-    with warehouse.atomic():
-        run_step(warehouse, settings, ALERT_STEP, to_date)
-        mark_complete(warehouse, to_date, HISTORY_MARKER)
 
 
 def incident_days(

@@ -82,7 +82,7 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
     """
     from airflow.sdk import TaskGroup, chain, task
 
-    from retentionops.detection import DETECTION_MARKER, DETECTION_STEPS
+    from retentionops.detection import DETECTION_MARKER, DETECTION_STEPS, history_marker
 
     if settings.warehouse_backend != "bigquery" or settings.detection_mode == "external":
         return task(task_id=task_id)(_detect)()
@@ -94,6 +94,12 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
             *(
                 _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
                 for step in DETECTION_STEPS
+            ),
+            # SQL5's job rewrites the whole history up to the date: it is stored
+            _bigquery_job(
+                settings,
+                "mark_history_complete",
+                bigquery.history_marker_job(settings, history_marker(settings)),
             ),
             _marker_job(
                 settings,

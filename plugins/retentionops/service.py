@@ -584,7 +584,7 @@ def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str
             f"the range {start}..{end} is longer than max_range_days ({settings.max_range_days})"
         )
     with open_warehouse(settings) as warehouse:
-        incidents.ensure_history(warehouse, settings, end)
+        detection.extend_history(warehouse, settings, end)
         days = incidents.incident_days(warehouse, settings, start, end)
         warnings = data_warnings(warehouse, settings, end)
     warmup = [day["day"] for day in days if day["phase"] == "warmup"]
@@ -607,7 +607,7 @@ def get_incident(settings: Settings, run_date: Any) -> dict[str, Any]:
 
     day = as_date(run_date)
     with open_warehouse(settings) as warehouse:
-        incidents.ensure_history(warehouse, settings, day)
+        detection.extend_history(warehouse, settings, day)
         row = incidents.incident_on(warehouse, settings, day)
         if row is None:
             raise ServiceError(f"no alert history for {day}: no orders on or before it")
@@ -676,7 +676,7 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
         warehouse.ensure_tables()
         report = health.get_health(warehouse, start, end)
         # a read: the stored alert history only (detection or an incident read stores it)
-        covered = incidents.history_covered_to(warehouse)
+        covered = detection.history_covered_to(warehouse, settings)
         days = (
             incidents.incident_days(warehouse, settings, start, end)
             if covered is not None and covered >= end

@@ -257,14 +257,29 @@ def detection_parameters(
     }
 
 
-def alert_history_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
-    """SQL5 for every date up to the run date: the alert history incidents are built from.
+def alert_history_parameters(
+    settings: Settings, run_date: Any, from_date: Any = dt.date.min
+) -> dict[str, Any]:
+    """SQL5 for the dates ``from_date``..``run_date`` (by default every date up to the run
+    date): the alert history incidents are built from.
 
     Each row depends on the orders up to its own date only, so rewriting the history of
     earlier dates gives back the same rows (point-in-time), and a fresh warehouse or a
-    backfill gets the whole history in the one pass SQL5 makes anyway.
+    backfill gets the whole history in the one pass SQL5 makes anyway. A run that finds the
+    history stored up to some date computes only the dates after it (detection.extend_history).
     """
-    return detection_parameters(settings, run_date, from_date=dt.date.min)
+    return detection_parameters(settings, run_date, from_date=from_date)
+
+
+def alert_settings_fingerprint(settings: Settings) -> str:
+    """A short hash of every setting SQL5's rows depend on: stored rows are reused only
+    while it is unchanged (a new threshold or window recomputes the history)."""
+    import hashlib
+
+    values = detection_parameters(settings, None)
+    values.pop("run_date"), values.pop("from_date")
+    text = ";".join(f"{key}={values[key]}" for key in sorted(values))
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:

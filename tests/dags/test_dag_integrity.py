@@ -175,8 +175,8 @@ def test_dag_file_parses_without_google_modules_on_duckdb(tmp_path):
 def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
 
-    markers = ["detection.start_detection", "detection.mark_detection_complete",
-               "mark_queue_complete"]  # fmt: skip
+    markers = ["detection.start_detection", "detection.mark_history_complete",
+               "detection.mark_detection_complete", "mark_queue_complete"]  # fmt: skip
     for task_id in ["create_tables", *DETECTION_TASKS, "build_priority_queue", *markers]:
         task = bigquery_dag.get_task(task_id)
         assert isinstance(task, BigQueryInsertJobOperator)
@@ -185,8 +185,9 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
         assert task.retries >= 3
     # one job per SQL file, between clearing the date's markers and marking it complete
     order = ["detection.start_detection", *DETECTION_TASKS,
-             "detection.mark_detection_complete", "get_alert_decision", "build_priority_queue",
-             "mark_queue_complete", "get_operational_context"]  # fmt: skip
+             "detection.mark_history_complete", "detection.mark_detection_complete",
+             "get_alert_decision", "build_priority_queue", "mark_queue_complete",
+             "get_operational_context"]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert bigquery_dag.get_task(downstream).upstream_task_ids == {upstream}
     # everything else is the same DAG on both backends

@@ -110,8 +110,10 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         },
         LEDGER_TYPES,
     ),  # fmt: skip
-    # incidents.history_covered_to
-    "markers/read_history_coverage": lambda s: ({}, None),
+    # detection.extend_history
+    "markers/clear_other_history_markers": lambda s: ({"step": "alert_history@0123456789"}, None),
+    # detection.history_covered_to
+    "markers/read_history_coverage": lambda s: ({"step": "alert_history@0123456789"}, None),
     # runlog.read
     "action/read_run_log": lambda s: ({"run_id": "manual__2011-05-13T00:00:00+00:00"}, None),
     # runlog.read_for_date

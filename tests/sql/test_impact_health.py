@@ -176,10 +176,11 @@ def test_retention_counts_from_the_write_time_so_backfills_survive(load_orders, 
     # 2011-01-10 (old write) and 2011-02-01 (no marker, dated before the cutoff) go. One
     # customer: one row per date in SQL1-SQL3; cohort 2011-01 has offsets 0 on 01-10 and
     # 0..1 on 02-01 (3 rows); the queue holds "a" only on 02-01 (27 days > 1.5 x its 4-day
-    # gap, 2 orders: 50 + 20 = HIGH, ACTIVE -> P1), on 01-10 it is LOW; 2 markers of 01-10.
+    # gap, 2 orders: 50 + 20 = HIGH, ACTIVE -> P1), on 01-10 it is LOW; 3 markers of 01-10
+    # (detection, the queue, and the alert history stored up to it).
     assert deleted == {
         "base_customers": 2, "retention_snapshot": 2, "churn_detection": 2,
-        "cohort_retention_evolution": 3, "customer_priority": 1, "run_markers": 2,
+        "cohort_retention_evolution": 3, "customer_priority": 1, "run_markers": 3,
     }  # fmt: skip
     with __import__("duckdb").connect(str(settings.duckdb_file), read_only=True) as con:
         days = con.execute("select distinct snapshot_date from retention_snapshot order by 1")
