@@ -124,8 +124,11 @@ def apply_retention(settings: Settings, run_date: Any) -> dict[str, int]:
 
 def load_orders(settings: Settings, result: LoadResult, *, interface: str = "cli") -> int:
     """Replace the orders with a cleaned file's (``orders.LoadResult``); return rows written."""
+    from retentionops.orders import require_one_row_per_order
+
     run = Run.start(interface, "load_orders", None)
     with _recorded(settings, run, "load_orders", None), open_warehouse(settings) as warehouse:
+        require_one_row_per_order(result.orders)
         return warehouse.replace_orders(result.orders)
 
 

@@ -129,6 +129,17 @@ def _full_precision_numeric(node):  # sqlglot expression in, expression out
     return node
 
 
+def _enforced_keys(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # BigQuery accepts keys only as `NOT ENFORCED` hints; DuckDB has no such clause and
+    # enforces every key, which is the point: the embedded warehouse refuses a duplicate.
+    if isinstance(node, exp.PrimaryKey) and node.args.get("options"):
+        kept = [o for o in node.args["options"] if str(o).upper() != "NOT ENFORCED"]
+        node.set("options", kept or None)
+    return node
+
+
 @lru_cache(maxsize=256)
 def to_duckdb(bigquery_sql: str) -> str:
     """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
@@ -136,6 +147,7 @@ def to_duckdb(bigquery_sql: str) -> str:
 
     tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
     tree = tree.transform(_wrap_integer_division_operands).transform(_full_precision_numeric)
+    tree = tree.transform(_enforced_keys)
     return tree.sql(dialect="duckdb", unsupported_level=sqlglot.ErrorLevel.IGNORE)
 
 

@@ -17,10 +17,13 @@ import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
 
+import duckdb
 import numpy as np
 import pytest
+from support import make_orders
 
-from retentionops import detection
+from retentionops import detection, service
+from retentionops.orders import LoadResult, OrdersFileError
 from retentionops.settings import load_settings
 
 F = dt.date(2024, 1, 1)
@@ -129,6 +132,33 @@ def test_sql1_two_orders_same_day_same_amount_are_two_orders(load_orders, settin
     facts = by_customer(warehouse, "base_customers", "total_orders, total_revenue", day)
     # two distinct order ids -> 2 orders, 10 + 10 = 20
     assert facts == {"A": (2, Decimal("20"))}
+
+
+def test_a_repeated_order_id_cannot_reach_the_orders_table(load_orders, settings):
+    # SQL1 counts rows as orders, so the table itself refuses a second row for an order_id
+    day = dt.date(2024, 1, 31)
+    warehouse = load_orders([("A", "A1", "2024-01-10", 10), ("A", "A2", "2024-01-10", 20)])
+    detection.run_detection(warehouse, settings, day)
+    before = by_customer(warehouse, "base_customers", "total_orders, total_revenue", day)
+    # two orders on one day are two orders: 2, 10 + 20 = 30
+    assert before == {"A": (2, Decimal("30"))}
+    # A1 again (another day, another amount): counted as rows it would make A's total 3
+    repeated = [("A", "A1", "2024-01-10", 10), ("A", "A1", "2024-01-12", 5)]
+    with pytest.raises(duckdb.ConstraintException, match='duplicate key "A1"'):
+        load_orders(repeated)
+    # the load rolled back whole: the orders and the derived rows are as they were
+    assert warehouse.con.execute("select order_id from orders order by all").fetchall() == [
+        ("A1",),
+        ("A2",),
+    ]
+    assert by_customer(warehouse, "base_customers", "total_orders, total_revenue", day) == before
+    # the load operation refuses it before writing, which is the guarantee on BigQuery
+    # (where the key is NOT ENFORCED): the message names the id and its rows
+    frame = make_orders(repeated)
+    result = LoadResult(orders=frame, rows_read=2, rows_kept=2)
+    with pytest.raises(OrdersFileError, match=r"order_id 'A1' appears 2 times \(rows 1, 2 "):
+        service.load_orders(settings, result)
+    assert warehouse.con.execute("select count(*) from orders").fetchone() == (2,)
 
 
 def test_point_in_time_orders_after_d_change_nothing_for_d(load_orders, settings):
