@@ -454,6 +454,46 @@ def test_sql5_baseline_is_mean_of_previous_seven_days(load_orders, settings):
     )  # fmt: skip
 
 
+def test_chart_series_reads_stored_days_and_computes_only_the_missing_ones(
+    load_orders, settings, monkeypatch
+):
+    # the population above: AT_RISK % on F+33 .. F+40 = 10, 11, 11, 12, 12, 13, 15, 16
+    groups = [(10, (0,)), (1, (0, 3)), (1, (0, 5)), (1, (0, 7)), (2, (0, 8)), (1, (0, 9)),
+              (84, (0, 30))]  # fmt: skip
+    warehouse = load_orders(population(groups))
+    for offset in (33, 34, 35, 36, 38):  # the daily run stored these days, not F+37, F+39, F+40
+        detection.run_detection(warehouse, settings, F + dt.timedelta(days=offset))
+    calls = []
+    query = warehouse.query
+    monkeypatch.setattr(
+        warehouse, "query", lambda name, params: calls.append((name, params)) or query(name, params)
+    )
+    series = detection.chart_series(warehouse, settings, plus(33), plus(40))
+    assert [r["current_value"] for r in series] == [10.0, 11.0, 11.0, 12.0, 12.0, 13.0, 15.0, 16.0]
+    # one read of the stored days, then one SQL5 call spanning the missing F+37 .. F+40
+    read, sql5 = "detection/read_alert_decision", "detection/05_alert_logic"
+    assert [name for name, _ in calls] == [read, sql5]
+    assert (calls[1][1]["from_date"], calls[1][1]["run_date"]) == (F + dt.timedelta(days=37), D40)
+    # the missing days are what SQL5 gives for them: F+40 is the CRITICAL day worked out above
+    assert decision(series[-1]) == (16.0, 12.0, 4.0, 33.33, "CRITICAL", True, 100)
+    assert series == detection.alert_series(warehouse, settings, plus(33), plus(40))
+
+    # once every day is stored, the chart is one read and no SQL5; a stored day is taken as
+    # stored (here altered by hand to 99.0, which no computation would give)
+    for offset in (37, 39, 40):
+        detection.run_detection(warehouse, settings, F + dt.timedelta(days=offset))
+    warehouse.con.execute(
+        "update alert_logic set current_value = 99 where alert_date = ?", [plus(35)]
+    )
+    calls.clear()
+    series = detection.chart_series(warehouse, settings, plus(33), plus(40))
+    assert [name for name, _ in calls] == [read]
+    assert [r["current_value"] for r in series] == [10.0, 11.0, 99.0, 12.0, 12.0, 13.0, 15.0, 16.0]
+    # days before the first order have no row, stored or computed
+    early = detection.chart_series(warehouse, settings, plus(-3), plus(1))
+    assert [r["alert_date"] for r in early] == [plus(0), plus(1)]
+
+
 def test_sql5_baseline_uses_rounded_daily_values(load_orders, settings):
     # N = 3: one AT_RISK from F+31, one from F+40, one ACTIVE until F+60
     warehouse = load_orders(population([(1, (0,)), (1, (0, 9)), (1, (0, 30))]))
