@@ -494,6 +494,24 @@ def test_chart_series_reads_stored_days_and_computes_only_the_missing_ones(
     assert [r["alert_date"] for r in early] == [plus(0), plus(1)]
 
 
+def test_sql5_span_window_keeps_the_oldest_order_the_baseline_needs(load_orders, settings):
+    # SQL5 reads spans only from orders of D - 7 - 90 .. D (default settings). D = F+120:
+    # "edge" last ordered on D-97 = F+23, so it is AT_RISK on D-7 (90 days) and INACTIVE
+    # from D-6; "old" last ordered on D-98 = F+22: INACTIVE on every day D-7 .. D. The 8
+    # others ordered on F+23 and F+100: ACTIVE on D-7 .. D (13 .. 20 days).
+    day = F + dt.timedelta(days=120)
+    rows = [("edge", "e1", plus(23), 10), ("old", "o1", plus(22), 10)]
+    rows += population([(8, (23, 100))])
+    warehouse = load_orders(rows)
+    row = detection.run_detection(warehouse, settings, day)
+    # D-7: 1 of 10 AT_RISK = 10.00 %; D-6 .. D-1: 0.00 % -> baseline (10 + 6 x 0) / 7 = 10 / 7
+    # D: 0.00 %; delta -10 / 7; relative (0 / (10/7) - 1) x 100 = -100.00 -> INFO
+    assert decision(row) == (0.0, pytest.approx(10 / 7), pytest.approx(-10 / 7), -100.0,
+                             "INFO", False, 10)  # fmt: skip
+    # the same date inside a longer range (its window starts earlier) gives the same row
+    assert detection.alert_series(warehouse, settings, plus(100), day)[-1] == row
+
+
 def test_sql5_baseline_uses_rounded_daily_values(load_orders, settings):
     # N = 3: one AT_RISK from F+31, one from F+40, one ACTIVE until F+60
     warehouse = load_orders(population([(1, (0,)), (1, (0, 9)), (1, (0, 30))]))
