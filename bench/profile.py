@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from retentionops import actions, detection, pack
     from retentionops.settings import load_settings
+    from retentionops.sql import detection_parameters
     from retentionops.warehouse import open_warehouse
 
     cached, _ = data.ensure_cached(runner.DEFAULT_CACHE, args.size)
@@ -50,9 +51,28 @@ def main(argv: list[str] | None = None) -> int:
                 "get_operational_context",
                 lambda: actions.get_operational_context(wh, settings, day),
             )
+            chart_from = day - dt.timedelta(days=pack.CHART_DAYS - 1)
             timed(
-                "alert_series 60 days (the brief's chart)",
-                lambda: detection.alert_series(wh, settings, day - dt.timedelta(days=59), day),
+                "alert_series 60 days (SQL5 over the chart's range, as before chart_series)",
+                lambda: detection.alert_series(wh, settings, chart_from, day),
+            )
+            timed(
+                "chart_series 60 days, D-59 .. D-1 not stored (one SQL5 range pass)",
+                lambda: detection.chart_series(wh, settings, chart_from, day),
+            )
+            timed(
+                "store alert_logic D-59 .. D-1 (what the previous daily runs did)",
+                lambda: wh.replace_partition(
+                    detection.ALERT_STEP.sql_name,
+                    table=detection.ALERT_STEP.table,
+                    params=detection_parameters(
+                        settings, day - dt.timedelta(days=1), from_date=chart_from
+                    ),
+                ),
+            )
+            timed(
+                "chart_series 60 days, stored (the daily case)",
+                lambda: detection.chart_series(wh, settings, chart_from, day),
             )
             timed("render_brief_files (incl. the chart series)",
                   lambda: pack.render_brief_files(wh, settings, ctx, run_id="bench-profile"))
@@ -65,15 +85,20 @@ def main(argv: list[str] | None = None) -> int:
             variants = {
                 "floor: count(*), sum, max per customer":
                     f"select customer_id, count(*), sum(order_amount), max(order_date) {where}",
-                "SQL1 as written (count(distinct order_id))":
+                "SQL1 before issue 15 (count(distinct order_id))":
                     "select customer_id, min(order_date), max(order_date), "
                     "count(distinct order_id), sum(order_amount), "
                     f"sum(order_amount) / count(distinct order_id), max(country) {where}",
-                "SQL1 with count(*) instead":
+                "SQL1 now (count(*): one row per order_id)":
                     "select customer_id, min(order_date), max(order_date), count(*), "
                     f"sum(order_amount), sum(order_amount) / count(*), max(country) {where}",
-                "SQL5's first CTE: distinct (customer_id, order_date)":
+                "SQL5 before issue 15, first CTE: distinct (customer_id, order_date), all":
                     "select distinct customer_id, order_date from orders "
+                    f"where order_date <= date '{day}'",
+                "SQL5 now, full-history part: first order day per customer":
+                    f"select customer_id, min(order_date) {where}",
+                "SQL4 now, distinct (customer_id, month) pairs":
+                    "select distinct customer_id, date_trunc('month', order_date) from orders "
                     f"where order_date <= date '{day}'",
             }  # fmt: skip
             for label, sql in variants.items():

@@ -1,4 +1,4 @@
-"""Targets (issue 6) and the Markdown report written next to ``results.json``."""
+"""Targets (issues 6 and 15) and the Markdown report written next to ``results.json``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from bench.steps import PRODUCT_STEPS, STEP_TITLES
 ANALYSIS = Path(__file__).with_name("ANALYSIS.md")
 TARGET_SIZE = 1_000_000
 GIB = 1024.0
+#: Issue 15: the 365-day history and the peak memory at 1 M customers may not get worse
+#: than in the run before it (results.md of 2026-11-25: 3.80 s, 1,896 MiB = 1.85 GiB).
+BEFORE_ISSUE_15 = {"history_seconds": 3.8, "peak_gib": 1.85}
 
 
 def _largest(results: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
@@ -53,21 +56,31 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         where = f"{size:,} customers" + ("" if size == TARGET_SIZE else " (1 M not run)")
         pack, floor = s["daily_pack"]["median_seconds"], s["floor"]["median_seconds"]
         history = s["history"]["median_seconds"]
+        peak = max(s[name]["peak_rss_mib"] for name in PRODUCT_STEPS) / GIB
         targets += [
             _target("whole daily pack <= 30 s", pack, 30, "s", where=where),
-            _target("whole daily pack <= 3x the floor", pack / floor, 3, "x", where=where),
+            _target("whole daily pack <= 5x the floor", pack / floor, 5, "x", where=where),
+            _target("whole daily pack <= 3x the floor (goal)", pack / floor, 3, "x", where=where),
             _target("365-day alert history <= 60 s", history, 60, "s", where=where),
             _target(
-                "peak memory <= 4 GiB (every product step)",
-                max(s[name]["peak_rss_mib"] for name in PRODUCT_STEPS) / GIB,
-                4,
+                "365-day alert history no worse than before issue 15",
+                history,
+                BEFORE_ISSUE_15["history_seconds"],
+                "s",
+                where=where,
+            ),
+            _target("peak memory <= 4 GiB (every product step)", peak, 4, "GiB", where=where),
+            _target(
+                "peak memory no worse than before issue 15",
+                peak,
+                BEFORE_ISSUE_15["peak_gib"],
                 "GiB",
                 where=where,
             ),
             _target(
-                ">= 3x faster than the pandas peer (daily pack)",
+                ">= 4x faster than the pandas peer (daily pack)",
                 s["peer_pack"]["median_seconds"] / pack,
-                3,
+                4,
                 "x",
                 at_most=False,
                 where=where,
@@ -81,6 +94,18 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 where=where,
             ),
         ]
+        bigquery = r.get("bigquery")
+        if bigquery:
+            targets.append(
+                _target(
+                    "estimated BigQuery bytes per daily run <= 2x one scan of the orders' "
+                    "referenced columns",
+                    bigquery["ratio_to_orders_scan"],
+                    2,
+                    "x",
+                    where=where,
+                )
+            )
         # linear in orders: smallest -> largest (the issue's 10 k -> 1 M), and the next
         # largest -> largest, where fixed costs no longer hide a super-linear step
         ordered = sorted(int(x) for x in results["sizes"])
@@ -169,6 +194,66 @@ def _size_table(size: int, r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _load_line(results: dict[str, Any]) -> list[str]:
+    load = results.get("load_average")
+    if not load:
+        return []
+    start, end = (", ".join(f"{x:.2f}" for x in load.get(k, [])) or "?" for k in ("start", "end"))
+    return [
+        f"- Load average (1, 5, 15 min; {results['machine']['cores']} cores shared with other "
+        f"processes): {start} at the start, {end} at the end"
+    ]
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f}"
+
+
+def _bigquery_section(results: dict[str, Any]) -> list[str]:
+    """Bytes per daily run on BigQuery per size, and the largest size's queries."""
+    sized = [(int(k), v["bigquery"]) for k, v in results["sizes"].items() if "bigquery" in v]
+    if not sized:
+        return []
+    sized.sort()
+    lines = [
+        "## BigQuery bytes per daily run (estimate, `bench/bigquery_bytes.py`)",
+        "",
+        "On-demand pricing bills the referenced columns of the partitions each query reads "
+        "(10 MB minimum per table and per query). The queries are those of one DAG run on a "
+        "CRITICAL day (every tier exported), parsed from their rendered BigQuery SQL; the "
+        "bytes come from the benchmark warehouse's data at BigQuery's sizes per type. One "
+        "orders scan = every order up to D, in the orders columns the run references.",
+        "",
+        "| customers | billed per daily run MiB | of which orders MiB | one orders scan MiB "
+        "| run / one scan |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for size, b in sized:
+        lines.append(
+            f"| {size:,} | {_mib(b['total_billed_bytes'])} | {_mib(b['orders_billed_bytes'])} "
+            f"| {_mib(b['orders_scan_bytes'])} | {b['ratio_to_orders_scan']:.2f}x |"
+        )
+    size, b = sized[-1]
+    lines += [
+        "",
+        f"Queries at {size:,} customers (orders columns referenced: "
+        f"{', '.join(b['orders_columns'])}):",
+        "",
+        "| query | table: columns read, partitions | scanned MiB | billed MiB |",
+        "|---|---|---:|---:|",
+    ]
+    for q in b["queries"]:
+        tables = "; ".join(
+            f"{name}: {len(t['columns'])} col, {t['partitions']} part"
+            + (" (whole statement)" if t["whole_statement"] else "")
+            for name, t in q["tables"].items()
+        )
+        scanned = sum(t["scanned_bytes"] for t in q["tables"].values())
+        lines.append(f"| {q['label']} | {tables} | {_mib(scanned)} | {_mib(q['billed_bytes'])} |")
+    lines.append("")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -182,6 +267,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}",
         f"- Python {m['python']}, DuckDB {m['duckdb']}, pandas {m['pandas']}, numpy "
         f"{m['numpy']}, sqlglot {m['sqlglot']}, Airflow {m['airflow']}",
+        *_load_line(results),
         "",
         "## How it is measured",
         "",
@@ -203,6 +289,10 @@ def markdown(results: dict[str, Any]) -> str:
         "the brief (flattering to the peer). Peer / product > 1 means the product is faster.",
         "- Order of a repeat: floor, detection, priority, exports + brief, daily pack, history, "
         "peers; steps (3) and (4) reuse the tables of the previous steps.",
+        "- Before the repeats, an untimed setup stores `alert_logic` for the 59 days before D, "
+        "as the daily runs of those days would have: the brief's chart reads them "
+        "(`detection.chart_series`), as in a daily schedule. Its time (one SQL5 range pass) is "
+        "what the chart costs on a warehouse without them.",
         "",
         "## Targets",
         "",
@@ -232,6 +322,7 @@ def markdown(results: dict[str, Any]) -> str:
             "| orders | " + " | ".join(f"{results['sizes'][s]['orders']:,}" for s in sizes) + " |"
         )
         lines.append("")
+    lines += _bigquery_section(results)
     dag = results.get("dag_parse")
     if dag:
         lines += [

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import data, steps
+from bench import bigquery_bytes, data, steps
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -212,6 +212,11 @@ def bench_size(
         "run_date": data.RUN_DATE.isoformat(),
         "dates": dates,
     }
+    setup = run_child("bench.worker", {**base_spec, "step": "previous_decisions"}, work / "scratch")
+    log(
+        f"[{label}] setup: alert_logic stored for {setup['result']['from_date']} .. "
+        f"{setup['result']['to_date']} (the daily runs before D) in {setup['seconds']:.2f} s"
+    )
     runs: dict[str, list[dict]] = {name: [] for name in STEP_ORDER}
     for repeat in range(1, repeats + 1):
         for name in STEP_ORDER:
@@ -247,6 +252,12 @@ def bench_size(
             r["result"]["compute_seconds"] for r in runs[name]
         )
     summary["peer_history"]["dates_measured"] = dates
+    bigquery = bigquery_bytes.estimate(str(warehouse), data.RUN_DATE)
+    log(
+        f"[{label}] BigQuery estimate: {bigquery['total_billed_bytes'] / 2**30:.2f} GiB per "
+        f"daily run = {bigquery['ratio_to_orders_scan']:.2f}x one scan of the orders' "
+        f"referenced columns ({bigquery['orders_scan_bytes'] / 2**30:.2f} GiB)"
+    )
     shutil.rmtree(work / "scratch", ignore_errors=True)
     return {
         "customers": int(customers),
@@ -256,6 +267,8 @@ def bench_size(
         "run_date": data.RUN_DATE.isoformat(),
         "generation": gen,
         "steps": summary,
+        "previous_decisions": {"seconds": setup["seconds"], **setup["result"]},
+        "bigquery": bigquery,
         "checks": checks,
         "runs": {
             name: [{k: v for k, v in r.items() if k != "result"} | {"result": _brief(r)}
@@ -341,6 +354,8 @@ def run(
         "command": f"python -m bench --sizes {','.join(map(str, sizes))} --repeats {repeats}",
         "repeats": repeats,
         "machine": machine(),
+        # other processes share the cores: the load average (1, 5, 15 min) says how busy
+        "load_average": {"start": [round(x, 2) for x in os.getloadavg()]},
         "sizes": {},
     }
     log(f"benchmark: sizes {sizes}, {repeats} repeat(s); machine {results['machine']['cores']} "
@@ -361,6 +376,7 @@ def run(
         if not keep_work:
             shutil.rmtree(work_root, ignore_errors=True)
     results["total_seconds"] = time.perf_counter() - started
+    results["load_average"]["end"] = [round(x, 2) for x in os.getloadavg()]
     results["targets"] = report.evaluate_targets(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -33,7 +33,7 @@ def preload(step: str) -> None:
     """Import what a step uses, so the clock measures work, not module loading."""
     import duckdb  # noqa: F401
 
-    if step in PRODUCT_STEPS:
+    if step in PRODUCT_STEPS or step == "previous_decisions":
         import matplotlib.backends.backend_agg  # noqa: F401
         import matplotlib.dates  # noqa: F401
         import matplotlib.figure  # noqa: F401
@@ -77,6 +77,30 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         con.close()
     return {"customers": int(customers)}
+
+
+def previous_decisions(spec: dict[str, Any]) -> dict[str, Any]:
+    """Store alert_logic for the chart's days before D, as the daily runs before D did.
+
+    A setup (untimed in the tables): it makes the warehouse look like one the DAG has run
+    on every day, so the brief's chart reads those days instead of computing them. Its
+    time is the cost of the chart on a warehouse without them (one SQL5 range pass).
+    """
+    from retentionops.detection import ALERT_STEP
+    from retentionops.pack import CHART_DAYS
+    from retentionops.sql import detection_parameters
+    from retentionops.warehouse import open_warehouse
+
+    settings = _settings(spec)
+    day = dt.date.fromisoformat(spec["run_date"])
+    start, end = day - dt.timedelta(days=CHART_DAYS - 1), day - dt.timedelta(days=1)
+    with open_warehouse(settings) as wh:
+        written = wh.replace_partition(
+            ALERT_STEP.sql_name,
+            table=ALERT_STEP.table,
+            params=detection_parameters(settings, end, from_date=start),
+        )
+    return {"days": written, "from_date": start.isoformat(), "to_date": end.isoformat()}
 
 
 def _detection(wh, settings, day) -> dict[str, Any]:

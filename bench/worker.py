@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
     before = _maxrss_mib()
     runner = {
         "floor": steps.floor,
+        "previous_decisions": steps.previous_decisions,
         "peer_pack": peer.daily_pack,
         "peer_history": peer.alert_history,
     }.get(step, steps.product)

@@ -214,7 +214,7 @@ def stored_alert_decision(
     day = as_date(run_date)
     if DETECTION_MARKER not in completed_steps(warehouse, day):
         raise DetectionError(detection_missing(day))
-    rows = warehouse.query("detection/read_alert_decision", {"run_date": day})
+    rows = warehouse.query("detection/read_alert_decision", {"from_date": day, "run_date": day})
     if not rows:
         raise DetectionError(f"no orders on or before {day}: there is nothing to decide")
     return jsonable(rows[0])
@@ -237,3 +237,26 @@ def alert_series(
         ALERT_STEP.sql_name, detection_parameters(settings, end, from_date=start)
     )
     return [jsonable(row) for row in sorted(rows, key=lambda r: r["alert_date"])]
+
+
+def chart_series(
+    warehouse: Warehouse, settings: Settings, from_date: Any, to_date: Any
+) -> list[dict[str, Any]]:
+    """The SQL5 decisions of a range for a chart: the stored rows, computing only the gaps.
+
+    Days already in ``alert_logic`` (every date the daily run has seen) are read, never
+    recomputed; the days missing from it are computed in one SQL5 call spanning the first
+    to the last missing day (one pass over the orders, like any range). Days before the
+    first order have no row either way.
+    """
+    start, end = as_date(from_date), as_date(to_date)
+    if start > end:
+        raise DetectionError(f"--from {start} is after --to {end}")
+    rows = warehouse.query("detection/read_alert_decision", {"from_date": start, "run_date": end})
+    by_date = {row["alert_date"]: row for row in map(jsonable, rows)}
+    days = (start + dt.timedelta(days=n) for n in range((end - start).days + 1))
+    missing = [day for day in days if day.isoformat() not in by_date]
+    if missing:
+        for row in alert_series(warehouse, settings, missing[0], missing[-1]):
+            by_date.setdefault(row["alert_date"], row)
+    return [by_date[day] for day in sorted(by_date)]

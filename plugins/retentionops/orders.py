@@ -597,3 +597,25 @@ def load_orders_file(
     raise OrdersFileError(
         f"unknown orders file format {fmt!r}; use one of {', '.join(map(repr, FORMATS))}."
     )
+
+
+# -- the key every load keeps ----------------------------------------------------------------
+
+
+def require_one_row_per_order(orders: pd.DataFrame, source: str = "orders") -> None:
+    """Refuse orders that repeat an ``order_id``: the orders table holds one row per order.
+
+    ``clean_uci`` and ``read_orders`` already give one row per id (exact repeats dropped,
+    conflicting ones refused); this is the check every load runs before writing, because it
+    is the only guarantee on BigQuery, where the table's primary key is ``NOT ENFORCED``.
+    """
+    ids = orders["order_id"].to_numpy()
+    repeated = orders["order_id"].duplicated(keep=False).to_numpy()
+    if repeated.any():
+        order_id = ids[repeated][0]
+        rows = np.flatnonzero(ids == order_id) + 1
+        raise OrdersFileError(
+            f"{source}: order_id {order_id!r} appears {rows.size} times (rows "
+            f"{', '.join(map(str, rows[:3]))} of the cleaned orders); each order must be one "
+            "row. Fix the file and load again: nothing was written."
+        )

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, TypedDict
 
-from retentionops.detection import alert_series, as_date
+from retentionops.detection import as_date, chart_series
 from retentionops.files import write_atomic
 from retentionops.settings import PROJECT_ROOT, Settings, gcs_bucket, split_list
 from retentionops.warehouse import Warehouse
@@ -194,7 +194,8 @@ def render_brief_files(
 
     day = as_date(context["run_date"])
     folder = run_dir(settings, day, run_id)
-    series = alert_series(warehouse, settings, day - dt.timedelta(days=CHART_DAYS - 1), day)
+    # the stored decisions of the previous days; only days never run are computed
+    series = chart_series(warehouse, settings, day - dt.timedelta(days=CHART_DAYS - 1), day)
     chart = render_chart(
         series, folder / BRIEF_FILES["chart"], run_date=day.isoformat(), days=CHART_DAYS
     )

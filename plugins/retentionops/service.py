@@ -153,7 +153,7 @@ def load_orders(
     to the stored ones change nothing; otherwise only the derived rows of the dates the
     change reaches are deleted.
     """
-    from retentionops.orders import check_load, screen_orders
+    from retentionops.orders import check_load, require_one_row_per_order, screen_orders
 
     result = screen_orders(
         result,
@@ -169,6 +169,7 @@ def load_orders(
     )
     run = Run.start(interface, "load_orders", None)
     with _recorded(settings, run, "load_orders", None), open_warehouse(settings) as warehouse:
+        require_one_row_per_order(result.orders)
         changed_from = warehouse.replace_orders(result.orders)
     return {
         "orders_loaded": len(result.orders),

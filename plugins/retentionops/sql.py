@@ -200,6 +200,17 @@ def _date_arithmetic_returns_date(node):  # sqlglot expression in, expression ou
     return node
 
 
+def _enforced_keys(node):  # sqlglot expression in, expression out
+    from sqlglot import exp
+
+    # BigQuery accepts keys only as `NOT ENFORCED` hints; DuckDB has no such clause and
+    # enforces every key, which is the point: the embedded warehouse refuses a duplicate.
+    if isinstance(node, exp.PrimaryKey) and node.args.get("options"):
+        kept = [o for o in node.args["options"] if str(o).upper() != "NOT ENFORCED"]
+        node.set("options", kept or None)
+    return node
+
+
 @lru_cache(maxsize=256)
 def to_duckdb(bigquery_sql: str) -> str:
     """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
@@ -212,6 +223,7 @@ def to_duckdb(bigquery_sql: str) -> str:
         .transform(_countif_counts_zero)
         .transform(_date_trunc_returns_date)
         .transform(_date_arithmetic_returns_date)
+        .transform(_enforced_keys)
     )
     return tree.sql(dialect="duckdb", unsupported_level=sqlglot.ErrorLevel.IGNORE)
 
@@ -231,7 +243,15 @@ def parameter_names(bigquery_sql: str) -> frozenset[str]:
 def detection_parameters(
     settings: Settings, run_date: Any, from_date: Any | None = None
 ) -> dict[str, Any]:
-    """Every value the detection SQL needs; thresholds come from settings only."""
+    """Every value the detection SQL needs; thresholds come from settings only.
+
+    SQL5 reads orders from ``@from_date`` - (baseline_days + at_risk_days): a ``from_date``
+    of "the whole history" (``date.min``) is raised just enough for that date to exist on
+    both engines (no order is dated in the first months of year 1).
+    """
+    if isinstance(from_date, dt.date):
+        earliest = dt.date.min + dt.timedelta(days=settings.baseline_days + settings.at_risk_days)
+        from_date = max(from_date, earliest)
     frequency = ratio(settings.frequency_drop_factor)
     inconsistent = ratio(settings.status_inconsistent_factor)
     return {

@@ -246,8 +246,10 @@ def test_bigquery_alert_job_carries_thresholds(bigquery_dag):
     assert params["threshold_warning_bp"] == "1500"
     assert params["threshold_critical_bp"] == "2500"
     # SQL5 rewrites the whole history up to the run date (the incidents are read from it),
-    # in one transaction: the date range's rows deleted, the recomputed ones inserted
-    assert (params["from_date"], params["run_date"]) == ("0001-01-01", "2011-01-03")
+    # in one transaction: the date range's rows deleted, the recomputed ones inserted. "The
+    # whole history" starts at year 1 + 97 days (baseline 7 + at-risk 90), so that SQL5's
+    # order window (from_date - 97 days) is a valid date on BigQuery
+    assert (params["from_date"], params["run_date"]) == ("0001-04-08", "2011-01-03")
     script = [s.strip() for s in config["query"].split(";\n")]
     assert script[0] == "begin transaction" and script[-1] == "commit transaction"
     assert script[1] == (

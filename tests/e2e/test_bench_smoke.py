@@ -87,9 +87,44 @@ def test_alert_history_matches_the_peer(smoke):
 def test_results_markdown_is_written(smoke):
     out, _, _ = smoke
     text = (out / "results.md").read_text()
-    for heading in ("## Machine", "## Targets", "## Results per size", "## DAG parse"):
+    for heading in (
+        "## Machine",
+        "## Targets",
+        "## Results per size",
+        "## BigQuery bytes per daily run",
+        "## DAG parse",
+    ):
         assert heading in text
     assert f"{SIZE:,} customers" in text
+    assert "Load average" in text
+
+
+def test_the_chart_days_are_stored_and_bigquery_bytes_estimated(smoke):
+    _, results, _ = smoke
+    size = results["sizes"][str(SIZE)]
+    # the setup stored D-59 .. D-1, as the daily runs before D would have
+    assert size["previous_decisions"]["days"] == 59
+    bigquery = size["bigquery"]
+    labels = [q["label"] for q in bigquery["queries"]]
+    assert labels[:5] == [
+        "base_customers",
+        "retention_snapshot",
+        "churn_detection",
+        "cohort_retention_evolution",
+        "alert_logic",
+    ]
+    # the orders are read by SQL1 (every column the run needs), SQL4 and SQL5 only
+    readers = [q["label"] for q in bigquery["queries"] if "orders" in q["tables"]]
+    assert readers == ["base_customers", "cohort_retention_evolution", "alert_logic"]
+    assert bigquery["orders_columns"] == ["country", "customer_id", "order_amount", "order_date"]
+    # the chart reads 60 stored days of alert_logic, no orders
+    chart = bigquery["queries"][labels.index("render_brief: chart, stored days")]
+    assert chart["tables"]["alert_logic"]["partitions"] == 60
+    # every query costs at least 10 MB: at 10 k customers the minimums dominate
+    assert all(q["billed_bytes"] >= 10 * 2**20 for q in bigquery["queries"])
+    assert bigquery["ratio_to_orders_scan"] > 2
+    target = [t for t in results["targets"] if t["target"].startswith("estimated BigQuery")]
+    assert len(target) == 1 and target[0]["measured"] == round(bigquery["ratio_to_orders_scan"], 3)
 
 
 def test_scaling_targets_use_the_smallest_and_largest_size(smoke):

@@ -17,10 +17,13 @@ import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
 
+import duckdb
 import numpy as np
 import pytest
+from support import make_orders
 
-from retentionops import detection
+from retentionops import detection, service
+from retentionops.orders import LoadResult, OrdersFileError
 from retentionops.settings import load_settings
 
 F = dt.date(2024, 1, 1)
@@ -129,6 +132,33 @@ def test_sql1_two_orders_same_day_same_amount_are_two_orders(load_orders, settin
     facts = by_customer(warehouse, "base_customers", "total_orders, total_revenue", day)
     # two distinct order ids -> 2 orders, 10 + 10 = 20
     assert facts == {"A": (2, Decimal("20"))}
+
+
+def test_a_repeated_order_id_cannot_reach_the_orders_table(load_orders, settings):
+    # SQL1 counts rows as orders, so the table itself refuses a second row for an order_id
+    day = dt.date(2024, 1, 31)
+    warehouse = load_orders([("A", "A1", "2024-01-10", 10), ("A", "A2", "2024-01-10", 20)])
+    detection.run_detection(warehouse, settings, day)
+    before = by_customer(warehouse, "base_customers", "total_orders, total_revenue", day)
+    # two orders on one day are two orders: 2, 10 + 20 = 30
+    assert before == {"A": (2, Decimal("30"))}
+    # A1 again (another day, another amount): counted as rows it would make A's total 3
+    repeated = [("A", "A1", "2024-01-10", 10), ("A", "A1", "2024-01-12", 5)]
+    with pytest.raises(duckdb.ConstraintException, match='duplicate key "A1"'):
+        load_orders(repeated)
+    # the load rolled back whole: the orders and the derived rows are as they were
+    assert warehouse.con.execute("select order_id from orders order by all").fetchall() == [
+        ("A1",),
+        ("A2",),
+    ]
+    assert by_customer(warehouse, "base_customers", "total_orders, total_revenue", day) == before
+    # the load operation refuses it before writing, which is the guarantee on BigQuery
+    # (where the key is NOT ENFORCED): the message names the id and its rows
+    frame = make_orders(repeated)
+    result = LoadResult(orders=frame, rows_read=2, rows_kept=2)
+    with pytest.raises(OrdersFileError, match=r"order_id 'A1' appears 2 times \(rows 1, 2 "):
+        service.load_orders(settings, result)
+    assert warehouse.con.execute("select count(*) from orders").fetchone() == (2,)
 
 
 def test_point_in_time_orders_after_d_change_nothing_for_d(load_orders, settings):
@@ -424,6 +454,66 @@ def test_sql5_baseline_is_mean_of_previous_seven_days(load_orders, settings):
     assert (row["alert_type"], row["metric_name"], row["scope"]) == (
         "retention_status_degradation", "at_risk_pct", "global"
     )  # fmt: skip
+
+
+def test_chart_series_reads_stored_days_and_computes_only_the_missing_ones(
+    load_orders, settings, monkeypatch
+):
+    # the population above: AT_RISK % on F+33 .. F+40 = 10, 11, 11, 12, 12, 13, 15, 16
+    groups = [(10, (0,)), (1, (0, 3)), (1, (0, 5)), (1, (0, 7)), (2, (0, 8)), (1, (0, 9)),
+              (84, (0, 30))]  # fmt: skip
+    warehouse = load_orders(population(groups))
+    # the daily runs of F+33..F+36 stored every day up to F+36 (a run stores the history up
+    # to its date), not F+37..F+40
+    for offset in (33, 34, 35, 36):
+        detection.run_detection(warehouse, settings, F + dt.timedelta(days=offset))
+    calls = []
+    query = warehouse.query
+    monkeypatch.setattr(
+        warehouse, "query", lambda name, params: calls.append((name, params)) or query(name, params)
+    )
+    series = detection.chart_series(warehouse, settings, plus(33), plus(40))
+    assert [r["current_value"] for r in series] == [10.0, 11.0, 11.0, 12.0, 12.0, 13.0, 15.0, 16.0]
+    # one read of the stored days, then one SQL5 call spanning the missing F+37 .. F+40
+    read, sql5 = "detection/read_alert_decision", "detection/05_alert_logic"
+    assert [name for name, _ in calls] == [read, sql5]
+    assert (calls[1][1]["from_date"], calls[1][1]["run_date"]) == (F + dt.timedelta(days=37), D40)
+    # the missing days are what SQL5 gives for them: F+40 is the CRITICAL day worked out above
+    assert decision(series[-1]) == (16.0, 12.0, 4.0, 33.33, "CRITICAL", True, 100)
+    assert series == detection.alert_series(warehouse, settings, plus(33), plus(40))
+
+    # once every day is stored, the chart is one read and no SQL5; a stored day is taken as
+    # stored (here altered by hand to 99.0, which no computation would give)
+    for offset in (37, 39, 40):
+        detection.run_detection(warehouse, settings, F + dt.timedelta(days=offset))
+    warehouse.con.execute(
+        "update alert_logic set current_value = 99 where alert_date = ?", [plus(35)]
+    )
+    calls.clear()
+    series = detection.chart_series(warehouse, settings, plus(33), plus(40))
+    assert [name for name, _ in calls] == [read]
+    assert [r["current_value"] for r in series] == [10.0, 11.0, 99.0, 12.0, 12.0, 13.0, 15.0, 16.0]
+    # days before the first order have no row, stored or computed
+    early = detection.chart_series(warehouse, settings, plus(-3), plus(1))
+    assert [r["alert_date"] for r in early] == [plus(0), plus(1)]
+
+
+def test_sql5_span_window_keeps_the_oldest_order_the_baseline_needs(load_orders, settings):
+    # SQL5 reads spans only from orders of D - 7 - 90 .. D (default settings). D = F+120:
+    # "edge" last ordered on D-97 = F+23, so it is AT_RISK on D-7 (90 days) and INACTIVE
+    # from D-6; "old" last ordered on D-98 = F+22: INACTIVE on every day D-7 .. D. The 8
+    # others ordered on F+23 and F+100: ACTIVE on D-7 .. D (13 .. 20 days).
+    day = F + dt.timedelta(days=120)
+    rows = [("edge", "e1", plus(23), 10), ("old", "o1", plus(22), 10)]
+    rows += population([(8, (23, 100))])
+    warehouse = load_orders(rows)
+    row = detection.run_detection(warehouse, settings, day)
+    # D-7: 1 of 10 AT_RISK = 10.00 %; D-6 .. D-1: 0.00 % -> baseline (10 + 6 x 0) / 7 = 10 / 7
+    # D: 0.00 %; delta -10 / 7; relative (0 / (10/7) - 1) x 100 = -100.00 -> INFO
+    assert decision(row) == (0.0, pytest.approx(10 / 7), pytest.approx(-10 / 7), -100.0,
+                             "INFO", False, 10)  # fmt: skip
+    # the same date inside a longer range (its window starts earlier) gives the same row
+    assert detection.alert_series(warehouse, settings, plus(100), day)[-1] == row
 
 
 def test_sql5_baseline_uses_rounded_daily_values(load_orders, settings):

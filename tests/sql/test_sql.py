@@ -83,6 +83,17 @@ def test_numeric_keeps_bigquery_precision():
     assert str(duckdb.connect().execute(sql).fetchone()[0]) == "1234567.123456789"
 
 
+def test_a_not_enforced_key_is_enforced_on_duckdb():
+    # BigQuery only takes `primary key (...) not enforced`; DuckDB has no such clause
+    sql = to_duckdb("create table t (a string not null, primary key (a) not enforced)")
+    assert "ENFORCED" not in sql.upper() and "PRIMARY KEY (a)" in sql
+    con = duckdb.connect()
+    con.execute(sql)
+    con.execute("insert into t values ('x')")
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("insert into t values ('x')")
+
+
 def test_decision_row_is_json_friendly(load_orders, settings):
     from retentionops import detection
 

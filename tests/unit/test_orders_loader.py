@@ -17,6 +17,7 @@ from retentionops.orders import (
     load_orders_file,
     read_orders,
     read_uci,
+    require_one_row_per_order,
 )
 
 UCI_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
@@ -317,6 +318,33 @@ def test_conflicting_order_id_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(OrdersFileError, match=r"order_id 'X'.*data row 1 .*data row 3"):
         read_orders(path)
+
+
+def test_every_loader_gives_one_row_per_order_and_the_load_check_agrees(tmp_path: Path) -> None:
+    # UCI: three lines of invoice 1 (two on one day) are one order; 2 is another order
+    uci = clean_uci(
+        uci_frame(
+            [
+                ("1", "2", "2011-01-01 09:00", "1.5", "17850", "United Kingdom"),
+                ("1", "1", "2011-01-01 09:00", "2", "17850", "United Kingdom"),
+                ("1", "3", "2011-01-01 10:00", "1", "17850", "United Kingdom"),
+                ("2", "1", "2011-01-01 11:00", "4", "17850", "United Kingdom"),
+            ]
+        )
+    ).orders
+    assert uci["order_id"].tolist() == ["1", "2"]
+    require_one_row_per_order(uci)  # passes: nothing is repeated
+    # generic orders: an exact repeat is dropped, the rest kept
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "customer_id,order_id,order_date,order_amount\n1,X,2011-01-01,5\n1,X,2011-01-01,5\n",
+        encoding="utf-8",
+    )
+    require_one_row_per_order(read_orders(path).orders)
+    # a frame built by other code, with X twice, is refused with the id and its rows
+    frame = pd.DataFrame({"order_id": ["X", "Y", "X"], "customer_id": ["1", "1", "2"]})
+    with pytest.raises(OrdersFileError, match=r"order_id 'X' appears 2 times \(rows 1, 3 "):
+        require_one_row_per_order(frame)
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -1,21 +1,27 @@
 -- SQL4 cohort_retention_evolution: for each first-order month (cohort) and month offset
 -- k >= 0 up to @run_date's month, the share of the cohort that ordered in month k.
+--
+-- The cohorts come from SQL1's base_customers of @run_date (first_order_date), so the
+-- orders are not aggregated a second time for them. The orders are still read once, for
+-- their (customer, month) pairs: base_customers keeps each customer's first and last order
+-- only, and whether a customer ordered in a month between those two is in no other table.
+-- The pairs are made distinct before the one join, which then joins months, not orders.
 with
-
-orders_to_date as (
-    select
-        customer_id,
-        date_trunc(order_date, month) as order_month
-    from {{ tables.orders }}
-    where order_date <= @run_date
-),
 
 cohorts as (
     select
         customer_id,
-        min(order_month) as cohort_month
-    from orders_to_date
-    group by customer_id
+        date_trunc(first_order_date, month) as cohort_month
+    from {{ tables.base_customers }}
+    where snapshot_date = @run_date
+),
+
+customer_months as (
+    select distinct
+        customer_id,
+        date_trunc(order_date, month) as order_month
+    from {{ tables.orders }}
+    where order_date <= @run_date
 ),
 
 cohort_sizes as (
@@ -30,11 +36,12 @@ cohort_sizes as (
 monthly_activity as (
     select
         cohorts.cohort_month,
-        date_diff(orders_to_date.order_month, cohorts.cohort_month, month) as month_offset,
-        count(distinct orders_to_date.customer_id) as active_customers
-    from orders_to_date
+        date_diff(customer_months.order_month, cohorts.cohort_month, month) as month_offset,
+        -- the pairs are distinct: each row is one customer active in that month
+        count(*) as active_customers
+    from customer_months
     inner join cohorts
-        on orders_to_date.customer_id = cohorts.customer_id
+        on customer_months.customer_id = cohorts.customer_id
     group by cohorts.cohort_month, month_offset
 ),
 

@@ -9,6 +9,12 @@
 -- running sum over a calendar gives the count for every date. Only orders up to @run_date
 -- are read, and a date's value depends only on orders up to that date (point-in-time).
 --
+-- Only the dates @from_date - @baseline_days .. @run_date are needed, and AT_RISK on a day t
+-- depends only on the orders of t - @at_risk_days .. t (an older order's span has ended,
+-- whatever came next). So the spans come from the orders of @from_date - @baseline_days -
+-- @at_risk_days .. @run_date; the whole history is read only for each customer's first
+-- order day, which counts the customer in the sample from that day on.
+--
 -- Rounding is done in exact integer arithmetic on basis points (1/100 of a percent), half
 -- away from zero, so BigQuery and DuckDB agree to the last digit. Each day's value is its
 -- rounded share; baseline_value is the exact mean of the 7 rounded values and delta_pct
@@ -16,23 +22,35 @@
 -- delta_relative_pct is rounded to 2 decimals.
 with
 
-order_days as (
-    select distinct
+first_orders as (
+    select
+        customer_id,
+        min(order_date) as first_order_date
+    from {{ tables.orders }}
+    where order_date <= @run_date
+    group by customer_id
+),
+
+recent_orders as (
+    select
         customer_id,
         order_date
     from {{ tables.orders }}
-    where order_date <= @run_date
+    where
+        order_date
+        between date_sub(@from_date, interval (@baseline_days + @at_risk_days) day)
+        and @run_date
 ),
 
 order_spans as (
+    -- several orders on one day: all but the last get that same day as next order, so
+    -- their spans are empty and dropped below; counting customers needs no distinct here
     select
-        customer_id,
         order_date,
         lead(order_date) over (
             partition by customer_id order by order_date
-        ) as next_order_date,
-        order_date = min(order_date) over (partition by customer_id) as is_first_order
-    from order_days
+        ) as next_order_date
+    from recent_orders
 ),
 
 at_risk_spans as (
@@ -61,11 +79,10 @@ daily_changes as (
     where starts_on < ends_on
     union all
     select
-        order_date as metric_date,
+        first_order_date as metric_date,
         0 as at_risk_change,
         1 as customer_change
-    from order_spans
-    where is_first_order
+    from first_orders
 ),
 
 change_totals as (
@@ -81,7 +98,7 @@ calendar as (
     select metric_date
     from
         unnest(
-            generate_date_array((select min(order_date) from order_days), @run_date)
+            generate_date_array((select min(first_order_date) from first_orders), @run_date)
         ) as metric_date
 ),
 
@@ -105,6 +122,8 @@ daily_values as (
         sample_size,
         div((20000 * at_risk_customers + sample_size), (2 * sample_size)) as current_bp
     from daily_counts
+    -- earlier days lack the spans of orders before recent_orders: never used, not exposed
+    where metric_date >= date_sub(@from_date, interval @baseline_days day)
 ),
 
 baselines as (

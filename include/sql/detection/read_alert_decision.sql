@@ -1,4 +1,5 @@
--- The stored SQL5 decision for one date (read by the DAG, the CLI and the MCP tools).
+-- The stored SQL5 decisions for the dates @from_date..@run_date (one date: from = run),
+-- read by the DAG, the CLI, the MCP tools and the brief's chart.
 select
     alert_date,
     alert_type,
@@ -14,4 +15,4 @@ select
     alert_flag,
     sample_size
 from {{ tables.alert_logic }}
-where alert_date = @run_date
+where alert_date between @from_date and @run_date

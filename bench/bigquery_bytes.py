@@ -1,0 +1,408 @@
+"""The bytes a daily run would make BigQuery scan (on-demand pricing), estimated offline.
+
+BigQuery bills an on-demand query by the bytes of the columns it references, in the
+partitions it reads, whatever the query does with them. No BigQuery runs here, so the
+figure is computed from the rendered BigQuery SQL and the data:
+
+1. Each table's columns, types and partitioning come from its DDL (``include/sql/ddl``).
+2. Each query is the rendered BigQuery text the DAG sends, parsed with sqlglot
+   (``references``): in every scope, a table reference reads the columns used through it,
+   in the partitions its ``WHERE`` keeps. A comparison of the partitioning column with an
+   expression of parameters prunes: ``snapshot_date = @run_date`` reads one day,
+   ``order_date <= @run_date`` every month of ``orders`` up to D's, a ``BETWEEN`` a range.
+   Anything else (an ``OR``, a filter on another column) reads every partition.
+3. Each column's bytes per partition come from the warehouse's rows at BigQuery's sizes
+   (``column_bytes``): INT64, FLOAT64, DATE, TIMESTAMP 8; NUMERIC 16; BOOL 1; STRING 2 +
+   its UTF-8 length; NULL 0.
+4. Per query and table, a column is billed once over the union of the partitions its
+   references read (a table referenced twice in one query is billed once: BigQuery reports
+   the same bytes for a CTE read twice and for two reads of the table), and every table
+   referenced, like every query, costs at least 10 MB (``MINIMUM_BYTES``).
+
+A statement sqlglot cannot split into scopes (the run log's ``MERGE``) is counted as
+reading every column of every partition of its tables: an upper bound.
+
+``daily_run`` lists the queries of one DAG run on an alerting (CRITICAL) day, the most
+expensive branch: SQL1-SQL5, the decision, the queue, the operational context (read by
+its task, by the brief and by the playbook's body), the chart's stored 60 days, the three
+audiences and the run-log MERGE. Writes (the partition jobs' destinations), DDL and
+partition expiration cost nothing on demand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: BigQuery bills at least 10 MB per table referenced and per query (MB = 2**20 bytes).
+MINIMUM_BYTES = 10 * 2**20
+#: Bytes per non-NULL value of each fixed-size type (STRING and BYTES: 2 + length).
+FIXED_SIZES = {
+    "INT64": 8,
+    "FLOAT64": 8,
+    "DATE": 8,
+    "DATETIME": 8,
+    "TIME": 8,
+    "TIMESTAMP": 8,
+    "NUMERIC": 16,
+    "BIGNUMERIC": 32,
+    "BOOL": 1,
+}
+#: Partition keys of an unpartitioned table: one partition.
+WHOLE_TABLE = "whole table"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A table's columns (BigQuery types) and how it is partitioned.
+
+    ``partition_unit`` is ``day`` (``partition by d`` or ``partition by date(ts)``),
+    ``month`` (``partition by date_trunc(d, month)``) or ``None`` (unpartitioned).
+    """
+
+    name: str
+    columns: dict[str, str]
+    partition_column: str | None = None
+    partition_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One read of a table: the columns used through it and the bounds of its partitions."""
+
+    table: str
+    columns: frozenset[str]
+    #: inclusive bounds on the partitioning column (None: unbounded on that side)
+    low: dt.date | None = None
+    high: dt.date | None = None
+    #: False when the statement could not be split into scopes (every column read)
+    resolved: bool = True
+
+
+@dataclass
+class QueryBytes:
+    """What one query reads, per table, and what it is billed."""
+
+    label: str
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    billed: int = 0
+
+
+# -- 1. the tables, from their DDL --------------------------------------------------------
+
+
+def table_catalog(ddl_texts: dict[str, str]) -> dict[str, TableInfo]:
+    """Parse ``create table`` statements (BigQuery) into columns, types and partitioning."""
+    import sqlglot
+    from sqlglot import exp
+
+    catalog = {}
+    for name, text in ddl_texts.items():
+        ddl = sqlglot.parse_one(text, read="bigquery")
+        if str(ddl.args.get("kind", "")).upper() != "TABLE":
+            continue  # a view reads its tables; no daily query reads one
+        columns = {
+            col.name: col.args["kind"].sql("bigquery").upper()
+            for col in ddl.find_all(exp.ColumnDef)
+        }
+        column, unit = None, None
+        partition = ddl.find(exp.PartitionedByProperty)
+        if partition is not None:
+            key = partition.this  # an identifier, or date_trunc(d, month) / date(ts)
+            named = key if isinstance(key, exp.Identifier) else key.find(exp.Column)
+            column = named.name
+            unit = "month" if "MONTH" in key.sql("bigquery").upper() else "day"
+        catalog[name] = TableInfo(name, columns, column, unit)
+    return catalog
+
+
+# -- 2. what each query references ------------------------------------------------------------
+
+
+def _value(node: Any, params: dict[str, Any]) -> Any:
+    """A constant expression of parameters and literals, or None if it is not one."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Paren):
+        return _value(node.this, params)
+    if isinstance(node, exp.Parameter):
+        return params.get(node.name)
+    if isinstance(node, exp.Literal):
+        return node.this if node.is_string else int(node.this)
+    if isinstance(node, exp.Cast) and node.to.is_type("date"):
+        inner = _value(node.this, params)
+        return dt.date.fromisoformat(inner) if isinstance(inner, str) else inner
+    if isinstance(node, exp.Add | exp.Sub):
+        left, right = _value(node.this, params), _value(node.expression, params)
+        if isinstance(left, int) and isinstance(right, int):
+            return left + right if isinstance(node, exp.Add) else left - right
+        return None
+    if isinstance(node, exp.DateAdd | exp.DateSub):
+        day, amount = _value(node.this, params), _value(node.expression, params)
+        unit = str(node.args.get("unit") or "DAY").upper()
+        if isinstance(day, dt.date) and isinstance(amount, int) and unit == "DAY":
+            sign = 1 if isinstance(node, exp.DateAdd) else -1
+            return day + dt.timedelta(days=sign * amount)
+    return None
+
+
+def _bounds(where: Any, alias: str, column: str, params: dict[str, Any]) -> tuple:
+    """Inclusive (low, high) dates the WHERE's top-level conjuncts put on alias.column."""
+    from sqlglot import exp
+
+    low, high = None, None
+    if where is None:
+        return low, high
+
+    def on_column(node: Any) -> bool:
+        return isinstance(node, exp.Column) and node.name == column and node.table == alias
+
+    one_day = dt.timedelta(days=1)
+    for condition in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        found: list[tuple[str, Any]] = []
+        if isinstance(condition, exp.Between) and on_column(condition.this):
+            found = [(">=", condition.args["low"]), ("<=", condition.args["high"])]
+        elif isinstance(condition, exp.EQ | exp.GTE | exp.GT | exp.LTE | exp.LT):
+            symbol = {exp.EQ: "=", exp.GTE: ">=", exp.GT: ">", exp.LTE: "<=", exp.LT: "<"}[
+                type(condition)
+            ]
+            if on_column(condition.this):
+                found = [(symbol, condition.expression)]
+            elif on_column(condition.expression):
+                flipped = {"=": "=", ">=": "<=", ">": "<", "<=": ">=", "<": ">"}[symbol]
+                found = [(flipped, condition.this)]
+        for symbol, node in found:
+            value = _value(node, params)
+            if not isinstance(value, dt.date):
+                continue
+            if symbol in ("=", ">=", ">"):
+                start = value + one_day if symbol == ">" else value
+                low = start if low is None else max(low, start)
+            if symbol in ("=", "<=", "<"):
+                end = value - one_day if symbol == "<" else value
+                high = end if high is None else min(high, end)
+    return low, high
+
+
+def references(
+    bigquery_sql: str, catalog: dict[str, TableInfo], params: dict[str, Any]
+) -> list[Reference]:
+    """Every read of a catalog table in one statement: its columns and partition bounds."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.optimizer.qualify import qualify
+    from sqlglot.optimizer.scope import traverse_scope
+
+    tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
+    schema: dict[str, Any] = {}
+    for table in tree.find_all(exp.Table):
+        if table.name in catalog:
+            level = schema
+            for part in (table.catalog, table.db):
+                if part:
+                    level = level.setdefault(part, {})
+            level[table.name] = catalog[table.name].columns
+    found: list[Reference] = []
+    scopes = []
+    if isinstance(tree, exp.Query):
+        scopes = traverse_scope(qualify(tree, schema=schema, dialect="bigquery"))
+    for scope in scopes:
+        where = scope.expression.args.get("where")
+        for alias, source in scope.sources.items():
+            if not isinstance(source, exp.Table) or source.name not in catalog:
+                continue
+            info = catalog[source.name]
+            columns = frozenset(c.name for c in scope.columns if c.table == alias)
+            low, high = (None, None)
+            if info.partition_column:
+                low, high = _bounds(where, alias, info.partition_column, params)
+            found.append(Reference(info.name, columns, low, high))
+    seen = {ref.table for ref in found}
+    for table in tree.find_all(exp.Table):  # not split into scopes: read it all
+        if table.name in catalog and table.name not in seen:
+            info = catalog[table.name]
+            found.append(Reference(info.name, frozenset(info.columns), resolved=False))
+            seen.add(table.name)
+    return found
+
+
+# -- 3. and 4. the bytes ----------------------------------------------------------------------
+
+
+def _partition_key(info: TableInfo, day: dt.date | None) -> Any:
+    if day is None or info.partition_unit is None:
+        return day
+    return day.replace(day=1) if info.partition_unit == "month" else day
+
+
+def partitions_read(info: TableInfo, ref: Reference, keys: list[Any]) -> list[Any]:
+    """The partition keys (as in ``column_bytes``) one reference reads."""
+    if info.partition_unit is None:
+        return list(keys)
+    low, high = _partition_key(info, ref.low), _partition_key(info, ref.high)
+    checks = [(operator.ge, low), (operator.le, high)]
+    return [k for k in keys if all(bound is None or test(k, bound) for test, bound in checks)]
+
+
+def query_bytes(
+    label: str,
+    refs: list[Reference],
+    catalog: dict[str, TableInfo],
+    sizes: dict[str, dict[Any, dict[str, int]]],
+    minimum: int = MINIMUM_BYTES,
+) -> QueryBytes:
+    """Bill one query: per table, each column once over the union of partitions read."""
+    result = QueryBytes(label)
+    for table in dict.fromkeys(ref.table for ref in refs):
+        info, per_partition = catalog[table], sizes.get(table, {})
+        read: dict[str, set[Any]] = {}
+        for ref in (r for r in refs if r.table == table):
+            keys = partitions_read(info, ref, list(per_partition))
+            for column in ref.columns:
+                read.setdefault(column, set()).update(keys)
+        scanned = sum(
+            per_partition[key].get(column, 0) for column, keys in read.items() for key in keys
+        )
+        partitions = set().union(*read.values()) if read else set()
+        result.tables[table] = {
+            "columns": sorted(read),
+            "partitions": len(partitions),
+            "scanned_bytes": scanned,
+            "billed_bytes": max(scanned, minimum),
+            "whole_statement": not all(r.resolved for r in refs if r.table == table),
+        }
+    result.billed = max(sum(t["billed_bytes"] for t in result.tables.values()), minimum)
+    return result
+
+
+def column_bytes(con: Any, info: TableInfo) -> dict[Any, dict[str, int]]:
+    """BigQuery's bytes of every column of a DuckDB table, per partition key."""
+    import duckdb
+
+    parts = []
+    for column, kind in info.columns.items():
+        name = f'"{column}"'
+        if kind == "STRING":
+            size = f"coalesce(sum(2 + strlen({name})), 0)"  # strlen counts UTF-8 bytes
+        elif kind == "BYTES":
+            size = f"coalesce(sum(2 + octet_length({name})), 0)"
+        elif kind in FIXED_SIZES:
+            size = f"{FIXED_SIZES[kind]} * count({name})"
+        else:
+            raise ValueError(f"{info.name}.{column}: no BigQuery size for type {kind}")
+        parts.append(f"{size} as {name}")
+    key = {
+        None: "null",
+        "month": f"""cast(date_trunc('month', "{info.partition_column}") as date)""",
+        "day": f'cast("{info.partition_column}" as date)',
+    }[info.partition_unit]
+    try:
+        rows = con.execute(
+            f"select {key} as partition_key, {', '.join(parts)} from {info.name} group by all"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return {}  # a table this warehouse never created holds no bytes
+    names = list(info.columns)
+    return {row[0]: dict(zip(names, map(int, row[1:]), strict=True)) for row in rows}
+
+
+# -- the daily run ---------------------------------------------------------------------------
+
+
+def _count_rows_statement(settings: Any, table: str, day: dt.date) -> tuple[str, dict]:
+    """The statement ``BigQueryWarehouse.count_rows`` sends (captured, not copied)."""
+    from retentionops.warehouse import BigQueryWarehouse
+
+    sent: list[tuple[str, dict]] = []
+    stub = BigQueryWarehouse.__new__(BigQueryWarehouse)  # no hook: nothing is sent
+    stub.settings = settings
+    stub.fetch = lambda text, params=None: sent.append((text, params or {})) or [{"n": 1}]
+    stub.count_rows(table, day)
+    return sent[0]
+
+
+def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -> list[tuple]:
+    """``(label, BigQuery text, parameters)`` of each query of a CRITICAL day's DAG run."""
+    from retentionops.actions import QUEUE_STEP
+    from retentionops.detection import DETECTION_STEPS
+    from retentionops.pack import CHART_DAYS
+    from retentionops.runlog import RUN_LOG_TYPES
+    from retentionops.sql import parameter_names, render
+    from retentionops.vocabulary import TIERS
+
+    day = run_date
+    chart_days = chart_days or CHART_DAYS
+
+    def file(label: str, name: str, params: dict[str, Any]) -> tuple:
+        return (label, render(name, settings), params)
+
+    def require_queue(label: str) -> tuple:  # actions.require_queue: count_rows
+        return (label, *_count_rows_statement(settings, "retention_snapshot", day))
+
+    def context(task: str) -> list[tuple]:  # actions.get_operational_context, per task
+        return [
+            require_queue(f"{task}: require_queue"),
+            file(f"{task}: decision", "detection/read_alert_decision", one_day),
+            file(f"{task}: context", "action/get_operational_context", {"run_date": day}),
+        ]
+
+    one_day = {"from_date": day, "run_date": day}
+    chart = {"from_date": day - dt.timedelta(days=chart_days - 1), "run_date": day}
+    queries = [file(x.name, x.sql_name, x.parameters(settings, day)) for x in DETECTION_STEPS]
+    queries.append(file("get_alert_decision", "detection/read_alert_decision", one_day))
+    queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, QUEUE_STEP.parameters(settings, day)))
+    queries += context("get_operational_context") + context("render_brief")
+    queries.append(file("render_brief: chart, stored days", "detection/read_alert_decision", chart))
+    for tier in TIERS:
+        audience = {"run_date": day, "tier": tier, "row_limit": settings.export_limit}
+        queries.append(require_queue(f"export_audience[{tier}]: require_queue"))
+        queries.append(file(f"export_audience[{tier}]", "action/read_audience", audience))
+    queries += context("prepare_playbook")
+    run_log = render("action/write_run_log", settings)
+    queries.append(
+        ("write_run_log", run_log, dict.fromkeys(parameter_names(run_log) | set(RUN_LOG_TYPES)))
+    )
+    return queries
+
+
+def estimate(duckdb_path: str, run_date: dt.date) -> dict[str, Any]:
+    """Bytes of a CRITICAL day's DAG run on BigQuery, from a DuckDB warehouse's data."""
+    import duckdb
+
+    from retentionops.settings import load_settings
+    from retentionops.sql import TABLES, render
+
+    settings = load_settings(env={}, warehouse_backend="bigquery", bigquery_project="bench-project")
+    catalog = table_catalog({name: render(f"ddl/create_{name}", settings) for name in TABLES})
+    con = duckdb.connect(duckdb_path, read_only=True)
+    try:
+        sizes = {name: column_bytes(con, info) for name, info in catalog.items()}
+    finally:
+        con.close()
+    queries = [
+        query_bytes(label, references(text, catalog, params), catalog, sizes)
+        for label, text, params in daily_run(settings, run_date)
+    ]
+    orders_columns = sorted(
+        set().union(*(q.tables["orders"]["columns"] for q in queries if "orders" in q.tables))
+    )
+    orders = catalog["orders"]
+    everything_to_d = Reference("orders", frozenset(), high=run_date)
+    up_to_d = partitions_read(orders, everything_to_d, list(sizes["orders"]))
+    one_scan = sum(sizes["orders"][key][column] for key in up_to_d for column in orders_columns)
+    total = sum(q.billed for q in queries)
+    return {
+        "run_date": run_date.isoformat(),
+        "queries": [
+            {"label": q.label, "billed_bytes": q.billed, "tables": q.tables} for q in queries
+        ],
+        "total_billed_bytes": total,
+        "orders_columns": orders_columns,
+        "orders_scan_bytes": one_scan,
+        "ratio_to_orders_scan": total / one_scan if one_scan else None,
+        "orders_billed_bytes": sum(
+            q.tables["orders"]["billed_bytes"] for q in queries if "orders" in q.tables
+        ),
+    }

@@ -1,0 +1,150 @@
+"""The BigQuery bytes estimator of the benchmark (``bench/bigquery_bytes.py``), by hand.
+
+Tiny tables whose bytes per column and partition are worked out below at BigQuery's sizes
+(STRING 2 + UTF-8 length, DATE 8, NUMERIC 16, NULL 0); the queries are parsed as BigQuery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import pytest
+from support import ROOT
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import bigquery_bytes as bb  # noqa: E402
+
+JAN, FEB, MAR = dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)
+DDL = {
+    "orders": "create table orders (customer_id string not null, order_date date not null, "
+    "order_amount numeric not null, country string) "
+    "partition by date_trunc(order_date, month) cluster by customer_id",
+    "snap": "create table snap (snapshot_date date not null, customer_id string not null, "
+    "status string) partition by snapshot_date",
+    "health": "create or replace view health as select status from snap",
+}
+#: The rows behind SIZES (also loaded by tests/sql/test_bigquery_bytes_sizes.py).
+ORDERS = [
+    ("c1", "2024-01-05", 10, "UK"),
+    ("c2", "2024-01-20", 5, "UK"),
+    ("c12", "2024-01-31", 1, None),
+    ("c1", "2024-02-10", 7, "Éire"),  # É is 2 bytes in UTF-8: 'Éire' is 5 bytes
+    ("c2", "2024-03-01", 2, "UK"),
+]
+SNAP = [("2024-03-01", "c1", "ACTIVE"), ("2024-03-01", "c2", None), ("2024-03-02", "c1", "AT_RISK")]
+SIZES = {
+    "orders": {
+        # Jan: ids (2+2) + (2+2) + (2+3) = 13; 3 dates x 8 = 24; 3 x 16 = 48; (2+2) + (2+2) + 0
+        JAN: {"customer_id": 13, "order_date": 24, "order_amount": 48, "country": 8},
+        # Feb: 2+2; 8; 16; 2+5
+        FEB: {"customer_id": 4, "order_date": 8, "order_amount": 16, "country": 7},
+        # Mar: 2+2; 8; 16; 2+2
+        MAR: {"customer_id": 4, "order_date": 8, "order_amount": 16, "country": 4},
+    },
+    "snap": {
+        # 03-01: 2 x 8; (2+2) + (2+2); (2+6) + NULL 0
+        MAR: {"snapshot_date": 16, "customer_id": 8, "status": 8},
+        # 03-02: 8; 2+2; 2+7
+        dt.date(2024, 3, 2): {"snapshot_date": 8, "customer_id": 4, "status": 9},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return bb.table_catalog(DDL)
+
+
+def bill(sql: str, catalog, params, minimum: int = 0) -> bb.QueryBytes:
+    return bb.query_bytes("q", bb.references(sql, catalog, params), catalog, SIZES, minimum)
+
+
+def test_the_catalog_comes_from_the_ddl(catalog):
+    assert set(catalog) == {"orders", "snap"}  # a view is read through its tables
+    assert catalog["orders"].columns == {
+        "customer_id": "STRING",
+        "order_date": "DATE",
+        "order_amount": "NUMERIC",
+        "country": "STRING",
+    }
+    assert (catalog["orders"].partition_column, catalog["orders"].partition_unit) == (
+        "order_date",
+        "month",
+    )
+    assert (catalog["snap"].partition_column, catalog["snap"].partition_unit) == (
+        "snapshot_date",
+        "day",
+    )
+
+
+def test_referenced_columns_of_the_months_up_to_d(catalog):
+    sql = (
+        "select customer_id, min(order_date) as first_order from orders "
+        "where order_date <= @run_date group by customer_id"
+    )
+    q = bill(sql, catalog, {"run_date": dt.date(2024, 2, 15)})
+    # D in February: the January and February partitions, customer_id and order_date only:
+    # (13 + 24) + (4 + 8) = 49 bytes; amounts and countries are not read
+    assert q.tables["orders"]["columns"] == ["customer_id", "order_date"]
+    assert q.tables["orders"]["partitions"] == 2
+    assert q.billed == 49
+    # every table referenced and every query cost at least 10 MB
+    assert bill(sql, catalog, {"run_date": dt.date(2024, 2, 15)}, bb.MINIMUM_BYTES).billed == (
+        10 * 2**20
+    )
+
+
+def test_a_table_read_twice_is_billed_once_per_column_over_the_union_of_partitions(catalog):
+    sql = """
+        with
+        on_d as (select customer_id from orders where order_date = @run_date),
+        recent as (
+            select country from orders
+            where order_date between date_sub(@run_date, interval (@a + @b) day) and @run_date
+        ),
+        statuses as (
+            select snap.status, snap.customer_id from snap as snap
+            where snap.snapshot_date = @run_date
+        )
+        select * from on_d cross join recent cross join statuses
+    """
+    q = bill(sql, catalog, {"run_date": MAR, "a": 30, "b": 10})
+    # on_d: March only (customer_id, order_date); recent: 2024-01-21 .. 03-01 = Jan, Feb, Mar
+    # (country, order_date). Billed once each: customer_id Mar 4; order_date Jan + Feb + Mar
+    # 24 + 8 + 8 = 40; country 8 + 7 + 4 = 19: 63 bytes
+    assert q.tables["orders"]["scanned_bytes"] == 63
+    assert q.tables["orders"]["partitions"] == 3
+    # snap on 03-01 only: status 8 + customer_id 8 + snapshot_date 16 = 32
+    assert q.tables["snap"]["scanned_bytes"] == 32
+    assert q.billed == 63 + 32
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        # the filter's column is read too (snapshot_date, customer_id, status per day:
+        # 03-01 16 + 8 + 8, 03-02 8 + 4 + 9); an OR prunes nothing: both days
+        ("snapshot_date = @run_date or customer_id = 'c9'", 16 + 8 + 8 + 8 + 4 + 9),
+        ("snapshot_date > @run_date", 8 + 4 + 9),  # 03-02 only
+        ("@run_date >= snapshot_date", 16 + 8 + 8),  # 03-01 only (the column on the right)
+        ("snapshot_date < date '2024-03-01'", 0),  # no partition
+    ],
+)
+def test_partition_filters(catalog, where, expected):
+    sql = f"select customer_id, status from snap where {where}"
+    q = bill(sql, catalog, {"run_date": MAR})
+    assert q.tables["snap"]["scanned_bytes"] == expected
+
+
+def test_a_statement_without_scopes_reads_every_column_of_every_partition(catalog):
+    sql = (
+        "merge snap as s using (select @id as customer_id) as n on s.customer_id = n.customer_id "
+        "when matched then update set status = 'X'"
+    )
+    q = bill(sql, catalog, {"id": "c1"})
+    # 16 + 8 + 8 + 8 + 4 + 9: the whole table, an upper bound
+    assert q.tables["snap"]["scanned_bytes"] == 53
+    assert q.tables["snap"]["whole_statement"] is True
