@@ -214,8 +214,9 @@ def bench_size(
     }
     setup = run_child("bench.worker", {**base_spec, "step": "previous_decisions"}, work / "scratch")
     log(
-        f"[{label}] setup: alert_logic stored for {setup['result']['from_date']} .. "
-        f"{setup['result']['to_date']} (the daily runs before D) in {setup['seconds']:.2f} s"
+        f"[{label}] setup: the alert history stored up to {setup['result']['to_date']} "
+        f"({setup['result']['days']} days, as the daily runs before D left it) in "
+        f"{setup['seconds']:.2f} s"
     )
     runs: dict[str, list[dict]] = {name: [] for name in STEP_ORDER}
     for repeat in range(1, repeats + 1):

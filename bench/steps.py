@@ -80,27 +80,41 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def previous_decisions(spec: dict[str, Any]) -> dict[str, Any]:
-    """Store alert_logic for the chart's days before D, as the daily runs before D did.
+    """Store the alert history up to D-1, as the daily runs before D did.
 
     A setup (untimed in the tables): it makes the warehouse look like one the DAG has run
-    on every day, so the brief's chart reads those days instead of computing them. Its
-    time is the cost of the chart on a warehouse without them (one SQL5 range pass).
+    on every day (``alert_logic`` of every date up to D-1 and its history marker), so the
+    daily run for D computes SQL5 for D only and the brief's chart reads the stored days.
+    Its time is the cost of the whole history on a fresh warehouse (one SQL5 pass).
     """
-    from retentionops.detection import ALERT_STEP
-    from retentionops.pack import CHART_DAYS
-    from retentionops.sql import detection_parameters
+    from retentionops.detection import extend_history
     from retentionops.warehouse import open_warehouse
 
     settings = _settings(spec)
-    day = dt.date.fromisoformat(spec["run_date"])
-    start, end = day - dt.timedelta(days=CHART_DAYS - 1), day - dt.timedelta(days=1)
+    end = dt.date.fromisoformat(spec["run_date"]) - dt.timedelta(days=1)
     with open_warehouse(settings) as wh:
-        written = wh.replace_partition(
-            ALERT_STEP.sql_name,
-            table=ALERT_STEP.table,
-            params=detection_parameters(settings, end, from_date=start),
+        extend_history(wh, settings, end)
+        (days,) = wh.con.execute(
+            "select count(*) from alert_logic where alert_date <= ?", [end]
+        ).fetchone()
+    return {"days": int(days), "to_date": end.isoformat()}
+
+
+def prepare(spec: dict[str, Any]) -> None:
+    """Before a step that runs detection for D: the history stored up to D-1 only.
+
+    Each repeat runs on the same scratch warehouse; without this, the repeats after the
+    first would find D's history stored and compute none of it (a rerun, not a morning).
+    """
+    if spec["step"] not in ("detection", "daily_pack"):
+        return
+    import duckdb
+
+    with duckdb.connect(spec["duckdb_path"]) as con:
+        con.execute(
+            "delete from run_markers where run_date = ? and starts_with(step, 'alert_history@')",
+            [dt.date.fromisoformat(spec["run_date"])],
         )
-    return {"days": written, "from_date": start.isoformat(), "to_date": end.isoformat()}
 
 
 def _detection(wh, settings, day) -> dict[str, Any]:

@@ -50,9 +50,10 @@ def test_every_step_and_size_is_in_the_json(smoke):
         assert summary["median_seconds"] > 0
         assert summary["peak_rss_mib"] > 0
     assert set(stored["dag_parse"]) == {"duckdb", "bigquery"}
-    # BigQuery runs SQL1-SQL5 as one job each, between two run-marker jobs, and marks the
-    # queue complete with a job of its own; DuckDB does each in one task and transaction
-    assert stored["dag_parse"]["duckdb"]["tasks"] + 7 == stored["dag_parse"]["bigquery"]["tasks"]
+    # BigQuery runs SQL1-SQL5 as one job each, between three run-marker jobs (clear, the
+    # history stored, detection complete), and marks the queue complete with a job of its
+    # own: 5 + 3 + 1 jobs for DuckDB's one detection task, so 8 more tasks
+    assert stored["dag_parse"]["duckdb"]["tasks"] + 8 == stored["dag_parse"]["bigquery"]["tasks"]
     assert {t["target"] for t in stored["targets"]} >= {
         "whole daily pack <= 30 s",
         "365-day alert history <= 60 s",
@@ -102,8 +103,10 @@ def test_results_markdown_is_written(smoke):
 def test_the_chart_days_are_stored_and_bigquery_bytes_estimated(smoke):
     _, results, _ = smoke
     size = results["sizes"][str(SIZE)]
-    # the setup stored D-59 .. D-1, as the daily runs before D would have
-    assert size["previous_decisions"]["days"] == 59
+    # the setup stored the history up to D-1, as the daily runs before D would have: every
+    # day of the 730-day window but D (the seeded data has orders on its first day)
+    assert size["previous_decisions"]["to_date"] == "2025-12-29"
+    assert size["previous_decisions"]["days"] == 729
     bigquery = size["bigquery"]
     labels = [q["label"] for q in bigquery["queries"]]
     assert labels[:5] == [
