@@ -36,8 +36,9 @@ EXACT_FLOATS = frozenset(
     {"current_value", "baseline_value", "delta_pct", "delta_relative_pct", "threshold_warning",
      "threshold_critical", "retention_rate", "avg_days_between_orders"}
 )  # fmt: skip
-#: The time the statement ran (CURRENT_TIMESTAMP()): the one value that may differ.
-RUN_TIME_COLUMNS = frozenset({"created_at"})
+#: The time the statement ran (CURRENT_TIMESTAMP()): the one value that may differ
+#: (created_at of the queue, exported_at of the audience ledger).
+RUN_TIME_COLUMNS = frozenset({"created_at", "exported_at"})
 FLOAT_TOLERANCE = 1e-9
 #: The ON key of each MERGE of the package (action/write_run_log, markers/mark_step_complete)
 MERGE_KEYS = {"ops_runs_log": ("run_id",), "run_markers": ("run_date", "step")}

@@ -350,10 +350,15 @@ def sample_slice(sample_orders):
     return sample_orders[sample_orders["customer_id"].isin(customers)].reset_index(drop=True)
 
 
+#: The row limit of the slice's exports: P2 holds 7 and 8 customers outside the holdout on
+#: the two dates, so the limit cuts it (and measure_impact compares a score window)
+EXPORT_LIMIT = 5
+
+
 def test_sample_slice_across_the_incidents(pair, sample_slice):
     assert 190 <= sample_slice["customer_id"].nunique() <= 210
     # a holdout of 30 % so that on two dates is_holdout and the impact query's two groups
-    # are exercised (the tiers of the slice hold a few dozen customers)
+    # are exercised (the slice's tiers are small: P2 holds about ten customers a date)
     p = pair(sample_slice, holdout_pct=30)
     severities = {}
     for first, last in SQL5_RANGES:
@@ -366,7 +371,7 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
     # on the slice: INFO the day before each incident, then CRITICAL, then WARNING
     assert [severities[first] for first, _ in SQL5_RANGES] == ["INFO", "INFO"]
     assert set(severities.values()) == {"INFO", "WARNING", "CRITICAL"}
-    tiers_seen, holdouts, treated, previous = set(), 0, 0, None
+    tiers_seen, holdouts, treated, cut, previous = set(), 0, 0, 0, None
     for day, severity in DAILY.items():
         label = f"sample slice {day}"
         # the engine keeps this date and the previous one of the per-customer tables
@@ -374,23 +379,46 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
         decision = p.detect(day, label)
         assert decision["severity"] == severity
         p.queue(day, label)
+        queue = p.zeta.rows("customer_priority", day)
+        run_id = f"slice-{day}"
         for tier in ("P1", "P2", "P3"):
-            audience = p.same(
-                label, "action/read_audience", {"run_date": day, "tier": tier, "row_limit": 25},
+            # what an export run does: record the tier's audience (holdout and cooldown
+            # applied, at most EXPORT_LIMIT), then read the file's rows back from the ledger
+            recorded = actions.record_audience(
+                p.duck, p.duck_settings, day, tier, run_id, EXPORT_LIMIT
+            )
+            audience = actions.record_audience(
+                p.bq, p.zeta_settings, day, tier, run_id, EXPORT_LIMIT
+            )
+            compare(f"{label}: record_audience {tier}", recorded, audience, ordered=True)
+            p.same(
+                label, "action/read_audience", {"run_id": run_id, "tier": tier},
                 ordered=True,  # ranked: the order itself must agree
             )  # fmt: skip
+            # the rule's answer: the tier's best customers outside the holdout and the
+            # contact cooldown (none here: nothing was delivered), cut at the limit
+            best = sorted(
+                (-r["priority_score"], r["customer_id"]) for r in queue
+                if r["priority_tier"] == tier and not r["is_holdout"]
+                and r["cooldown_status"] != "suppressed"
+            )  # fmt: skip
+            assert [r["customer_id"] for r in audience] == [c for _, c in best[:EXPORT_LIMIT]]
+            cut += len(best) > EXPORT_LIMIT
             tiers_seen |= {r["priority_tier"] for r in audience}
-        queue = p.zeta.rows("customer_priority", day)
+        p.same_table(label, "audience_exports", day)
         holdouts += sum(r["is_holdout"] for r in queue)
         treated += sum(not r["is_holdout"] for r in queue)
         customer = min(r["customer_id"] for r in queue)
         p.same(label, "impact/read_customer_priority", {"run_date": day, "customer_id": customer})
+        # treated: what the run exported (the ledger), against the holdout of its window
         p.same(
             label, "impact/measure_impact",
-            {"run_date": day, "tiers": ["P1", "P2", "P3"], "row_limit": 5, "horizon_days": 30},
+            {"run_id": run_id, "run_date": day, "tiers": ["P1", "P2", "P3"],
+             "row_limit": EXPORT_LIMIT, "horizon_days": 30},
         )  # fmt: skip
         previous = day
     assert tiers_seen == {"P1", "P2"}  # P3 is empty under the default weights (README)
+    assert cut == 2  # P2 on both dates
     assert 0 < holdouts < treated
     p.same("sample slice", "impact/last_order_date", {})
 
@@ -415,7 +443,7 @@ def test_run_markers_clear_mark_and_read(pair):
     for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
         assert detection.completed_steps(warehouse, day) == {"detection"}
         with pytest.raises(DetectionError, match="no priority queue for 2024-03-01"):
-            actions.fetch_audience(warehouse, settings, day, "P1")
+            actions.record_audience(warehouse, settings, day, "P1", "markers-run")
     # a date never run has no markers on either engine
     assert p.same("markers", "markers/read_run_markers", {"run_date": F}) == []
 
