@@ -715,6 +715,23 @@ def test_retention_by_write_time(pair, monkeypatch):
 # -- run log and health ----------------------------------------------------------------
 
 
+#: The day's playbook plans (playbook.playbook_plan with the delivery decision), as
+#: tests/unit/test_runlog.py states them: whether a daily run is skipped is the plan's call
+#: (no incident event to deliver), not the alert flag's.
+OPENS = {"event": "open", "incident_id": "INC-20110513", "alerting": True, "send": True,
+         "reason": None}  # fmt: skip
+QUIET = {"event": None, "incident_id": None, "alerting": False, "send": False,
+         "reason": "no alert: nothing to send"}  # fmt: skip
+JUNE = {**OPENS, "incident_id": "INC-20110602"}
+#: The context's tiers of r1 (new / still / left against the last delivered run, and what
+#: the contact cooldown kept back): the run log's cooldown_p1..3 and audience_changes
+AUDIENCE = {
+    "P1": {"count": 7, "new": 4, "still": 3, "left": 1, "cooldown_suppressed": 2},
+    "P2": {"count": 30, "new": 30, "still": 0, "left": 0, "cooldown_suppressed": 0},
+    "P3": {"count": 0, "new": 0, "still": 0, "left": 0, "cooldown_suppressed": 0},
+}  # fmt: skip
+
+
 def test_run_log_and_health(pair):
     """``runlog.write`` (the MERGE: analysed by ZetaSQL, its effect taken from DuckDB), then
     the run-log reads, the health view and the health query on both engines."""
@@ -728,20 +745,22 @@ def test_run_log_and_health(pair):
         return runlog.RunOutcome(run_id, day, "dag", daily=True, **known)
 
     runs = [
-        # r1: alert, playbook sent, export ok, 65 s -> success
-        (outcome("r1", dt.date(2011, 5, 13), started_at=start, decision=critical,
-                 exports=link, answer=answer), start + dt.timedelta(seconds=65)),
+        # r1: an incident opens, playbook sent, export ok, 65 s -> success
+        (outcome("r1", dt.date(2011, 5, 13), started_at=start, decision=critical, plan=OPENS,
+                 audience=AUDIENCE, previous_run_date="2011-05-06",
+                 anomalies=["P2 appeared: 30 against none on 2011-05-06"], exports=link,
+                 answer=answer), start + dt.timedelta(seconds=65)),
         # r2: the failure callback's row first (only the failed step is known)
         (outcome("r2", dt.date(2011, 5, 13)).fail("export_audience_P1", "disk full"), start),
         # r2 completed by the final write: alert, webhook failed -> failed, no timing
-        (outcome("r2", dt.date(2011, 5, 13), decision=critical, exports=link,
+        (outcome("r2", dt.date(2011, 5, 13), decision=critical, plan=OPENS, exports=link,
                  playbook_failed=True).fail("trigger_playbook", "HTTP 500"), start),
-        # r3: no alert -> skipped, nothing sent, nothing exported, 1.5 s
-        (outcome("r3", dt.date(2011, 5, 14), started_at=start,
+        # r3: no alert, no event to deliver -> skipped, nothing sent, nothing exported, 1.5 s
+        (outcome("r3", dt.date(2011, 5, 14), started_at=start, plan=QUIET,
                  decision={"severity": "INFO", "alert_flag": False}),
          start + dt.timedelta(milliseconds=1500)),
         # r4: WARNING alert, sent, the export failed -> success (export_status failed), 2 s
-        (outcome("r4", dt.date(2011, 6, 2), started_at=start,
+        (outcome("r4", dt.date(2011, 6, 2), started_at=start, plan=JUNE,
                  decision={"severity": "WARNING", "alert_flag": True}, exports=link,
                  export_failed=True, answer=answer), start + dt.timedelta(seconds=2)),
     ]  # fmt: skip
@@ -770,6 +789,20 @@ def test_run_log_and_health(pair):
              r["webhook_calls"], r["webhook_failures"], r["alert_days"]) for r in health] == [
         (dt.date(2011, 5, 1), 3, 1, 1, 1, 2, 1, 1), (dt.date(2011, 6, 1), 1, 1, 0, 0, 1, 0, 1)
     ]  # fmt: skip
+    # the columns of the incident layer and of audiences across days, read on the engine
+    r1 = p.same("run log", "action/read_run_log", {"run_id": "r1"})[0]
+    assert (r1["incident_id"], r1["incident_event"], r1["note"]) == ("INC-20110513", "open", None)
+    assert [r1[f"exported_p{n}"] for n in (1, 2, 3)] == [5, None, None]
+    assert [r1[f"cooldown_p{n}"] for n in (1, 2, 3)] == [2, 0, 0]
+    assert r1["audience_changes"] == (
+        "since 2011-05-06: P1 4 new, 3 still, 1 left; P2 30 new, 0 still, 0 left; "
+        "P3 0 new, 0 still, 0 left"
+    )
+    assert r1["anomalies"] == "P2 appeared: 30 against none on 2011-05-06"
+    r3 = p.same("run log", "action/read_run_log", {"run_id": "r3"})[0]
+    assert (r3["status"], r3["playbook_status"], r3["export_status"], r3["note"]) == (
+        "skipped", "not_needed", "none", "no alert: nothing to send",
+    )  # fmt: skip
     p.same("run log", "action/read_run_log", {"run_id": "r2"})
     p.same("run log", "action/read_run_logs_for_date", {"run_date": dt.date(2011, 5, 13)},
            ordered=True)  # fmt: skip
