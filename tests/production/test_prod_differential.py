@@ -592,28 +592,59 @@ def stored_orders(rows) -> list[dict]:
     ]  # fmt: skip
 
 
-def test_the_bigquery_load_defect(analysed, zetasql_service):
-    """Known defect (docs/production-path.md, open): ``BigQueryWarehouse.replace_orders``
-    loads the orders frame with WRITE_TRUNCATE and no schema, so the Python client infers
-    the schema from the frame (``order_amount`` float64 -> FLOAT) and BigQuery gives
-    ``orders_incoming`` that schema; the script's ``INSERT ... SELECT *`` of FLOAT64 into
-    the NUMERIC ``orders.order_amount`` is then refused, and the transaction rolls back.
-    When this test fails, the load was fixed: turn it into a check that the load keeps
-    NUMERIC."""
-    from .prod_zetasql import ZetaSqlFailure
+def test_the_bigquery_load_keeps_numeric(analysed, zetasql_service):
+    """``BigQueryWarehouse.replace_orders`` loads ``orders_incoming`` with WRITE_TRUNCATE,
+    which gives the table the load's schema. The load states the DDL's schema (NUMERIC
+    ``order_amount``, NOT NULL as REQUIRED) and sends the amounts as ``Decimal`` to 9
+    places, so the table stays as ``ddl/create_orders_incoming`` made it and the script's
+    ``INSERT ... SELECT *`` into the NUMERIC ``orders`` goes through. (Without a schema the
+    client infers FLOAT64 from the float64 column and that INSERT is refused: ``FLOAT64
+    which cannot be inserted into column order_amount, which has type NUMERIC``; with the
+    schema but float64 values, the client's conversion to Arrow refuses them.)"""
+    from google.cloud.bigquery import SchemaField
 
-    bigquery = ZetaBigQuery(
-        zetasql_service, analysed, analysed.settings, keep_table_schema_on_load=False
-    )
-    before = stored_orders(ORDERS)
-    bigquery.set_rows("orders", before)
-    with pytest.raises(ZetaSqlFailure, match=r"FLOAT64 which cannot be inserted into column "
-                                             r"order_amount, which has type NUMERIC"):  # fmt: skip
-        bigquery.warehouse().replace_orders(make_orders(changed("B1", order_amount=7.51)))
+    bigquery = ZetaBigQuery(zetasql_service, analysed, analysed.settings)
+    bigquery.set_rows("orders", stored_orders(ORDERS))
+    new_orders = changed("B1", order_amount=7.51)
     ref = bigquery.refs["orders_incoming"]
-    assert dict(bigquery.tables[ref])["order_amount"] == "FLOAT64"
-    # the script's DELETE of the orders ran, then its INSERT failed: all rolled back
-    assert bigquery.rows("orders") == before
+    ddl_schema = list(bigquery.tables[ref])
+    assert bigquery.warehouse().replace_orders(make_orders(new_orders)) == dt.date(2024, 1, 20)
+    [(frame, destination, config)] = bigquery.loads
+    assert destination == ref
+    assert (config.write_disposition, config.schema) == ("WRITE_TRUNCATE", [
+        SchemaField("customer_id", "STRING", mode="REQUIRED"),
+        SchemaField("order_id", "STRING", mode="REQUIRED"),
+        SchemaField("order_date", "DATE", mode="REQUIRED"),
+        SchemaField("order_amount", "NUMERIC", mode="REQUIRED"),
+        SchemaField("country", "STRING", mode="NULLABLE"),
+    ])  # fmt: skip
+    # the amounts as the 2-decimal values they are, with NUMERIC's 9 places
+    amounts = dict(zip(frame["order_id"], frame["order_amount"], strict=True))
+    assert amounts["B1"] == Decimal("7.510000000") and str(amounts["B1"]) == "7.510000000"
+    assert all(type(a) is Decimal and a.as_tuple().exponent == -9 for a in amounts.values())
+    # the table keeps the DDL's schema, and the orders are replaced
+    assert bigquery.tables[ref] == ddl_schema
+    assert dict(ddl_schema)["order_amount"] == "NUMERIC"
+    assert bigquery.rows("orders") == stored_orders(new_orders)
+
+
+def test_exact_decimal_is_what_duckdb_stores():
+    """The amounts the BigQuery load sends equal what DuckDB's cast of the same float64 to
+    ``decimal(38, 9)`` stores (the DuckDB load), halves rounded away from zero."""
+    import duckdb
+
+    from retentionops.warehouse import exact_decimal
+
+    values = [7.51, 14.805, 0.1, 5e-10, 1.5e-9, 2.5e-9, 2.0000000025, -2.0000000025,
+              123456.7890123455, 1e-10, 99999.9999]  # fmt: skip
+    con = duckdb.connect()
+    for value in values:
+        [(stored,)] = con.execute(
+            "select cast($v::double as decimal(38, 9))", {"v": value}
+        ).fetchall()
+        assert exact_decimal(value, 9) == stored, value
+    assert exact_decimal(float("nan"), 9) is None and exact_decimal(None, 9) is None
+    assert exact_decimal(Decimal("1.2345678905"), 9) == Decimal("1.234567891")
 
 
 def test_the_stand_in_refuses_what_bigquery_refuses(analysed, zetasql_service):
