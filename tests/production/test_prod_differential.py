@@ -3,8 +3,8 @@
 The DuckDB side is the package's ``DuckDBWarehouse``; the ZetaSQL side is the package's
 ``BigQueryWarehouse`` whose jobs run on ZetaSQL's reference engine (``ZetaBigQuery``). Both
 are driven by the package's own functions: ``detection.run_detection`` (the five tables
-and the run marker), ``actions.build_priority_queue``, ``Warehouse.replace_orders``,
-``service.apply_retention``, ``runlog.write``.
+and the run marker), ``actions.build_priority_queue``, ``actions.record_audience``,
+``Warehouse.replace_orders``, ``service.apply_retention``, ``runlog.write``.
 
 Inputs: the hand-worked rule fixtures of tests/sql/test_detection_rules.py (re-stated here,
 with their hand-derived values asserted on the ZetaSQL side too), hand-made orders for the
