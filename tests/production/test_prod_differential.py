@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from support import make_orders
 
-from retentionops import actions, detection, runlog, service
+from retentionops import actions, detection, incidents, runlog, service
 from retentionops.detection import DETECTION_STEPS, DetectionError
 from retentionops.settings import load_settings
 from retentionops.sql import DERIVED_TABLES, detection_parameters, table
@@ -421,6 +421,33 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
     assert cut == 2  # P2 on both dates
     assert 0 < holdouts < treated
     p.same("sample slice", "impact/last_order_date", {})
+
+
+def test_incidents_over_the_sample_history(pair, sample_slice):
+    """The incident layer (incidents/incident_days: WITH RECURSIVE over the stored alert
+    history) on both engines, over the slice's whole history. SQL5's history is computed
+    once on DuckDB (``ensure_history``, as an incident read on a fresh warehouse does) and
+    handed to the engine with its marker: SQL5 itself is compared above, and the engine
+    would spend minutes on a year of it."""
+    p = pair(sample_slice)
+    last = dt.date(2011, 12, 9)  # the sample's last order date
+    incidents.ensure_history(p.duck, p.duck_settings, last)
+    for name in ("alert_logic", "run_markers"):
+        p.zeta.set_rows(name, duckdb_rows(p.duck, name))
+    assert p.same("incidents", "markers/read_history_coverage", {}) == [{"covered_to": last}]
+    first = dt.date(2011, 4, 20)
+    rows = p.same("incidents", "incidents/incident_days",
+                  incidents.parameters(p.duck_settings, first, last))  # fmt: skip
+    assert len(rows) == (last - first).days + 1
+    days = incidents.incident_days(p.bq, p.zeta_settings, first, last)
+    # the slice's incidents: the CRITICAL one of 2011-05-13 (WARNING from 05-17) and the
+    # WARNING one of 2011-09-09, each opened, changed and (the first) resolved once
+    events = [(r["day"], r["incident_id"], r["event"]) for r in days if r["event"]]
+    assert [e for e in events if e[2] != "update"] == [
+        ("2011-05-13", "INC-20110513", "open"), ("2011-05-17", "INC-20110513", "de-escalate"),
+        ("2011-07-13", "INC-20110513", "resolve"), ("2011-09-09", "INC-20110909", "open"),
+        ("2011-09-11", "INC-20110909", "de-escalate"),
+    ]  # fmt: skip
 
 
 # -- run markers -----------------------------------------------------------------------
