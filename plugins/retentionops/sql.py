@@ -107,6 +107,59 @@ def table(name: str) -> Table:
     raise KeyError(f"no table '{name}'; known tables: {', '.join(TABLES)}")
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column as a table's DDL (``include/sql/ddl/create_<table>.sql``) defines it."""
+
+    name: str
+    type: str  # the BigQuery type: STRING, DATE, NUMERIC, ...
+    required: bool  # NOT NULL
+    precision: int | None = None  # NUMERIC(P, S) / BIGNUMERIC(P, S) only
+    scale: int | None = None
+
+    @property
+    def decimal_places(self) -> int | None:
+        """The digits a NUMERIC / BIGNUMERIC keeps after the point (9 / 38 by default)."""
+        if self.type not in ("NUMERIC", "BIGNUMERIC"):
+            return None
+        if self.scale is not None:
+            return self.scale
+        return 9 if self.type == "NUMERIC" else 38
+
+
+@lru_cache(maxsize=32)
+def table_columns(name: str) -> tuple[Column, ...]:
+    """A table's columns, in order, parsed from its DDL: a load job that must give the table
+    its schema (BigQuery's WRITE_TRUNCATE replaces it) states exactly this one."""
+    import sqlglot
+    from sqlglot import exp
+
+    text = (
+        _jinja().get_template(sql_path(f"ddl/create_{name}")).render(tables={t: t for t in TABLES})
+    )
+    statement = sqlglot.parse_one(text, read="bigquery")
+    if not isinstance(statement, exp.Create) or not isinstance(statement.this, exp.Schema):
+        raise ValueError(f"include/sql/ddl/create_{name}.sql does not define a table's columns")
+    columns = []
+    for definition in statement.this.expressions:
+        kind = definition.args["kind"]
+        parameters = [int(e.sql()) for e in kind.expressions]
+        precision, scale = (parameters + [None, None])[:2] if parameters else (None, None)
+        columns.append(
+            Column(
+                name=definition.name,
+                type=exp.DataType(this=kind.this).sql(dialect="bigquery"),
+                required=any(
+                    isinstance(c.args.get("kind"), exp.NotNullColumnConstraint)
+                    for c in definition.constraints
+                ),
+                precision=precision,
+                scale=scale,
+            )
+        )
+    return tuple(columns)
+
+
 # Parameters whose BigQuery type cannot be inferred from a templated string value.
 _DATE_PARAMETERS = frozenset({"run_date", "from_date"})
 

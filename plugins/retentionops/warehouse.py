@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,10 +26,12 @@ from retentionops.sql import (
     DERIVED_TABLES,
     TABLE_CATALOG,
     TABLES,
+    Column,
     bigquery_query_parameters,
     parameter_names,
     render,
     table,
+    table_columns,
     table_refs,
     to_duckdb,
 )
@@ -51,6 +55,58 @@ from incoming_frame
 
 class WarehouseError(UserError):
     """A warehouse operation failed; the message says what to do."""
+
+
+def exact_decimal(value: Any, places: int) -> decimal.Decimal | None:
+    """A number as a NUMERIC column stores it: the decimal the value is written as (a
+    float's shortest form, ``7.51`` not ``7.5099999...``), rounded half away from zero to
+    ``places`` decimals, as DuckDB's cast to ``decimal(38, 9)`` does. None and NaN: None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, decimal.Decimal | int):
+        number = decimal.Decimal(value)
+    else:
+        number = decimal.Decimal(repr(float(value)))
+    if not number.is_finite():
+        raise WarehouseError(f"cannot store the non-finite number {value!r} as NUMERIC")
+    # BIGNUMERIC holds up to 77 digits: more than the default context's 28
+    return number.quantize(
+        decimal.Decimal(1).scaleb(-places),
+        rounding=decimal.ROUND_HALF_UP,
+        context=decimal.Context(prec=80),
+    )
+
+
+def load_frame(frame: pd.DataFrame, columns: tuple[Column, ...]) -> pd.DataFrame:
+    """The frame a BigQuery load sends: the table's columns in its order, NUMERIC columns
+    as ``Decimal`` with the table's decimal places (the client turns float64 into
+    FLOAT64, or refuses it under a NUMERIC schema)."""
+    import pandas as pd
+
+    out = frame[[column.name for column in columns]].copy()
+    for column in columns:
+        places = column.decimal_places
+        if places is not None:
+            out[column.name] = pd.Series(
+                [exact_decimal(v, places) for v in out[column.name]], index=out.index, dtype=object
+            )
+    return out
+
+
+def load_schema(columns: tuple[Column, ...]) -> list[Any]:
+    """The ``LoadJobConfig.schema`` of a table, from its DDL (types, NOT NULL as REQUIRED)."""
+    from google.cloud import bigquery as bq
+
+    return [
+        bq.SchemaField(
+            column.name,
+            column.type,
+            mode="REQUIRED" if column.required else "NULLABLE",
+            precision=column.precision,
+            scale=column.scale,
+        )
+        for column in columns
+    ]
 
 
 class Warehouse(Protocol):
@@ -441,12 +497,18 @@ class BigQueryWarehouse:
         self.ensure_tables()
         refs = table_refs(self.settings)
         staging = f"{self.settings.bigquery_project}.{self.settings.bigquery_dataset}"
+        # WRITE_TRUNCATE gives the table the load's schema: without one the client infers
+        # it from the frame (order_amount float64 -> FLOAT64), and the INSERT of FLOAT64
+        # into the NUMERIC orders.order_amount fails. The DDL's schema keeps NUMERIC.
+        columns = table_columns("orders_incoming")
         self.hook.get_client(
             project_id=self.settings.bigquery_project, location=self.settings.bigquery_location
         ).load_table_from_dataframe(
-            frame,
+            load_frame(frame, columns),
             f"{staging}.orders_incoming",
-            job_config=bq.LoadJobConfig(write_disposition="WRITE_TRUNCATE"),
+            job_config=bq.LoadJobConfig(
+                schema=load_schema(columns), write_disposition="WRITE_TRUNCATE"
+            ),
         ).result()
         [row] = self.query("maintenance/orders_changed_from", {})
         changed_from = row["changed_from"]

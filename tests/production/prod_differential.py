@@ -9,7 +9,7 @@
   BigQuery's job semantics: a query job writing ``table$YYYYMMDD`` with WRITE_TRUNCATE
   replaces that partition (and refuses rows outside it), a script runs statement by
   statement (as ZetaSQL splits it) and a failed transaction rolls back, a load with
-  WRITE_TRUNCATE replaces the table's rows.
+  WRITE_TRUNCATE replaces the table's rows and gives the table the load's schema.
 
 The one statement kind the reference engine cannot execute is MERGE (its local service
 runs queries and INSERT / UPDATE / DELETE only). A MERGE job is analysed by ZetaSQL like
@@ -36,8 +36,9 @@ EXACT_FLOATS = frozenset(
     {"current_value", "baseline_value", "delta_pct", "delta_relative_pct", "threshold_warning",
      "threshold_critical", "retention_rate", "avg_days_between_orders"}
 )  # fmt: skip
-#: The time the statement ran (CURRENT_TIMESTAMP()): the one value that may differ.
-RUN_TIME_COLUMNS = frozenset({"created_at"})
+#: The time the statement ran (CURRENT_TIMESTAMP()): the one value that may differ
+#: (created_at of the queue, exported_at of the audience ledger).
+RUN_TIME_COLUMNS = frozenset({"created_at", "exported_at"})
 FLOAT_TOLERANCE = 1e-9
 #: The ON key of each MERGE of the package (action/write_run_log, markers/mark_step_complete)
 MERGE_KEYS = {"ops_runs_log": ("run_id",), "run_markers": ("run_date", "step")}
@@ -49,7 +50,6 @@ _INSERT_WITH = re.compile(
 )
 #: BigQuery's legacy type names (what the Python client's SchemaField says) -> GoogleSQL
 _LEGACY_TYPES = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}
-_NINE_PLACES = decimal.Decimal(1).scaleb(-9)
 #: DDL that changes nothing when its table exists (the package's, on every run)
 _CREATE_IF_MISSING = re.compile(r"\bif\s+not\s+exists\b|\bor\s+replace\b", re.IGNORECASE)
 
@@ -121,23 +121,21 @@ class ZetaBigQuery:
     """BigQuery, as far as the package uses it, with ZetaSQL's reference engine inside.
 
     ``twin`` is the DuckDB warehouse whose MERGE results stand in for the engine's (see
-    the module docstring). ``keep_table_schema_on_load``: what a WRITE_TRUNCATE load does
-    to the table's schema. BigQuery replaces it with the load's schema (False); True keeps
-    the DDL's, the behaviour the package needs (see docs/production-path.md: the load of
-    the orders is an open defect on BigQuery).
+    the module docstring). ``loads``: the ``(frame, destination, job_config)`` of every
+    load job, as the warehouse sent them.
     """
 
-    def __init__(self, service, analysed, settings, *, twin=None, keep_table_schema_on_load=True):
+    def __init__(self, service, analysed, settings, *, twin=None):
         self.service = service
         self.analysed = analysed
         self.settings = settings  # warehouse_backend='bigquery'; thresholds as the DuckDB side
         self.twin = twin
-        self.keep_table_schema_on_load = keep_table_schema_on_load
         self.refs = {name: ref.strip("`") for name, ref in table_refs(settings).items()}
         self.logical = {ref: name for name, ref in self.refs.items()}
         self.tables = dict(analysed.analysis.tables)  # schemas, as ZetaSQL resolved the DDL
         self.contents: dict[str, list[dict[str, Any]]] = {ref: [] for ref in self.refs.values()}
         self.jobs: list[dict[str, Any]] = []
+        self.loads: list[tuple[Any, str, Any]] = []
         self._content_protos: dict[tuple, tuple] = {}
         self._results: dict[tuple, tuple] = {}
 
@@ -348,26 +346,25 @@ class ZetaBigQuery:
         return Job(rows, total_rows=len(rows))
 
     def load_dataframe(self, frame, destination: str, job_config) -> Job:
-        """``load_table_from_dataframe`` with WRITE_TRUNCATE: the frame replaces the rows.
+        """``load_table_from_dataframe`` with WRITE_TRUNCATE: the frame replaces the rows
+        and the load's schema replaces the table's.
 
         The schema is the one the Python client sends: ``job_config.schema`` or, without
         one, its inference from the frame (with WRITE_TRUNCATE the client does not look at
-        the table). Values are converted to that schema's types (NUMERIC: the float's
-        shortest decimal form, to 9 places).
+        the table). The values are what the client's own conversion to Arrow (the Parquet
+        it uploads) makes of the frame under that schema: a float64 column under NUMERIC,
+        or a Decimal with more places than the type keeps, fails there as it does for real.
         """
         from google.cloud.bigquery import _pandas_helpers
 
+        self.loads.append((frame, destination, job_config))
         assert job_config.write_disposition == "WRITE_TRUNCATE"
         fields = _pandas_helpers.dataframe_to_bq_schema(frame, job_config.schema or [])
-        sent = [(f.name, _LEGACY_TYPES.get(f.field_type, f.field_type)) for f in fields]
-        if not self.keep_table_schema_on_load:
-            self.tables[destination] = sent  # WRITE_TRUNCATE: the table takes the load's schema
-        schema = self.tables[destination]
-        assert [n for n, _ in schema] == [n for n, _ in sent], (schema, sent)
-        self.contents[destination] = [
-            {name: _loaded(kind, record[name]) for name, kind in schema}
-            for record in frame.to_dict("records")
+        arrow = _pandas_helpers.dataframe_to_arrow(frame, fields)
+        self.tables[destination] = [
+            (f.name, _LEGACY_TYPES.get(f.field_type, f.field_type)) for f in fields
         ]
+        self.contents[destination] = arrow.to_pylist()
         return Job([])
 
     def warehouse(self):
@@ -385,20 +382,6 @@ class ZetaBigQuery:
 def _text(value: Any) -> str:
     """A value as a job parameter carries it (dates in ISO form)."""
     return value.isoformat() if isinstance(value, dt.date) else str(value)
-
-
-def _loaded(kind: str, value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if kind == "DATE":
-        return value if type(value) is dt.date else value.date()
-    if kind == "NUMERIC":
-        return decimal.Decimal(repr(float(value))).quantize(_NINE_PLACES)
-    if kind == "FLOAT64":
-        return float(value)
-    if kind == "INT64":
-        return int(value)
-    return str(value)
 
 
 def duckdb_rows(warehouse, table: str, where: str = "", params=None) -> list[dict[str, Any]]:

@@ -3,8 +3,8 @@
 The DuckDB side is the package's ``DuckDBWarehouse``; the ZetaSQL side is the package's
 ``BigQueryWarehouse`` whose jobs run on ZetaSQL's reference engine (``ZetaBigQuery``). Both
 are driven by the package's own functions: ``detection.run_detection`` (the five tables
-and the run marker), ``actions.build_priority_queue``, ``Warehouse.replace_orders``,
-``service.apply_retention``, ``runlog.write``.
+and the run marker), ``actions.build_priority_queue``, ``actions.record_audience``,
+``Warehouse.replace_orders``, ``service.apply_retention``, ``runlog.write``.
 
 Inputs: the hand-worked rule fixtures of tests/sql/test_detection_rules.py (re-stated here,
 with their hand-derived values asserted on the ZetaSQL side too), hand-made orders for the
@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from support import make_orders
 
-from retentionops import actions, detection, runlog, service
+from retentionops import actions, detection, incidents, runlog, service
 from retentionops.detection import DETECTION_STEPS, DetectionError
 from retentionops.settings import load_settings
 from retentionops.sql import DERIVED_TABLES, detection_parameters, table
@@ -350,10 +350,15 @@ def sample_slice(sample_orders):
     return sample_orders[sample_orders["customer_id"].isin(customers)].reset_index(drop=True)
 
 
+#: The row limit of the slice's exports: P2 holds 7 and 8 customers outside the holdout on
+#: the two dates, so the limit cuts it (and measure_impact compares a score window)
+EXPORT_LIMIT = 5
+
+
 def test_sample_slice_across_the_incidents(pair, sample_slice):
     assert 190 <= sample_slice["customer_id"].nunique() <= 210
     # a holdout of 30 % so that on two dates is_holdout and the impact query's two groups
-    # are exercised (the tiers of the slice hold a few dozen customers)
+    # are exercised (the slice's tiers are small: P2 holds about ten customers a date)
     p = pair(sample_slice, holdout_pct=30)
     severities = {}
     for first, last in SQL5_RANGES:
@@ -366,7 +371,7 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
     # on the slice: INFO the day before each incident, then CRITICAL, then WARNING
     assert [severities[first] for first, _ in SQL5_RANGES] == ["INFO", "INFO"]
     assert set(severities.values()) == {"INFO", "WARNING", "CRITICAL"}
-    tiers_seen, holdouts, treated, previous = set(), 0, 0, None
+    tiers_seen, holdouts, treated, cut, previous = set(), 0, 0, 0, None
     for day, severity in DAILY.items():
         label = f"sample slice {day}"
         # the engine keeps this date and the previous one of the per-customer tables
@@ -374,25 +379,75 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
         decision = p.detect(day, label)
         assert decision["severity"] == severity
         p.queue(day, label)
+        queue = p.zeta.rows("customer_priority", day)
+        run_id = f"slice-{day}"
         for tier in ("P1", "P2", "P3"):
-            audience = p.same(
-                label, "action/read_audience", {"run_date": day, "tier": tier, "row_limit": 25},
+            # what an export run does: record the tier's audience (holdout and cooldown
+            # applied, at most EXPORT_LIMIT), then read the file's rows back from the ledger
+            recorded = actions.record_audience(
+                p.duck, p.duck_settings, day, tier, run_id, EXPORT_LIMIT
+            )
+            audience = actions.record_audience(
+                p.bq, p.zeta_settings, day, tier, run_id, EXPORT_LIMIT
+            )
+            compare(f"{label}: record_audience {tier}", recorded, audience, ordered=True)
+            p.same(
+                label, "action/read_audience", {"run_id": run_id, "tier": tier},
                 ordered=True,  # ranked: the order itself must agree
             )  # fmt: skip
+            # the rule's answer: the tier's best customers outside the holdout and the
+            # contact cooldown (none here: nothing was delivered), cut at the limit
+            best = sorted(
+                (-r["priority_score"], r["customer_id"]) for r in queue
+                if r["priority_tier"] == tier and not r["is_holdout"]
+                and r["cooldown_status"] != "suppressed"
+            )  # fmt: skip
+            assert [r["customer_id"] for r in audience] == [c for _, c in best[:EXPORT_LIMIT]]
+            cut += len(best) > EXPORT_LIMIT
             tiers_seen |= {r["priority_tier"] for r in audience}
-        queue = p.zeta.rows("customer_priority", day)
+        p.same_table(label, "audience_exports", day)
         holdouts += sum(r["is_holdout"] for r in queue)
         treated += sum(not r["is_holdout"] for r in queue)
         customer = min(r["customer_id"] for r in queue)
         p.same(label, "impact/read_customer_priority", {"run_date": day, "customer_id": customer})
+        # treated: what the run exported (the ledger), against the holdout of its window
         p.same(
             label, "impact/measure_impact",
-            {"run_date": day, "tiers": ["P1", "P2", "P3"], "row_limit": 5, "horizon_days": 30},
+            {"run_id": run_id, "run_date": day, "tiers": ["P1", "P2", "P3"],
+             "row_limit": EXPORT_LIMIT, "horizon_days": 30},
         )  # fmt: skip
         previous = day
     assert tiers_seen == {"P1", "P2"}  # P3 is empty under the default weights (README)
+    assert cut == 2  # P2 on both dates
     assert 0 < holdouts < treated
     p.same("sample slice", "impact/last_order_date", {})
+
+
+def test_incidents_over_the_sample_history(pair, sample_slice):
+    """The incident layer (incidents/incident_days: WITH RECURSIVE over the stored alert
+    history) on both engines, over the slice's whole history. SQL5's history is computed
+    once on DuckDB (``ensure_history``, as an incident read on a fresh warehouse does) and
+    handed to the engine with its marker: SQL5 itself is compared above, and the engine
+    would spend minutes on a year of it."""
+    p = pair(sample_slice)
+    last = dt.date(2011, 12, 9)  # the sample's last order date
+    incidents.ensure_history(p.duck, p.duck_settings, last)
+    for name in ("alert_logic", "run_markers"):
+        p.zeta.set_rows(name, duckdb_rows(p.duck, name))
+    assert p.same("incidents", "markers/read_history_coverage", {}) == [{"covered_to": last}]
+    first = dt.date(2011, 4, 20)
+    rows = p.same("incidents", "incidents/incident_days",
+                  incidents.parameters(p.duck_settings, first, last))  # fmt: skip
+    assert len(rows) == (last - first).days + 1
+    days = incidents.incident_days(p.bq, p.zeta_settings, first, last)
+    # the slice's incidents: the CRITICAL one of 2011-05-13 (WARNING from 05-17) and the
+    # WARNING one of 2011-09-09, each opened, changed and (the first) resolved once
+    events = [(r["day"], r["incident_id"], r["event"]) for r in days if r["event"]]
+    assert [e for e in events if e[2] != "update"] == [
+        ("2011-05-13", "INC-20110513", "open"), ("2011-05-17", "INC-20110513", "de-escalate"),
+        ("2011-07-13", "INC-20110513", "resolve"), ("2011-09-09", "INC-20110909", "open"),
+        ("2011-09-11", "INC-20110909", "de-escalate"),
+    ]  # fmt: skip
 
 
 # -- run markers -----------------------------------------------------------------------
@@ -415,7 +470,7 @@ def test_run_markers_clear_mark_and_read(pair):
     for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
         assert detection.completed_steps(warehouse, day) == {"detection"}
         with pytest.raises(DetectionError, match="no priority queue for 2024-03-01"):
-            actions.fetch_audience(warehouse, settings, day, "P1")
+            actions.record_audience(warehouse, settings, day, "P1", "markers-run")
     # a date never run has no markers on either engine
     assert p.same("markers", "markers/read_run_markers", {"run_date": F}) == []
 
@@ -433,6 +488,15 @@ ORDERS = [
     ("G", "G1", "2024-03-01", 8.00),
     ("G", "G2", "2024-03-11", 8.00),
 ]
+
+
+#: The first order of ORDERS. SQL5 is a history step: a run writes alert_logic for every date
+#: from the first order to its run date (sql.alert_history_parameters).
+FIRST_ORDER = dt.date(2024, 1, 10)
+
+
+def every_day(first: dt.date, last: dt.date) -> set[dt.date]:
+    return {first + dt.timedelta(days=n) for n in range((last - first).days + 1)}
 
 
 def changed(order_id: str, **values) -> list[tuple]:
@@ -493,21 +557,30 @@ def test_a_load_deletes_derived_rows_from_the_changed_date_on(pair):
     days = [dt.date(2024, 2, 10), dt.date(2024, 2, 20), dt.date(2024, 3, 1)]
     p = pair(ORDERS)
     p.build_on_duckdb(days)
+    assert {r["alert_date"] for r in p.zeta.rows("alert_logic")} == every_day(FIRST_ORDER, days[2])
     # C1 moves from 2024-03-01 to 2024-02-20: rows and markers of 02-20 and 03-01 go
     new_orders = make_orders(changed("C1", order_date="2024-02-20"))
     assert p.duck.replace_orders(new_orders) == p.bq.replace_orders(new_orders) == days[1]
+    # alert_logic keeps its history before the change: each date's row depends on the
+    # orders up to that date only
+    kept = {name: {days[0]} for name in DERIVED_TABLES}
+    kept["alert_logic"] = every_day(FIRST_ORDER, days[1] - dt.timedelta(days=1))
     for name in DERIVED_TABLES:
         p.same_table("after the load", name)
         field = table(name).partition_field
-        assert {r[field] for r in p.zeta.rows(name)} == {days[0]}, name
+        assert {r[field] for r in p.zeta.rows(name)} == kept[name], name
     for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
         assert detection.completed_steps(warehouse, days[0]) == {"detection", "customer_priority"}
         assert detection.completed_steps(warehouse, days[1]) == set()
         with pytest.raises(DetectionError, match="detection for 2024-02-20 is missing"):
             actions.get_operational_context(warehouse, settings, days[1])
-    # the date before the change is still readable, the same on both
-    p.same("after the load", "action/read_audience",
-           {"run_date": days[0], "tier": "P2", "row_limit": 10}, ordered=True)  # fmt: skip
+    # the date before the change can still be exported, the same on both
+    keys = (days[0], "P1", "after-the-load", 10)
+    audience = actions.record_audience(p.bq, p.zeta_settings, *keys)
+    compare("after the load: record_audience P1",
+            actions.record_audience(p.duck, p.duck_settings, *keys), audience,
+            ordered=True)  # fmt: skip
+    assert [r["customer_id"] for r in audience] == ["E"]  # E is P1 on 02-10
 
 
 def test_orders_range_and_the_warnings_it_gives(pair):
@@ -546,28 +619,59 @@ def stored_orders(rows) -> list[dict]:
     ]  # fmt: skip
 
 
-def test_the_bigquery_load_defect(analysed, zetasql_service):
-    """Known defect (docs/production-path.md, open): ``BigQueryWarehouse.replace_orders``
-    loads the orders frame with WRITE_TRUNCATE and no schema, so the Python client infers
-    the schema from the frame (``order_amount`` float64 -> FLOAT) and BigQuery gives
-    ``orders_incoming`` that schema; the script's ``INSERT ... SELECT *`` of FLOAT64 into
-    the NUMERIC ``orders.order_amount`` is then refused, and the transaction rolls back.
-    When this test fails, the load was fixed: turn it into a check that the load keeps
-    NUMERIC."""
-    from .prod_zetasql import ZetaSqlFailure
+def test_the_bigquery_load_keeps_numeric(analysed, zetasql_service):
+    """``BigQueryWarehouse.replace_orders`` loads ``orders_incoming`` with WRITE_TRUNCATE,
+    which gives the table the load's schema. The load states the DDL's schema (NUMERIC
+    ``order_amount``, NOT NULL as REQUIRED) and sends the amounts as ``Decimal`` to 9
+    places, so the table stays as ``ddl/create_orders_incoming`` made it and the script's
+    ``INSERT ... SELECT *`` into the NUMERIC ``orders`` goes through. (Without a schema the
+    client infers FLOAT64 from the float64 column and that INSERT is refused: ``FLOAT64
+    which cannot be inserted into column order_amount, which has type NUMERIC``; with the
+    schema but float64 values, the client's conversion to Arrow refuses them.)"""
+    from google.cloud.bigquery import SchemaField
 
-    bigquery = ZetaBigQuery(
-        zetasql_service, analysed, analysed.settings, keep_table_schema_on_load=False
-    )
-    before = stored_orders(ORDERS)
-    bigquery.set_rows("orders", before)
-    with pytest.raises(ZetaSqlFailure, match=r"FLOAT64 which cannot be inserted into column "
-                                             r"order_amount, which has type NUMERIC"):  # fmt: skip
-        bigquery.warehouse().replace_orders(make_orders(changed("B1", order_amount=7.51)))
+    bigquery = ZetaBigQuery(zetasql_service, analysed, analysed.settings)
+    bigquery.set_rows("orders", stored_orders(ORDERS))
+    new_orders = changed("B1", order_amount=7.51)
     ref = bigquery.refs["orders_incoming"]
-    assert dict(bigquery.tables[ref])["order_amount"] == "FLOAT64"
-    # the script's DELETE of the orders ran, then its INSERT failed: all rolled back
-    assert bigquery.rows("orders") == before
+    ddl_schema = list(bigquery.tables[ref])
+    assert bigquery.warehouse().replace_orders(make_orders(new_orders)) == dt.date(2024, 1, 20)
+    [(frame, destination, config)] = bigquery.loads
+    assert destination == ref
+    assert (config.write_disposition, config.schema) == ("WRITE_TRUNCATE", [
+        SchemaField("customer_id", "STRING", mode="REQUIRED"),
+        SchemaField("order_id", "STRING", mode="REQUIRED"),
+        SchemaField("order_date", "DATE", mode="REQUIRED"),
+        SchemaField("order_amount", "NUMERIC", mode="REQUIRED"),
+        SchemaField("country", "STRING", mode="NULLABLE"),
+    ])  # fmt: skip
+    # the amounts as the 2-decimal values they are, with NUMERIC's 9 places
+    amounts = dict(zip(frame["order_id"], frame["order_amount"], strict=True))
+    assert amounts["B1"] == Decimal("7.510000000") and str(amounts["B1"]) == "7.510000000"
+    assert all(type(a) is Decimal and a.as_tuple().exponent == -9 for a in amounts.values())
+    # the table keeps the DDL's schema, and the orders are replaced
+    assert bigquery.tables[ref] == ddl_schema
+    assert dict(ddl_schema)["order_amount"] == "NUMERIC"
+    assert bigquery.rows("orders") == stored_orders(new_orders)
+
+
+def test_exact_decimal_is_what_duckdb_stores():
+    """The amounts the BigQuery load sends equal what DuckDB's cast of the same float64 to
+    ``decimal(38, 9)`` stores (the DuckDB load), halves rounded away from zero."""
+    import duckdb
+
+    from retentionops.warehouse import exact_decimal
+
+    values = [7.51, 14.805, 0.1, 5e-10, 1.5e-9, 2.5e-9, 2.0000000025, -2.0000000025,
+              123456.7890123455, 1e-10, 99999.9999]  # fmt: skip
+    con = duckdb.connect()
+    for value in values:
+        [(stored,)] = con.execute(
+            "select cast($v::double as decimal(38, 9))", {"v": value}
+        ).fetchall()
+        assert exact_decimal(value, 9) == stored, value
+    assert exact_decimal(float("nan"), 9) is None and exact_decimal(None, 9) is None
+    assert exact_decimal(Decimal("1.2345678905"), 9) == Decimal("1.234567891")
 
 
 def test_the_stand_in_refuses_what_bigquery_refuses(analysed, zetasql_service):
@@ -612,7 +716,8 @@ def test_retention_by_write_time(pair, monkeypatch):
         stay; its queue was written 2024-03-06 -> customer_priority goes, and that marker.
     d3 2024-03-10: no marker (a run killed half-way), date before the cutoff -> rows go.
     d4 2024-05-01: no marker, date after the cutoff -> rows stay.
-    alert_logic is never retained: its four dates stay.
+    alert_logic is never retained: its history stays, every date from the first order
+    (2024-01-10) to d4, which SQL5's history pass of d4 wrote.
 
     Rows per date (ORDERS): five customers have ordered by 2024-03-01; cohorts January (A,
     B, E) and March (C, G): offsets 0-2 and 0 in March (4 rows), 0-4 and 0-2 in May (8).
@@ -656,7 +761,7 @@ def test_retention_by_write_time(pair, monkeypatch):
     kept = {
         "base_customers": {d2, d4}, "retention_snapshot": {d2, d4}, "churn_detection": {d2, d4},
         "cohort_retention_evolution": {d2, d4}, "customer_priority": {d4},
-        "alert_logic": {d1, d2, d3, d4},
+        "alert_logic": every_day(FIRST_ORDER, d4),
     }  # fmt: skip
     for name, days in kept.items():
         field = table(name).partition_field
@@ -666,6 +771,23 @@ def test_retention_by_write_time(pair, monkeypatch):
 
 
 # -- run log and health ----------------------------------------------------------------
+
+
+#: The day's playbook plans (playbook.playbook_plan with the delivery decision), as
+#: tests/unit/test_runlog.py states them: whether a daily run is skipped is the plan's call
+#: (no incident event to deliver), not the alert flag's.
+OPENS = {"event": "open", "incident_id": "INC-20110513", "alerting": True, "send": True,
+         "reason": None}  # fmt: skip
+QUIET = {"event": None, "incident_id": None, "alerting": False, "send": False,
+         "reason": "no alert: nothing to send"}  # fmt: skip
+JUNE = {**OPENS, "incident_id": "INC-20110602"}
+#: The context's tiers of r1 (new / still / left against the last delivered run, and what
+#: the contact cooldown kept back): the run log's cooldown_p1..3 and audience_changes
+AUDIENCE = {
+    "P1": {"count": 7, "new": 4, "still": 3, "left": 1, "cooldown_suppressed": 2},
+    "P2": {"count": 30, "new": 30, "still": 0, "left": 0, "cooldown_suppressed": 0},
+    "P3": {"count": 0, "new": 0, "still": 0, "left": 0, "cooldown_suppressed": 0},
+}  # fmt: skip
 
 
 def test_run_log_and_health(pair):
@@ -681,20 +803,22 @@ def test_run_log_and_health(pair):
         return runlog.RunOutcome(run_id, day, "dag", daily=True, **known)
 
     runs = [
-        # r1: alert, playbook sent, export ok, 65 s -> success
-        (outcome("r1", dt.date(2011, 5, 13), started_at=start, decision=critical,
-                 exports=link, answer=answer), start + dt.timedelta(seconds=65)),
+        # r1: an incident opens, playbook sent, export ok, 65 s -> success
+        (outcome("r1", dt.date(2011, 5, 13), started_at=start, decision=critical, plan=OPENS,
+                 audience=AUDIENCE, previous_run_date="2011-05-06",
+                 anomalies=["P2 appeared: 30 against none on 2011-05-06"], exports=link,
+                 answer=answer), start + dt.timedelta(seconds=65)),
         # r2: the failure callback's row first (only the failed step is known)
         (outcome("r2", dt.date(2011, 5, 13)).fail("export_audience_P1", "disk full"), start),
         # r2 completed by the final write: alert, webhook failed -> failed, no timing
-        (outcome("r2", dt.date(2011, 5, 13), decision=critical, exports=link,
+        (outcome("r2", dt.date(2011, 5, 13), decision=critical, plan=OPENS, exports=link,
                  playbook_failed=True).fail("trigger_playbook", "HTTP 500"), start),
-        # r3: no alert -> skipped, nothing sent, nothing exported, 1.5 s
-        (outcome("r3", dt.date(2011, 5, 14), started_at=start,
+        # r3: no alert, no event to deliver -> skipped, nothing sent, nothing exported, 1.5 s
+        (outcome("r3", dt.date(2011, 5, 14), started_at=start, plan=QUIET,
                  decision={"severity": "INFO", "alert_flag": False}),
          start + dt.timedelta(milliseconds=1500)),
         # r4: WARNING alert, sent, the export failed -> success (export_status failed), 2 s
-        (outcome("r4", dt.date(2011, 6, 2), started_at=start,
+        (outcome("r4", dt.date(2011, 6, 2), started_at=start, plan=JUNE,
                  decision={"severity": "WARNING", "alert_flag": True}, exports=link,
                  export_failed=True, answer=answer), start + dt.timedelta(seconds=2)),
     ]  # fmt: skip
@@ -723,6 +847,20 @@ def test_run_log_and_health(pair):
              r["webhook_calls"], r["webhook_failures"], r["alert_days"]) for r in health] == [
         (dt.date(2011, 5, 1), 3, 1, 1, 1, 2, 1, 1), (dt.date(2011, 6, 1), 1, 1, 0, 0, 1, 0, 1)
     ]  # fmt: skip
+    # the columns of the incident layer and of audiences across days, read on the engine
+    r1 = p.same("run log", "action/read_run_log", {"run_id": "r1"})[0]
+    assert (r1["incident_id"], r1["incident_event"], r1["note"]) == ("INC-20110513", "open", None)
+    assert [r1[f"exported_p{n}"] for n in (1, 2, 3)] == [5, None, None]
+    assert [r1[f"cooldown_p{n}"] for n in (1, 2, 3)] == [2, 0, 0]
+    assert r1["audience_changes"] == (
+        "since 2011-05-06: P1 4 new, 3 still, 1 left; P2 30 new, 0 still, 0 left; "
+        "P3 0 new, 0 still, 0 left"
+    )
+    assert r1["anomalies"] == "P2 appeared: 30 against none on 2011-05-06"
+    r3 = p.same("run log", "action/read_run_log", {"run_id": "r3"})[0]
+    assert (r3["status"], r3["playbook_status"], r3["export_status"], r3["note"]) == (
+        "skipped", "not_needed", "none", "no alert: nothing to send",
+    )  # fmt: skip
     p.same("run log", "action/read_run_log", {"run_id": "r2"})
     p.same("run log", "action/read_run_logs_for_date", {"run_date": dt.date(2011, 5, 13)},
            ordered=True)  # fmt: skip

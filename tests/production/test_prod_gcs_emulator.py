@@ -135,6 +135,8 @@ def audience(n: int, score: float = 80.0):
             "days_since_last_order": 16 + i, "total_revenue": Decimal("120.5"),
             "total_orders": 2, "avg_order_value": Decimal("60.25"),
             "recommended_action": "Send a personalised reminder", "value_proxy": Decimal("36.15"),
+            # across days (docs/audiences.md): both booleans take both values
+            "new_in_tier": i % 2 == 0, "cooldown_bypass": i % 3 == 1,
         }
         for i in range(n)
     ]  # fmt: skip
@@ -161,8 +163,15 @@ def test_object_bytes_equal_the_local_csv(gcs, tmp_path):
         == (tmp_path / "audience_p1_2011-05-13.csv").read_bytes()
         == Path(local.link).read_bytes()
     )
-    # header + 3 rows; ids keep their zeros, money has 2 decimals
-    assert data.decode().splitlines()[1].startswith("2011-05-13,00000,P1,80.00,")
+    # header + 3 rows; ids keep their zeros, money has 2 decimals, the flags are words
+    lines = data.decode().splitlines()
+    assert lines[0] == ",".join(exports.AUDIENCE_COLUMNS)
+    assert lines[1].startswith("2011-05-13,00000,P1,80.00,")
+    assert [line.rsplit(",", 2)[1:] for line in lines[1:]] == [
+        ["true", "false"],
+        ["false", "true"],
+        ["true", "false"],
+    ]
 
 
 def test_a_rerun_replaces_the_object(gcs):

@@ -14,7 +14,7 @@ import pytest
 
 from retentionops.actions import QUEUE_STEP
 from retentionops.detection import DETECTION_STEPS
-from retentionops.sql import DERIVED_TABLES, SQL_DIR, table
+from retentionops.sql import DERIVED_TABLES, SQL_DIR, TABLES, table, table_columns
 
 from . import prod_zetasql
 from .conftest import LOAD_SCRIPT
@@ -64,6 +64,19 @@ def test_the_bigquery_load_script_is_valid_googlesql(analysed):
         + ["ResolvedCommitStmt"]
     )
     assert analysed.parameters[LOAD_SCRIPT] == [("changed_from", "DATE", "2011-05-13")]
+
+
+@pytest.mark.parametrize("name", [n for n in TABLES if n != "ops_health_daily"])
+def test_load_schema_columns_are_the_ddl_as_zetasql_resolves_it(analysed, name):
+    # sql.table_columns (the schema of a load job, e.g. orders_incoming's) parses the DDL
+    # itself: its names and types must be what ZetaSQL resolved, NOT NULL what the DDL says
+    columns = table_columns(name)
+    assert [(c.name, c.type) for c in columns] == analysed.table(name)
+    not_null = {
+        c.name for c in analysed.statement(f"ddl/create_{name}").column_definition_list
+        if c.annotations and c.annotations.not_null
+    }  # fmt: skip
+    assert {c.name for c in columns if c.required} == not_null
 
 
 @pytest.mark.parametrize("name", DDL_NAMES)
