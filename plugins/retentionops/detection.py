@@ -106,14 +106,15 @@ def mark_complete(warehouse: Warehouse, run_date: Any, step: str) -> None:
 
 
 def completed_steps(warehouse: Warehouse, run_date: Any) -> set[str]:
-    """The steps of the date whose markers say they are complete (none on a fresh file)."""
+    """The steps of the date whose markers say they are complete (none on a fresh file);
+    the alert-history marker is about every date up to this one, not a step of it."""
     from retentionops.warehouse import WarehouseError
 
     try:
         rows = warehouse.query("markers/read_run_markers", {"run_date": as_date(run_date)})
     except WarehouseError:  # no marker table yet: nothing was ever completed
         return set()
-    return {row["step"] for row in rows}
+    return {row["step"] for row in rows if not row["step"].startswith("alert_history@")}
 
 
 def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> None:

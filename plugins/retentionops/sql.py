@@ -142,6 +142,8 @@ def table_columns(name: str) -> tuple[Column, ...]:
         raise ValueError(f"include/sql/ddl/create_{name}.sql does not define a table's columns")
     columns = []
     for definition in statement.this.expressions:
+        if not isinstance(definition, exp.ColumnDef):  # a table constraint (primary key)
+            continue
         kind = definition.args["kind"]
         parameters = [int(e.sql()) for e in kind.expressions]
         precision, scale = (parameters + [None, None])[:2] if parameters else (None, None)

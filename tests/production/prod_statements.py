@@ -59,7 +59,10 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         )
     },
     # detection.stored_alert_decision
-    "detection/read_alert_decision": lambda s: ({"run_date": RUN_DATE}, None),
+    "detection/read_alert_decision": lambda s: (
+        {"from_date": RUN_DATE, "run_date": RUN_DATE},
+        None,
+    ),
     # detection.clear_markers, mark_complete, completed_steps (and the DAG's marker jobs)
     "markers/clear_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
     "markers/mark_step_complete": lambda s: (

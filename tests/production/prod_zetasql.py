@@ -31,6 +31,7 @@ BIGQUERY_FEATURES = (
     "FEATURE_CREATE_TABLE_NOT_NULL",  # NOT NULL columns
     "FEATURE_V_1_3_OMIT_INSERT_COLUMN_LIST",  # INSERT INTO t SELECT ... (no column list)
     "FEATURE_WITH_RECURSIVE",  # WITH RECURSIVE (incidents/incident_days.sql)
+    "FEATURE_UNENFORCED_PRIMARY_KEYS",  # PRIMARY KEY (order_id) NOT ENFORCED (ddl/create_orders)
 )
 
 #: BigQuery's table options with their types (CREATE TABLE ... OPTIONS): an option outside

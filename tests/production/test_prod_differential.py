@@ -101,7 +101,7 @@ class Pair:
         assert actions.build_priority_queue(self.bq, self.zeta_settings, day) == counts
         self.same_table(label, "customer_priority", day)
         self.same(label, "action/get_operational_context", {"run_date": day, "new_only": False})
-        self.same(label, "detection/read_alert_decision", {"run_date": day})
+        self.same(label, "detection/read_alert_decision", {"from_date": day, "run_date": day})
         self.same(label, "markers/read_run_markers", {"run_date": day})
 
     def build_on_duckdb(self, days) -> None:
@@ -426,15 +426,16 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
 def test_incidents_over_the_sample_history(pair, sample_slice):
     """The incident layer (incidents/incident_days: WITH RECURSIVE over the stored alert
     history) on both engines, over the slice's whole history. SQL5's history is computed
-    once on DuckDB (``ensure_history``, as an incident read on a fresh warehouse does) and
+    once on DuckDB (``detection.extend_history``, as an incident read on a fresh warehouse does) and
     handed to the engine with its marker: SQL5 itself is compared above, and the engine
     would spend minutes on a year of it."""
     p = pair(sample_slice)
     last = dt.date(2011, 12, 9)  # the sample's last order date
-    incidents.ensure_history(p.duck, p.duck_settings, last)
+    detection.extend_history(p.duck, p.duck_settings, last)
     for name in ("alert_logic", "run_markers"):
         p.zeta.set_rows(name, duckdb_rows(p.duck, name))
-    assert p.same("incidents", "markers/read_history_coverage", {}) == [{"covered_to": last}]
+    history = {"step": detection.history_marker(p.duck_settings)}
+    assert p.same("incidents", "markers/read_history_coverage", history) == [{"covered_to": last}]
     first = dt.date(2011, 4, 20)
     rows = p.same("incidents", "incidents/incident_days",
                   incidents.parameters(p.duck_settings, first, last))  # fmt: skip
@@ -465,7 +466,8 @@ def test_run_markers_clear_mark_and_read(pair):
     p.detect(day, "markers")
     p.queue(day, "markers")
     steps = {r["step"] for r in p.bq.query("markers/read_run_markers", {"run_date": day})}
-    assert steps == {"detection", "customer_priority"}
+    history = detection.history_marker(p.duck_settings)  # the alert history up to the day
+    assert steps == {"detection", "customer_priority", history}
     p.detect(day, "markers, detection again")  # clear_run_markers, then mark detection
     for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
         assert detection.completed_steps(warehouse, day) == {"detection"}
@@ -766,7 +768,12 @@ def test_retention_by_write_time(pair, monkeypatch):
     for name, days in kept.items():
         field = table(name).partition_field
         assert {r[field] for r in p.zeta.rows(name)} == days, name
-    assert [(r["run_date"], r["step"]) for r in p.zeta.rows("run_markers")] == [(d2, "detection")]
+    # the alert-history markers are not retained either (written now, after the cutoff): each
+    # run stored the history up to its date, and clear_markers keeps them
+    history = detection.history_marker(p.duck_settings)
+    assert sorted((r["run_date"], r["step"]) for r in p.zeta.rows("run_markers")) == [
+        (d1, history), (d2, history), (d2, "detection"), (d3, history), (d4, history)
+    ]  # fmt: skip
     assert {r["customer_id"] for r in p.zeta.rows("customer_priority")} == {"A", "G"}
 
 
