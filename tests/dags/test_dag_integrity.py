@@ -127,24 +127,74 @@ def test_webhook_task_is_an_http_operator_on_the_playbook_hook(duckdb_dag):
     assert attempts(RuntimeError("a bug")) == 1
 
 
+def _form_errors(specs: dict) -> list[str]:
+    """The Params the UI's trigger form flags, keeping its Trigger button disabled.
+
+    A port of Airflow 3.3's React form (``FlexibleForm.tsx`` ``recheckSection`` and
+    ``isParamRequired.tsx``): a Param is required when its schema has a ``type`` that is
+    not a list containing ``"null"``, and a required Param whose value is null, missing or
+    ``""`` is an error. ``specs`` is what the API serves the form (``param.dump()`` of the
+    serialized DAG: value, schema, description)."""
+
+    def required(spec: dict) -> bool:
+        kind = spec["schema"].get("type")
+        return bool(kind) and not (isinstance(kind, list) and "null" in kind)
+
+    return sorted(
+        name
+        for name, spec in specs.items()
+        if required(spec) and spec.get("value") in (None, "")
+    )
+
+
+def test_the_form_rule_flags_an_empty_required_param():
+    # the rule is not vacuous: the Param that disabled the button before (issue 14)
+    specs = {"export_destination": {"value": "", "schema": {"type": "string"}}}
+    assert _form_errors(specs) == ["export_destination"]
+    nullable = {"export_destination": {"value": None, "schema": {"type": ["null", "string"]}}}
+    assert _form_errors(nullable) == []
+
+
 def test_params_validate_in_the_trigger_form(duckdb_dag):
+    """The trigger form's case: the DAG as the API server holds it (serialized), every
+    Param at its default, the form's own check, then the server's validation of the
+    submitted values (the run's conf)."""
+    from airflow.exceptions import ParamValidationError as ServerParamValidationError
     from airflow.sdk.definitions.param import ParamsDict
     from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
 
+    served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(duckdb_dag))
+    specs = {name: served.params.get_param(name).dump() for name in served.params}
+    assert set(specs) == {
+        "rollout_mode", "dry_run", "export_destination", "resend", "silence_until",
+        "silence_reason",
+    }  # fmt: skip
+    # the form opens with the defaults and flags nothing: the Trigger button is enabled
+    assert _form_errors(specs) == []
+    # submitting the form as it opened sends every value as the run's conf: the server
+    # merges it into the DAG's Params and validates them (SerializedDAG.create_dagrun)
+    conf = {name: spec["value"] for name, spec in specs.items()}
+    assert conf == {
+        "rollout_mode": None, "dry_run": False, "export_destination": None, "resend": False,
+        "silence_until": None, "silence_reason": None,
+    }  # fmt: skip
+    assert served.params.deep_merge(conf).validate() == conf
+    # a value a person types is checked by the same server-side validation
+    typed = {**conf, "rollout_mode": "pilot", "export_destination": "gs://retention-exports/d"}
+    served.params.deep_merge(typed).validate()
+    served.params.deep_merge({**conf, "export_destination": "/data/exports"}).validate()
+    for bad in ({"rollout_mode": "everywhere"}, {"export_destination": "s3://bucket/x"},
+                {"dry_run": "yes"}, {"silence_until": "next week"}):  # fmt: skip
+        with pytest.raises(ServerParamValidationError, match=next(iter(bad))):
+            served.params.deep_merge({**conf, **bad}).validate()
+
+    # the same on the DAG file's own Params (what a task sees)
     params = ParamsDict(duckdb_dag.params)
-    # the form's case: every Param at its default validates (empty = use the settings)
     params.validate()
     assert params["rollout_mode"] is None and params["dry_run"] is False
-    params["rollout_mode"] = "pilot"
-    params["export_destination"] = "gs://retention-exports/daily"
-    params["export_destination"] = "/data/exports"
-    params.validate()
     with pytest.raises(ParamValidationError, match="everywhere"):
         params["rollout_mode"] = "everywhere"
-    with pytest.raises(ParamValidationError, match="s3://bucket"):
-        params["export_destination"] = "s3://bucket/x"
-    with pytest.raises(ParamValidationError, match="yes"):
-        params["dry_run"] = "yes"
 
 
 def test_dag_has_no_cycles(duckdb_dag):
