@@ -141,9 +141,7 @@ def _form_errors(specs: dict) -> list[str]:
         return bool(kind) and not (isinstance(kind, list) and "null" in kind)
 
     return sorted(
-        name
-        for name, spec in specs.items()
-        if required(spec) and spec.get("value") in (None, "")
+        name for name, spec in specs.items() if required(spec) and spec.get("value") in (None, "")
     )
 
 
