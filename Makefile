@@ -43,14 +43,21 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml | $(BIN)/uv
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q -r requirements.lock
+# The development environment: the runtime and development locks, then the package itself
+# (editable, so the CLI runs this checkout's code and finds its include/ folder).
+$(STAMP): requirements-dev.lock requirements.lock pyproject.toml | $(BIN)/uv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q -r requirements-dev.lock
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q --no-deps -e .
 	touch $@
 
-# Regenerate the full lock from the top-level pins; commit both files.
+# Regenerate both locks from the top-level pins and commit them with the .txt files:
+# requirements.lock (runtime: what `pip install .`, the Docker image and Composer need) from
+# requirements.txt, then requirements-dev.lock (runtime + tests and linters) with the runtime
+# lock as constraints, so both pin the same version of every runtime package.
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 --no-header
+	$(BIN)/uv pip compile requirements.txt requirements-dev.txt -c requirements.lock \
+		-o requirements-dev.lock --python-version 3.11 --no-header
 
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
