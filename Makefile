@@ -15,6 +15,9 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 # would withhold every delivery of its runs, so the sample targets turn it off.
 export RETENTIONOPS_NOTIFY_MAX_AGE_DAYS ?= 0
 
+# The Airflow pool of the DuckDB tasks (operators.DUCKDB_POOL; a test keeps them equal).
+DUCKDB_POOL := retentionops_duckdb
+
 # The documented CRITICAL and WARNING dates of the bundled sample (see README).
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
@@ -59,14 +62,22 @@ lock: | $(BIN)/uv
 	$(BIN)/uv pip compile requirements.txt requirements-dev.txt -c requirements.lock \
 		-o requirements-dev.lock --python-version 3.11 --no-header
 
-$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+# An Airflow metadata database (SQLite, $(AIRFLOW_HOME)/<name>.db), migrated, with the
+# one-slot pool every task opening the DuckDB warehouse runs in (plugins/retentionops/
+# operators.py: DuckDB allows one writer, also across a backfill's parallel runs). The
+# <name>.ready stamp says both are done; `airflow pools set` is idempotent.
+$(AIRFLOW_HOME)/%.ready: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
-	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_HOME)/$*.db; \
+	{ $(BIN)/airflow db migrate && $(BIN)/airflow pools set $(DUCKDB_POOL) 1 \
+		"DuckDB allows one writer: every task opening the warehouse, one at a time"; \
+	} > $(AIRFLOW_HOME)/$*-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/$*-migrate.log; exit 1; }
+	touch $@
 
 sample: $(STAMP)
 	$(BIN)/retentionops load-sample
 
-demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+demo: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
 	$(BIN)/retentionops load-sample
 	@echo "Running the DAG for $(DEMO_DATE) (production rollout, playbook simulator on 127.0.0.1)..."
 	@$(call with_playbook_sim, RETENTIONOPS_ROLLOUT_MODE=production \
@@ -86,7 +97,7 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 # The committed examples in artifacts/, copied from real DAG runs on the sample, in a
 # warehouse of their own (so the runs are first deliveries, whatever the demo did before).
 artifacts: export RETENTIONOPS_DUCKDB_PATH := $(AIRFLOW_HOME)/artifacts.duckdb
-artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
 	rm -f $(RETENTIONOPS_DUCKDB_PATH)
 	$(BIN)/retentionops load-sample > /dev/null
 	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
@@ -99,7 +110,7 @@ artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 # scheduler, dag-processor and triggerer from the venv, this repository's dags/ and
 # plugins/, SQLite metadata in .airflow/, dev auth (everyone is admin), the sample loaded
 # and the playbook simulator as the make_webhook connection.
-airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
 	$(BIN)/retentionops load-sample > /dev/null
 	@$(call with_playbook_sim, PATH=$(CURDIR)/$(BIN):$$PATH \
 		RETENTIONOPS_CATCHUP=false RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \

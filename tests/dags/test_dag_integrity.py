@@ -95,6 +95,48 @@ def test_dag_policy(duckdb_dag):
             assert task.retry_exponential_backoff > 1
 
 
+#: Tasks that never open the warehouse: the branch and its markers.
+NO_WAREHOUSE = {"choose_playbook", "no_alert", "warning", "critical", "resolved"}
+
+
+def test_every_duckdb_task_opening_the_warehouse_is_in_the_one_slot_pool(duckdb_dag):
+    from retentionops.operators import DUCKDB_POOL
+
+    pools = {task.task_id: task.pool for task in duckdb_dag.tasks}
+    assert {t for t, pool in pools.items() if pool == DUCKDB_POOL} == set(pools) - NO_WAREHOUSE
+    assert {pools[t] for t in NO_WAREHOUSE} == {"default_pool"}
+    # the mapped exports too (each tier instance takes the slot)
+    assert duckdb_dag.get_task("export_audience").pool == DUCKDB_POOL
+
+
+def test_bigquery_tasks_keep_airflows_default_pool(bigquery_dag):
+    assert {task.pool for task in bigquery_dag.tasks} == {"default_pool"}
+    assert bigquery_dag.max_active_runs == 4 and bigquery_dag.max_active_tasks == 8
+
+
+def test_make_and_compose_create_the_pool_with_one_slot():
+    """The pool must exist before a DuckDB task can be scheduled: every place that starts
+    Airflow creates it, with the name the tasks use and one slot."""
+    import re
+
+    import yaml
+
+    from retentionops.operators import DUCKDB_POOL, DUCKDB_POOL_SLOTS
+
+    assert DUCKDB_POOL_SLOTS == 1
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^DUCKDB_POOL := {DUCKDB_POOL}$", makefile, re.M)
+    assert "airflow pools set $(DUCKDB_POOL) 1 " in makefile
+    # the targets that start Airflow depend on the database that has the pool
+    for target in ("demo", "artifacts", "airflow"):
+        [line] = re.findall(rf"^{target}: \$\(STAMP\).*$", makefile, re.M)
+        assert re.search(r"\$\(AIRFLOW_HOME\)/[\w-]+\.ready", line), line
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    init = " ".join(compose["services"]["airflow-init"]["command"])
+    assert f"airflow pools set {DUCKDB_POOL} 1 " in init
+    assert init.index("db migrate") < init.index("pools set") < init.index("load-sample")
+
+
 def test_webhook_task_is_an_http_operator_on_the_playbook_hook(duckdb_dag):
     import tenacity
     from airflow.providers.http.operators.http import HttpOperator
