@@ -18,6 +18,9 @@ export RETENTIONOPS_NOTIFY_MAX_AGE_DAYS ?= 0
 # The Airflow pool of the DuckDB tasks (operators.DUCKDB_POOL; a test keeps them equal).
 DUCKDB_POOL := retentionops_duckdb
 
+# Where the playbook simulator writes the Slack messages and tickets it "created".
+SIM_OUT ?= artifacts/playbook_sim
+
 # The documented CRITICAL and WARNING dates of the bundled sample (see README).
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
@@ -31,7 +34,7 @@ WARNING_DATE ?= 2011-09-09
 # ends, whatever happens.
 define with_playbook_sim
 	set -e; url_file=$(AIRFLOW_HOME)/playbook_url; rm -f $$url_file; \
-	$(BIN)/python -m devtools.playbook_sim --port 0 --out artifacts/playbook_sim \
+	$(BIN)/python -m devtools.playbook_sim --port 0 --out $(SIM_OUT) \
 		--url-file $$url_file > $(AIRFLOW_HOME)/playbook-sim.log 2>&1 & sim=$$!; \
 	trap "kill $$sim 2>/dev/null || true" EXIT; \
 	for i in $$(seq 100); do [ -s $$url_file ] && break; sleep 0.1; done; \
@@ -106,18 +109,22 @@ artifacts: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
 		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1)
 	$(BIN)/python -m devtools.examples $(WARNING_DATE) $(DEMO_DATE)
 
-# The Airflow UI on http://localhost:8080 without Docker (Ctrl-C stops it): api-server,
-# scheduler, dag-processor and triggerer from the venv, this repository's dags/ and
-# plugins/, SQLite metadata in .airflow/, dev auth (everyone is admin), the sample loaded
-# and the playbook simulator as the make_webhook connection.
+# The Airflow UI on http://localhost:8080 without Docker: api-server, scheduler,
+# dag-processor and triggerer from the venv (devtools/airflow_local.py; their logs in
+# .airflow/logs/local/), this repository's dags/ and plugins/, SQLite metadata in .airflow/,
+# dev auth (everyone is admin), the sample loaded and the playbook simulator as the
+# make_webhook connection. Ctrl-C or SIGTERM (make passes it on: the recipe execs the
+# launcher) stops every process it started, LocalExecutor workers and tasks included.
+# AIRFLOW_PORT (8080) and AIRFLOW_PARALLELISM (4 LocalExecutor workers) can be changed.
+AIRFLOW_PORT ?= 8080
+AIRFLOW_PARALLELISM ?= 4
 airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
 	$(BIN)/retentionops load-sample > /dev/null
-	@$(call with_playbook_sim, PATH=$(CURDIR)/$(BIN):$$PATH \
-		RETENTIONOPS_CATCHUP=false RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
-		AIRFLOW__API__PORT=$${AIRFLOW_PORT:-8080} \
-		AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$${AIRFLOW_PORT:-8080}/execution/ \
-		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
-		$(BIN)/airflow standalone)
+	@export PATH=$(CURDIR)/$(BIN):$$PATH RETENTIONOPS_CATCHUP=false \
+		RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
+		AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM) \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True; \
+	exec $(BIN)/python -m devtools.airflow_local --port $(AIRFLOW_PORT) --playbook-sim $(SIM_OUT)
 
 # Every layer (unit, sql, dags, e2e, production); prints the 15 slowest tests.
 test: $(STAMP)
