@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
+# Python never writes bytecode when PYTHONDONTWRITEBYTECODE is set (as in some CI and
+# sandbox environments): then every process - the test run, each CLI, Airflow or MCP
+# subprocess - compiles airflow, pandas and google-* from source again (seconds each).
+# Compiling the installed packages once after each install makes that cost go away.
+BYTECODE := $(VENV)/.bytecode
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
@@ -43,7 +48,7 @@ define with_playbook_sim
 	$(1)
 endef
 
-install: $(STAMP)
+install: $(BYTECODE)
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +59,11 @@ $(BIN)/uv:
 $(STAMP): requirements-dev.lock requirements.lock pyproject.toml | $(BIN)/uv
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q -r requirements-dev.lock
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q --no-deps -e .
+	touch $@
+
+$(BYTECODE): $(STAMP)
+	@echo "Compiling the installed packages to bytecode (once per install)..."
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $@
 
 # Regenerate both locks from the top-level pins and commit them with the .txt files:
@@ -69,7 +79,7 @@ lock: | $(BIN)/uv
 # one-slot pool every task opening the DuckDB warehouse runs in (plugins/retentionops/
 # operators.py: DuckDB allows one writer, also across a backfill's parallel runs). The
 # <name>.ready stamp says both are done; `airflow pools set` is idempotent.
-$(AIRFLOW_HOME)/%.ready: $(STAMP)
+$(AIRFLOW_HOME)/%.ready: $(BYTECODE)
 	mkdir -p $(AIRFLOW_HOME)
 	export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_HOME)/$*.db; \
 	{ $(BIN)/airflow db migrate && $(BIN)/airflow pools set $(DUCKDB_POOL) 1 \
@@ -77,7 +87,7 @@ $(AIRFLOW_HOME)/%.ready: $(STAMP)
 	} > $(AIRFLOW_HOME)/$*-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/$*-migrate.log; exit 1; }
 	touch $@
 
-sample: $(STAMP)
+sample: $(BYTECODE)
 	$(BIN)/retentionops load-sample
 
 # `airflow dags test` (make demo, make artifacts) keeps its runs in a metadata database of
@@ -88,7 +98,7 @@ DAGS_TEST_DB := export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_H
 
 # Runs as often as you like: the second run finds the incident's event in the deliveries
 # ledger, sends nothing and says so (RESEND=1 sends it again, with the same dedupe_key).
-demo: $(STAMP) $(AIRFLOW_HOME)/dags-test.ready
+demo: $(BYTECODE) $(AIRFLOW_HOME)/dags-test.ready
 	$(BIN)/retentionops load-sample
 	@echo "Running the DAG for $(DEMO_DATE) (production rollout, playbook simulator on 127.0.0.1)..."
 	@$(call with_playbook_sim, $(DAGS_TEST_DB); export RETENTIONOPS_ROLLOUT_MODE=production; \
@@ -100,7 +110,7 @@ demo: $(STAMP) $(AIRFLOW_HOME)/dags-test.ready
 # The committed examples in artifacts/, copied from real DAG runs on the sample, in a
 # warehouse of their own (so the runs are first deliveries, whatever the demo did before).
 artifacts: export RETENTIONOPS_DUCKDB_PATH := $(AIRFLOW_HOME)/artifacts.duckdb
-artifacts: $(STAMP) $(AIRFLOW_HOME)/dags-test.ready
+artifacts: $(BYTECODE) $(AIRFLOW_HOME)/dags-test.ready
 	rm -f $(RETENTIONOPS_DUCKDB_PATH)
 	$(BIN)/retentionops load-sample > /dev/null
 	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
@@ -118,7 +128,7 @@ artifacts: $(STAMP) $(AIRFLOW_HOME)/dags-test.ready
 # AIRFLOW_PORT (8080) and AIRFLOW_PARALLELISM (4 LocalExecutor workers) can be changed.
 AIRFLOW_PORT ?= 8080
 AIRFLOW_PARALLELISM ?= 4
-airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
+airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.ready
 	$(BIN)/retentionops load-sample > /dev/null
 	@export PATH=$(CURDIR)/$(BIN):$$PATH RETENTIONOPS_CATCHUP=false \
 		RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
@@ -127,38 +137,38 @@ airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.ready
 	exec $(BIN)/python -m devtools.airflow_local --port $(AIRFLOW_PORT) --playbook-sim $(SIM_OUT)
 
 # Every layer (unit, sql, dags, e2e, production); prints the 15 slowest tests.
-test: $(STAMP)
+test: $(BYTECODE)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
 	$(BIN)/pytest -q
 
 # The fast layers only (pure Python and the SQL on DuckDB): under a minute.
-test-fast: $(STAMP)
+test-fast: $(BYTECODE)
 	$(BIN)/pytest -q -m "unit or sql"
 
 # The production-path suite alone (ZetaSQL analysis and differential runs, the GCS emulator,
 # the compose schema): docs/production-path.md.
-test-production: $(STAMP)
+test-production: $(BYTECODE)
 	$(BIN)/pytest -q tests/production
 
 # The DAG's SQL for one date on a real BigQuery dataset, compared with DuckDB. Needs
 # RETENTIONOPS_BIGQUERY_PROJECT and Google application default credentials (says so and
 # exits 2 otherwise); RETENTIONOPS_BIGQUERY_DATASET (default retentionops_smoke) and
 # _LOCATION (EU) choose the dataset. Not part of `make test`: it needs the network.
-bigquery-smoke: $(STAMP)
+bigquery-smoke: $(BYTECODE)
 	$(BIN)/python scripts/bigquery_smoke.py $(if $(SMOKE_DATE),--date $(SMOKE_DATE))
 
-lint: $(STAMP)
+lint: $(BYTECODE)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
 
 # The design's 90-second demo through the MCP server (stdio), in a throwaway workspace.
-mcp-demo: $(STAMP)
+mcp-demo: $(BYTECODE)
 	$(BIN)/python scripts/demo_90s.py
 
 # Speed and memory at 10 k, 100 k and 1 M customers against the DuckDB floor and a pandas
 # peer; writes bench/results.md and bench/results.json (about 12 minutes on 2 cores).
-bench: $(STAMP)
+bench: $(BYTECODE)
 	PYTHONPATH=plugins $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: detection.alert_series(wh, settings, day - dt.timedelta(days=59), day),
             )
             timed("render_brief_files (incl. the chart series)",
-                  lambda: pack.render_brief_files(wh, settings, ctx))
+                  lambda: pack.render_brief_files(wh, settings, ctx, run_id="bench-profile"))
             for tier in ("P1", "P2", "P3"):
                 timed(
-                    f"fetch_audience {tier}",
-                    lambda t=tier: actions.fetch_audience(wh, settings, day, t),
+                    f"record_audience {tier}",
+                    lambda t=tier: actions.record_audience(wh, settings, day, t, "bench-profile"),
                 )
             where = f"from orders where order_date <= date '{day}' group by customer_id"
             variants = {

@@ -10,9 +10,10 @@ and sees orders up to D only, so a backfill of an old date gives the answer it g
 `cohort_retention_evolution` and `alert_logic` (SQL1–SQL5 under `include/sql/detection/`,
 all or nothing: one transaction on DuckDB; on BigQuery a run marker written last, which
 every reader requires); D's `customer_priority` (with its own marker); then, by the
-alert's branch (`no_alert` | `warning` | `critical`),
-the brief (Markdown, Slack, email) and chart under `artifacts/runs/D/`, one audience export
-per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3, holdout excluded), the
+day's incident event (`no_alert` | `warning` | `critical` | `resolved`), one audience
+export per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3; holdout and the
+contact cooldown excluded; a local CSV, then the gcs / gsheet uploads), the brief (Markdown,
+Slack, email) and chart linking them, all under the run's own `artifacts/runs/D/<run id>/`, the
 Make.com playbook call (`trigger_playbook`, an HttpOperator on the `make_webhook`
 connection; `post_slack_fallback` delivers the brief to Slack if it fails), and always one
 `ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
@@ -141,43 +142,57 @@ def choose_playbook(context: dict[str, Any]) -> str:
     return context["plan"]["branch"]
 
 
-# The context is not an argument here: it would make get_operational_context an upstream,
-# and the brief would then also run on the no_alert branch. The operation reads it itself.
-# On `resolved` it is the recovery brief (no audience is exported).
+# The context is not an argument of the exports and the brief: it would make
+# get_operational_context an upstream, and they would then also run on the no_alert branch.
+# Their operations read it themselves. Exports first, so the brief links what was written.
+@task(
+    task_id=EXPORT_AUDIENCE,
+    map_index_template="{{ tier }}",
+    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+)
+def export_audience(
+    tier: str,
+    ds: str | None = None,
+    run_id: str | None = None,
+    params: Any = None,
+    dag_run: Any = None,
+) -> dict[str, Any]:
+    """One tier's audience (mapped over every tier; the day's playbook names those it exports)."""
+    settings = run_settings(params)
+    planned = service.planned_tiers(settings, ds, delivery(params, dag_run))
+    if tier not in planned:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        exported = " + ".join(planned) or "no audience"
+        raise AirflowSkipException(f"the day's playbook exports {exported}, not {tier}")
+    return service.export_audience(
+        settings, ds, tier, destination=destination(params), run=Run.of_dag(run_id)
+    )
+
+
+# NONE_FAILED_MIN_ONE_SUCCESS: runs on warning / critical / resolved (one branch succeeded,
+# the exports of other tiers skipped), skipped on no_alert. (ALL_DONE_MIN_ONE_SUCCESS would
+# skip whenever any upstream is skipped, which a branch always leaves.) A failed upload is
+# not a failed export: the local CSV is linked (fallback_local).
 @task(
     task_id="render_brief",
     trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     multiple_outputs=True,
 )
 def render_brief(
-    ds: str | None = None, run_id: str | None = None, params: Any = None, dag_run: Any = None
+    exports: Any,
+    ds: str | None = None,
+    run_id: str | None = None,
+    params: Any = None,
+    dag_run: Any = None,
 ) -> dict:
     return service.generate_brief(
         run_settings(params),
         ds,
         "slack",
-        destination=destination(params),
+        exports=[e for e in exports or [] if e],
         delivery=delivery(params, dag_run),
         run=Run.of_dag(run_id),
-    )
-
-
-@task(task_id=EXPORT_AUDIENCE, map_index_template="{{ tier }}")
-def export_audience(
-    tier: str,
-    plan: dict[str, Any],
-    ds: str | None = None,
-    run_id: str | None = None,
-    params: Any = None,
-) -> dict[str, Any]:
-    """One tier's audience (mapped over every tier; the playbook's plan names those it exports)."""
-    if tier not in plan["tiers"]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        exported = " + ".join(plan["tiers"]) or "no audience"
-        raise AirflowSkipException(f"the {plan['event']} playbook exports {exported}, not {tier}")
-    return service.export_audience(
-        run_settings(params), ds, tier, destination=destination(params), run=Run.of_dag(run_id)
     )
 
 
@@ -255,6 +270,9 @@ def write_run_log(
         decision=decision or (context or {}).get("decision"),
         plan=(context or {}).get("plan"),
         counts={t: v["count"] for t, v in context["tiers"].items()} if context else None,
+        audience=(context or {}).get("tiers"),
+        anomalies=(context or {}).get("anomalies"),
+        previous_run_date=(context or {}).get("previous_run_date"),
         exports=[e for e in exports or [] if e],
         export_failed=any(step.startswith(EXPORT_AUDIENCE) for step in failed),
         brief_link=(files or {}).get("markdown"),
@@ -312,8 +330,9 @@ with DAG(
             None,
             type=["null", "string"],
             pattern=r"^(|gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?|[^:]+)$",
-            description="A folder or gs://bucket/prefix for the CSV exports; empty = the "
-            "export_destination setting.",
+            description="A folder inside export_root for this run's CSVs, or a gs://bucket/"
+            "prefix to upload them to (the local CSVs are always kept); empty = the settings "
+            "(export_destinations). Files are scoped to the date and the run either way.",
         ),
         "resend": Param(
             False,
@@ -347,9 +366,10 @@ with DAG(
     )
     branch >> [no_alert, warning, critical, resolved]
 
-    brief = render_brief()
+    exports = export_audience.expand(tier=list(TIERS))
+    [warning, critical, resolved] >> exports
+    brief = render_brief(exports)
     [warning, critical, resolved] >> brief
-    exports = export_audience.partial(plan=brief["plan"]).expand(tier=list(TIERS))
     prepared = prepare_playbook(brief["slack"], brief["files"], exports)
     trigger = operators.PlaybookWebhookOperator(
         task_id=TRIGGER_PLAYBOOK,

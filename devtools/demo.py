@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from retentionops import service
+from retentionops import pack, service
 from retentionops.settings import PROJECT_ROOT, load_settings
 
 
@@ -66,8 +66,8 @@ def report(day: str, sim_out: Path) -> int:
     print(_json(service.get_alert_decision(settings, day)))
     print(f"Run log row (ops_runs_log) for {day}:")
     print(_json(row))
-    print("Files of the run (brief, chart, audiences, run log copy):")
-    folder = settings.artifacts_path / day
+    print("Files of the run (brief, chart, audiences, playbook request, run log copy):")
+    folder = pack.run_dir(settings, day, row["run_id"])  # each run has a folder of its own
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
         print(f"  {shown}")

@@ -8,16 +8,19 @@ With them, in the dataset ``RETENTIONOPS_BIGQUERY_DATASET`` (default ``retention
 created in ``RETENTIONOPS_BIGQUERY_LOCATION``, default EU, if missing) it runs what the DAG
 runs, through the package's own ``BigQueryWarehouse``:
 
-    1. create every table and the view of include/sql/ddl (partitioning, clustering, options)
-    2. load the bundled sample's orders (replaces the dataset's ``orders``)
-    3. SQL1-SQL5 for the date (each a query job writing table$YYYYMMDD, WRITE_TRUNCATE)
-    4. the priority queue, the operational context and the P1 audience
+    1. create every table and the view of include/sql/ddl (partitioning, clustering)
+    2. load the bundled sample's orders: staged in ``orders_incoming``, compared, and the
+       orders replaced in one transaction script (unchanged on a re-run)
+    3. SQL1-SQL5 for the date (each a query job writing table$YYYYMMDD, WRITE_TRUNCATE),
+       between clearing the date's run markers and marking detection complete
+    4. the priority queue (and its marker), the operational context and the P1 audience
     5. the run log MERGE, its read-back, and the health query over the view
 
 and runs the same on the embedded DuckDB warehouse, then compares the decision, the tier
-counts, the P1 audience and the health row. One line per step; exit 0 when BigQuery and
-DuckDB agree, 1 when they differ or a step fails. The dataset is left in place (re-running
-replaces the date's partitions). Not part of `make test`: it needs the network.
+counts, the date's completed steps, the P1 audience, the run-log row and the health row.
+One line per step; exit 0 when BigQuery and DuckDB agree, 1 when they differ or a step
+fails. The dataset is left in place (re-running replaces the date's partitions). Not part
+of `make test`: it needs the network.
 
     .venv/bin/python scripts/bigquery_smoke.py [--date 2011-05-13]
 """
@@ -72,8 +75,9 @@ def same(left: Any, right: Any) -> bool:
 
 def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
     """The DAG's SQL steps for one date on one warehouse; returns what is compared."""
-    from retentionops import actions, detection
+    from retentionops import actions, detection, runlog
     from retentionops.detection import jsonable
+    from retentionops.playbook import Delivery
 
     def step(name: str, call, *args, **kwargs):
         started = time.monotonic()
@@ -82,27 +86,37 @@ def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
         return result
 
     step("create tables and view", warehouse.ensure_tables)
-    step(f"load {len(orders)} orders", warehouse.replace_orders, orders)
+    changed_from = step(f"load {len(orders)} orders", warehouse.replace_orders, orders)
+    log(f"orders {'changed from ' + changed_from.isoformat() if changed_from else 'unchanged'}")
     decision = step("SQL1-SQL5", detection.run_detection, warehouse, settings, day)
     counts = step("priority queue", actions.build_priority_queue, warehouse, settings, day)
-    step("operational context", actions.get_operational_context, warehouse, settings, day)
-    audience = step("P1 audience", actions.fetch_audience, warehouse, settings, day, "P1")
     started = dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC)
-    record = actions.run_log_record(
-        run_id=f"bigquery_smoke__{day.isoformat()}", run_date=day, status="success",
-        decision=decision, counts=counts, started_at=started,
-        now=started + dt.timedelta(seconds=42), interface="cli",
-        playbook_status="dry_run", export_status="none",
+    # a dry run: the incident layer and the delivery ledger are read, nothing is sent
+    context = step(
+        "operational context", actions.get_operational_context, warehouse, settings, day,
+        Delivery(started, dry_run=True),
     )  # fmt: skip
-    stored = step("run log MERGE", actions.write_run_log, warehouse, settings, record)
+    audience = step("P1 audience", actions.record_audience, warehouse, settings, day, "P1",
+                    "bigquery-smoke")  # fmt: skip
+    outcome = runlog.RunOutcome(
+        run_id=f"bigquery_smoke__{day.isoformat()}", run_date=day, interface="cli",
+        started_at=started, exports=[], dry_run=True,
+    ).take_context(context)  # fmt: skip
+    outcome.counts = counts
+    row = runlog.summarize(outcome, now=started + dt.timedelta(seconds=42))
+    stored = step("run log MERGE", runlog.write, warehouse, settings, row)
     health = step(
         "health", warehouse.query, "action/get_health", {"from_date": day, "to_date": day}
     )
     return {
         "decision": decision,
         "tier counts": counts,
+        "completed steps": sorted(detection.completed_steps(warehouse, day)),
         "P1 audience": [(r["customer_id"], float(r["priority_score"])) for r in audience],
-        "run log": {k: stored[k] for k in ("status", "severity", "p1_count", "sample_size")},
+        "run log": {
+            k: stored[k]
+            for k in ("status", "severity", "p1_count", "sample_size", "playbook_status")
+        },
         "health": [jsonable(r) for r in health],
     }
 
@@ -126,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
         json.dumps({"conn_type": "google_cloud_platform", "extra": {"project": project}}),
     )
-    from retentionops.detection import as_date
+    from retentionops.dates import as_date
     from retentionops.orders import clean_uci
     from retentionops.sample import generate_uci_sample
     from retentionops.settings import load_settings
@@ -134,11 +148,16 @@ def main(argv: list[str] | None = None) -> int:
 
     day = as_date(args.date)
     orders = clean_uci(generate_uci_sample()).orders
+    # the run log's JSON copies go to the work folder, never to the repository's artifacts/
     remote = load_settings(
         warehouse_backend="bigquery", bigquery_project=project, bigquery_dataset=dataset,
         bigquery_location=location, gcp_conn_id="google_cloud_default",
+        artifacts_dir=str(workdir / "bigquery-runs"),
     )  # fmt: skip
-    local = load_settings(warehouse_backend="duckdb", duckdb_path=str(workdir / "smoke.duckdb"))
+    local = load_settings(
+        warehouse_backend="duckdb", duckdb_path=str(workdir / "smoke.duckdb"),
+        artifacts_dir=str(workdir / "duckdb-runs"),
+    )  # fmt: skip
     results = {}
     for name, settings, opener in (
         (f"BigQuery {project}.{dataset} ({location})", remote, BigQueryWarehouse),

@@ -51,3 +51,10 @@ def query_warehouse(folder: Path, sql: str, params=()) -> list[tuple]:
 
     with duckdb.connect(str(Path(folder) / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(sql, list(params)).fetchall()
+
+
+def run_folder(root: Path, day: str, run_id: str) -> Path:
+    """A run's own folder under ``<root>/runs`` (artifacts/runs/<date>/<run id>/)."""
+    from retentionops.pack import safe_name
+
+    return Path(root) / "runs" / day / safe_name(run_id)

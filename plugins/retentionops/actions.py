@@ -41,6 +41,17 @@ class TierInfo(TypedDict):
     action: str
     exported: bool
     empty_reason: str | None
+    # across days (docs/audiences.md), against the last delivered run (previous_run_date):
+    # new + still = count, still + left = previous_count
+    new: int
+    still: int
+    left: int
+    previous_count: int | None
+    cooldown_suppressed: int
+    cooldown_bypassed: int
+    #: how many an export of this tier takes before the row limit (holdout, cooldown and
+    #: export_mode applied)
+    exportable: int
 
 
 class Context(TypedDict):
@@ -55,6 +66,11 @@ class Context(TypedDict):
     risk_by_status: dict[str, dict[str, int]]
     tiers: dict[str, TierInfo]
     exported_tiers: list[str]
+    previous_run_date: str | None
+    cooldown_days: int
+    response: dict[str, Any]
+    status_windows: dict[str, int]
+    anomalies: list[str]
     median_total_revenue: float
     value_per_customer: float
     value_basis: str
@@ -68,6 +84,8 @@ def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any
     day = as_date(run_date)
     if DETECTION_MARKER not in completed_steps(warehouse, day):
         raise DetectionError(detection_missing(day))
+    # the queue reads what earlier runs delivered (cooldown, what changed)
+    warehouse.ensure_tables(("deliveries", "audience_exports"))
     with warehouse.atomic():
         run_step(warehouse, settings, QUEUE_STEP, day)
         mark_complete(warehouse, day, QUEUE_MARKER)
@@ -78,8 +96,36 @@ def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any
     return counts
 
 
-def _context_rows(warehouse: Warehouse, day: dt.date) -> list[dict[str, Any]]:
-    return warehouse.query("action/get_operational_context", {"run_date": day})
+def anomalies(tiers: dict[str, Any], previous_run_date: str | None, factor: float) -> list[str]:
+    """Volume warnings of the tiers against the last delivered run: a tier that dropped to
+    zero, or grew or shrank more than ``factor`` (audience_change_factor)."""
+    if previous_run_date is None:
+        return []
+    found = []
+    for tier, info in tiers.items():
+        now, before = int(info["count"]), int(info["previous_count"] or 0)
+        if before and not now:
+            found.append(f"{tier} dropped to zero (was {before} on {previous_run_date})")
+        elif before and now > before * factor:
+            found.append(
+                f"{tier} grew {now / before:.1f}x: {now} against {before} on {previous_run_date}"
+            )
+        elif now and now * factor < before:
+            found.append(
+                f"{tier} shrank {before / now:.1f}x: {now} against {before} on {previous_run_date}"
+            )
+        elif now and not before:
+            found.append(f"{tier} appeared: {now} against none on {previous_run_date}")
+    return found
+
+
+def _context_rows(
+    warehouse: Warehouse, day: dt.date, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    new_only = settings is not None and settings.export_mode == "new_only"
+    return warehouse.query(
+        "action/get_operational_context", {"run_date": day, "new_only": new_only}
+    )
 
 
 def queue_missing(day: dt.date) -> str:
@@ -177,11 +223,12 @@ def get_operational_context(
     day = as_date(run_date)
     require_queue(warehouse, day)
     decision = stored_alert_decision(warehouse, settings, day)
-    rows = _context_rows(warehouse, day)
+    rows = _context_rows(warehouse, day, settings)
     matrix = {status: dict.fromkeys(RISK_LEVELS, 0) for status in STATUSES}
     counts = dict.fromkeys(TIERS, 0)
-    holdouts = dict.fromkeys(TIERS, 0)
     value_sums = dict.fromkeys(TIERS, 0.0)
+    across: dict[str, dict[str, int]] = {tier: {} for tier in TIERS}
+    previous_run_date = None
     median_revenue = 0.0
     for row in rows:
         if row["facet"] == "risk_by_status":
@@ -189,10 +236,18 @@ def get_operational_context(
             matrix[row["status"]][row["risk_level"]] = int(row["customers"])
         elif row["facet"] == "tier":
             counts[row["tier"]] = int(row["customers"])
-            holdouts[row["tier"]] = int(row["holdout_customers"] or 0)
             value_sums[row["tier"]] = float(row["metric_value"] or 0.0)
+            across[row["tier"]] = {
+                key: int(row[key] or 0)
+                for key in (
+                    "holdout_customers", "new_customers", "cooldown_suppressed",
+                    "cooldown_bypassed", "exportable", "previous_customers",
+                )
+            }  # fmt: skip
+            previous_run_date = row["previous_run_date"] or previous_run_date
         elif row["facet"] == "median_total_revenue":
             median_revenue = float(row["metric_value"] or 0.0)
+    previous = as_date(previous_run_date).isoformat() if previous_run_date else None
     if not any(sum(levels.values()) for levels in matrix.values()):
         raise DetectionError(f"no customer has an order on or before {day}")
     incident = incidents.incident_on(warehouse, settings, day)
@@ -207,6 +262,32 @@ def get_operational_context(
         note,
     )
     exported = plan["tiers"]
+    thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
+    tiers: dict[str, TierInfo] = {}
+    for tier in TIERS:
+        facts = across[tier]
+        new = facts.get("new_customers", 0)
+        previous_count = facts.get("previous_customers", 0) if previous else None
+        still = counts[tier] - new
+        tiers[tier] = {
+            "count": counts[tier],
+            # kept out of the exports to measure the effect (holdout_pct)
+            "holdout": facts.get("holdout_customers", 0),
+            "name": TIER_NAMES[tier],
+            "definition": tier_definition(settings, tier),
+            "action": getattr(settings, f"{tier.lower()}_action"),
+            "exported": tier in exported,
+            "empty_reason": None
+            if counts[tier]
+            else empty_tier_reason(settings, tier, matrix, day),
+            "new": new,
+            "still": still,
+            "left": (previous_count or 0) - still,
+            "previous_count": previous_count,
+            "cooldown_suppressed": facts.get("cooldown_suppressed", 0),
+            "cooldown_bypassed": facts.get("cooldown_bypassed", 0),
+            "exportable": facts.get("exportable", 0),
+        }
     if settings.impact_value_basis == "value_proxy":
         targeted = sum(counts[t] for t in exported) or sum(counts.values())
         chosen = [t for t in exported] or list(TIERS)
@@ -222,22 +303,25 @@ def get_operational_context(
         "plan": plan,
         "status_distribution": {s: sum(levels.values()) for s, levels in matrix.items()},
         "risk_by_status": matrix,
-        "tiers": {
-            tier: {
-                "count": counts[tier],
-                # kept out of the exports to measure the effect (holdout_pct)
-                "holdout": holdouts[tier],
-                "name": TIER_NAMES[tier],
-                "definition": tier_definition(settings, tier),
-                "action": getattr(settings, f"{tier.lower()}_action"),
-                "exported": tier in exported,
-                "empty_reason": None
-                if counts[tier]
-                else empty_tier_reason(settings, tier, matrix, day),
-            }
-            for tier in TIERS
-        },
+        "tiers": tiers,
         "exported_tiers": exported,
+        "previous_run_date": previous,
+        "cooldown_days": settings.contact_cooldown_days,
+        # what the brief asks of whom by when (design 17), and the words behind AT_RISK
+        "response": {
+            "owner": settings.incident_owner or None,
+            "sla_hours": settings.response_sla_hours,
+            "due_at": (
+                (delivery or Delivery.now()).started_at
+                + dt.timedelta(hours=settings.response_sla_hours)
+            ).isoformat(timespec="minutes"),
+            "ticket_id": (thread or {}).get("ticket_id"),
+        },
+        "status_windows": {
+            "active_days": settings.active_days,
+            "at_risk_days": settings.at_risk_days,
+        },  # fmt: skip
+        "anomalies": anomalies(tiers, previous, settings.audience_change_factor),
         "median_total_revenue": round(median_revenue, 2),
         "value_per_customer": round(value, 2),
         "value_basis": basis,
@@ -246,18 +330,32 @@ def get_operational_context(
     }
 
 
-def fetch_audience(
-    warehouse: Warehouse, settings: Settings, run_date: Any, tier: str, limit: int | None = None
+def record_audience(
+    warehouse: Warehouse,
+    settings: Settings,
+    run_date: Any,
+    tier: str,
+    run_id: str,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One tier's ranked rows (priority_score desc, customer_id asc), at most ``limit``."""
+    """Record the customers a run exports for one tier (holdout, cooldown and export_mode
+    applied, at most ``limit``, best priority_score first) and return them in file order:
+    the file is written from exactly the recorded rows."""
     if tier not in TIERS:
         raise ValueError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
-    require_queue(warehouse, as_date(run_date))
-    return warehouse.query(
-        "action/read_audience",
-        {
-            "run_date": as_date(run_date),
-            "tier": tier,
-            "row_limit": int(limit or settings.export_limit),
-        },
-    )
+    day = as_date(run_date)
+    require_queue(warehouse, day)
+    warehouse.ensure_tables(("audience_exports",))
+    keys = {"run_id": run_id, "tier": tier}
+    with warehouse.atomic():
+        warehouse.execute_file("action/clear_audience_export", keys)
+        warehouse.execute_file(
+            "action/record_audience_export",
+            {
+                **keys,
+                "run_date": day,
+                "new_only": settings.export_mode == "new_only",
+                "row_limit": int(limit or settings.export_limit),
+            },
+        )
+    return warehouse.query("action/read_audience", keys)

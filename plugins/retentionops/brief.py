@@ -237,11 +237,126 @@ def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": incident["incident_id"], "event": event, "line": line}
 
 
+def _audience_line(context: dict[str, Any], tier: dict[str, Any]) -> str | None:
+    """An exported tier across days: new / still / left since the last delivered run, the
+    contact cooldown, the rows in the file (docs/audiences.md)."""
+    if "new" not in tier or not (tier["count"] or tier.get("left")):
+        return None  # nothing in the tier, now or then
+    previous = context.get("previous_run_date")
+    parts = [
+        f"{fmt_count(tier['new'])} new, {fmt_count(tier['still'])} still, "
+        f"{fmt_count(tier['left'])} left since the delivery of {previous}"
+        if previous
+        else "no earlier delivery: every customer is new"
+    ]
+    days = context.get("cooldown_days")
+    if tier.get("cooldown_suppressed"):
+        parts.append(
+            f"{fmt_count(tier['cooldown_suppressed'])} kept back (delivered within the "
+            f"{days}-day contact cooldown)"
+        )
+    if tier.get("cooldown_bypassed"):
+        parts.append(
+            f"{fmt_count(tier['cooldown_bypassed'])} delivered within it but more urgent now: "
+            "exported, marked"
+        )
+    if tier.get("exported_rows") is not None:
+        parts.append(f"{fmt_count(tier['exported_rows'])} in the file")
+    line = "; ".join(parts)
+    return line[0].upper() + line[1:]
+
+
+def _lead(context: dict[str, Any], exported: list[str]) -> dict[str, str | None]:
+    """The three lines a manager reads first, in plain words: what happened, what is ready,
+    what is asked of whom by when (and the incident and ticket)."""
+    decision, plan = context["decision"], context["plan"]
+    incident = context.get("incident") or {}
+    windows = context.get("status_windows") or {"active_days": 30, "at_risk_days": 90}
+    at_risk = (
+        f"at risk of churning (last order {windows['active_days'] + 1} to "
+        f"{windows['at_risk_days']} days ago)"
+    )
+    current, baseline = decision["current_value"], decision["baseline_value"]
+    usual = f"a usual {fmt_pct(baseline)}" if baseline is not None else "no usual level yet"
+    event = plan.get("event")
+    if event == "resolve":
+        happened = (
+            f"Back to normal: {fmt_pct(current)} of customers are {at_risk}, within the "
+            f"WARNING threshold of the {fmt_pct(incident.get('frozen_baseline'))} before "
+            f"incident {plan['incident_id']}, which is resolved."
+        )
+    elif event:
+        how = {
+            "open": "Churn risk jumped",
+            "update": "Churn risk is still high",
+            "escalate": "Churn risk got worse",
+            "de-escalate": "Churn risk is easing but still high",
+        }[event]
+        happened = (
+            f"{how}: {fmt_pct(current)} of customers are {at_risk}, against {usual} "
+            f"({fmt_relative(decision['delta_relative_pct'])}, {plan['severity']})."
+        )
+    else:
+        reason = context.get("note") or (
+            f"{fmt_pct(current)} of customers are {at_risk}, against {usual}"
+        )
+        happened = f"No action today: {reason}."
+    tiers = context["tiers"]
+    lists = [
+        f"{key} {TIER_NAMES.get(key, key)} "
+        f"({fmt_count(_ready(tiers[key]))}: {_one_line(tiers[key]['action'])})"
+        for key in exported
+        if _ready(tiers[key])
+    ]
+    total = sum(_ready(tiers[key]) for key in exported)
+    if lists:
+        ready = (
+            f"Ready: {fmt_count(total)} customers to contact, in {len(lists)} "
+            + ("list: " if len(lists) == 1 else "lists: ")
+            + "; ".join(lists)
+            + "."
+        )
+    elif exported:
+        ready = (
+            "Ready: no customer to contact today (everyone was contacted recently or is held out)."
+        )
+    else:
+        ready = None
+    response = context.get("response") or {}
+    owner = response.get("owner") or "the retention team"
+    ticket = response.get("ticket_id")
+    where = f"incident {plan['incident_id']}" if plan.get("incident_id") else None
+    if where and incident.get("days_open"):
+        where += f", day {incident['days_open']}"
+    ticket_text = f"ticket {ticket}" if ticket else "the ticket is opened by this run's playbook"
+    if event and event != "resolve" and lists:
+        due = str(response.get("due_at", "")).replace("T", " ").replace("+00:00", " UTC")
+        ask = f"Ask: {owner}, start the outreach by {due}"
+        ask += f" ({where}; {ticket_text})." if where else "."
+    elif event == "resolve":
+        ask = f"Ask: nothing; {owner} may close the follow-up ({where}; " + (
+            f"ticket {ticket} is closed by the playbook)."
+            if ticket
+            else "the ticket is closed by the playbook)."
+        )
+    else:
+        ask = None
+    return {"happened": happened, "ready": ready, "ask": ask}
+
+
+def _ready(tier: dict[str, Any]) -> int:
+    """The customers a tier's file holds (or will hold): its rows, else what is eligible."""
+    if tier.get("exported_rows") is not None:
+        return int(tier["exported_rows"])
+    return int(tier.get("exportable", tier["count"]))
+
+
 def _facts(
     context: dict[str, Any],
     links: dict[str, str] | None,
     chart_link: str | None,
     run_id: str | None,
+    chart_src: str | None = None,
 ) -> dict[str, Any]:
     """Every value the brief shows, formatted once for all formats."""
     decision, plan = context["decision"], context["plan"]
@@ -268,6 +383,7 @@ def _facts(
                 "action": _one_line(tier["action"]),
                 "exported": key in exported,
                 "empty_reason": _one_line(empty_note) if empty_note else None,
+                "audience": _audience_line(context, tier) if key in exported else None,
             }
         )
 
@@ -317,6 +433,8 @@ def _facts(
         "banner": _banner(plan),
         "incident": _incident_facts(context),
         "note": context.get("note"),
+        "lead": _lead(context, exported),
+        "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
         "run_date": str(context["run_date"]),
         "run_id": run_id,
         "severity": severity,
@@ -324,18 +442,21 @@ def _facts(
         "escalate": plan["escalation"],
         "mention": plan["mention"],
         "situation": [
-            ("Current AT_RISK share", fmt_pct(decision["current_value"])),
+            ("Customers at risk (AT_RISK share)", fmt_pct(decision["current_value"])),
             (
-                f"{baseline_days}-day baseline",
+                f"Usual level ({baseline_days}-day baseline)",
                 fmt_pct(decision["baseline_value"])
                 if decision["baseline_value"] is not None
                 else "n/a (warming up)",
             ),
-            ("Delta", fmt_points(decision["delta_pct"])),
-            ("Relative delta", fmt_relative(decision["delta_relative_pct"])),
-            ("Sample size", f"{fmt_count(decision['sample_size'])} customers"),
-            ("Alert flag", "TRUE" if alerting else "FALSE"),
+            ("Change (points)", fmt_points(decision["delta_pct"])),
+            ("Change against the usual level", fmt_relative(decision["delta_relative_pct"])),
+            ("Customers counted", f"{fmt_count(decision['sample_size'])} customers"),
         ],
+        "chart_image": chart_text or chart_url,
+        # the email's inline image: the .eml's cid (render_brief_files), else the file
+        "chart_src": chart_src or chart_text or chart_url,
+        "chart_alt": f"Share of customers at risk, last 60 days to {context['run_date']}",
         "alert_date": str(decision["alert_date"]),
         "threshold_text": _threshold_text(decision, warning, critical),
         "warning": warning,
@@ -410,17 +531,19 @@ def render_brief(
     links: dict[str, str] | None = None,
     chart_link: str | None = None,
     run_id: str | None = None,
+    chart_src: str | None = None,
 ) -> str | dict[str, Any]:
     """Render the brief: Markdown text, a Slack Block Kit payload, or an email dict.
 
     ``markdown`` returns a string; ``slack`` returns ``{"text", "blocks"}``; ``email``
-    returns ``{"subject", "html", "text"}``.
+    returns ``{"subject", "html", "text"}``. ``chart_src`` is the email's ``<img src>``
+    (``cid:...`` of the MIME message), else the chart link.
     """
     if fmt not in BRIEF_FORMATS:
         raise ValueError(
             f"unknown brief format {fmt!r}; allowed formats: {', '.join(BRIEF_FORMATS)}"
         )
-    facts = _facts(context, links, chart_link, run_id)
+    facts = _facts(context, links, chart_link, run_id, chart_src)
     env = _environment()
     if fmt == "markdown":
         return env.get_template("brief.md.j2").render(f=facts)
@@ -495,8 +618,12 @@ def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
     lead = "*Situation*"
     if f["incident"]:
         lead = f"{e(f['incident']['line'])}\n{lead}"
-    elif f["note"]:
-        lead = f"{e(f['note'])}\n{lead}"
+    first = [f"*{e(f['lead']['happened'])}*"]
+    if f["lead"]["ready"]:
+        first.append(e(f["lead"]["ready"]))
+    if f["lead"]["ask"]:
+        first.append(f"*{e(f['lead']['ask'])}*")
+    lead = "\n".join(first) + f"\n{lead}"
     if f["escalate"]:
         lead = f"{f['mention']} escalation: CRITICAL retention alert\n{lead}"
     if f["banner"]:
@@ -514,12 +641,18 @@ def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
         )
         if tier["empty_reason"]:
             text += f"\nEmpty: {e(tier['empty_reason'])}"
+        if tier["audience"]:
+            text += f"\n{e(tier['audience'])}"
         tier_fields.append(text)
     blocks.append(
         _section(
             f"*What is ready* — exported for this severity: {e(f['exported_text'])}", tier_fields
         )
     )
+    if f["anomalies"]:
+        blocks.append(
+            _section("*Audience warnings*\n" + "\n".join(f"⚠ {e(a)}" for a in f["anomalies"]))
+        )
     blocks.append({"type": "divider"})
 
     playbook = f["playbook"]
@@ -612,7 +745,6 @@ def render_chart(
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     end = as_date(run_date)
@@ -633,24 +765,35 @@ def render_chart(
         for b, row in zip(baseline, rows, strict=True)
     ]
 
-    fig = Figure(figsize=(9, 4.5), dpi=100, layout="constrained")
+    severity = {as_date(row["alert_date"]): row.get("severity") for row in rows}.get(end)
+    top = max([v for v in current + critical if not math.isnan(v)] or [1.0]) * 1.15
+
+    fig = Figure(figsize=(9, 4.8), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     marker = "o" if len(rows) < 2 else None
-    ax.plot(x, current, color="#1f4e79", linewidth=2, marker=marker, label="AT_RISK %")
-    ax.plot(x, baseline, color="#7f7f7f", linestyle="--", marker=marker, label="baseline")
-    ax.plot(x, warning, color="#e69f00", linestyle=":", marker=marker, label="WARNING threshold")
-    ax.plot(x, critical, color="#c0392b", linestyle=":", marker=marker, label="CRITICAL threshold")
-    ax.axvline(end, color="#333333", linewidth=1, alpha=0.6)
+    # the severity zones, relative to each day's baseline (SQL5's thresholds)
+    ax.fill_between(x, warning, critical, color="#f5b041", alpha=0.25, linewidth=0,
+                    label="WARNING zone")  # fmt: skip
+    ax.fill_between(x, critical, [top] * len(x), color="#e74c3c", alpha=0.15, linewidth=0,
+                    label="CRITICAL zone")  # fmt: skip
+    ax.plot(x, current, color="#1f4e79", linewidth=2.2, marker=marker,
+            label="share of customers at risk")  # fmt: skip
+    ax.plot(x, baseline, color="#555555", linestyle="--", marker=marker,
+            label="usual level (7-day average)")  # fmt: skip
+    ax.axvline(end, color="#333333", linewidth=1, alpha=0.5)
     on_run_date = [v for day, v in zip(x, current, strict=True) if day == end]
     if on_run_date and not math.isnan(on_run_date[0]):
-        ax.scatter([end], on_run_date, color="#1f4e79", s=40, zorder=5)
+        color = {"CRITICAL": "#c0392b", "WARNING": "#b9770e"}.get(str(severity), "#1f4e79")
+        ax.scatter([end], on_run_date, color=color, s=60, zorder=5)
         ax.annotate(
-            f"{on_run_date[0]:.2f} %",
+            f"{end:%d %b}: {on_run_date[0]:.2f} %" + (f" — {severity}" if severity else ""),
             (end, on_run_date[0]),
             textcoords="offset points",
-            xytext=(-8, 8),
+            xytext=(-10, 10),
             ha="right",
+            color=color,
+            fontweight="bold",
         )
     if not rows:
         ax.text(
@@ -662,14 +805,18 @@ def render_chart(
             va="center",
         )
     ax.set_xlim(start - dt.timedelta(days=1), end + dt.timedelta(days=1))
-    ax.margins(y=0.12)  # room for the run-date label
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.set_ylabel("AT_RISK share of customers (%)")
-    ax.set_title(f"AT_RISK % — last {days} days to {end} (run date marked)")
+    ax.set_ylim(0, top)
+    # every month is labelled: its first day, and the window's first day for the first one
+    ticks = [start] + [
+        day for day in (start + dt.timedelta(days=i) for i in range(1, days)) if day.day == 1
+    ]
+    ax.set_xticks(ticks, [f"{day:%d %b %Y}" if i == 0 else f"{day:%d %b}"
+                          for i, day in enumerate(ticks)])  # fmt: skip
+    ax.set_ylabel("customers at risk (% of customers)")
+    ax.set_title(f"Share of customers at risk — last {days} days to {end:%d %b %Y}")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
+    # the legend sits under the plot, clear of the lines
+    fig.legend(loc="outside lower center", ncols=4, fontsize="small", frameon=False)
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})

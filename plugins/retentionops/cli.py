@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from retentionops import progress
 from retentionops.errors import UserError
 from retentionops.settings import load_settings
-from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_KINDS, ROLLOUT_MODES, TIERS
+from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
 
 EXIT_USER_ERROR = 2
 INTERFACE = "cli"
@@ -195,7 +195,7 @@ def cmd_export(args: argparse.Namespace, settings: Any) -> Any:
         args.date,
         args.tier,
         destination=args.to,
-        kind=args.destination,
+        destinations=["csv", args.destination] if args.destination else None,
         limit=args.limit,
         interface=INTERFACE,
     )
@@ -348,9 +348,18 @@ def build_parser() -> argparse.ArgumentParser:
     brief.add_argument("--format", choices=BRIEF_FORMATS, default="markdown")
     export = _dated(commands, "export", cmd_export, "export one tier's ranked audience")
     export.add_argument("--tier", required=True, choices=TIERS)
-    export.add_argument("--destination", choices=EXPORT_KINDS, default=None)
     export.add_argument(
-        "--to", metavar="FOLDER|gs://BUCKET/PREFIX", help="where CSVs go (default: settings)"
+        "--destination",
+        choices=EXPORT_DESTINATIONS,
+        default=None,
+        help="csv: the local CSV only; gcs / gsheet: also upload there (default: "
+        "export_destinations)",
+    )
+    export.add_argument(
+        "--to",
+        metavar="FOLDER|gs://BUCKET/PREFIX",
+        help="a folder inside export_root for the CSV, or a gs:// prefix to upload to "
+        "(default: the run's folder and the settings)",
     )
     export.add_argument(
         "--limit", type=_positive, default=None, help="rows at most (default export_limit)"

@@ -4,6 +4,10 @@ The caller queries the warehouse and passes the rows in (already ranked by
 ``priority_score`` desc, ``customer_id`` asc, and limited); nothing here queries or re-sorts.
 Plain Python: the Google provider is imported lazily, only when a gs:// or Sheets export runs.
 
+``export_tier`` is what a run does with a tier: the local CSV first (it must succeed), then
+each upload (GCS, Sheets); an upload that fails leaves the local CSV as the tier's link and
+the result says ``fallback_local`` with the error (design 14: keep the CSV and link to it).
+
 Cell formatting (CSV):
 
 * dates and datetimes -> ISO 8601 (``2011-09-22``);
@@ -35,7 +39,7 @@ from typing import Any
 
 from retentionops.dates import as_date
 from retentionops.errors import UserError
-from retentionops.vocabulary import EXPORT_KINDS, TIERS
+from retentionops.vocabulary import TIERS
 
 #: Columns of an audience file, in order (the design's example CSV).
 AUDIENCE_COLUMNS: tuple[str, ...] = (
@@ -53,6 +57,10 @@ AUDIENCE_COLUMNS: tuple[str, ...] = (
     "avg_order_value",
     "recommended_action",
     "value_proxy",
+    # across days (docs/audiences.md): not in this tier at the last delivered run; exported
+    # although contacted within the cooldown, because the tier is more urgent now
+    "new_in_tier",
+    "cooldown_bypass",
 )
 DEFAULT_GCP_CONN_ID = "google_cloud_default"
 SHEETS_URL = "https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit#gid={sheet_id}"
@@ -65,16 +73,30 @@ class ExportError(UserError, ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class Upload:
+    """One extra destination of a tier: where it went, or why it did not."""
+
+    kind: str  # gcs | gsheet
+    link: str | None
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ExportResult:
     """What one export wrote: the tier, where to find it, how many rows (header excluded).
 
-    ``destination_kind`` is ``local``, ``gcs`` or ``gsheet``.
+    ``destination_kind`` is ``local``, ``gcs`` or ``gsheet`` (the kind of ``link``). From
+    ``export_tier`` also: the local CSV (always written), each upload's outcome, and
+    ``status`` ``ok`` or ``fallback_local`` (an upload failed: ``link`` is the local CSV).
     """
 
     tier: str
     link: str
     row_count: int
     destination_kind: str
+    local_link: str | None = None
+    uploads: tuple[Upload, ...] = ()
+    status: str = "ok"
 
 
 # -- validation and naming ----------------------------------------------------------------
@@ -92,9 +114,11 @@ def export_filename(run_date: Any, tier: str) -> str:
     return f"audience_{_tier(tier).lower()}_{as_date(run_date).isoformat()}.csv"
 
 
-def sheet_title(run_date: Any, tier: str) -> str:
-    """The Sheets tab for a date and tier, e.g. ``P1 2011-09-22``."""
-    return f"{_tier(tier)} {as_date(run_date).isoformat()}"
+def sheet_title(run_date: Any, tier: str, run_tag: str | None = None) -> str:
+    """The Sheets tab for a date and tier, e.g. ``P1 2011-09-22``; a run's own tab adds its
+    tag (``P1 2011-09-22 r3f9a01c2``), so no run overwrites another's."""
+    title = f"{_tier(tier)} {as_date(run_date).isoformat()}"
+    return f"{title} {run_tag}" if run_tag else title
 
 
 # -- cell formatting ----------------------------------------------------------------------
@@ -283,6 +307,7 @@ def write_gsheet(
     spreadsheet_id: str,
     gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
     hook: Any = None,
+    run_tag: str | None = None,
 ) -> ExportResult:
     """Write a tier's audience to the tab ``<tier> <date>`` of the configured spreadsheet.
 
@@ -291,7 +316,7 @@ def write_gsheet(
     ``hook`` defaults to the provider's ``GSheetsHook(gcp_conn_id=...)``. The link opens the
     tab: ``https://docs.google.com/spreadsheets/d/<id>/edit#gid=<sheetId>``.
     """
-    title = sheet_title(run_date, tier)
+    title = sheet_title(run_date, tier, run_tag)
     spreadsheet_id = str(spreadsheet_id or "").strip()
     if not spreadsheet_id:
         raise ExportError("gsheet export needs a spreadsheet_id")
@@ -320,27 +345,54 @@ def write_gsheet(
     return ExportResult(_tier(tier), link, len(values) - 1, "gsheet")
 
 
-# -- dispatch -----------------------------------------------------------------------------
+# -- a run's tier: the local CSV, then the uploads ----------------------------------------
 
 
-def export_audience(
+def export_tier(
     rows: Iterable[Mapping[str, Any]],
-    destination: str,
     run_date: Any,
     tier: str,
     *,
-    kind: str = "csv",
-    **options: Any,
+    folder: str,
+    gcs_prefix: str | None = None,
+    spreadsheet_id: str | None = None,
+    run_tag: str | None = None,
+    gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+    filesystem: Any = None,
+    hook: Any = None,
 ) -> ExportResult:
-    """Export one tier's ranked rows as ``kind`` (``csv`` or ``gsheet``).
-
-    ``csv`` writes under ``destination`` (options: ``filesystem``, ``gcp_conn_id``);
-    ``gsheet`` ignores ``destination`` (options: ``spreadsheet_id``, ``gcp_conn_id``, ``hook``).
-    """
-    chosen = str(kind or "").strip().lower()
-    if chosen not in EXPORT_KINDS:
-        raise ExportError(f"unknown export kind {kind!r}; use one of {', '.join(EXPORT_KINDS)}")
-    _tier(tier)
-    if chosen == "gsheet":
-        return write_gsheet(rows, run_date, tier, **options)
-    return write_csv(rows, destination, run_date, tier, **options)
+    """Write the tier's local CSV under ``folder`` (an error here fails the export), then
+    upload it to ``gcs_prefix`` (``gs://bucket/prefix``) and to a tab of ``spreadsheet_id``
+    when given. The link is the first upload that succeeded, else the local CSV; a failed
+    upload is kept in ``uploads`` with its error and makes the status ``fallback_local``."""
+    rows = list(rows)
+    local = write_csv(rows, folder, run_date, tier)
+    uploads: list[Upload] = []
+    if gcs_prefix:
+        try:
+            remote = write_csv(
+                rows, gcs_prefix, run_date, tier, filesystem=filesystem, gcp_conn_id=gcp_conn_id
+            )
+            uploads.append(Upload("gcs", remote.link))
+        except ExportError as error:
+            uploads.append(Upload("gcs", None, str(error)))
+    if spreadsheet_id:
+        try:
+            sheet = write_gsheet(
+                rows, run_date, tier, spreadsheet_id=spreadsheet_id, gcp_conn_id=gcp_conn_id,
+                hook=hook, run_tag=run_tag,
+            )  # fmt: skip
+            uploads.append(Upload("gsheet", sheet.link))
+        except ExportError as error:
+            uploads.append(Upload("gsheet", None, str(error)))
+    done = [upload for upload in uploads if upload.link]
+    failed = any(upload.error for upload in uploads)
+    return ExportResult(
+        tier=local.tier,
+        link=done[0].link if done else local.link,  # type: ignore[arg-type]
+        row_count=local.row_count,
+        destination_kind=done[0].kind if done else "local",
+        local_link=local.link,
+        uploads=tuple(uploads),
+        status="fallback_local" if failed else "ok",
+    )

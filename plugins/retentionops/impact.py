@@ -82,6 +82,7 @@ def measure_impact(
     rows = warehouse.query(
         "impact/measure_impact",
         {
+            "run_id": run_id,
             "run_date": day,
             "tiers": tiers,
             "row_limit": settings.export_limit,

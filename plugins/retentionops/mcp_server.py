@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_KINDS, ROLLOUT_MODES, TIERS
+from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -68,18 +68,18 @@ Tier = Annotated[
     Field(description="Priority tier: P1 Prevention, P2 Intervention, P3 Win-back."),
 ]
 Destination = Annotated[
-    Literal[EXPORT_KINDS] | None,
+    Literal[EXPORT_DESTINATIONS] | None,
     Field(
-        description="csv (a file) or gsheet (a tab of the configured spreadsheet); "
-        "default: the export_kind setting (csv unless configured)."
+        description="csv: the local CSV only (always written); gcs or gsheet: also upload "
+        "it there; default: the export_destinations setting."
     ),
 ]
 Folder = Annotated[
     str | None,
     Field(
         min_length=1,
-        description="Where a csv goes: a local folder or gs://bucket/prefix; default: the "
-        "export_destination setting (the run's artifacts folder).",
+        description="A folder inside export_root for the CSV, or a gs://bucket/prefix to "
+        "upload it to; scoped to the date and this run. Default: the run's own folder.",
     ),
 ]
 RolloutMode = Annotated[
@@ -209,15 +209,16 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
         ] = default_limit,
         folder: Folder = None,
     ) -> dict[str, Any]:
-        """Export one tier's ranked audience (holdout customers excluded) as a CSV or a
-        Google Sheets tab; returns the link and row count. Needs the queue built."""
+        """Export one tier's ranked audience (holdout customers and the contact cooldown
+        excluded) as a local CSV, uploaded to GCS or a Google Sheets tab when asked; returns
+        the link, row count and each upload's outcome. Needs the queue built."""
         return call(
             "export_audience",
             service.export_audience,
             date,
             tier,
             destination=folder,
-            kind=destination,
+            destinations=["csv", destination] if destination else None,
             limit=limit,
             interface=INTERFACE,
         )

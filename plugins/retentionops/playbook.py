@@ -28,7 +28,11 @@ from retentionops.vocabulary import (
     TICKET_PRIORITIES,
 )
 
-CONTRACT_VERSION = "2"
+CONTRACT_VERSION = "3"
+#: Per tier, the audience facts the payload carries (contract 3, docs/audiences.md).
+AUDIENCE_KEYS = (
+    "count", "holdout", "new", "still", "left", "cooldown_suppressed", "cooldown_bypassed",
+)  # fmt: skip
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "include" / "contracts"
 #: The header carrying the delivery's idempotency key (also ``dedupe_key`` in the body).
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -295,8 +299,21 @@ def build_payload(
         "resend": delivery.resend,
         "decision": {key: decision.get(key) for key in keys},
         "tier_counts": {tier: info["count"] for tier, info in context["tiers"].items()},
+        "audience": {
+            "previous_run_date": context.get("previous_run_date"),
+            "tiers": {
+                tier: {key: int(info.get(key) or 0) for key in AUDIENCE_KEYS}
+                for tier, info in context["tiers"].items()
+            },
+            "anomalies": list(context.get("anomalies") or [])[:10],
+        },
         "exports": [
-            {"tier": e["tier"], "link": e["link"], "row_count": int(e["row_count"])}
+            {
+                "tier": e["tier"],
+                "link": e["link"],
+                "row_count": int(e["row_count"]),
+                "status": e.get("status") or "ok",
+            }
             for e in sorted(exports, key=lambda e: e["tier"])
         ],
         "brief": {"text": slack_brief["text"], "blocks": slack_brief.get("blocks", [])},

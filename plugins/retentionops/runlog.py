@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from retentionops.detection import as_date, jsonable
 from retentionops.files import write_json_atomic
 from retentionops.settings import Settings
-from retentionops.vocabulary import INTERFACES
+from retentionops.vocabulary import INTERFACES, TIERS
 from retentionops.warehouse import Warehouse
 
 #: BigQuery types of the MERGE parameters (a NULL value still needs a type).
@@ -51,6 +51,14 @@ RUN_LOG_TYPES = {
     "incident_id": "STRING",
     "incident_event": "STRING",
     "note": "STRING",
+    "exported_p1": "INT64",
+    "exported_p2": "INT64",
+    "exported_p3": "INT64",
+    "cooldown_p1": "INT64",
+    "cooldown_p2": "INT64",
+    "cooldown_p3": "INT64",
+    "audience_changes": "STRING",
+    "anomalies": "STRING",
 }
 #: Longest error text kept in a row (the whole story stays in the task log).
 MAX_ERROR_LENGTH = 2000
@@ -86,6 +94,14 @@ class RunLogRow(TypedDict):
     incident_id: str | None
     incident_event: str | None
     note: str | None
+    exported_p1: int | None
+    exported_p2: int | None
+    exported_p3: int | None
+    cooldown_p1: int | None
+    cooldown_p2: int | None
+    cooldown_p3: int | None
+    audience_changes: str | None
+    anomalies: str | None
 
 
 @dataclasses.dataclass
@@ -95,6 +111,8 @@ class RunOutcome:
     ``daily`` marks the DAG's daily run, whose purpose is the playbook: a day without an
     event to deliver is ``skipped``; any other run without an error is ``success``.
     ``plan`` is the day's playbook plan (its event, whether it is sent, and why not).
+    ``audience`` is the context's tiers (cooldown, new / still / left) and ``anomalies``
+    its volume warnings; ``previous_run_date`` the last delivered run they compare with.
     """
 
     run_id: str
@@ -105,6 +123,9 @@ class RunOutcome:
     decision: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     counts: dict[str, int] | None = None
+    audience: dict[str, dict[str, Any]] | None = None
+    anomalies: list[str] | None = None
+    previous_run_date: str | None = None
     exports: list[dict[str, Any]] | None = None
     export_failed: bool = False
     brief_link: str | None = None
@@ -114,6 +135,15 @@ class RunOutcome:
     fallback_posted: bool = False
     failed_steps: list[str] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+
+    def take_context(self, context: dict[str, Any]) -> RunOutcome:
+        """What the run's operational context says: decision, plan, tiers, anomalies."""
+        self.decision, self.plan = context["decision"], context["plan"]
+        self.counts = {tier: info["count"] for tier, info in context["tiers"].items()}
+        self.audience = context["tiers"]
+        self.anomalies = context.get("anomalies")
+        self.previous_run_date = context.get("previous_run_date")
+        return self
 
     def fail(self, step: str, error: BaseException | str) -> RunOutcome:
         """Record that ``step`` failed with ``error`` (its message, never a traceback)."""
@@ -159,8 +189,17 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     exports = outcome.exports
     if outcome.daily and known and not plan.get("alerting"):
         exports = []
+    upload_errors = [
+        f"{export['tier']} {upload['kind']} upload failed, the local CSV is linked: "
+        f"{upload['error']}"
+        for export in exports or []
+        for upload in export.get("uploads") or []
+        if upload.get("error")
+    ]
     if outcome.export_failed:
         export_status = "failed"
+    elif upload_errors:
+        export_status = "fallback_local"
     elif exports:
         export_status = "ok"
     elif exports is not None or outcome.daily:
@@ -173,7 +212,9 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     posted = bool(answer.get("slack_message_ts")) or outcome.fallback_posted
     links = {e["tier"]: e["link"] for e in exports or []}
     counts = outcome.counts or {}
-    error = "; ".join(outcome.errors) or None
+    error = "; ".join([*outcome.errors, *upload_errors]) or None
+    rows = {e["tier"]: int(e["row_count"]) for e in exports or []}
+    audience = outcome.audience or {}
     return {
         "run_id": outcome.run_id,
         "run_timestamp": now,
@@ -208,7 +249,31 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
         "incident_id": plan.get("incident_id"),
         "incident_event": plan.get("event"),
         "note": plan.get("reason") if playbook_status != "sent" else None,
+        **{f"exported_{t.lower()}": rows.get(t) for t in TIERS},
+        **{
+            f"cooldown_{t.lower()}": audience[t].get("cooldown_suppressed")
+            if t in audience
+            else None
+            for t in TIERS
+        },
+        "audience_changes": audience_changes(audience, outcome.previous_run_date),
+        "anomalies": "; ".join(outcome.anomalies) if outcome.anomalies else None,
     }
+
+
+def audience_changes(
+    audience: dict[str, dict[str, Any]], previous_run_date: str | None
+) -> str | None:
+    """The tiers' new / still / left since the last delivered run, in one line."""
+    if not audience:
+        return None
+    since = f"since {previous_run_date}" if previous_run_date else "no earlier delivery"
+    parts = [
+        f"{tier} {info['new']} new, {info['still']} still, {info['left']} left"
+        for tier, info in audience.items()
+        if "new" in info
+    ]
+    return f"{since}: " + "; ".join(parts) if parts else None
 
 
 def read(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:
@@ -225,9 +290,9 @@ def read_for_date(warehouse: Warehouse, run_date: Any) -> list[dict[str, Any]]:
 
 def json_path(settings: Settings, run_date: Any, run_id: str) -> Path:
     """The JSON copy of a run's row, next to the run's other files."""
-    from retentionops.pack import run_dir, safe_name
+    from retentionops.pack import run_dir
 
-    return run_dir(settings, run_date) / f"run_log_{safe_name(run_id)}.json"
+    return run_dir(settings, run_date, run_id) / "run_log.json"
 
 
 def write(warehouse: Warehouse, settings: Settings, row: RunLogRow) -> dict[str, Any]:

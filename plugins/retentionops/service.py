@@ -296,14 +296,16 @@ def generate_brief(
     run_date: Any,
     fmt: str = "markdown",
     *,
-    destination: str | None = None,
+    exports: list[dict[str, Any]] | None = None,
     delivery: Delivery | None = None,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
-    """Write the brief files and chart of the date; return the brief in one format.
+    """Write the brief files and chart of the run; return the brief in one format.
 
-    Also returns the playbook plan and the Slack payload (what ``trigger_playbook`` posts).
+    ``exports`` are the audiences this run exported (their links go into the brief); a
+    brief without them names the tiers the playbook exports, without links. Also returns
+    the playbook plan and the Slack payload (what ``trigger_playbook`` posts).
     """
     from retentionops.brief import render_brief
 
@@ -314,13 +316,11 @@ def generate_brief(
     with _recorded(settings, run, "generate_brief", day) as outcome:
         with open_warehouse(settings) as warehouse:
             context = actions.get_operational_context(warehouse, settings, day, delivery)
-            files = pack.render_brief_files(
-                warehouse, settings, context, run_id=run.run_id, destination=destination
+            files, links = pack.render_brief_files(
+                warehouse, settings, context, run_id=run.run_id, exports=exports
             )
-        outcome.decision, outcome.plan = context["decision"], context["plan"]
-        outcome.counts = {tier: info["count"] for tier, info in context["tiers"].items()}
+        outcome.take_context(context)
         outcome.brief_link = files["markdown"]
-    links = pack.planned_export_links(settings, day, context["plan"]["tiers"], destination)
     return {
         "run_id": run.run_id,
         "run_date": day.isoformat(),
@@ -337,18 +337,30 @@ def generate_brief(
     }
 
 
+def planned_tiers(settings: Settings, run_date: Any, delivery: Delivery | None = None) -> list:
+    """The tiers the date's playbook exports (none without an alert event)."""
+    with open_warehouse(settings, read_only=True) as warehouse:
+        context = actions.get_operational_context(warehouse, settings, run_date, delivery)
+    return list(context["plan"]["tiers"])
+
+
 def export_audience(
     settings: Settings,
     run_date: Any,
     tier: str,
     *,
     destination: str | None = None,
-    kind: str | None = None,
+    destinations: list[str] | None = None,
     limit: int | None = None,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
-    """Export one tier's ranked audience (holdout customers excluded); return its link."""
+    """Export one tier's audience of the run: record who is exported (holdout, contact
+    cooldown and export_mode applied), write the local CSV in the run's own folder, then
+    upload it (``export_destinations``: gcs, gsheet); a failed upload keeps the local CSV
+    as the link (``status: fallback_local``, the error kept). ``destination`` (a folder in
+    export_root or a gs:// prefix) overrides where the files go, still scoped to the run.
+    """
     day = as_date(run_date)
     if tier not in TIERS:
         raise ServiceError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
@@ -356,20 +368,17 @@ def export_audience(
         raise ServiceError("limit must be a positive number of rows")
     from retentionops import exports
 
-    kind = kind or settings.export_kind
     run = run or Run.start(interface, "export_audience", day)
     with _recorded(settings, run, f"export_audience[{tier}]", day) as outcome:
-        with open_warehouse(settings, read_only=True) as warehouse:
-            rows = actions.fetch_audience(warehouse, settings, day, tier, limit)
-        written = exports.export_audience(
-            rows,
-            pack.resolve_destination(settings, destination, day),
-            day,
-            tier,
-            kind=kind,
-            **pack.export_options(settings, kind),
-        )
-        result = {**dataclasses.asdict(written), "link": pack.display_link(written.link)}
+        target = pack.export_target(settings, day, run.run_id, destination, destinations)
+        with open_warehouse(settings) as warehouse:
+            rows = actions.record_audience(warehouse, settings, day, tier, run.run_id, limit)
+        written = exports.export_tier(rows, day, tier, **target)
+        result = {
+            **dataclasses.asdict(written),
+            "link": pack.display_link(written.link),
+            "local_link": pack.display_link(written.local_link or written.link),
+        }
         outcome.exports = [result]
     return {"run_id": run.run_id, **result}
 
@@ -406,7 +415,7 @@ def prepare_playbook(
         thread=thread,
         delivery=delivery,
     )
-    write_json_atomic(pack.run_dir(settings, run_date) / PLAYBOOK_REQUEST_FILE, payload)
+    write_json_atomic(pack.run_dir(settings, run_date, run.run_id) / PLAYBOOK_REQUEST_FILE, payload)
     return {"payload": payload, "send": plan["send"], "reason": plan["reason"]}
 
 
@@ -509,11 +518,12 @@ def trigger_playbook(
         raise ServiceError(f"nothing to deliver on {day}: {plan['reason']}")
     run = run or Run.start(interface, "trigger_playbook", day)
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
-        outcome.decision, outcome.plan = context["decision"], plan
-        outcome.counts = {tier: info["count"] for tier, info in context["tiers"].items()}
+        outcome.take_context(context)
         part = dataclasses.replace(run, standalone=False)  # one row for the whole run
         outcome.exports = [export_audience(settings, day, tier, run=part) for tier in plan["tiers"]]
-        brief = generate_brief(settings, day, "slack", delivery=delivery, run=part)
+        brief = generate_brief(
+            settings, day, "slack", exports=outcome.exports, delivery=delivery, run=part
+        )
         outcome.brief_link = brief["files"]["markdown"]
         prepared = prepare_playbook(
             settings,

@@ -22,7 +22,13 @@ from typing import Any
 import yaml
 
 from retentionops.errors import UserError
-from retentionops.vocabulary import EXPORT_KINDS, RISK_LEVELS, ROLLOUT_MODES, STATUSES
+from retentionops.vocabulary import (
+    EXPORT_DESTINATIONS,
+    EXPORT_MODES,
+    RISK_LEVELS,
+    ROLLOUT_MODES,
+    STATUSES,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "include" / "retentionops.yaml"
@@ -251,26 +257,67 @@ class Settings:
     holdout_pct: float = _setting(
         0.0, "share of each tier (percent) kept out of every export, to measure impact", min=0
     )
+    holdout_period_days: int = _setting(
+        28,
+        "a customer's holdout assignment holds for this many days (fixed periods from "
+        "1970-01-01), so a held-out customer is never exported while the period runs",
+        min=1,
+        max=3650,
+    )
+    holdout_salt: str = _setting(
+        "retentionops",
+        "changing it draws a new holdout (assignment = hash of customer, salt, period)",
+    )
+    contact_cooldown_days: int = _setting(
+        14,
+        "a customer delivered in a playbook within this many days before the run date is not "
+        "exported again, in any tier; 0 = off",
+        min=0,
+        max=365,
+    )
+    cooldown_bypass_on_escalation: bool = _setting(
+        True,
+        "a customer now in a more urgent tier (P1 before P2 before P3) than any tier it was "
+        "delivered in during the cooldown is exported anyway, and marked",
+    )
+    export_mode: str = _setting(
+        "all",
+        "all: every eligible customer of a tier; new_only: only those not in the tier at the "
+        "last delivered run",
+        choices=EXPORT_MODES,
+    )
+    audience_change_factor: float = _setting(
+        3.0,
+        "a tier that grows or shrinks more than this factor against the last delivered run "
+        "(or drops to zero) is flagged as an anomaly",
+        min=1.01,
+        max=1000,
+    )
     artifacts_dir: str = _setting(
         "artifacts/runs", "one folder per run date (brief, chart, run-log JSON), repo-relative"
     )
-    export_destination: str = _setting(
-        "", "where CSVs go: empty = the run's folder; a folder; or gs://bucket/prefix"
+    export_destinations: str = _setting(
+        "csv",
+        "where each tier goes: csv (a local CSV in the run's folder, always written first) "
+        "plus gcs and/or gsheet uploads (comma-separated)",
     )
-    export_kind: str = _setting(
-        "csv", "csv or gsheet (one tab per tier and date)", choices=EXPORT_KINDS
+    export_gcs_uri: str = _setting(
+        "", "gs://bucket/prefix receiving the gcs uploads (required with gcs)"
     )
     export_limit: int = _setting(
         2000, "rows per tier file, best priority_score first", min=1, max=1_000_000
     )
-    gsheet_spreadsheet_id: str = _setting("", "the spreadsheet receiving the tabs (gsheet exports)")
+    gsheet_spreadsheet_id: str = _setting(
+        "", "the spreadsheet receiving one tab per tier and run (required with gsheet)"
+    )
     export_root: str = _setting(
         "artifacts",
         "every local export stays inside this folder (repo-relative); others are refused",
     )
     export_buckets: str = _setting(
         "",
-        "gs:// buckets exports may go to (comma-separated); export_destination's is allowed",
+        "other gs:// buckets a run's export_destination may name (comma-separated); "
+        "export_gcs_uri's bucket is always allowed",
     )
     # -- the MCP server ------------------------------------------------------------------
     mcp_http_token: str = _setting(
@@ -344,9 +391,25 @@ class Settings:
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
         self._require(0 <= self.holdout_pct <= 100, "holdout_pct", "between 0 and 100")
-        if self.export_kind == "gsheet":
+        destinations = split_list(self.export_destinations.lower())
+        self._require(
+            bool(destinations) and set(destinations) <= set(EXPORT_DESTINATIONS),
+            "export_destinations",
+            f"a comma-separated list of {', '.join(EXPORT_DESTINATIONS)} (csv is always written)",
+        )
+        if "gsheet" in destinations:
             self._require(
-                bool(self.gsheet_spreadsheet_id), "gsheet_spreadsheet_id", "set for gsheet exports"
+                bool(self.gsheet_spreadsheet_id.strip()),
+                "gsheet_spreadsheet_id",
+                "set when export_destinations includes gsheet (the id in the sheet's URL, "
+                "docs.google.com/spreadsheets/d/<id>/edit)",
+            )
+        if "gcs" in destinations or self.export_gcs_uri:
+            bucket = gcs_bucket(self.export_gcs_uri)
+            self._require(
+                bucket is not None,
+                "export_gcs_uri",
+                "gs://bucket[/prefix] when export_destinations includes gcs",
             )
         for name in ("slack_channel", "pilot_slack_channel"):
             channel = getattr(self, name)
@@ -395,6 +458,16 @@ class Settings:
 
 def split_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def gcs_bucket(uri: str) -> str | None:
+    """The bucket of ``gs://bucket[/prefix]`` (None: not such a URI)."""
+    text = str(uri or "").strip()
+    if not text.startswith("gs://"):
+        return None
+    bucket = text[len("gs://") :].split("/", 1)[0]
+    valid = bucket and all(ch.isalnum() or ch in "-_." for ch in bucket)
+    return bucket if valid else None
 
 
 def ratio(value: float) -> Fraction:
@@ -452,6 +525,15 @@ def _read_yaml(path: Path) -> Any:
         raise SettingsError(f"config file {path} is not valid YAML{where}: {problem}") from None
 
 
+#: Settings that no longer exist, and what replaced them (named in the error).
+RENAMED = {
+    "export_kind": "list the destinations in export_destinations (csv, gcs, gsheet)",
+    "export_destination": "local CSVs always go to the run's folder; put a gs:// prefix in "
+    "export_gcs_uri and add gcs to export_destinations (a run may still name a folder or "
+    "gs:// prefix with the export_destination Param)",
+}
+
+
 def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     env: dict[str, str] | None = None,
@@ -470,11 +552,16 @@ def load_settings(
         values.update(loaded)
     elif config_path is not None or f"{ENV_PREFIX}CONFIG" in env:
         raise SettingsError(f"config file {path} does not exist")
-    for name in kinds:
+    for name in [*kinds, *RENAMED]:
         if f"{ENV_PREFIX}{name.upper()}" in env:
             values[name] = env[f"{ENV_PREFIX}{name.upper()}"]
     values.update(overrides)
 
+    renamed = sorted(set(values) & set(RENAMED))
+    if renamed:
+        raise SettingsError(
+            "; ".join(f"setting '{name}' was replaced: {RENAMED[name]}" for name in renamed)
+        )
     unknown = sorted(set(values) - set(kinds))
     if unknown:
         raise SettingsError(

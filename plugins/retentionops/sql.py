@@ -64,14 +64,35 @@ TABLE_CATALOG = (
         marker="detection",
     ),
     Table("alert_logic", "alert_date", derived=True, marker="detection"),
-    Table("customer_priority", "run_date", derived=True, retained=True, marker="customer_priority"),
+    Table(
+        "customer_priority",
+        "run_date",
+        derived=True,
+        retained=True,
+        marker="customer_priority",
+        added_columns=(
+            ("new_in_tier", "bool"),
+            ("cooldown_status", "string"),
+            ("previous_run_date", "date"),
+        ),
+    ),
     Table("run_markers", "run_date", derived=True),
     Table(
         "ops_runs_log",
         "alert_date",
-        added_columns=(("incident_id", "string"), ("incident_event", "string"), ("note", "string")),
+        added_columns=(
+            ("incident_id", "string"),
+            ("incident_event", "string"),
+            ("note", "string"),
+            *((f"exported_{tier}", "int64") for tier in ("p1", "p2", "p3")),
+            *((f"cooldown_{tier}", "int64") for tier in ("p1", "p2", "p3")),
+            ("audience_changes", "string"),
+            ("anomalies", "string"),
+        ),
     ),
     Table("deliveries", "run_date"),
+    # what each run exported, one row per customer (not derived: it happened)
+    Table("audience_exports", "run_date"),
     Table("ops_health_daily"),
 )
 TABLES = tuple(t.name for t in TABLE_CATALOG)
@@ -178,8 +199,11 @@ def _date_arithmetic_returns_date(node):  # sqlglot expression in, expression ou
     from sqlglot import exp
 
     # BigQuery's DATE_ADD / DATE_SUB take and return a DATE (TIMESTAMP_ADD is another
-    # function); DuckDB's date + INTERVAL is a TIMESTAMP, which leaked into results.
-    if isinstance(node, exp.DateAdd | exp.DateSub) and not isinstance(node.parent, exp.Cast):
+    # function); DuckDB's date + INTERVAL is a TIMESTAMP, which leaked into results (and
+    # into a cast to STRING: '2011-02-03 00:00:00', not '2011-02-03').
+    parent = node.parent
+    already_date = isinstance(parent, exp.Cast) and parent.to.this == exp.DataType.Type.DATE
+    if isinstance(node, exp.DateAdd | exp.DateSub) and not already_date:
         return exp.Cast(this=node, to=exp.DataType.build("DATE"))
     return node
 
@@ -268,6 +292,10 @@ def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
         urgency_days_per_point=settings.urgency_days_per_point,
         value_proxy_factor=settings.value_proxy_factor,
         holdout_bp=round(settings.holdout_pct * 100),
+        holdout_period_days=settings.holdout_period_days,
+        holdout_salt=settings.holdout_salt,
+        contact_cooldown_days=settings.contact_cooldown_days,
+        cooldown_bypass=settings.cooldown_bypass_on_escalation,
     )
     return values
 

@@ -36,7 +36,11 @@ ROLLOUT_MODES = ("shadow", "pilot", "production")
 
 #: Formats of the manager brief, and how audiences are exported.
 BRIEF_FORMATS = ("markdown", "slack", "email")
-EXPORT_KINDS = ("csv", "gsheet")
+#: Where a tier's audience goes: the local CSV (always, first) and the uploads.
+EXPORT_DESTINATIONS = ("csv", "gcs", "gsheet")
+EXPORT_MODES = ("all", "new_only")
+#: What became of an upload (the CSV is always there).
+EXPORT_STATUSES = ("ok", "fallback_local", "failed", "none")
 
 #: Who started a run (the ``interface`` column of ops_runs_log).
 INTERFACES = ("dag", "mcp", "cli")

@@ -57,12 +57,13 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     # the branch, then brief -> mapped exports -> playbook -> log; the log runs whatever happened
     for branch in ("no_alert", "warning", "critical", "resolved"):
         assert dag.get_task(branch).upstream_task_ids == {"choose_playbook"}
-    # the brief joins the branches with something to deliver (an alert event or the
-    # incident's resolution); on no_alert it is skipped
-    assert dag.get_task("render_brief").upstream_task_ids == {"warning", "critical", "resolved"}
+    # the exports, then the brief linking them, join the branches with something to deliver
+    # (an alert event or the incident's resolution); on no_alert both are skipped
+    branches = {"warning", "critical", "resolved"}
+    assert dag.get_task("export_audience").upstream_task_ids == branches
+    assert dag.get_task("export_audience").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    assert dag.get_task("render_brief").upstream_task_ids == {*branches, "export_audience"}
     assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
-    # data flows forward as values: the tiers, brief and exports are arguments
-    assert dag.get_task("export_audience").upstream_task_ids == {"render_brief"}
     assert dag.get_task("prepare_playbook").upstream_task_ids == {"render_brief", "export_audience"}
     assert dag.get_task("trigger_playbook").upstream_task_ids == {"prepare_playbook"}
     assert dag.get_task("post_slack_fallback").upstream_task_ids == {
@@ -129,7 +130,7 @@ def test_make_and_compose_create_the_pool_with_one_slot():
     assert "airflow pools set $(DUCKDB_POOL) 1 " in makefile
     # the targets that start Airflow depend on the database that has the pool
     for target in ("demo", "artifacts", "airflow"):
-        [line] = re.findall(rf"^{target}: \$\(STAMP\).*$", makefile, re.M)
+        [line] = re.findall(rf"^{target}: \$\(BYTECODE\).*$", makefile, re.M)
         assert re.search(r"\$\(AIRFLOW_HOME\)/[\w-]+\.ready", line), line
     compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
     init = " ".join(compose["services"]["airflow-init"]["command"])

@@ -154,14 +154,17 @@ def test_queue_context_brief_and_export(settings, tmp_path, monkeypatch, capsys)
     assert json.loads(out)["status_distribution"] == {"ACTIVE": 1, "AT_RISK": 2, "INACTIVE": 0}
     code, out, err = run(capsys, "brief", "--date", "2011-03-01", "--format", "slack")
     assert code == 0 and json.loads(out)["blocks"] and "brief.md" in err
-    assert (tmp_path / "runs" / "2011-03-01" / "brief.md").exists()
+    [brief] = (tmp_path / "runs" / "2011-03-01").glob("cli__generate_brief__*/brief.md")
     code, out, err = run(
         capsys, "export", "--date", "2011-03-01", "--tier", "P2", "--to", str(tmp_path / "out")
     )
     assert code == 0, err
     result = json.loads(out)
     assert result["row_count"] == 1 and result["tier"] == "P2"
-    lines = (tmp_path / "out" / "audience_p2_2011-03-01.csv").read_text().splitlines()
+    # --to names the folder; the file is still scoped to the date and the run
+    written = tmp_path / "out" / "2011-03-01" / result["run_id"] / "audience_p2_2011-03-01.csv"
+    assert result["link"] == str(written)
+    lines = written.read_text().splitlines()
     assert len(lines) == 2 and lines[1].startswith("2011-03-01,00a,P2,")
     # every write left its own run-log row, with interface 'cli'
     code, out, _ = run(capsys, "run-log", "--date", "2011-03-01", "--all")

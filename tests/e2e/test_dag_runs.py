@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import query_warehouse
+from support import query_warehouse, run_folder
 
 
 def query(tmp_path, sql, params=()):
@@ -55,8 +55,8 @@ def test_critical_date_exports_three_tiers_and_logs_success(run_dag, playbook_si
     assert query(
         tmp_path, "select slack_posted, ticket_id, slack_message_ts from ops_runs_log"
     ) == [(True, "RET-0001", slack_file.stem.removeprefix("slack_"))]
-    files = {tier: tmp_path / "runs" / "2011-05-13" / f"audience_{tier}_2011-05-13.csv"
-             for tier in ("p1", "p2", "p3")}  # fmt: skip
+    folder = run_folder(tmp_path, "2011-05-13", dag_run.run_id)  # the run's own files
+    files = {tier: folder / f"audience_{tier}_2011-05-13.csv" for tier in ("p1", "p2", "p3")}
     assert [str(files[t]) for t in ("p1", "p2", "p3")] == [l1, l2, l3]
     # CSV rows = tier counts in the log (below the 2000 limit), total = their sum
     counts = [len(csv_rows(files[t])) for t in ("p1", "p2", "p3")]
@@ -86,9 +86,11 @@ def test_critical_date_exports_three_tiers_and_logs_success(run_dag, playbook_si
             + min(10, int(row["days_since_last_order"]) / 3),
         )
         assert float(row["priority_score"]) == pytest.approx(expected, abs=0.006)
-    brief = (tmp_path / "runs" / "2011-05-13" / "brief.md").read_text()
+    brief = (folder / "brief.md").read_text()
     assert "CRITICAL" in brief and "P3 is empty" in brief
-    assert (tmp_path / "runs" / "2011-05-13" / "at_risk_last_60_days.png").stat().st_size > 0
+    # the brief links the files next to it, relative to its folder
+    assert "[`audience_p1_2011-05-13.csv`](<audience_p1_2011-05-13.csv>)" in brief
+    assert (folder / "at_risk_last_60_days.png").stat().st_size > 0
 
     # the same date again: one log row per run id, the same rows for D in customer_priority
     before = query(tmp_path, "select count(*) from customer_priority")
@@ -103,7 +105,7 @@ def test_warning_date_exports_p1_and_p2_only(run_dag, tmp_path):
     assert str(dag_run.state).endswith("success") and states["warning"].endswith("success")
     [(_, status, p1, p2, _, total, l1, l2, l3, _)] = log_rows(tmp_path, "2011-09-09")
     assert status == "success" and l3 is None and total == p1 + p2
-    folder = tmp_path / "runs" / "2011-09-09"
+    folder = run_folder(tmp_path, "2011-09-09", dag_run.run_id)
     assert sorted(p.name for p in folder.glob("audience_*.csv")) == [
         "audience_p1_2011-09-09.csv",
         "audience_p2_2011-09-09.csv",
@@ -116,7 +118,7 @@ def test_no_alert_date_logs_skipped_without_exports(run_dag, tmp_path):
     assert states["no_alert"].endswith("success") and states["render_brief"].endswith("skipped")
     [(_, status, *_rest, l1, l2, l3, error)] = log_rows(tmp_path, "2011-08-01")
     assert (status, l1, l2, l3, error) == ("skipped", None, None, None, None)
-    assert not list((tmp_path / "runs").glob("2011-08-01/audience_*"))
+    assert not list((tmp_path / "runs").glob("2011-08-01/*/audience_*"))
 
 
 def test_a_failed_step_still_leaves_a_failed_log_row(run_dag, tmp_path):
@@ -199,7 +201,7 @@ def test_always_500_ends_in_the_slack_fallback_and_a_failed_row(
     assert error.startswith("step trigger_playbook failed: TransientWebhookError")
     assert "webhook answered HTTP 500" in error
     # nothing lost: the brief and the exports are on disk
-    folder = tmp_path / "runs" / WARNING_DATE
+    folder = run_folder(tmp_path, WARNING_DATE, dag_run.run_id)
     assert (folder / "brief.md").exists() and len(list(folder.glob("audience_*.csv"))) == 2
 
 
@@ -229,7 +231,9 @@ def test_dry_run_sends_nothing_and_shadow_is_flagged(run_dag, playbook_sim, tmp_
     dag_run, states = run_dag(WARNING_DATE, dry_run=True, rollout_mode=None)
     assert str(dag_run.state).endswith("success") and playbook_sim.requests == []
     assert states["trigger_playbook"].endswith("skipped")
-    body = json.loads((tmp_path / "runs" / WARNING_DATE / "playbook_request.json").read_text())
+    body = json.loads(
+        (run_folder(tmp_path, WARNING_DATE, dag_run.run_id) / "playbook_request.json").read_text()
+    )
     assert body["severity"] == "WARNING" and body["rollout_mode"] == "production"
     # (dag.test keeps the previous run's conf on the DAG object: say dry_run=False again)
     _, states = run_dag(WARNING_DATE, rollout_mode="shadow", dry_run=False)

@@ -151,9 +151,10 @@ def test_commands_before_their_prerequisites_name_the_command_to_run(sample_sett
         one_line_error(code, err)
         assert "retentionops queue --date 2011-05-13" in err or "retentionops detect" in err
         assert out == ""
-    # a refusal writes no brief and no export: only the failed runs' log copies
-    written = [p.name for p in (sample_settings.artifacts_path / D).iterdir()]
-    assert written and all(name.startswith("run_log_cli__") for name in written)
+    # a refusal writes no brief and no export: only the failed writes' log copies (brief
+    # and export; context is a read and logs nothing)
+    written = sorted(p.name for p in (sample_settings.artifacts_path / D).rglob("*") if p.is_file())
+    assert written == ["run_log.json"] * 2
     # detection without the queue: the brief refuses instead of reporting empty tiers
     assert cli(capsys, "detect", "--date", D)[0] == 0
     code, _, err = cli(capsys, "brief", "--date", D)

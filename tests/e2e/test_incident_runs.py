@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from support import query_warehouse
+from support import query_warehouse, run_folder
 
 WEEK = ["2011-05-13", "2011-05-14", "2011-05-15", "2011-05-16", "2011-05-17"]
 RESOLVED = "2011-07-01"
@@ -132,7 +132,7 @@ def test_a_silence_set_by_airflow_variable_and_the_warm_up_send_nothing(
     incident, event, playbook, status, note, _ = log_row(tmp_path, "2011-05-13")
     assert (incident, event, playbook, status) == ("INC-20110513", "open", "suppressed", "success")
     assert note == f"silenced until {until} because the data team is migrating"
-    brief = (tmp_path / "runs" / "2011-05-13" / "brief.md").read_text()
+    brief = (run_folder(tmp_path, "2011-05-13", dag_run.run_id) / "brief.md").read_text()
     assert f"NOT SENT — silenced until {until} because the data team is migrating." in brief
 
     dag_run, states = run_dag("2011-01-10")  # a CRITICAL SQL5 day, 41 days into the history

@@ -227,7 +227,7 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
     assert props["tier"]["enum"] == ["P1", "P2", "P3"]
     assert props["limit"]["default"] == 2000
     assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 100000)
-    assert _enum(props["destination"]) == ["csv", "gsheet"]
+    assert _enum(props["destination"]) == ["csv", "gcs", "gsheet"]
     assert "destination" not in tools["export_audience"].input_schema["required"]
     assert _enum(tools["trigger_playbook"].input_schema["properties"]["rollout_mode"]) == [
         "shadow",
@@ -289,14 +289,18 @@ def test_exports_match_the_audience_and_the_csv_files(session):
     p1, p2 = ok(session, "export_p1"), ok(session, "export_p2")
     assert (p1["tier"], p1["row_count"]) == ("P1", 47)
     assert (p2["tier"], p2["row_count"]) == ("P2", 120)
-    assert Path(p2["link"]).parent == session["base"] / "exports"
-    assert Path(p1["link"]).is_relative_to(session["base"] / "artifacts")
+    # the folder argument names where; the file is still scoped to the date and the run
+    assert Path(p2["link"]).parent == session["base"] / "exports" / CRITICAL / p2["run_id"]
+    assert Path(p1["link"]).parent == session["base"] / "artifacts" / CRITICAL / p1["run_id"]
     with open_warehouse(settings, read_only=True) as warehouse:
-        for export, limit in ((p1, None), (p2, 120)):
+        for export in (p1, p2):
             with open(export["link"], newline="") as handle:
                 rows = list(csv.DictReader(handle))
             assert len(rows) == export["row_count"]
-            audience = actions.fetch_audience(warehouse, settings, CRITICAL, export["tier"], limit)
+            # the file is the run's recorded audience, row for row
+            audience = warehouse.query(
+                "action/read_audience", {"run_id": export["run_id"], "tier": export["tier"]}
+            )
             assert [r["customer_id"] for r in rows] == [str(r["customer_id"]) for r in audience]
 
 

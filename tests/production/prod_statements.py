@@ -4,6 +4,10 @@ Each entry mirrors the call site named in its comment, built with the package's 
 parameter functions, so the types ZetaSQL sees are the ones ``bigquery_query_parameters``
 puts in the BigQuery job. ``test_prod_zetasql_analysis`` fails for a file under
 ``include/sql/`` that has no entry here, so a new file cannot go unchecked.
+
+``built_statements`` lists the statements the package builds in code rather than reads
+from a file (retention, invalidation after a load, the BigQuery load script), with the
+parameters of their call sites.
 """
 
 from __future__ import annotations
@@ -12,35 +16,38 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from retentionops import actions
+from retentionops import runlog
+from retentionops.detection import DETECTION_MARKER
+from retentionops.incidents import LEDGER_TYPES
+from retentionops.incidents import parameters as incident_parameters
 from retentionops.settings import Settings
 from retentionops.sql import SQL_DIR, detection_parameters, priority_parameters
 
 RUN_DATE = dt.date(2011, 5, 13)
+RUN_ID = "manual__2011-05-13T00:00:00+00:00"
+DEDUPE_KEY = "INC-20110513:open:2011-05-13:production"
 
 Call = tuple[dict[str, Any], dict[str, str] | None]
 
 
 def _run_log(settings: Settings) -> Call:
-    # actions.write_run_log -> warehouse.execute_file(..., types=RUN_LOG_TYPES)
-    record = actions.run_log_record(
-        run_id="manual__2011-05-13T00:00:00+00:00",
-        run_date=RUN_DATE,
-        status="success",
+    # runlog.write -> warehouse.execute_file(..., types=RUN_LOG_TYPES), a row of summarize
+    started = dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC)
+    outcome = runlog.RunOutcome(
+        run_id="manual__2011-05-13T00:00:00+00:00", run_date=RUN_DATE, interface="dag",
+        started_at=started, daily=True,
         decision={"severity": "CRITICAL", "alert_flag": True, "current_value": 45.2,
                   "baseline_value": 32.55, "delta_relative_pct": 38.86, "sample_size": 2396},
         counts={"P1": 47, "P2": 300, "P3": 0},
         exports=[{"tier": "P1", "link": "gs://b/p/audience_p1_2011-05-13.csv", "row_count": 47}],
-        started_at=dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC),
-        now=dt.datetime(2011, 5, 14, 0, 6, tzinfo=dt.UTC),
-        playbook_status="sent",
-        export_status="ok",
+        answer={"slack_message_ts": "1.2", "ticket_id": "RET-0001"},
     )  # fmt: skip
-    return record, actions.RUN_LOG_TYPES
+    row = runlog.summarize(outcome, now=started + dt.timedelta(minutes=1))
+    return dict(row), runlog.RUN_LOG_TYPES
 
 
 CALLS: dict[str, Callable[[Settings], Call]] = {
-    # detection.run_detection_step / alert_series: detection_parameters(settings, D[, from])
+    # detection.run_step / alert_series: detection_parameters(settings, D[, from])
     **{
         f"detection/{name}": (lambda s: (detection_parameters(s, RUN_DATE), None))
         for name in (
@@ -51,22 +58,65 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
             "05_alert_logic",
         )
     },
-    # detection.get_alert_decision
+    # detection.stored_alert_decision
     "detection/read_alert_decision": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.build_priority_queue: priority_parameters(settings, D)
-    "action/build_priority_queue": lambda s: (priority_parameters(s, RUN_DATE), None),
-    # actions.get_operational_context
-    "action/get_operational_context": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.fetch_audience
-    "action/read_audience": lambda s: (
-        {"run_date": RUN_DATE, "tier": "P1", "row_limit": int(s.export_limit)},
+    # detection.clear_markers, mark_complete, completed_steps (and the DAG's marker jobs)
+    "markers/clear_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
+    "markers/mark_step_complete": lambda s: (
+        {"run_date": RUN_DATE, "step": DETECTION_MARKER},
         None,
     ),
-    # actions.read_run_log
+    "markers/read_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
+    # actions.build_priority_queue: priority_parameters(settings, D)
+    "action/build_priority_queue": lambda s: (priority_parameters(s, RUN_DATE), None),
+    # actions.get_operational_context (_context_rows)
+    "action/get_operational_context": lambda s: ({"run_date": RUN_DATE, "new_only": False}, None),
+    # actions.record_audience: clear, record, read back
+    "action/clear_audience_export": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
+    "action/record_audience_export": lambda s: (
+        {
+            "run_id": RUN_ID,
+            "tier": "P1",
+            "run_date": RUN_DATE,
+            "new_only": s.export_mode == "new_only",
+            "row_limit": int(s.export_limit),
+        },
+        None,
+    ),  # fmt: skip
+    "action/read_audience": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
+    # incidents.incident_days: incidents.parameters(settings, from, to)
+    "incidents/incident_days": lambda s: (
+        incident_parameters(s, dt.date(2011, 5, 1), RUN_DATE),
+        None,
+    ),
+    # incidents.delivered_at, incident_thread, record_delivery
+    "incidents/read_delivery": lambda s: ({"dedupe_key": DEDUPE_KEY}, None),
+    "incidents/read_incident_thread": lambda s: (
+        {"incident_id": "INC-20110513", "rollout_mode": "production"},
+        None,
+    ),
+    "incidents/record_delivery": lambda s: (
+        {
+            "dedupe_key": DEDUPE_KEY,
+            "run_id": RUN_ID,
+            "run_date": RUN_DATE,
+            "incident_id": "INC-20110513",
+            "event": "open",
+            "severity": "CRITICAL",
+            "rollout_mode": "production",
+            "resend": False,
+            "ticket_id": "RET-0001",
+            "slack_message_ts": None,
+        },
+        LEDGER_TYPES,
+    ),  # fmt: skip
+    # incidents.history_covered_to
+    "markers/read_history_coverage": lambda s: ({}, None),
+    # runlog.read
     "action/read_run_log": lambda s: ({"run_id": "manual__2011-05-13T00:00:00+00:00"}, None),
-    # cli run-log, examples
+    # runlog.read_for_date
     "action/read_run_logs_for_date": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.write_run_log
+    # runlog.write
     "action/write_run_log": _run_log,
     # health.get_health
     "action/get_health": lambda s: (
@@ -77,6 +127,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "impact/last_order_date": lambda s: ({}, None),
     "impact/measure_impact": lambda s: (
         {
+            "run_id": RUN_ID,
             "run_date": RUN_DATE,
             "tiers": ["P1", "P2"],
             "row_limit": s.export_limit,
@@ -89,6 +140,10 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         {"run_date": RUN_DATE, "customer_id": "12347"},
         None,
     ),
+    # Warehouse.replace_orders (both backends)
+    "maintenance/orders_changed_from": lambda s: ({}, None),
+    # service.data_warnings
+    "maintenance/orders_range": lambda s: ({}, None),
 }
 # warehouse.ensure_tables / bigquery.create_tables_job: DDL takes no parameters
 CALLS.update({f"ddl/{p.stem}": (lambda s: ({}, None)) for p in (SQL_DIR / "ddl").glob("*.sql")})
@@ -97,3 +152,40 @@ CALLS.update({f"ddl/{p.stem}": (lambda s: ({}, None)) for p in (SQL_DIR / "ddl")
 def sql_names() -> list[str]:
     """Every SQL file of the package, as the names ``retentionops.sql.render`` takes."""
     return sorted(str(p.relative_to(SQL_DIR).with_suffix("")) for p in SQL_DIR.rglob("*.sql"))
+
+
+# -- statements built in code ----------------------------------------------------------
+
+#: ``service.apply_retention``'s clock in the analysis (any instant: only types matter)
+RETENTION_NOW = dt.datetime(2011, 9, 1, 6, 0, tzinfo=dt.UTC)
+
+
+def retention_parameters(settings: Settings, now: dt.datetime = RETENTION_NOW) -> dict:
+    """The values ``service.apply_retention`` passes to each retention statement."""
+    cutoff = now - dt.timedelta(days=settings.retention_days)
+    return {"cutoff_ts": cutoff, "cutoff_date": cutoff.date()}
+
+
+def built_statements(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``label -> (BigQuery text, parameter values)`` of every statement built in code
+    that runs as one job (the BigQuery load script is analysed apart, from the jobs
+    ``BigQueryWarehouse.replace_orders`` sends)."""
+    from retentionops.warehouse import invalidation_statements, retention_statements
+
+    out = {}
+    for table, text in retention_statements(settings):
+        # service.apply_retention: warehouse.execute_sql(statement, params)
+        out[f"retention_statements[{table}]"] = (text, retention_parameters(settings))
+    for text in invalidation_statements(settings):
+        # Warehouse.replace_orders: execute(statement, {"changed_from": changed_from})
+        table = text.split("`")[1].rsplit(".", 1)[-1]
+        out[f"invalidation_statements[{table}]"] = (text, {"changed_from": RUN_DATE})
+    return out
+
+
+def built_labels() -> list[str]:
+    """The labels of ``built_statements`` (computed without the analyzer, for collection)."""
+    from retentionops.settings import load_settings
+
+    settings = load_settings(env={}, warehouse_backend="bigquery", bigquery_project="p")
+    return sorted(built_statements(settings))

@@ -29,6 +29,8 @@ BIGQUERY_FEATURES = (
     "FEATURE_CREATE_TABLE_CLUSTER_BY",  # CREATE TABLE ... CLUSTER BY
     "FEATURE_V_1_3_COLUMN_DEFAULT_VALUE",  # created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP()
     "FEATURE_CREATE_TABLE_NOT_NULL",  # NOT NULL columns
+    "FEATURE_V_1_3_OMIT_INSERT_COLUMN_LIST",  # INSERT INTO t SELECT ... (no column list)
+    "FEATURE_WITH_RECURSIVE",  # WITH RECURSIVE (incidents/incident_days.sql)
 )
 
 #: BigQuery's table options with their types (CREATE TABLE ... OPTIONS): an option outside
@@ -290,31 +292,128 @@ class Analysis:
         self.count = 0
 
     def analyse(self, path: str, text: str, parameters=()):
+        """One statement (a file of the package holds exactly one): its resolved AST."""
+        return self.check(path, text, parameters).model
+
+    def check(self, path: str, text: str, parameters=()) -> Resolved:
+        """``analyse`` without building the Python model of the AST until it is asked for."""
         try:
-            response = self.service.analyze(
-                sql_statement=text,
-                options=analyzer_options(parameters),
-                simple_catalog=catalog(self.tables),
-            )
+            response = _analyze(self.service, text, parameters, self.tables)
         except Exception as error:  # the service raises ServerError with the message
             raise failure(path, text, error) from None
-        statement = response.resolved_statement
-        kind = type(statement).__name__
-        name = ".".join(getattr(statement, "name_path", None) or [])
-        if kind == "ResolvedCreateTableStmt":
-            self.tables[name] = [
-                (c.name, type_name(c.type)) for c in statement.column_definition_list
-            ]
-        elif kind == "ResolvedCreateViewStmt":
-            self.tables[name] = [
-                (c.name, type_name(c.column.type)) for c in statement.output_column_list
-            ]
+        statement = self._record(Resolved(response.resolved_statement))
         self.statements[path] = statement
         self.count += 1
         return statement
 
+    def analyse_script(self, path: str, text: str, parameters=()) -> list[tuple[Resolved, str]]:
+        """A multi-statement script, split and analysed by ZetaSQL statement by statement
+        (as BigQuery runs a script): ``[(resolved statement, its text)]``."""
+        from zetasql import types
+
+        data = text.encode()
+        position, out = 0, []
+        while data[position:].strip(b" \n\t;"):
+            resume = types.ParseResumeLocation(
+                input=text, byte_position=position, allow_resume=True
+            )
+            try:
+                response = _analyze(self.service, None, parameters, self.tables, resume=resume)
+            except Exception as error:
+                raise failure(path, text, error) from None
+            end = response.resume_byte_position
+            piece = data[position:end].decode().strip().rstrip(";").strip()
+            out.append((self._record(Resolved(response.resolved_statement)), piece))
+            position = end
+        self.statements[path] = [statement for statement, _ in out]
+        self.count += len(out)
+        return out
+
+    def _record(self, statement: Resolved) -> Resolved:
+        if statement.kind in ("ResolvedCreateTableStmt", "ResolvedCreateViewStmt"):
+            model = statement.model
+            name = ".".join(model.name_path)
+            if statement.kind == "ResolvedCreateTableStmt":
+                columns = [(c.name, type_name(c.type)) for c in model.column_definition_list]
+            else:
+                columns = [(c.name, type_name(c.column.type)) for c in model.output_column_list]
+            self.tables[name] = columns
+        return statement
+
+
+class Resolved:
+    """A resolved statement as the service returned it (a protobuf message); ``model`` is
+    zetasql's Python model of it, built on first use (building it costs more than the
+    analysis for a long query)."""
+
+    def __init__(self, any_statement) -> None:
+        self.raw = any_statement
+        node = any_statement
+        while type(node).__name__.startswith("AnyResolved"):  # oneof wrappers
+            node = getattr(node, node.WhichOneof("node"))
+        self.node = node
+        self.kind = type(node).__name__.removesuffix("Proto")
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from zetasql.types import parse_proto
+
+            self._model = parse_proto(self.raw)
+        return self._model
+
+
+_OPTIONS_PROTOS: dict[tuple, Any] = {}
+
+
+def _options_proto(parameters):
+    key = (BIGQUERY_FEATURES, tuple((name, kind) for name, kind, _ in parameters))
+    if key not in _OPTIONS_PROTOS:
+        _OPTIONS_PROTOS[key] = analyzer_options(parameters).to_proto()
+    return _OPTIONS_PROTOS[key]
+
+
+def _analyze(service, text, parameters, tables, resume=None):
+    """The service's Analyze with the options built once per shape and the catalog
+    registered once per set of tables (an unregistered catalog rebuilds the builtin
+    functions in every call: 20 ms)."""
+    from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
+
+    if resume is None:
+        target = {"sql_statement": text}
+    else:
+        target = {"parse_resume_location": resume.to_proto()}
+    request = pb.AnalyzeRequest(
+        options=_options_proto(parameters),
+        registered_catalog_id=_registered_catalog(service, tables),
+        **target,
+    )
+    return service.wasm_client.call_grpc_func(
+        "ZetaSqlLocalService_Analyze", request, pb.AnalyzeResponse
+    )
+
+
+_REGISTERED: dict[tuple, int] = {}
+
+
+def _registered_catalog(service, tables) -> int:
+    from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
+
+    proto = _catalog_proto(tables)
+    key = (id(service), id(proto))  # protos are kept for the session: ids stay unique
+    if key not in _REGISTERED:
+        response = service.wasm_client.call_grpc_func(
+            "ZetaSqlLocalService_RegisterCatalog",
+            pb.RegisterCatalogRequest(simple_catalog=proto),
+            pb.RegisterResponse,
+        )
+        _REGISTERED[key] = response.registered_id
+    return _REGISTERED[key]
+
 
 def output_columns(statement) -> list[tuple[str, str]]:
+    """(name, BigQuery type) of a query's output (a model or the raw statement proto)."""
     return [(c.name, type_name(c.column.type)) for c in statement.output_column_list]
 
 
@@ -440,14 +539,25 @@ def decode(zeta_type_, value) -> Any:
     return raw
 
 
-def _table_content(columns: list[tuple[str, str]], rows: list[dict[str, Any]]):
+#: For a DELETE or UPDATE the engine's tables carry one pseudo-column more, the row's
+#: position, declared as the primary key: the engine then says which rows it touched.
+#: Pseudo-columns are invisible to ``SELECT *``, so the statement never sees it. (INSERT
+#: runs without it: the engine cannot fill a key it is not given.)
+ROW_KEY = "_row_key"
+
+
+def table_content(columns: list[tuple[str, str]], rows: list[dict[str, Any]], row_key=False):
+    """A table's rows as the engine takes them (with ``row_key``, each row's position)."""
     from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
 
+    key = (lambda position: [zeta_value("INT64", position)]) if row_key else (lambda _: [])
     return pb.TableContent(
         table_data=pb.TableData(
             row=[
-                pb.TableData.Row(cell=[zeta_value(kind, row.get(name)) for name, kind in columns])
-                for row in rows
+                pb.TableData.Row(
+                    cell=[zeta_value(kind, row.get(name)) for name, kind in columns] + key(position)
+                )
+                for position, row in enumerate(rows)
             ]
         )
     )
@@ -456,43 +566,101 @@ def _table_content(columns: list[tuple[str, str]], rows: list[dict[str, Any]]):
 _CATALOG_PROTOS: dict[tuple, Any] = {}
 
 
-def _catalog_proto(tables):
+def _catalog_proto(tables, row_key: bool = False):
     # building the catalog (with the builtin-function options) costs more than many of the
-    # queries: one proto per distinct set of tables is kept
-    key = tuple((name, tuple(columns)) for name, columns in sorted(tables.items()))
+    # queries: one proto per distinct set of tables and language features is kept
+    key = (
+        BIGQUERY_FEATURES,
+        row_key,
+        tuple((name, tuple(columns)) for name, columns in sorted(tables.items())),
+    )
     if key not in _CATALOG_PROTOS:
-        _CATALOG_PROTOS[key] = catalog(tables).to_proto()
+        proto = catalog(tables).to_proto()
+        if row_key:
+            for table in proto.table:
+                column = table.column.add(name=ROW_KEY, is_pseudo_column=True)
+                column.type.CopyFrom(zeta_type("INT64").to_proto())
+                table.primary_key_column_index.append(len(table.column) - 1)
+        _CATALOG_PROTOS[key] = proto
     return _CATALOG_PROTOS[key]
 
 
-def _request(kind, text, parameters, tables, contents):
+def _request(kind, text, parameters, tables, contents, row_key=False):
     from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
 
     return kind(
         sql=text,
-        options=analyzer_options(parameters).to_proto(),
-        simple_catalog=_catalog_proto(tables),
-        table_content={name: _table_content(tables[name], rows) for name, rows in contents.items()},
+        options=_options_proto(parameters),
+        simple_catalog=_catalog_proto(tables, row_key=row_key),
+        table_content={
+            name: content
+            if not isinstance(content, list)
+            else table_content(tables[name], content, row_key)
+            for name, content in contents.items()
+        },
         params=[pb.Parameter(name=n, value=zeta_value(k, v)) for n, k, v in parameters],
     )
 
 
+def _call(service, path, text, method, request, response_type):
+    try:
+        return service.wasm_client.call_grpc_func(method, request, response_type)
+    except Exception as error:
+        raise failure(path, text, error) from None
+
+
 def evaluate(service, path: str, text: str, parameters, tables, contents) -> list[dict[str, Any]]:
-    """Run one query on the reference engine; ``contents`` maps table name -> row dicts."""
+    """Run one query on the reference engine; ``contents`` maps a table name to its rows
+    (dicts) or to its ``table_content``."""
     from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
 
     request = _request(pb.EvaluateQueryRequest, text, parameters, tables, contents)
-    try:
-        response = service.wasm_client.call_grpc_func(
-            "ZetaSqlLocalService_EvaluateQuery", request, pb.EvaluateQueryResponse
-        )
-    except Exception as error:
-        raise failure(path, text, error) from None
+    response = _call(
+        service, path, text, "ZetaSqlLocalService_EvaluateQuery", request,
+        pb.EvaluateQueryResponse,
+    )  # fmt: skip
     columns = response.prepared.columns
     return [
         {c.name: decode(c.type, v) for c, v in zip(columns, row.cell, strict=True)}
         for row in response.content.table_data.row
     ]
+
+
+def modify(service, path: str, text: str, parameters, tables, contents, rows_of, *, row_key):
+    """Run one DML statement (INSERT, UPDATE, DELETE) on the reference engine.
+
+    ``contents`` as for ``evaluate``, built with ``row_key`` (True for UPDATE and DELETE);
+    ``rows_of(table)`` gives a table's rows as ``contents`` holds them. Returns the
+    modified table's name, its rows afterwards and the number of rows the statement touched.
+    """
+    from zetasql.wasi._pb2.zetasql.local_service import local_service_pb2 as pb
+
+    request = _request(pb.EvaluateModifyRequest, text, parameters, tables, contents, row_key)
+    response = _call(
+        service, path, text, "ZetaSqlLocalService_EvaluateModify", request,
+        pb.EvaluateModifyResponse,
+    )  # fmt: skip
+    name = response.table_name
+    columns = tables[name]
+    kinds = {name: zeta_type(kind) for name, kind in columns}
+    operation = pb.EvaluateModifyResponse.Row
+
+    def row_of(cells) -> dict[str, Any]:
+        return {c: decode(kinds[c], v) for (c, _), v in zip(columns, cells, strict=False)}
+
+    deleted, updated, inserted = set(), {}, []
+    for change in response.content:
+        if change.operation == operation.INSERT:
+            inserted.append(row_of(change.cell))
+        else:
+            key = change.old_primary_key[0].int64_value
+            if change.operation == operation.DELETE:
+                deleted.add(key)
+            else:
+                updated[key] = row_of(change.cell)
+    before = rows_of(name)
+    after = [updated.get(i, r) for i, r in enumerate(before) if i not in deleted] + inserted
+    return name, after, len(response.content)
 
 
 #: What the production-path suite did, for the line `make test` prints at the end.

@@ -47,31 +47,37 @@ def test_without_credentials_it_says_so(tmp_path):
     assert "no application default credentials" in line and str(tmp_path / "k") in line
 
 
-def test_the_smoke_steps_run_on_the_embedded_warehouse(tmp_path):
+def test_the_smoke_steps_run_on_the_embedded_warehouse(tmp_path, sample_orders):
     # the same step list the smoke runs on BigQuery, on DuckDB (its reference side), so a
     # broken script is found here and not on the first real project
     sys.path.insert(0, str(SCRIPT.parent))
     import bigquery_smoke
 
-    from retentionops.orders import clean_uci
-    from retentionops.sample import generate_uci_sample
     from retentionops.settings import load_settings
     from retentionops.warehouse import DuckDBWarehouse
 
-    settings = load_settings(env={}, duckdb_path=str(tmp_path / "smoke.duckdb"))
-    lines = []
+    settings = load_settings(
+        env={}, duckdb_path=str(tmp_path / "smoke.duckdb"), artifacts_dir=str(tmp_path / "runs")
+    )
+    day = dt.date(2011, 5, 13)
+    first, again = [], []
     with DuckDBWarehouse(settings) as warehouse:
-        result = bigquery_smoke.run(
-            warehouse, settings, dt.date(2011, 5, 13),
-            clean_uci(generate_uci_sample()).orders, lines.append,
-        )  # fmt: skip
-    assert len(lines) == 8
+        result = bigquery_smoke.run(warehouse, settings, day, sample_orders, first.append)
+        # a re-run on the same dataset: the load changes nothing, the answers are the same
+        rerun = bigquery_smoke.run(warehouse, settings, day, sample_orders, again.append)
+    assert len(first) == len(again) == 9
+    assert first[2] == "orders changed from 2010-12-01"  # the sample's first order date
+    assert again[2] == "orders unchanged"
+    assert bigquery_smoke.same(result, rerun)
     # the documented CRITICAL day of the sample (README)
     decision = result["decision"]
     assert (decision["severity"], decision["current_value"], decision["sample_size"]) == (
         "CRITICAL", 45.2, 2396
     )  # fmt: skip
+    assert result["completed steps"] == ["customer_priority", "detection"]
     assert result["tier counts"]["P1"] == len(result["P1 audience"]) == 47
     assert result["run log"]["status"] == "success"
+    assert result["run log"]["playbook_status"] == "dry_run"
+    assert (tmp_path / "runs" / "2011-05-13").is_dir()  # the JSON copy stays in the work folder
     assert bigquery_smoke.same(result, result)
     assert not bigquery_smoke.same({"x": 1.0}, {"x": 1.0 + 1e-6})

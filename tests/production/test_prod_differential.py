@@ -1,28 +1,37 @@
-"""Differential execution: the same queries, the same inputs, DuckDB vs ZetaSQL's engine.
+"""Differential execution: the same operations, the same inputs, DuckDB vs ZetaSQL's engine.
 
-Inputs: the hand-worked rule fixtures of tests/test_detection_rules.py (re-stated here, with
-their hand-derived values asserted on the ZetaSQL side too) and a slice of 200 customers of
-the bundled sample across both incidents (2011-05-12..17 and 2011-09-08..12). Each query's
-result is compared row by row: integers, strings, dates, booleans, NUMERIC and rounded
-values exactly; other FLOAT64 values to 1e-9 relative.
+The DuckDB side is the package's ``DuckDBWarehouse``; the ZetaSQL side is the package's
+``BigQueryWarehouse`` whose jobs run on ZetaSQL's reference engine (``ZetaBigQuery``). Both
+are driven by the package's own functions: ``detection.run_detection`` (the five tables
+and the run marker), ``actions.build_priority_queue``, ``Warehouse.replace_orders``,
+``service.apply_retention``, ``runlog.write``.
+
+Inputs: the hand-worked rule fixtures of tests/sql/test_detection_rules.py (re-stated here,
+with their hand-derived values asserted on the ZetaSQL side too), hand-made orders for the
+markers, loads and retention, and a slice of 200 customers of the bundled sample across
+both incidents. Each result is compared row by row: integers, strings, dates, booleans,
+NUMERIC and rounded values exactly; other FLOAT64 values to 1e-9 relative.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import os
 from decimal import Decimal
 
 import pandas as pd
 import pytest
+from support import make_orders
 
-from retentionops import actions, detection
-from retentionops.detection import DETECTION_STEPS
+from retentionops import actions, detection, runlog, service
+from retentionops.detection import DETECTION_STEPS, DetectionError
 from retentionops.settings import load_settings
-from retentionops.sql import detection_parameters, priority_parameters
+from retentionops.sql import DERIVED_TABLES, detection_parameters, table
 from retentionops.warehouse import DuckDBWarehouse
 
-from .prod_differential import ZetaWarehouse, compare, duckdb_rows
+from .prod_differential import ZetaBigQuery, compare, duckdb_rows
 
 F = dt.date(2024, 1, 1)
 D40 = F + dt.timedelta(days=40)
@@ -43,114 +52,111 @@ def population(groups, prefix: str = "c"):
     return rows
 
 
-def frame(rows) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "customer_id": [str(r[0]) for r in rows],
-            "order_id": [str(r[1]) for r in rows],
-            "order_date": [dt.date.fromisoformat(r[2]) for r in rows],
-            "order_amount": [float(r[3]) for r in rows],
-            "country": ["United Kingdom"] * len(rows),
-        }
-    )
+#: The settings of a pair come from the code's defaults and the overrides, not from the
+#: shipped include/retentionops.yaml: it sets nothing (every line is commented out, checked
+#: by the fixture) and parsing it for each warehouse costs 20 ms.
+NO_CONFIG = os.devnull
 
 
 class Pair:
-    """One DuckDB warehouse and one ZetaSQL warehouse holding the same orders."""
+    """One DuckDB warehouse and one BigQuery (on ZetaSQL) warehouse holding the same orders.
 
-    def __init__(self, tmp_path, service, analysed, orders: pd.DataFrame, **overrides) -> None:
+    Every operation runs on DuckDB first: the ZetaSQL side takes the effect of a MERGE
+    from it (``ZetaBigQuery``).
+    """
+
+    def __init__(self, tmp_path, service_, analysed, orders: pd.DataFrame, **overrides) -> None:
         self.duck_settings = load_settings(
-            env={}, duckdb_path=str(tmp_path / "pair.duckdb"), **overrides
-        )
+            NO_CONFIG, env={}, duckdb_path=str(tmp_path / "pair.duckdb"),
+            artifacts_dir=str(tmp_path / "duckdb-runs"), **overrides,
+        )  # fmt: skip
         self.duck = DuckDBWarehouse(self.duck_settings)
         self.duck.replace_orders(orders)
-        zeta_settings = load_settings(
-            env={}, warehouse_backend="bigquery", bigquery_project="retentionops-ci", **overrides
-        )
-        self.zeta = ZetaWarehouse(service, analysed, zeta_settings)
+        self.zeta_settings = load_settings(
+            NO_CONFIG, env={}, warehouse_backend="bigquery", bigquery_project="retentionops-ci",
+            artifacts_dir=str(tmp_path / "bigquery-runs"), **overrides,
+        )  # fmt: skip
+        self.zeta = ZetaBigQuery(service_, analysed, self.zeta_settings, twin=self.duck)
+        self.bq = self.zeta.warehouse()
         # the same inputs: the orders exactly as DuckDB stored them
-        self.zeta.contents[self.zeta.refs["orders"]] = duckdb_rows(self.duck, "orders")
+        self.zeta.set_rows("orders", duckdb_rows(self.duck, "orders"))
 
     def close(self) -> None:
         self.duck.close()
 
-    def detect(self, day: dt.date, label: str, steps=DETECTION_STEPS, from_date=None) -> None:
-        """SQL1-SQL5 for the date on both engines, each table's date(s) compared.
-
-        Daily, DuckDB runs the DAG's own ``run_detection_step``. With ``from_date`` a step
-        replaces every date of the range in one pass (``retentionops alerts`` computes
-        SQL5 over a range the same way; DuckDB's ``replace_partition`` takes a range).
-        """
-        params = detection_parameters(self.duck_settings, day, from_date=from_date)
-        start = params["from_date"]
-        for step in steps:
-            if from_date is None:
-                detection.run_detection_step(self.duck, self.duck_settings, step, day)
-            else:
-                self.duck.replace_partition(
-                    step.sql_name, table=step.table, partition_field=step.partition_field,
-                    params=params,
-                )  # fmt: skip
-            self.zeta.replace_partition(
-                step.sql_name, table=step.table, partition_field=step.partition_field,
-                params=params,
-            )  # fmt: skip
-            field = step.partition_field
-            compare(
-                f"{label}: {step.sql_name} at {start}..{day}",
-                duckdb_rows(
-                    self.duck, step.table, f"where {field} between $s and $d",
-                    {"s": start, "d": day},
-                ),
-                [r for r in self.zeta.contents[self.zeta.refs[step.table]]
-                 if start <= r[field] <= day],
-            )  # fmt: skip
+    def detect(self, day: dt.date, label: str) -> dict:
+        """SQL1-SQL5 and the detection marker of the date through ``run_detection`` on both
+        backends; each table's date, the decision and the date's markers compared."""
+        duck_decision = detection.run_detection(self.duck, self.duck_settings, day)
+        zeta_decision = detection.run_detection(self.bq, self.zeta_settings, day)
+        for step in DETECTION_STEPS:
+            self.same_table(label, step.table, day)
+        compare(f"{label}: run_detection's decision at {day}", [duck_decision], [zeta_decision])
+        self.same(label, "markers/read_run_markers", {"run_date": day})
+        return zeta_decision
 
     def queue(self, day: dt.date, label: str) -> None:
-        """The priority queue and the operational context for the date, compared."""
-        actions.build_priority_queue(self.duck, self.duck_settings, day)
-        self.zeta.replace_partition(
-            "action/build_priority_queue", table="customer_priority", partition_field="run_date",
-            params=priority_parameters(self.duck_settings, day),
-        )  # fmt: skip
-        compare(
-            f"{label}: action/build_priority_queue at {day}",
-            duckdb_rows(self.duck, "customer_priority", "where run_date = $d", {"d": day}),
-            self.zeta.rows("customer_priority", "run_date", day),
-        )
-        self.same(label, "action/get_operational_context", {"run_date": day})
+        """The priority queue (and its marker), the context and the stored decision."""
+        counts = actions.build_priority_queue(self.duck, self.duck_settings, day)
+        assert actions.build_priority_queue(self.bq, self.zeta_settings, day) == counts
+        self.same_table(label, "customer_priority", day)
+        self.same(label, "action/get_operational_context", {"run_date": day, "new_only": False})
         self.same(label, "detection/read_alert_decision", {"run_date": day})
+        self.same(label, "markers/read_run_markers", {"run_date": day})
 
-    def same(self, label: str, sql_name: str, values, *, ordered: bool = False, types=None):
+    def build_on_duckdb(self, days) -> None:
+        """Detection and the queue of each date on DuckDB only, then the derived tables
+        handed to the engine as DuckDB wrote them (for tests of what later deletes them;
+        ``detect`` and ``queue`` compare the building itself)."""
+        for day in days:
+            detection.run_detection(self.duck, self.duck_settings, day)
+            actions.build_priority_queue(self.duck, self.duck_settings, day)
+        for name in DERIVED_TABLES:
+            self.zeta.set_rows(name, duckdb_rows(self.duck, name))
+
+    def same_table(self, label: str, name: str, day: dt.date | None = None) -> None:
+        """A table (one date of it) as each engine holds it, compared."""
+        if day is None:
+            duck = duckdb_rows(self.duck, name)
+        else:
+            field = table(name).partition_field
+            duck = duckdb_rows(self.duck, name, f"where {field} = $d", {"d": day})
+        compare(f"{label}: table {name}{f' at {day}' if day else ''}", duck,
+                self.zeta.rows(name, day))  # fmt: skip
+
+    def same(self, label: str, sql_name: str, values, *, ordered: bool = False):
         """One read query on both engines with the same parameter values, compared."""
         duck = self.duck.query(sql_name, values)
-        zeta = self.zeta.query(sql_name, values, types)
+        zeta = self.bq.query(sql_name, values)
         compare(f"{label}: {sql_name} {values}", duck, zeta, ordered=ordered)
         return zeta
 
 
+@pytest.fixture(scope="session")
+def shipped_config_sets_nothing():
+    assert load_settings(env={}) == load_settings(NO_CONFIG, env={})
+
+
 @pytest.fixture
-def pair(tmp_path, zetasql_service, analysed):
+def pair(tmp_path, zetasql_service, analysed, shipped_config_sets_nothing):
     made = []
 
     def make(rows_or_frame, **overrides) -> Pair:
-        orders = rows_or_frame if isinstance(rows_or_frame, pd.DataFrame) else frame(rows_or_frame)
-        made.append(Pair(tmp_path / str(len(made)), zetasql_service, analysed, orders, **overrides))
+        orders = (
+            rows_or_frame if isinstance(rows_or_frame, pd.DataFrame) else make_orders(rows_or_frame)
+        )
+        folder = tmp_path / str(len(made))
+        folder.mkdir()
+        made.append(Pair(folder, zetasql_service, analysed, orders, **overrides))
         return made[-1]
 
-    (tmp_path / "0").mkdir()
-    for i in range(1, 4):
-        (tmp_path / str(i)).mkdir()
     yield make
     for p in made:
         p.close()
 
 
-def zeta_by_customer(pair: Pair, table: str, day: dt.date, columns: list[str]) -> dict:
-    return {
-        r["customer_id"]: tuple(r[c] for c in columns)
-        for r in pair.zeta.rows(table, "snapshot_date", day)
-    }
+def zeta_by_customer(pair: Pair, name: str, day: dt.date, columns: list[str]) -> dict:
+    return {r["customer_id"]: tuple(r[c] for c in columns) for r in pair.zeta.rows(name, day)}
 
 
 def decision(row: dict) -> tuple:
@@ -207,7 +213,7 @@ SQL3_CUSTOMERS = {
     "four_gt07": [38, 28, 18, 8], "four_eq15": [90, 70, 50, 30], "four_gt15": [91, 71, 51, 31],
     "inactive_3": [300, 200, 100], "inactive_drop": [150, 140],
 }  # fmt: skip
-# hand-derived in tests/test_detection_rules.py::test_sql3_signals_score_and_level
+# hand-derived in tests/sql/test_detection_rules.py::test_sql3_signals_score_and_level
 SQL3_EXPECTED = {
     "freq_eq": (2, 30, 20.0, False, False, True, 20, "LOW"),
     "freq_gt": (2, 31, 20.0, True, False, False, 50, "MEDIUM"),
@@ -238,7 +244,7 @@ def test_sql3_signals_and_the_queue(pair):
                "is_frequency_drop", "is_value_drop", "is_status_inconsistent",
                "churn_risk_score", "churn_risk_level"]  # fmt: skip
     assert zeta_by_customer(p, "churn_detection", SQL3_DAY, columns) == SQL3_EXPECTED
-    queue = {r["customer_id"]: r for r in p.zeta.rows("customer_priority", "run_date", SQL3_DAY)}
+    queue = {r["customer_id"]: r for r in p.zeta.rows("customer_priority", SQL3_DAY)}
     # only "high" is ACTIVE + HIGH (P1); no AT_RISK customer reaches MEDIUM/HIGH except
     # freq_gt, same_day_old and four_gt15 (50, MEDIUM) -> P2; INACTIVE never HIGH
     assert {c: r["priority_tier"] for c, r in queue.items()} == {
@@ -269,7 +275,7 @@ def test_sql4_cohorts(pair):
     rows = sorted(
         (r["cohort_month"], r["month_offset"], r["cohort_size"], r["active_customers"],
          r["retention_rate"])
-        for r in p.zeta.rows("cohort_retention_evolution", "snapshot_date", day)
+        for r in p.zeta.rows("cohort_retention_evolution", day)
     )  # fmt: skip
     jan, feb, mar = dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)
     assert rows == [
@@ -301,7 +307,7 @@ def test_sql5_decisions(pair, groups, expected):
     p = pair(population(groups))
     p.detect(D40, "sql5 fixture")
     p.queue(D40, "sql5 fixture")
-    (row,) = p.zeta.rows("alert_logic", "alert_date", D40)
+    (row,) = p.zeta.rows("alert_logic", D40)
     assert decision(row) == expected
 
 
@@ -321,38 +327,52 @@ def test_sql5_range_with_warm_up(pair):
 
 # -- a slice of the sample across both incidents ---------------------------------------
 
-INCIDENT_DATES = [dt.date(2011, 5, d) for d in range(12, 18)] + [
-    dt.date(2011, 9, d) for d in range(8, 13)
-]
+#: The daily flow, as the DAG runs it, on two dates of the slice: the first day of the
+#: first incident (CRITICAL) and its WARNING day. SQL5 is compared on every date of both
+#: incidents, from the INFO day before each, in one range pass per incident, as
+#: `retentionops alerts` runs it (one pass over May to September costs more than the two:
+#: the reference engine joins each date with its baseline days in a loop, and a SQL5 run
+#: in September costs twice one in May).
+DAILY = {
+    dt.date(2011, 5, 13): "CRITICAL",
+    dt.date(2011, 5, 17): "WARNING",
+}
+SQL5_RANGES = (
+    (dt.date(2011, 5, 12), dt.date(2011, 5, 17)),
+    (dt.date(2011, 9, 8), dt.date(2011, 9, 12)),
+)
 
 
-@pytest.fixture(scope="module")
-def sample_slice():
+@pytest.fixture
+def sample_slice(sample_orders):
     """Every 22nd customer of the cleaned sample (about 200) and all their orders."""
-    from retentionops.orders import clean_uci
-    from retentionops.sample import generate_uci_sample
-
-    orders = clean_uci(generate_uci_sample()).orders
-    customers = sorted(orders["customer_id"].unique())[::22]
-    return orders[orders["customer_id"].isin(customers)].reset_index(drop=True)
+    customers = sorted(sample_orders["customer_id"].unique())[::22]
+    return sample_orders[sample_orders["customer_id"].isin(customers)].reset_index(drop=True)
 
 
 def test_sample_slice_across_the_incidents(pair, sample_slice):
     assert 190 <= sample_slice["customer_id"].nunique() <= 210
-    # holdout 10 % so that is_holdout and the impact query's two groups are exercised
-    p = pair(sample_slice, holdout_pct=10)
-    # SQL5 over each incident in one pass per engine (the reference engine's nested-loop
-    # join makes one SQL5 run take about a second), and day by day on the two documented
-    # dates, as the DAG runs it
-    for first, last in ((INCIDENT_DATES[0], INCIDENT_DATES[5]),
-                        (INCIDENT_DATES[6], INCIDENT_DATES[-1])):  # fmt: skip
-        p.detect(last, "sample slice SQL5 range", DETECTION_STEPS[4:], from_date=first)
-    tiers_seen, holdouts = set(), 0
-    for day in INCIDENT_DATES:
+    # a holdout of 30 % so that on two dates is_holdout and the impact query's two groups
+    # are exercised (the tiers of the slice hold a few dozen customers)
+    p = pair(sample_slice, holdout_pct=30)
+    severities = {}
+    for first, last in SQL5_RANGES:
+        alerts = p.same(
+            "sample slice SQL5 range", "detection/05_alert_logic",
+            detection_parameters(p.duck_settings, last, from_date=first),
+        )  # fmt: skip
+        assert len(alerts) == (last - first).days + 1
+        severities.update({r["alert_date"]: r["severity"] for r in alerts})
+    # on the slice: INFO the day before each incident, then CRITICAL, then WARNING
+    assert [severities[first] for first, _ in SQL5_RANGES] == ["INFO", "INFO"]
+    assert set(severities.values()) == {"INFO", "WARNING", "CRITICAL"}
+    tiers_seen, holdouts, treated, previous = set(), 0, 0, None
+    for day, severity in DAILY.items():
         label = f"sample slice {day}"
-        p.zeta.keep_only({day, day - dt.timedelta(days=1)})
-        daily = day in (dt.date(2011, 5, 13), dt.date(2011, 9, 9))
-        p.detect(day, label, DETECTION_STEPS if daily else DETECTION_STEPS[:4])
+        # the engine keeps this date and the previous one of the per-customer tables
+        p.zeta.keep_only({day, previous})
+        decision = p.detect(day, label)
+        assert decision["severity"] == severity
         p.queue(day, label)
         for tier in ("P1", "P2", "P3"):
             audience = p.same(
@@ -360,55 +380,338 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
                 ordered=True,  # ranked: the order itself must agree
             )  # fmt: skip
             tiers_seen |= {r["priority_tier"] for r in audience}
-        queue = p.zeta.rows("customer_priority", "run_date", day)
+        queue = p.zeta.rows("customer_priority", day)
         holdouts += sum(r["is_holdout"] for r in queue)
+        treated += sum(not r["is_holdout"] for r in queue)
         customer = min(r["customer_id"] for r in queue)
         p.same(label, "impact/read_customer_priority", {"run_date": day, "customer_id": customer})
         p.same(
             label, "impact/measure_impact",
             {"run_date": day, "tiers": ["P1", "P2", "P3"], "row_limit": 5, "horizon_days": 30},
         )  # fmt: skip
+        previous = day
     assert tiers_seen == {"P1", "P2"}  # P3 is empty under the default weights (README)
-    assert holdouts > 0
+    assert 0 < holdouts < treated
     p.same("sample slice", "impact/last_order_date", {})
+
+
+# -- run markers -----------------------------------------------------------------------
+
+
+def test_run_markers_clear_mark_and_read(pair):
+    """Detection marks the date, the queue marks its own step, a new detection run clears
+    both and marks detection again: readers then refuse the queue on both backends."""
+    day = dt.date(2024, 3, 1)
+    p = pair([("A", "A1", "2024-01-10", 10), ("B", "B1", "2024-02-15", 7)])
+    for warehouse in (p.duck, p.bq):
+        assert detection.completed_steps(warehouse, day) == set()
+        with pytest.raises(DetectionError, match="detection for 2024-03-01 is missing"):
+            actions.build_priority_queue(warehouse, p.duck_settings, day)
+    p.detect(day, "markers")
+    p.queue(day, "markers")
+    steps = {r["step"] for r in p.bq.query("markers/read_run_markers", {"run_date": day})}
+    assert steps == {"detection", "customer_priority"}
+    p.detect(day, "markers, detection again")  # clear_run_markers, then mark detection
+    for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
+        assert detection.completed_steps(warehouse, day) == {"detection"}
+        with pytest.raises(DetectionError, match="no priority queue for 2024-03-01"):
+            actions.fetch_audience(warehouse, settings, day, "P1")
+    # a date never run has no markers on either engine
+    assert p.same("markers", "markers/read_run_markers", {"run_date": F}) == []
+
+
+# -- loads: orders_changed_from and the invalidation of derived rows -------------------
+
+ORDERS = [
+    ("A", "A1", "2024-01-10", 10.00),
+    ("A", "A2", "2024-02-01", 20.00),
+    ("B", "B1", "2024-01-20", 7.50),
+    ("C", "C1", "2024-03-01", 5.00),
+    # E and G give the queue rows (gaps of 10 days, then a frequency drop)
+    ("E", "E1", "2024-01-10", 12.00),
+    ("E", "E2", "2024-01-20", 12.00),
+    ("G", "G1", "2024-03-01", 8.00),
+    ("G", "G2", "2024-03-11", 8.00),
+]
+
+
+def changed(order_id: str, **values) -> list[tuple]:
+    """ORDERS with one order's date or amount replaced."""
+    index = {"order_date": 2, "order_amount": 3}
+    out = []
+    for row in ORDERS:
+        row = list(row)
+        if row[1] == order_id:
+            for key, value in values.items():
+                row[index[key]] = value
+        out.append(tuple(row))
+    return out
+
+
+#: Loads in sequence, each from the orders the previous one left: (what changes, the new
+#: orders, the earliest changed date, hand-worked). Each change is undone by the next load,
+#: so every difference is seen in both directions (an order added, then removed...).
+LOADS = [
+    ("identical, in another order", list(reversed(ORDERS)), None),
+    # D1 is new on 2024-02-15
+    ("an order added", [*ORDERS, ("D", "D1", "2024-02-15", 3.00)], dt.date(2024, 2, 15)),
+    ("that order removed again", ORDERS, dt.date(2024, 2, 15)),
+    # A2 (2024-02-01) is gone
+    ("an order removed", [r for r in ORDERS if r[1] != "A2"], dt.date(2024, 2, 1)),
+    ("that order back", ORDERS, dt.date(2024, 2, 1)),
+    # B1 7.50 -> 7.51 on 2024-01-20
+    ("an amount changed", changed("B1", order_amount=7.51), dt.date(2024, 1, 20)),
+    ("the amount back", ORDERS, dt.date(2024, 1, 20)),
+    # C1 moves from 2024-03-01 to 2024-02-20: the earlier of its two dates
+    ("an order moved earlier", changed("C1", order_date="2024-02-20"), dt.date(2024, 2, 20)),
+    ("that order moved back", ORDERS, dt.date(2024, 2, 20)),
+    # A1 moves from 2024-01-10 to 2024-02-05: again the earlier one, its old date
+    ("an order moved later", changed("A1", order_date="2024-02-05"), dt.date(2024, 1, 10)),
+    ("the same orders again", changed("A1", order_date="2024-02-05"), None),
+]
+
+
+def test_orders_changed_from(pair):
+    """``replace_orders`` on both backends: DuckDB stages and compares in one transaction;
+    BigQuery loads orders_incoming, runs orders_changed_from and the transaction script
+    (none when nothing changed)."""
+    p = pair(ORDERS)
+    for change, new_orders, expected in LOADS:
+        scripts = len(p.zeta.jobs)
+        duck = p.duck.replace_orders(make_orders(new_orders))
+        zeta = p.bq.replace_orders(make_orders(new_orders))
+        label = f"load: {change}"
+        compare(label, [{"changed_from": duck}], [{"changed_from": zeta}])
+        assert duck == expected, change
+        p.same_table(label, "orders")
+        assert len(p.zeta.rows("orders")) == len(new_orders)
+        sent = [j for j in p.zeta.jobs[scripts:] if "begin transaction" in j["query"]["query"]]
+        assert len(sent) == (expected is not None), change
+
+
+def test_a_load_deletes_derived_rows_from_the_changed_date_on(pair):
+    days = [dt.date(2024, 2, 10), dt.date(2024, 2, 20), dt.date(2024, 3, 1)]
+    p = pair(ORDERS)
+    p.build_on_duckdb(days)
+    # C1 moves from 2024-03-01 to 2024-02-20: rows and markers of 02-20 and 03-01 go
+    new_orders = make_orders(changed("C1", order_date="2024-02-20"))
+    assert p.duck.replace_orders(new_orders) == p.bq.replace_orders(new_orders) == days[1]
+    for name in DERIVED_TABLES:
+        p.same_table("after the load", name)
+        field = table(name).partition_field
+        assert {r[field] for r in p.zeta.rows(name)} == {days[0]}, name
+    for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
+        assert detection.completed_steps(warehouse, days[0]) == {"detection", "customer_priority"}
+        assert detection.completed_steps(warehouse, days[1]) == set()
+        with pytest.raises(DetectionError, match="detection for 2024-02-20 is missing"):
+            actions.get_operational_context(warehouse, settings, days[1])
+    # the date before the change is still readable, the same on both
+    p.same("after the load", "action/read_audience",
+           {"run_date": days[0], "tier": "P2", "row_limit": 10}, ordered=True)  # fmt: skip
+
+
+def test_orders_range_and_the_warnings_it_gives(pair):
+    p = pair(ORDERS)
+    [history] = p.same("orders range", "maintenance/orders_range", {})
+    assert history == {
+        "first_order_date": dt.date(2024, 1, 10),
+        "last_order_date": dt.date(2024, 3, 11),
+        "orders": 8,
+    }
+    for day, expected in (
+        (dt.date(2024, 1, 9), ["2024-01-09 is before the first order (2024-01-10): the orders "
+                               "cover 2024-01-10..2024-03-11"]),
+        (dt.date(2024, 3, 11), []),
+        # 03-11 + 91 days: 20 (to 03-31) + 30 + 31 + 10 -> 06-10, more than at_risk_days (90)
+        (dt.date(2024, 6, 10), ["the orders end on 2024-03-11, 91 day(s) before 2024-06-10: "
+                                "every customer ages without new orders; by now every customer "
+                                "is INACTIVE. Is the order history up to date?"]),
+    ):  # fmt: skip
+        assert service.data_warnings(p.duck, p.duck_settings, day) == expected
+        assert service.data_warnings(p.bq, p.zeta_settings, day) == expected
+    # no orders at all: NULL dates and a zero count on both engines
+    p.duck.con.execute("delete from orders")
+    p.zeta.set_rows("orders", [])
+    assert p.same("orders range", "maintenance/orders_range", {}) == [
+        {"first_order_date": None, "last_order_date": None, "orders": 0}
+    ]
+
+
+def stored_orders(rows) -> list[dict]:
+    """Orders as a table holds them (NUMERIC amounts)."""
+    return [
+        {"customer_id": c, "order_id": o, "order_date": dt.date.fromisoformat(d),
+         "order_amount": Decimal(str(a)), "country": "United Kingdom"}
+        for c, o, d, a in rows
+    ]  # fmt: skip
+
+
+def test_the_bigquery_load_defect(analysed, zetasql_service):
+    """Known defect (docs/production-path.md, open): ``BigQueryWarehouse.replace_orders``
+    loads the orders frame with WRITE_TRUNCATE and no schema, so the Python client infers
+    the schema from the frame (``order_amount`` float64 -> FLOAT) and BigQuery gives
+    ``orders_incoming`` that schema; the script's ``INSERT ... SELECT *`` of FLOAT64 into
+    the NUMERIC ``orders.order_amount`` is then refused, and the transaction rolls back.
+    When this test fails, the load was fixed: turn it into a check that the load keeps
+    NUMERIC."""
+    from .prod_zetasql import ZetaSqlFailure
+
+    bigquery = ZetaBigQuery(
+        zetasql_service, analysed, analysed.settings, keep_table_schema_on_load=False
+    )
+    before = stored_orders(ORDERS)
+    bigquery.set_rows("orders", before)
+    with pytest.raises(ZetaSqlFailure, match=r"FLOAT64 which cannot be inserted into column "
+                                             r"order_amount, which has type NUMERIC"):  # fmt: skip
+        bigquery.warehouse().replace_orders(make_orders(changed("B1", order_amount=7.51)))
+    ref = bigquery.refs["orders_incoming"]
+    assert dict(bigquery.tables[ref])["order_amount"] == "FLOAT64"
+    # the script's DELETE of the orders ran, then its INSERT failed: all rolled back
+    assert bigquery.rows("orders") == before
+
+
+def test_the_stand_in_refuses_what_bigquery_refuses(analysed, zetasql_service):
+    """ZetaBigQuery's own rules can fail: a row outside the partition a job writes, a MERGE
+    without the twin that stands in for it."""
+    from retentionops import bigquery as jobs
+    from retentionops.sql import render
+
+    stand_in = ZetaBigQuery(zetasql_service, analysed, analysed.settings)
+    settings = analysed.settings
+    ref = stand_in.refs["run_markers"]
+    outside = jobs.partition_job(
+        settings,
+        query="select date '2011-05-14' as run_date, 'detection' as step, "
+        "current_timestamp() as completed_at from unnest([1])",
+        parameters=[], table="run_markers", partition_field="run_date", partition="20110513",
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match=r"a row of 2011-05-14 outside \$20110513"):
+        stand_in.run_job(outside)
+    assert stand_in.contents[ref] == []
+    text = render("markers/mark_step_complete", settings)
+    merge = jobs.query_job(
+        text,
+        [{"name": "run_date", "parameterType": {"type": "DATE"},
+          "parameterValue": {"value": "2011-05-13"}},
+         {"name": "step", "parameterType": {"type": "STRING"},
+          "parameterValue": {"value": "detection"}}],
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match="cannot execute MERGE and no DuckDB twin"):
+        stand_in.run_job(merge)
+
+
+# -- retention by write time -----------------------------------------------------------
+
+
+def test_retention_by_write_time(pair, monkeypatch):
+    """``service.apply_retention`` on both backends, with hand-set marker times.
+
+    now 2024-06-30 12:00 UTC, retention 90 days: cutoff 2024-04-01 12:00 (date 2024-04-01).
+    d1 2024-03-01: both markers written 2024-03-02 -> every row goes, and its markers.
+    d2 2024-03-05: detection rewritten 2024-06-01 (a recent backfill) -> detection rows
+        stay; its queue was written 2024-03-06 -> customer_priority goes, and that marker.
+    d3 2024-03-10: no marker (a run killed half-way), date before the cutoff -> rows go.
+    d4 2024-05-01: no marker, date after the cutoff -> rows stay.
+    alert_logic is never retained: its four dates stay.
+
+    Rows per date (ORDERS): five customers have ordered by 2024-03-01; cohorts January (A,
+    B, E) and March (C, G): offsets 0-2 and 0 in March (4 rows), 0-4 and 0-2 in May (8).
+    The queue (gap 10 days for E and G, 22 for A; frequency drop after 1.5 gaps):
+    d1 E (AT_RISK 41 days, MEDIUM: P2), d2 E, d3 E and A (38 > 33 days: P2), d4 A (90
+    days, AT_RISK) and G (51 days).
+    """
+    d1, d2, d3, d4 = (dt.date(2024, 3, 1), dt.date(2024, 3, 5), dt.date(2024, 3, 10),
+                      dt.date(2024, 5, 1))  # fmt: skip
+    p = pair(ORDERS)
+    p.build_on_duckdb((d1, d2, d3, d4))
+    written = {
+        (d1, "detection"): dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
+        (d1, "customer_priority"): dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
+        (d2, "detection"): dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
+        (d2, "customer_priority"): dt.datetime(2024, 3, 6, tzinfo=dt.UTC),
+    }
+    for (day, step), moment in written.items():
+        p.duck.con.execute(
+            "update run_markers set completed_at = $t where run_date = $d and step = $s",
+            {"t": moment, "d": day, "s": step},
+        )
+    for day in (d3, d4):
+        detection.clear_markers(p.duck, day)
+    p.zeta.set_rows("run_markers", duckdb_rows(p.duck, "run_markers"))  # the same inputs
+    opened = {"duckdb": p.duck, "bigquery": p.bq}
+    monkeypatch.setattr(
+        service, "open_warehouse",
+        lambda settings, **_: contextlib.nullcontext(opened[settings.warehouse_backend]),
+    )  # fmt: skip
+    now = dt.datetime(2024, 6, 30, 12, 0, tzinfo=dt.UTC)
+    deleted = service.apply_retention(p.duck_settings, now=now)
+    assert service.apply_retention(p.zeta_settings, now=now) == deleted
+    # d1 and d3: 5 customers and 4 cohort rows each; the queue of d1 (E), d2 (E), d3 (E, A)
+    assert deleted == {
+        "base_customers": 10, "retention_snapshot": 10, "churn_detection": 10,
+        "cohort_retention_evolution": 8, "customer_priority": 4, "run_markers": 3,
+    }  # fmt: skip
+    for name in DERIVED_TABLES:
+        p.same_table("after retention", name)
+    kept = {
+        "base_customers": {d2, d4}, "retention_snapshot": {d2, d4}, "churn_detection": {d2, d4},
+        "cohort_retention_evolution": {d2, d4}, "customer_priority": {d4},
+        "alert_logic": {d1, d2, d3, d4},
+    }  # fmt: skip
+    for name, days in kept.items():
+        field = table(name).partition_field
+        assert {r[field] for r in p.zeta.rows(name)} == days, name
+    assert [(r["run_date"], r["step"]) for r in p.zeta.rows("run_markers")] == [(d2, "detection")]
+    assert {r["customer_id"] for r in p.zeta.rows("customer_priority")} == {"A", "G"}
 
 
 # -- run log and health ----------------------------------------------------------------
 
 
 def test_run_log_and_health(pair):
-    """MERGE on DuckDB (ZetaSQL's local service cannot execute MERGE: it is analysed only),
-    then the run-log reads, the health view and the health query on both engines."""
+    """``runlog.write`` (the MERGE: analysed by ZetaSQL, its effect taken from DuckDB), then
+    the run-log reads, the health view and the health query on both engines."""
     p = pair([("A", "A1", "2011-05-01", 10)])
-    p.duck.ensure_tables(("ops_runs_log", "ops_health_daily"))
     start = dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC)
+    link = [{"tier": "P1", "link": "gs://b/p/audience_p1.csv", "row_count": 5}]
+    answer = {"slack_message_ts": "1715644800.000100", "ticket_id": "RET-0001"}
+    critical = {"severity": "CRITICAL", "alert_flag": True}
+
+    def outcome(run_id, day, **known):
+        return runlog.RunOutcome(run_id, day, "dag", daily=True, **known)
+
     runs = [
-        ("r1", dt.date(2011, 5, 13), "success", {"severity": "CRITICAL", "alert_flag": True},
-         "sent", "ok", 65_000),
-        ("r2", dt.date(2011, 5, 13), "failed", {"severity": "CRITICAL", "alert_flag": True},
-         "failed", "ok", None),
-        ("r3", dt.date(2011, 5, 14), "skipped", {"severity": "INFO", "alert_flag": False},
-         "not_needed", "none", 1_500),
-        ("r4", dt.date(2011, 6, 2), "success", {"severity": "WARNING", "alert_flag": True},
-         "sent", "failed", 2_000),
+        # r1: alert, playbook sent, export ok, 65 s -> success
+        (outcome("r1", dt.date(2011, 5, 13), started_at=start, decision=critical,
+                 exports=link, answer=answer), start + dt.timedelta(seconds=65)),
+        # r2: the failure callback's row first (only the failed step is known)
+        (outcome("r2", dt.date(2011, 5, 13)).fail("export_audience_P1", "disk full"), start),
+        # r2 completed by the final write: alert, webhook failed -> failed, no timing
+        (outcome("r2", dt.date(2011, 5, 13), decision=critical, exports=link,
+                 playbook_failed=True).fail("trigger_playbook", "HTTP 500"), start),
+        # r3: no alert -> skipped, nothing sent, nothing exported, 1.5 s
+        (outcome("r3", dt.date(2011, 5, 14), started_at=start,
+                 decision={"severity": "INFO", "alert_flag": False}),
+         start + dt.timedelta(milliseconds=1500)),
+        # r4: WARNING alert, sent, the export failed -> success (export_status failed), 2 s
+        (outcome("r4", dt.date(2011, 6, 2), started_at=start,
+                 decision={"severity": "WARNING", "alert_flag": True}, exports=link,
+                 export_failed=True, answer=answer), start + dt.timedelta(seconds=2)),
     ]  # fmt: skip
-    for run_id, day, status, decided, playbook, export, millis in runs:
-        record = actions.run_log_record(
-            run_id=run_id, run_date=day, status=status, decision=decided,
-            started_at=start if millis else None,
-            now=start + dt.timedelta(milliseconds=millis or 0),
-            playbook_status=playbook, export_status=export,
-        )  # fmt: skip
-        actions.write_run_log(p.duck, p.duck_settings, record)
-    # a failure callback followed by the final write: the same row, completed
-    actions.write_run_log(
-        p.duck, p.duck_settings,
-        actions.run_log_record(run_id="r2", run_date=dt.date(2011, 5, 13), status="failed",
-                               error_message="export_audience_P1 failed", now=start),
-    )  # fmt: skip
+    for run, now in runs:
+        row = runlog.summarize(run, now=now)
+        assert runlog.write(p.duck, p.duck_settings, row) == runlog.write(
+            p.bq, p.zeta_settings, row
+        )
     stored = duckdb_rows(p.duck, "ops_runs_log")
     assert len(stored) == 4
-    p.zeta.contents[p.zeta.refs["ops_runs_log"]] = stored
+    # the MERGE kept the callback's error and added the final one (a NULL keeps what is stored)
+    r2 = runlog.read(p.bq, "r2")
+    assert (r2["status"], r2["playbook_status"], r2["error_message"]) == (
+        "failed", "failed",
+        "step export_audience_P1 failed: disk full; step trigger_playbook failed: HTTP 500",
+    )  # fmt: skip
+    p.same_table("run log", "ops_runs_log")
     compare("health view", duckdb_rows(p.duck, "ops_health_daily"), p.zeta.health_view())
     health = p.same(
         "health", "action/get_health",
@@ -435,5 +738,5 @@ def test_value_proxy_is_exact_cents(pair):
     )
     p.detect(SQL3_DAY, "value proxy")
     p.queue(SQL3_DAY, "value proxy")
-    (row,) = p.zeta.rows("customer_priority", "run_date", SQL3_DAY)
+    (row,) = p.zeta.rows("customer_priority", SQL3_DAY)
     assert (row["priority_tier"], row["value_proxy"]) == ("P1", Decimal("14.81"))

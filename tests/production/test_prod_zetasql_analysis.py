@@ -3,18 +3,22 @@
 Each file is rendered by ``retentionops.sql.render`` with ``warehouse_backend='bigquery'``,
 its query parameters are declared with the types ``bigquery_query_parameters`` puts in the
 job, and the catalog holds exactly what ``include/sql/ddl/`` creates. A failure reads
-``include/sql/<file>.sql:<line>:<column>: ZetaSQL: <message>``.
+``include/sql/<file>.sql:<line>:<column>: ZetaSQL: <message>``. The statements the package
+builds in code (retention, invalidation after a load) and the transaction script of the
+BigQuery load are analysed the same way.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from retentionops.actions import QUEUE_STEP
 from retentionops.detection import DETECTION_STEPS
-from retentionops.sql import SQL_DIR
+from retentionops.sql import DERIVED_TABLES, SQL_DIR, table
 
 from . import prod_zetasql
-from .prod_statements import CALLS, sql_names
+from .conftest import LOAD_SCRIPT
+from .prod_statements import CALLS, built_labels, sql_names
 
 DDL_NAMES = [n for n in sql_names() if n.startswith("ddl/")]
 
@@ -22,7 +26,7 @@ DDL_NAMES = [n for n in sql_names() if n.startswith("ddl/")]
 def test_coverage_is_derived_from_the_file_list():
     files = {str(p.relative_to(SQL_DIR).with_suffix("")) for p in SQL_DIR.rglob("*.sql")}
     assert files == set(sql_names())
-    assert len(files) >= 25  # the package's 25 files at the time of writing
+    assert len(files) >= 32  # the package's 32 files at the time of writing
     missing = sorted(files - set(CALLS))
     assert not missing, f"no ZetaSQL coverage (add to prod_statements.CALLS): {missing}"
     stale = sorted(set(CALLS) - files)
@@ -31,13 +35,35 @@ def test_coverage_is_derived_from_the_file_list():
 
 @pytest.mark.parametrize("name", sql_names())
 def test_statement_is_valid_googlesql(analysed, name):
-    statement = analysed.statement(name)
+    statement = analysed.resolved(name)
     expected = {
         "ddl": ("ResolvedCreateTableStmt", "ResolvedCreateViewStmt"),
         "action/write_run_log": ("ResolvedMergeStmt",),
+        "markers/mark_step_complete": ("ResolvedMergeStmt",),
+        "markers/clear_run_markers": ("ResolvedDeleteStmt",),
+        "action/clear_audience_export": ("ResolvedDeleteStmt",),
+        "action/record_audience_export": ("ResolvedInsertStmt",),
+        "incidents/record_delivery": ("ResolvedMergeStmt",),
     }
     kinds = expected.get(name, expected.get(name.split("/")[0], ("ResolvedQueryStmt",)))
-    assert type(statement).__name__ in kinds
+    assert statement.kind in kinds
+
+
+@pytest.mark.parametrize("label", built_labels())
+def test_built_statement_is_valid_googlesql(analysed, label):
+    # retention_statements / invalidation_statements, as BigQuery receives them
+    assert analysed.resolved(label).kind == "ResolvedDeleteStmt"
+
+
+def test_the_bigquery_load_script_is_valid_googlesql(analysed):
+    # the script BigQueryWarehouse.replace_orders sends, as ZetaSQL splits it
+    kinds = [s.kind for s in analysed.resolved(LOAD_SCRIPT)]
+    assert kinds == (
+        ["ResolvedBeginStmt", "ResolvedDeleteStmt", "ResolvedInsertStmt"]
+        + ["ResolvedDeleteStmt"] * len(DERIVED_TABLES)
+        + ["ResolvedCommitStmt"]
+    )
+    assert analysed.parameters[LOAD_SCRIPT] == [("changed_from", "DATE", "2011-05-13")]
 
 
 @pytest.mark.parametrize("name", DDL_NAMES)
@@ -46,7 +72,16 @@ def test_partitioning_and_clustering_follow_bigquery_rules(analysed, name):
     if type(statement).__name__ != "ResolvedCreateTableStmt":
         return  # a view has no storage options
     assert prod_zetasql.partitioning_problems(statement) == []
-    assert statement.partition_by_list, f"{name}: every table of the package is partitioned"
+
+
+@pytest.mark.parametrize("step", [*DETECTION_STEPS, QUEUE_STEP], ids=lambda step: step.table)
+def test_each_step_table_is_partitioned_by_its_run_date_column(analysed, step):
+    # BigQuery writes a step's result into table$YYYYMMDD with timePartitioning.field set
+    # to the catalog's partition_field: the table must be partitioned by that bare column
+    statement = analysed.statement(f"ddl/create_{step.table}")
+    [partition] = statement.partition_by_list
+    assert type(partition).__name__ == "ResolvedColumnRef"
+    assert partition.column.name == table(step.table).partition_field
 
 
 def test_a_missing_file_entry_fails_with_the_file_name(analysed):
@@ -60,7 +95,7 @@ def test_a_missing_file_entry_fails_with_the_file_name(analysed):
             analysed.analysis.service, analysed.settings, ["impact/last_order_date"]
         )
         with pytest.raises(AssertionError, match=r"include/sql/impact/last_order_date\.sql has no"):
-            run.statement("impact/last_order_date")
+            run.resolved("impact/last_order_date")
     finally:
         CALLS.clear()
         CALLS.update(original)
@@ -74,15 +109,19 @@ def test_a_missing_file_entry_fails_with_the_file_name(analysed):
 def test_query_result_fits_its_destination_table(analysed, sql_name, table):
     # BigQuery writes the result into table$YYYYMMDD (WRITE_TRUNCATE, CREATE_NEVER): the
     # columns must be those of the DDL, by name, in order, of the same types.
-    assert prod_zetasql.output_columns(analysed.statement(sql_name)) == analysed.table(table)
+    statement = analysed.resolved(sql_name).node
+    assert prod_zetasql.output_columns(statement) == analysed.table(table)
 
 
 def test_every_enabled_language_feature_is_needed(analysed):
     # Each feature beyond ZetaSQL's bare dialect is there because a statement needs it:
     # without it, at least one of the package's statements fails.
+    # DDL first, then the load script, then the rest: most features fail early
     statements = [
         (name, analysed.texts[name], analysed.parameters[name])
-        for name in sorted(analysed.texts, key=lambda n: (not n.startswith("ddl/"), n))
+        for name in sorted(
+            analysed.texts, key=lambda n: (not n.startswith("ddl/"), n != LOAD_SCRIPT, n)
+        )
     ]
     features = prod_zetasql.BIGQUERY_FEATURES
     try:
@@ -94,7 +133,10 @@ def test_every_enabled_language_feature_is_needed(analysed):
             failed = []
             for name, text, parameters in statements:
                 try:
-                    probe.analyse(name, text, parameters)
+                    if name == LOAD_SCRIPT:
+                        probe.analyse_script(name, text, parameters)
+                    else:
+                        probe.check(name, text, parameters)
                 except prod_zetasql.ZetaSqlFailure as error:
                     failed.append(str(error))
                     break

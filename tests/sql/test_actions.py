@@ -161,13 +161,18 @@ def test_empty_tier_reason_follows_the_settings(detected):
 
 def test_audience_is_ranked_and_limited(detected, settings):
     actions.build_priority_queue(detected, settings, D)
-    rows = actions.fetch_audience(detected, settings, D, "P1")
+    rows = actions.record_audience(detected, settings, D, "P1", "run-a")
     assert [r["customer_id"] for r in rows] == ["p1a", "p1b"]  # 87.2 before 79.9
-    assert [r["customer_id"] for r in actions.fetch_audience(detected, settings, D, "P1", 1)] == [
-        "p1a"
-    ]
+    # the same run exporting again replaces its own record; another run has its own
+    again = actions.record_audience(detected, settings, D, "P1", "run-a", 1)
+    assert [r["customer_id"] for r in again] == ["p1a"]
+    assert len(actions.record_audience(detected, settings, D, "P1", "run-b")) == 2
+    recorded = detected.fetch(
+        "select run_id, count(*) as n from audience_exports group by run_id order by run_id"
+    )
+    assert [(r["run_id"], r["n"]) for r in recorded] == [("run-a", 1), ("run-b", 2)]
     with pytest.raises(ValueError, match="unknown tier 'P4'"):
-        actions.fetch_audience(detected, settings, D, "P4")
+        actions.record_audience(detected, settings, D, "P4", "run-a")
 
 
 def test_run_log_is_one_row_per_run_id_and_keeps_every_cause(warehouse, settings):

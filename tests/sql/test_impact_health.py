@@ -15,9 +15,12 @@ from retentionops.settings import load_settings
 D = "2011-03-01"
 
 
-def in_holdout(customer_id: str, day: str, pct: float) -> bool:
-    # the rule, computed independently of the SQL: first 32 bits of md5(id|date) mod 10000
-    digest = hashlib.md5(f"{customer_id}|{day}".encode()).hexdigest()
+def in_holdout(customer_id: str, day: str, pct: float, period: int = 28, salt="retentionops"):
+    # the rule, computed independently of the SQL: first 32 bits of md5(id|salt|period
+    # start) mod 10000, periods of `period` days counted from 1970-01-01
+    date = dt.date.fromisoformat(day)
+    start = date - dt.timedelta(days=(date - dt.date(1970, 1, 1)).days % period)
+    digest = hashlib.md5(f"{customer_id}|{salt}|{start.isoformat()}".encode()).hexdigest()
     return int(digest[:8], 16) % 10000 < pct * 100
 
 
@@ -54,7 +57,11 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
     treated = set(customers) - holdout
     assert 0 < len(holdout) < 20  # the hash splits this set (checked, not assumed)
     # holdout customers never appear in an export
-    lines = (tmp_path / "runs" / D / f"audience_p2_{D}.csv").read_text().splitlines()[1:]
+    from pathlib import Path
+
+    # the run's own file (artifacts/runs/D/<run id>/)
+    assert Path(exported["link"]).parent == tmp_path / "runs" / D / exported["run_id"]
+    lines = Path(exported["link"]).read_text().splitlines()[1:]
     assert {line.split(",")[1] for line in lines} == treated
     assert exported["row_count"] == len(treated)
 

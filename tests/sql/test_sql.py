@@ -68,6 +68,16 @@ def test_integer_division_keeps_its_operands():
     assert duckdb.connect().execute(sql).fetchone() == (4,)
 
 
+def test_date_arithmetic_is_a_date_even_inside_another_cast():
+    # BigQuery: DATE_SUB of a DATE is a DATE, so its string is 'YYYY-MM-DD' (the holdout
+    # period's hash key depends on it); DuckDB's date - INTERVAL alone is a TIMESTAMP.
+    sql = to_duckdb(
+        "select cast(date_sub(date '2011-03-01', interval 26 day) as string) as s, "
+        "date_add(date '2011-03-01', interval 1 day) as d"
+    )
+    assert duckdb.connect().execute(sql).fetchone() == ("2011-02-03", dt.date(2011, 3, 2))
+
+
 def test_numeric_keeps_bigquery_precision():
     sql = to_duckdb("select cast('1234567.123456789' as numeric) as n")
     assert str(duckdb.connect().execute(sql).fetchone()[0]) == "1234567.123456789"

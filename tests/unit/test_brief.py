@@ -162,7 +162,7 @@ def test_situation_numbers_are_formatted_in_every_format():
 def test_title_names_date_and_severity():
     text = markdown(make_context())
     assert text.splitlines()[0] == "# RetentionOps brief — 2011-09-22 — CRITICAL"
-    assert "Alert flag | TRUE" in text
+    assert "alert flag TRUE" in section(text, "Appendix — for analysts")
 
 
 def test_threshold_crossed_uses_the_decisions_thresholds():
@@ -180,8 +180,9 @@ def test_missing_baseline_is_said_not_zero():
     context = make_context("INFO", alert_flag=False)
     context["decision"].update(baseline_value=None, delta_pct=None, delta_relative_pct=None)
     text = markdown(context)
-    assert "7-day baseline | n/a (warming up)" in text
-    assert "Relative delta | n/a" in text
+    assert "Usual level (7-day baseline) | n/a (warming up)" in text
+    assert "Change against the usual level | n/a" in text
+    assert "no usual level yet" in text.splitlines()[2]  # the first line says it too
     assert "no relative delta yet" in text
 
 
@@ -189,9 +190,13 @@ def test_warning_exports_p1_and_p2_not_p3():
     text = markdown(make_context("WARNING"))
     ready = section(text, "What is ready")
     assert "Exported for this severity: **P1 + P2**" in ready
-    assert re.search(r"^\| P1 Prevention \| 300 \|.*\| yes \|$", ready, re.M)
-    assert re.search(r"^\| P2 Intervention \| 421 \|.*\| yes \|$", ready, re.M)
-    assert re.search(r"^\| P3 Win-back \| 0 \|.*\| no \|$", ready, re.M)
+    assert "- **P1 Prevention: 300 customers** — VIP outreach" in ready
+    assert "- **P2 Intervention: 421 customers** — Win-back" in ready
+    assert "P3 Win-back: 0" not in ready  # not exported: only the appendix lists it
+    appendix = section(text, "Appendix — for analysts")
+    assert re.search(r"^\| P1 Prevention \| 300 \|.*\| yes \|$", appendix, re.M)
+    assert re.search(r"^\| P2 Intervention \| 421 \|.*\| yes \|$", appendix, re.M)
+    assert re.search(r"^\| P3 Win-back \| 0 \|.*\| no \|$", appendix, re.M)
     playbook = section(text, "Playbook")
     assert "#retention-alerts" in playbook
     assert "priority HIGH" in playbook
@@ -637,3 +642,55 @@ def test_a_warm_up_day_says_so_in_the_title_and_the_note():
     )
     assert "warm-up: 41 days of history; alerts start on 2011-03-07" in text
     assert context["plan"]["tiers"] == [] and context["plan"]["branch"] == "no_alert"
+
+
+def test_the_first_lines_say_what_happened_what_is_ready_and_the_ask():
+    """A manager's 30 seconds: plain words, the lists with their sizes (the files' rows),
+    who is asked to do what by when, the incident and ticket; in every format."""
+    context = incident_context("update", severity="WARNING")
+    context["plan"]["tiers"] = ["P1", "P2"]
+    context["tiers"]["P1"].update(exported=True, exported_rows=12)
+    context["tiers"]["P2"].update(exported=True, exported_rows=30)
+    context["response"] = {"owner": "@retention-oncall", "sla_hours": 24,
+                           "due_at": "2011-09-23T06:00+00:00", "ticket_id": "RET-0007"}  # fmt: skip
+    context["status_windows"] = {"active_days": 30, "at_risk_days": 90}
+    lines = [
+        "Churn risk is still high: 23.11 % of customers are at risk of churning (last order "
+        "31 to 90 days ago), against a usual 17.95 % (+28.75 %, WARNING).",
+        "Ready: 42 customers to contact, in 2 lists: P1 Prevention (12: VIP outreach + light "
+        "incentive); P2 Intervention (30: Win-back sequence + free shipping / discount).",
+        "Ask: @retention-oncall, start the outreach by 2011-09-23 06:00 UTC (incident "
+        "INC-20110920, day 3; ticket RET-0007).",
+    ]
+    text = markdown(context)
+    assert text.splitlines()[2:7:2] == [f"**{lines[0]}**", lines[1], f"**{lines[2]}**"]
+    for name, rendered in all_formats(context).items():
+        if name != "email_subject":
+            for line in lines:
+                assert line in rendered.replace("\\n", "\n"), (name, line)
+
+
+def test_the_email_message_carries_the_chart_inline(tmp_path):
+    """brief_email.eml: text and HTML alternatives; the HTML shows the chart through a cid:
+    that names the image part of the same message (no external link to load)."""
+    import email
+    from email import policy
+
+    from retentionops import pack
+
+    chart = render_chart([], tmp_path / "chart.png", run_date="2011-09-22")
+    rendered = render_brief(make_context(), "email", chart_src=f"cid:{pack.CHART_CID}")
+    message = email.message_from_bytes(
+        pack.email_message(rendered, chart.read_bytes()), policy=policy.default
+    )
+    assert message["Subject"] == rendered["subject"]
+    kinds = [part.get_content_type() for part in message.walk()]
+    assert kinds == [
+        "multipart/alternative", "text/plain", "multipart/related", "text/html", "image/png",
+    ]  # fmt: skip
+    html = message.get_body(("html",)).get_content()
+    assert f'<img src="cid:{pack.CHART_CID}"' in html
+    [image] = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    assert image["Content-ID"] == f"<{pack.CHART_CID}>"
+    assert image.get_content() == chart.read_bytes() and image.get_content()[:8] == PNG_MAGIC
+    assert "Churn risk jumped" in message.get_body(("plain",)).get_content()

@@ -20,8 +20,9 @@ from retentionops.exports import (
     AUDIENCE_COLUMNS,
     ExportError,
     ExportResult,
-    export_audience,
+    Upload,
     export_filename,
+    export_tier,
     write_csv,
     write_gsheet,
 )
@@ -30,7 +31,7 @@ DAY = dt.date(2011, 9, 22)
 HEADER = (
     "run_date,customer_id,priority_tier,priority_score,priority_reason,retention_status,"
     "churn_risk_level,churn_risk_score,days_since_last_order,total_revenue,total_orders,"
-    "avg_order_value,recommended_action,value_proxy"
+    "avg_order_value,recommended_action,value_proxy,new_in_tier,cooldown_bypass"
 )
 
 
@@ -50,6 +51,8 @@ def row(customer_id, score, **overrides):
         "avg_order_value": Decimal("102.875"),
         "recommended_action": "call",
         "value_proxy": Decimal("1234.50"),
+        "new_in_tier": True,
+        "cooldown_bypass": False,
     }
     base.update(overrides)
     return base
@@ -67,15 +70,16 @@ ROWS = [
         avg_order_value=None,
         recommended_action=None,
     ),
-    row("00007", 80.0, days_since_last_order=0, value_proxy=Decimal("-3.006")),
-]
+    row("00007", 80.0, days_since_last_order=0, value_proxy=Decimal("-3.006"),
+        new_in_tier=False, cooldown_bypass=True),
+]  # fmt: skip
 EXPECTED_LINES = [
     HEADER,
     '2011-09-22,00123,P1,91.46,"high value, lapsing",at_risk,high,87,45,1234.50,12,102.88,'
-    "call,1234.50",
-    "2011-09-22,17850,P1,80.00,frequency drop,at_risk,high,,45,0.13,12,,,1234.50",
+    "call,1234.50,true,false",
+    "2011-09-22,17850,P1,80.00,frequency drop,at_risk,high,,45,0.13,12,,,1234.50,true,false",
     '2011-09-22,00007,P1,80.00,"high value, lapsing",at_risk,high,87,0,1234.50,12,102.88,'
-    "call,-3.01",
+    "call,-3.01,false,true",
 ]
 
 
@@ -97,14 +101,8 @@ def test_columns_and_filename():
 @pytest.mark.parametrize("tier", ["", None, "P4", "gold"])
 def test_bad_tier_names_allowed_tiers(tier, tmp_path):
     with pytest.raises(ValueError, match="P1, P2, P3"):
-        export_audience(ROWS, str(tmp_path), DAY, tier)
+        export_tier(ROWS, DAY, tier, folder=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("kind", ["xlsx", "", "gsheets"])
-def test_bad_kind_names_allowed_kinds(kind, tmp_path):
-    with pytest.raises(ValueError, match="csv, gsheet"):
-        export_audience(ROWS, str(tmp_path), DAY, "P1", kind=kind)
 
 
 def test_bad_run_date_and_missing_column(tmp_path):
@@ -132,9 +130,9 @@ def test_importable_without_airflow():
 
 def test_local_csv_content_exact(tmp_path):
     folder = tmp_path / "new" / "exports"  # created when missing
-    result = export_audience(ROWS, str(folder), DAY, "P1")
+    result = export_tier(ROWS, DAY, "P1", folder=str(folder))
     path = folder / "audience_p1_2011-09-22.csv"
-    assert result == ExportResult("P1", str(path.resolve()), 3, "local")
+    assert result == ExportResult("P1", str(path.resolve()), 3, "local", str(path.resolve()))
     assert Path(result.link).is_absolute()
     assert path.read_bytes().decode("utf-8") == csv_text(EXPECTED_LINES)
 
@@ -213,7 +211,7 @@ def memfs():
 
 def test_gcs_export_writes_object(memfs):
     fs, bucket = memfs
-    result = export_audience(
+    result = write_csv(
         ROWS,
         f"gs://{bucket}/retention/exports/",
         DAY,
@@ -361,6 +359,8 @@ SHEET_ROW_1 = [
     102.88,
     "call",
     1234.5,
+    True,
+    False,
 ]
 SHEET_ROW_2 = [
     "2011-09-22",
@@ -377,6 +377,8 @@ SHEET_ROW_2 = [
     "",
     "",
     1234.5,
+    True,
+    False,
 ]
 
 
@@ -395,15 +397,7 @@ def test_gsheet_creates_tab_clears_then_writes(sheets):
             ok({"updatedRows": 3}),
         ]
     )
-    result = export_audience(
-        ROWS[:2],
-        "/ignored/for/sheets",
-        DAY,
-        "P1",
-        kind="gsheet",
-        spreadsheet_id=SPREADSHEET,
-        hook=hook,
-    )
+    result = write_gsheet(ROWS[:2], DAY, "P1", spreadsheet_id=SPREADSHEET, hook=hook)
     assert result == ExportResult(
         "P1", f"https://docs.google.com/spreadsheets/d/{SPREADSHEET}/edit#gid=4242", 2, "gsheet"
     )
@@ -499,3 +493,48 @@ def test_gsheet_default_hook_uses_conn_id(monkeypatch):
 def test_gsheet_needs_spreadsheet_id():
     with pytest.raises(ValueError, match="spreadsheet_id"):
         write_gsheet(ROWS, DAY, "P1", spreadsheet_id="")
+
+
+# -- a run's tier: the local CSV first, then the uploads ---------------------------------------
+
+
+def test_a_failed_upload_keeps_the_local_csv_as_the_link(tmp_path):
+    class Broken:
+        def pipe_file(self, path, data):
+            raise OSError("503 Service Unavailable")
+
+    result = export_tier(
+        ROWS, DAY, "P2", folder=str(tmp_path / "run"), gcs_prefix="gs://b/x", filesystem=Broken()
+    )
+    local = tmp_path / "run" / "audience_p2_2011-09-22.csv"
+    assert local.read_text() == csv_text(EXPECTED_LINES)  # the rows, as given
+    assert (result.status, result.link, result.destination_kind) == (
+        "fallback_local", str(local.resolve()), "local",
+    )  # fmt: skip
+    [upload] = result.uploads
+    assert (upload.kind, upload.link) == ("gcs", None)
+    assert "gs://b/x/audience_p2_2011-09-22.csv" in upload.error and "503" in upload.error
+
+
+def test_a_working_upload_is_the_link_and_the_local_csv_stays(tmp_path, memfs):
+    fs, bucket = memfs
+    result = export_tier(
+        ROWS, DAY, "P1", folder=str(tmp_path), gcs_prefix=f"gs://{bucket}/d/r", filesystem=fs
+    )
+    uri = f"gs://{bucket}/d/r/audience_p1_2011-09-22.csv"
+    assert (result.status, result.link, result.row_count) == ("ok", uri, 3)
+    assert result.uploads == (Upload("gcs", uri),)
+    assert (
+        fs.cat(f"{bucket}/d/r/audience_p1_2011-09-22.csv")
+        == (tmp_path / "audience_p1_2011-09-22.csv").read_bytes()
+    )
+
+
+def test_a_local_write_error_fails_the_export_before_any_upload(tmp_path, memfs):
+    fs, bucket = memfs
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError, match="cannot create export folder"):
+        export_tier(ROWS, DAY, "P1", folder=str(blocker / "x"), gcs_prefix=f"gs://{bucket}",
+                    filesystem=fs)  # fmt: skip
+    assert not fs.exists(f"{bucket}/audience_p1_2011-09-22.csv")

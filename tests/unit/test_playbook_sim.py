@@ -50,7 +50,14 @@ def warning_body(**changes):
         escalation=False,
         mention=None,
         ticket_priority="HIGH",
-        exports=[{"tier": "P1", "link": "gs://bucket/2011-05-13/audience_p1.csv", "row_count": 9}],
+        exports=[
+            {
+                "tier": "P1",
+                "link": "gs://bucket/2011-05-13/audience_p1.csv",
+                "row_count": 9,
+                "status": "ok",
+            }
+        ],
         brief={
             "text": "WARNING retention alert 2011-05-13",
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*Situation*"}}],
@@ -121,11 +128,19 @@ def test_the_schema_examples_validate():
             "'reopen' is not one of",
         ),  # fmt: skip
         ({"mention": "x" * 101}, "is too long"),
-        ({"contract_version": "1"}, "'2' was expected"),
+        ({"contract_version": "2"}, "'3' was expected"),
         ({"dedupe_key": "short"}, "is too short"),
         ({"slack_channel": "retention-alerts"}, "does not match"),
         ({"tier_counts": {"P1": 1, "P2": 2, "P3": -1}}, "less than the minimum"),
-        ({"exports": [{"tier": "P4", "link": "x", "row_count": 1}]}, "is not one of"),
+        (
+            {"exports": [{"tier": "P4", "link": "x", "row_count": 1, "status": "ok"}]},
+            "is not one of",
+        ),
+        ({"exports": [{"tier": "P1", "link": "x", "row_count": 1}]}, "'status' is a required"),
+        (
+            {"exports": [{"tier": "P1", "link": "x", "row_count": 1, "status": "lost"}]},
+            "'lost' is not one of",
+        ),
         ({"brief": {"text": "", "blocks": []}}, "should be non-empty"),
         ({"brief": {"text": "t", "blocks": [{"type": "divider"}] * 51}}, "is too long"),
         ({"brief_link": 3}, "is not of type"),

@@ -97,3 +97,43 @@ def test_missing_config_file_is_an_error(tmp_path):
 def test_factor_is_an_exact_fraction():
     assert (ratio(1.5).numerator, ratio(1.5).denominator) == (3, 2)
     assert (ratio(0.7).numerator, ratio(0.7).denominator) == (7, 10)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"export_destinations": "csv,gsheet"},
+         "setting 'gsheet_spreadsheet_id' ('') must be set when export_destinations includes"),
+        ({"export_destinations": "csv,gcs"},
+         "setting 'export_gcs_uri' ('') must be gs://bucket[/prefix]"),
+        ({"export_destinations": "gcs", "export_gcs_uri": "gs://"},
+         "setting 'export_gcs_uri' ('gs://') must be gs://bucket[/prefix]"),
+        ({"export_gcs_uri": "s3://bucket/x"}, "setting 'export_gcs_uri' ('s3://bucket/x')"),
+        ({"export_destinations": "csv,s3"},
+         "setting 'export_destinations' ('csv,s3') must be a comma-separated list of csv, gcs"),
+        ({"export_destinations": ""}, "setting 'export_destinations' ('')"),
+        ({"export_mode": "changed"}, "export_mode"),
+        ({"audience_change_factor": 1.0}, "audience_change_factor"),
+        ({"holdout_period_days": 0}, "holdout_period_days"),
+    ],
+)  # fmt: skip
+def test_export_configuration_errors_fail_when_settings_load(overrides, message):
+    """Sheets without a spreadsheet, gcs without a bucket and the like fail up front, naming
+    the key and the fix, not in the middle of a run."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={}, **overrides)
+    assert message in str(caught.value)
+
+
+def test_a_replaced_setting_says_what_replaced_it(tmp_path):
+    config = tmp_path / "old.yaml"
+    config.write_text("export_kind: gsheet\n")
+    with pytest.raises(SettingsError, match="'export_kind' was replaced: list the destinations"):
+        load_settings(config, env={})
+    with pytest.raises(SettingsError, match="'export_destination' was replaced: .*export_gcs_uri"):
+        load_settings(env={"RETENTIONOPS_EXPORT_DESTINATION": "gs://b/x"})
+    ok = load_settings(
+        env={}, export_destinations="csv,gcs,gsheet", export_gcs_uri="gs://exports-bucket/daily",
+        gsheet_spreadsheet_id="abc",
+    )  # fmt: skip
+    assert ok.export_destinations == "csv,gcs,gsheet"

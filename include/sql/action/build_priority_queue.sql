@@ -1,7 +1,52 @@
 -- customer_priority for @run_date (design section 7): one set-based statement over
 -- retention_snapshot + churn_detection + base_customers of the same date. Tier rules,
 -- filters, bases, caps, actions and the value proxy are settings passed as parameters.
+-- Across days (docs/audiences.md) each row also says, from what was delivered before
+-- @run_date only (the deliveries ledger and the audiences those runs exported):
+--   * new_in_tier: not in this tier at the last delivered run (previous_run_date);
+--   * cooldown_status: 'suppressed' when delivered within @contact_cooldown_days before
+--     @run_date, 'bypassed' when now in a more urgent tier than any it was delivered in
+--     then (@cooldown_bypass), else 'none';
+--   * is_holdout: a stable draw per customer for a @holdout_period_days period.
 with
+
+-- the audiences of runs whose playbook reached people (shadow runs reach nobody)
+delivered as (
+    select distinct
+        exported.run_date,
+        exported.customer_id,
+        exported.tier
+    from {{ tables.audience_exports }} as exported
+    inner join {{ tables.deliveries }} as ledger
+        on exported.run_id = ledger.run_id
+    where
+        exported.run_date < @run_date
+        and ledger.rollout_mode != 'shadow'
+),
+
+previous_run as (
+    select max(run_date) as run_date
+    from delivered
+),
+
+previous_members as (
+    select
+        queue.customer_id,
+        queue.priority_tier
+    from {{ tables.customer_priority }} as queue
+    inner join previous_run
+        on queue.run_date = previous_run.run_date
+),
+
+contacts as (
+    -- the most urgent tier each customer was delivered in during the cooldown window
+    select
+        customer_id,
+        min(case tier when 'P1' then 1 when 'P2' then 2 else 3 end) as contacted_rank
+    from delivered
+    where run_date >= date_sub(@run_date, interval @contact_cooldown_days day)
+    group by customer_id
+),
 
 facts as (
     select
@@ -86,44 +131,77 @@ scored as (
 
 select
     @run_date as run_date,
-    customer_id,
-    retention_status,
-    churn_risk_level,
-    churn_risk_score,
-    priority_tier,
-    priority_score,
+    scored.customer_id,
+    scored.retention_status,
+    scored.churn_risk_level,
+    scored.churn_risk_score,
+    scored.priority_tier,
+    scored.priority_score,
     concat(
-        retention_status, ' + ', churn_risk_level, ' risk: ',
-        if(signals = '', 'no signal fired', signals),
+        scored.retention_status, ' + ', scored.churn_risk_level, ' risk: ',
+        if(scored.signals = '', 'no signal fired', scored.signals),
         '; ',
         if(
-            total_revenue > median_total_revenue,
+            scored.total_revenue > scored.median_total_revenue,
             'high value (revenue above median)',
             'standard value'
         ),
-        ', last order ', cast(days_since_last_order as string), ' days ago'
+        ', last order ', cast(scored.days_since_last_order as string), ' days ago'
     ) as priority_reason,
-    days_since_last_order,
-    total_revenue,
-    total_orders,
-    avg_order_value,
-    case priority_tier
+    scored.days_since_last_order,
+    scored.total_revenue,
+    scored.total_orders,
+    scored.avg_order_value,
+    case scored.priority_tier
         when 'P1' then @p1_action
         when 'P2' then @p2_action
         else @p3_action
     end as recommended_action,
     -- exact decimal arithmetic: rounding a FLOAT64 product to cents differs between engines
     -- at half a cent (49.35 x 0.3 = 14.805: DuckDB 14.81, BigQuery 14.80)
-    round(total_revenue * cast(@value_proxy_factor as numeric), 2) as value_proxy,
-    -- holdout: the first 32 bits of md5(customer_id | run_date), the same on both backends
+    round(scored.total_revenue * cast(@value_proxy_factor as numeric), 2) as value_proxy,
+    -- holdout: the first 32 bits of md5(customer_id | salt | period start), the same on
+    -- both backends and for every date of the period
     mod(
         cast(
             concat(
                 '0x',
-                substr(to_hex(md5(concat(customer_id, '|', cast(@run_date as string)))), 1, 8)
+                substr(
+                    to_hex(md5(concat(
+                        scored.customer_id, '|', @holdout_salt, '|',
+                        cast(
+                            date_sub(
+                                @run_date,
+                                interval mod(
+                                    date_diff(@run_date, date '1970-01-01', day),
+                                    @holdout_period_days
+                                ) day
+                            ) as string
+                        )
+                    ))),
+                    1,
+                    8
+                )
             ) as int64
         ),
         10000
     ) < @holdout_bp as is_holdout,
+    previous_members.customer_id is null as new_in_tier,
+    case
+        when contacts.customer_id is null then 'none'
+        when
+            @cooldown_bypass
+            and case scored.priority_tier when 'P1' then 1 when 'P2' then 2 else 3 end
+            < contacts.contacted_rank
+            then 'bypassed'
+        else 'suppressed'
+    end as cooldown_status,
+    (select previous_run.run_date from previous_run) as previous_run_date,
     current_timestamp() as created_at
 from scored
+left join previous_members
+    on
+        scored.customer_id = previous_members.customer_id
+        and scored.priority_tier = previous_members.priority_tier
+left join contacts
+    on scored.customer_id = contacts.customer_id

@@ -1,24 +1,29 @@
--- One tier's audience for @run_date, ranked by priority_score (ties by customer_id).
+-- The rows a run exported for one tier (audience_exports), in file order, with the queue's
+-- columns: what the audience file holds, row for row.
 select
-    run_date,
-    customer_id,
-    priority_tier,
-    priority_score,
-    priority_reason,
-    retention_status,
-    churn_risk_level,
-    churn_risk_score,
-    days_since_last_order,
-    total_revenue,
-    total_orders,
-    avg_order_value,
-    recommended_action,
-    value_proxy
-from {{ tables.customer_priority }}
+    queue.run_date,
+    queue.customer_id,
+    queue.priority_tier,
+    queue.priority_score,
+    queue.priority_reason,
+    queue.retention_status,
+    queue.churn_risk_level,
+    queue.churn_risk_score,
+    queue.days_since_last_order,
+    queue.total_revenue,
+    queue.total_orders,
+    queue.avg_order_value,
+    queue.recommended_action,
+    queue.value_proxy,
+    coalesce(queue.new_in_tier, true) as new_in_tier,
+    coalesce(queue.cooldown_status, 'none') = 'bypassed' as cooldown_bypass
+from {{ tables.audience_exports }} as exported
+inner join {{ tables.customer_priority }} as queue
+    on
+        exported.run_date = queue.run_date
+        and exported.customer_id = queue.customer_id
+        and exported.tier = queue.priority_tier
 where
-    run_date = @run_date
-    and priority_tier = @tier
-    -- holdout customers are never contacted: they measure the actions' effect
-    and not is_holdout
-order by priority_score desc, customer_id asc
-limit @row_limit
+    exported.run_id = @run_id
+    and exported.tier = @tier
+order by exported.export_rank

@@ -33,7 +33,15 @@ using (
         @export_status as export_status,
         @incident_id as incident_id,
         @incident_event as incident_event,
-        @note as note
+        @note as note,
+        @exported_p1 as exported_p1,
+        @exported_p2 as exported_p2,
+        @exported_p3 as exported_p3,
+        @cooldown_p1 as cooldown_p1,
+        @cooldown_p2 as cooldown_p2,
+        @cooldown_p3 as cooldown_p3,
+        @audience_changes as audience_changes,
+        @anomalies as anomalies
 ) as run
     on log.run_id = run.run_id
 when matched then
@@ -71,13 +79,23 @@ when matched then
             export_status = coalesce(run.export_status, log.export_status),
             incident_id = coalesce(run.incident_id, log.incident_id),
             incident_event = coalesce(run.incident_event, log.incident_event),
-            note = coalesce(run.note, log.note)
+            note = coalesce(run.note, log.note),
+            exported_p1 = coalesce(run.exported_p1, log.exported_p1),
+            exported_p2 = coalesce(run.exported_p2, log.exported_p2),
+            exported_p3 = coalesce(run.exported_p3, log.exported_p3),
+            cooldown_p1 = coalesce(run.cooldown_p1, log.cooldown_p1),
+            cooldown_p2 = coalesce(run.cooldown_p2, log.cooldown_p2),
+            cooldown_p3 = coalesce(run.cooldown_p3, log.cooldown_p3),
+            audience_changes = coalesce(run.audience_changes, log.audience_changes),
+            anomalies = coalesce(run.anomalies, log.anomalies)
 when not matched then insert (
     run_id, run_timestamp, alert_date, severity, alert_flag, current_value, baseline_value,
     delta_relative_pct, sample_size, p1_count, p2_count, p3_count, total_exported,
     slack_posted, slack_message_ts, ticket_id, export_p1_link, export_p2_link,
     export_p3_link, brief_link, status, error_message, execution_time_ms, interface,
-    playbook_status, export_status, incident_id, incident_event, note, created_at
+    playbook_status, export_status, incident_id, incident_event, note, exported_p1,
+    exported_p2, exported_p3, cooldown_p1, cooldown_p2, cooldown_p3, audience_changes,
+    anomalies, created_at
 ) values (
     run.run_id, run.run_timestamp, run.alert_date, run.severity, run.alert_flag,
     run.current_value, run.baseline_value, run.delta_relative_pct, run.sample_size,
@@ -85,5 +103,7 @@ when not matched then insert (
     run.slack_message_ts, run.ticket_id, run.export_p1_link, run.export_p2_link,
     run.export_p3_link, run.brief_link, run.status, run.error_message,
     run.execution_time_ms, run.interface, run.playbook_status, run.export_status,
-    run.incident_id, run.incident_event, run.note, current_timestamp()
+    run.incident_id, run.incident_event, run.note, run.exported_p1, run.exported_p2,
+    run.exported_p3, run.cooldown_p1, run.cooldown_p2, run.cooldown_p3,
+    run.audience_changes, run.anomalies, current_timestamp()
 )

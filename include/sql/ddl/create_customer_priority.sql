@@ -17,8 +17,14 @@ create table if not exists {{ tables.customer_priority }} (
     avg_order_value numeric,
     recommended_action string,
     value_proxy numeric,
-    -- a deterministic share of each tier kept out of every export, to measure impact
+    -- a share of each tier kept out of every export, to measure impact; stable per
+    -- customer for a holdout period
     is_holdout bool not null,
+    -- across days (docs/audiences.md): not in this tier at the last delivered run (whose
+    -- date is previous_run_date); none | suppressed | bypassed by the contact cooldown
+    new_in_tier bool,
+    cooldown_status string,
+    previous_run_date date,
     created_at timestamp default current_timestamp()
 )
 partition by run_date

@@ -25,13 +25,24 @@ create table if not exists {{ tables.ops_runs_log }} (
     execution_time_ms int64,
     -- which interface started the run: dag | mcp | cli
     interface string,
-    -- sent | failed | dry_run | not_needed (no alert); ok | failed | none (no export)
+    -- sent | failed | dry_run | suppressed | not_needed (no event);
+    -- ok | fallback_local (an upload failed, the local CSV is linked) | failed | none
     playbook_status string,
     export_status string,
     -- the incident of the run date and its event of the day; why nothing was sent
     incident_id string,
     incident_event string,
     note string,
+    -- rows in each tier's linked file; customers each tier kept back by the contact
+    -- cooldown; new / still / left per tier since the last delivered run; volume warnings
+    exported_p1 int64,
+    exported_p2 int64,
+    exported_p3 int64,
+    cooldown_p1 int64,
+    cooldown_p2 int64,
+    cooldown_p3 int64,
+    audience_changes string,
+    anomalies string,
     created_at timestamp default current_timestamp()
 )
 partition by date(run_timestamp)

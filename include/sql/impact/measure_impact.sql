@@ -1,33 +1,43 @@
--- Repurchase within @horizon_days after @run_date, per exported tier, for the customers
--- that were exported (treated) against the holdout of the same score window: when
--- @row_limit cut the export, both groups stop at the rank of the last exported customer,
--- so the comparison is like for like; otherwise the whole tier is compared.
+-- Repurchase within @horizon_days after @run_date, per tier, for the customers the run
+-- @run_id exported (treated, from audience_exports) against the holdout of the same tier
+-- and score window: when @row_limit cut the export, the holdout customers ranked no lower
+-- than the last exported one (like for like); otherwise the whole tier's holdout. Customers
+-- the contact cooldown kept back were treated by an earlier run: they are in neither group.
 with
+
+exported as (
+    select
+        customer_id,
+        tier
+    from {{ tables.audience_exports }}
+    where run_id = @run_id and run_date = @run_date
+),
 
 ranked as (
     select
-        customer_id,
-        priority_tier,
-        is_holdout,
+        queue.customer_id,
+        queue.priority_tier,
+        queue.is_holdout,
+        exported.customer_id is not null as treated,
         row_number() over (
-            partition by priority_tier order by priority_score desc, customer_id asc
-        ) as overall_rank,
-        row_number() over (
-            partition by priority_tier, is_holdout order by priority_score desc, customer_id asc
-        ) as group_rank
-    from {{ tables.customer_priority }}
+            partition by queue.priority_tier
+            order by queue.priority_score desc, queue.customer_id asc
+        ) as overall_rank
+    from {{ tables.customer_priority }} as queue
+    left join exported
+        on queue.customer_id = exported.customer_id and queue.priority_tier = exported.tier
     where
-        run_date = @run_date
-        and priority_tier in unnest(@tiers)
+        queue.run_date = @run_date
+        and queue.priority_tier in unnest(@tiers)
 ),
 
 score_window as (
     select
         priority_tier,
         if(
-            countif(not is_holdout) <= @row_limit,
+            countif(treated) < @row_limit,
             max(overall_rank),
-            max(if(not is_holdout and group_rank <= @row_limit, overall_rank, null))
+            max(if(treated, overall_rank, null))
         ) as last_rank
     from ranked
     group by priority_tier
@@ -41,7 +51,9 @@ cohort as (
     from ranked
     inner join score_window
         on ranked.priority_tier = score_window.priority_tier
-    where ranked.overall_rank <= score_window.last_rank
+    where
+        ranked.overall_rank <= score_window.last_rank
+        and (ranked.treated or ranked.is_holdout)
 ),
 
 outcomes as (

@@ -1,0 +1,222 @@
+"""Audiences across days (docs/audiences.md) on hand-made queues: the contact cooldown, what
+changed since the last delivered run, the stable holdout, volume warnings.
+
+Each day's SQL1-SQL3 rows are written by hand (status, risk level, revenue per customer) and
+its detection marked complete, then the real queue SQL runs. Settings: P1 = ACTIVE + HIGH
+(no revenue filter), P2 = AT_RISK + HIGH or MEDIUM, P3 = INACTIVE + HIGH (no recency cap).
+A "delivery" is what the webhook task records: the run's exported rows (audience_exports)
+and its row in the deliveries ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from retentionops import actions
+from retentionops.detection import DETECTION_MARKER, mark_complete
+from retentionops.settings import load_settings
+
+D1, D2, D3 = dt.date(2011, 3, 1), dt.date(2011, 3, 2), dt.date(2011, 3, 3)
+AT_RISK, ACTIVE, INACTIVE = ("AT_RISK", "MEDIUM"), ("ACTIVE", "HIGH"), ("INACTIVE", "LOW")
+
+
+@pytest.fixture
+def days(warehouse, settings):
+    """write(day, {customer: (status, risk)}, **settings) builds the day's queue."""
+    warehouse.ensure_tables()
+
+    def write(day: dt.date, members: dict[str, tuple[str, str]], **overrides) -> dict:
+        tuned = load_settings(p1_value_filter=False, p3_recency_cap_days=0, **overrides)
+        for table in ("retention_snapshot", "churn_detection", "base_customers"):
+            warehouse.con.execute(f"delete from {table} where snapshot_date = ?", [day])
+        for customer, (status, risk) in members.items():
+            warehouse.con.execute(
+                "insert into retention_snapshot values (?, ?, ?, 40, ?)",
+                [day, customer, day - dt.timedelta(days=40), status],
+            )
+            warehouse.con.execute(
+                "insert into churn_detection values (?, ?, 2, 40, 10.0, true, false, false, ?, ?)",
+                [day, customer, {"HIGH": 80, "MEDIUM": 50, "LOW": 0}[risk], risk],
+            )
+            warehouse.con.execute(
+                "insert into base_customers values (?, ?, ?, ?, 2, 100, 50, 'UK')",
+                [day, customer, day - dt.timedelta(days=90), day - dt.timedelta(days=40)],
+            )
+        # the day's SQL5 row (a quiet day) and one order: the context reads the decision
+        warehouse.con.execute("delete from alert_logic where alert_date = ?", [day])
+        warehouse.con.execute(
+            "insert into alert_logic values (?, 'retention_status_degradation', 'at_risk_pct', "
+            "'global', 20.0, 20.0, 0.0, 0.0, 15.0, 25.0, 'INFO', false, ?)",
+            [day, len(members)],
+        )
+        warehouse.con.execute("delete from orders")
+        warehouse.con.execute("insert into orders values ('a', 'o1', date '2010-12-01', 10, 'UK')")
+        mark_complete(warehouse, day, DETECTION_MARKER)
+        actions.build_priority_queue(warehouse, tuned, day)
+        return actions.get_operational_context(warehouse, tuned, day)
+
+    return write
+
+
+@pytest.fixture
+def deliver(warehouse, settings):
+    """deliver(run_id, day, tiers, mode): export the tiers under the run, then record the
+    run's delivery in the ledger (what a confirmed webhook call does)."""
+
+    def run(run_id: str, day: dt.date, tiers=("P1", "P2"), mode="production", **overrides):
+        tuned = load_settings(p1_value_filter=False, p3_recency_cap_days=0, **overrides)
+        exported = {
+            tier: [
+                r["customer_id"]
+                for r in actions.record_audience(warehouse, tuned, day, tier, run_id)
+            ]  # fmt: skip
+            for tier in tiers
+        }
+        warehouse.con.execute(
+            "insert into deliveries values (?, ?, ?, 'INC-1', 'open', 'WARNING', ?, false, "
+            "'RET-1', '1.1', current_timestamp)",
+            [f"INC-1:open:{day}:{mode}:{run_id}", run_id, day, mode],
+        )
+        return exported
+
+    return run
+
+
+def exported_rows(warehouse, run_id, tier):
+    return [
+        (r["customer_id"], r["new_in_tier"], r["cooldown_bypass"])
+        for r in warehouse.query("action/read_audience", {"run_id": run_id, "tier": tier})
+    ]
+
+
+def across(context, tier):
+    info = context["tiers"][tier]
+    keys = ("count", "new", "still", "left", "cooldown_suppressed", "cooldown_bypassed")
+    return tuple(info[k] for k in keys)
+
+
+# Day 1: a, b, c AT_RISK (P2), p ACTIVE + HIGH (P1); delivered (P1 + P2).
+# Day 2: a still P2; b ordered again and is now P1 (more urgent than P2); c left (INACTIVE,
+# no tier); d is new in P2; p slipped from P1 to P2 (less urgent).
+DAY1 = {"a": AT_RISK, "b": AT_RISK, "c": AT_RISK, "p": ACTIVE}
+DAY2 = {"a": AT_RISK, "b": ACTIVE, "c": INACTIVE, "d": AT_RISK, "p": AT_RISK}
+
+
+def test_cooldown_keeps_back_the_delivered_and_lets_an_escalation_through(days, deliver, warehouse):
+    days(D1, DAY1)
+    assert deliver("r1", D1) == {"P1": ["p"], "P2": ["a", "b", "c"]}
+    context = days(D2, DAY2)
+    assert context["previous_run_date"] == "2011-03-01"
+    # P1 {b}: b is new in P1 (p was there), p left; b was delivered in P2, P1 is more
+    # urgent: bypassed. P2 {a, d, p}: d and p new, a still, b and c left; a (delivered in
+    # P2) and p (delivered in P1, now less urgent) are kept back.
+    assert across(context, "P1") == (1, 1, 0, 1, 0, 1)
+    assert across(context, "P2") == (3, 2, 1, 2, 2, 0)
+    assert context["tiers"]["P2"]["exportable"] == 1
+    deliver("r2", D2)
+    assert exported_rows(warehouse, "r2", "P1") == [("b", True, True)]  # marked
+    assert exported_rows(warehouse, "r2", "P2") == [("d", True, False)]
+
+
+def test_without_the_bypass_an_escalation_waits_too(days, deliver, warehouse):
+    days(D1, DAY1)
+    deliver("r1", D1)
+    context = days(D2, DAY2, cooldown_bypass_on_escalation=False)
+    assert across(context, "P1") == (1, 1, 0, 1, 1, 0)
+    deliver("r2", D2, cooldown_bypass_on_escalation=False)
+    assert exported_rows(warehouse, "r2", "P1") == []
+
+
+def test_no_cooldown_exports_everyone_and_new_only_exports_the_new(days, deliver, warehouse):
+    days(D1, DAY1)
+    deliver("r1", D1)
+    days(D2, DAY2, contact_cooldown_days=0)
+    deliver("r2", D2, contact_cooldown_days=0)
+    assert [c for c, *_ in exported_rows(warehouse, "r2", "P2")] == ["a", "d", "p"]
+    context = days(D2, DAY2, contact_cooldown_days=0, export_mode="new_only")
+    assert context["tiers"]["P2"]["exportable"] == 2
+    deliver("r3", D2, contact_cooldown_days=0, export_mode="new_only")
+    assert exported_rows(warehouse, "r3", "P2") == [("d", True, False), ("p", True, False)]
+
+
+def test_shadow_deliveries_and_undelivered_exports_are_not_contacts(days, deliver, warehouse):
+    days(D1, DAY1)
+    deliver("r1", D1, mode="shadow")
+    actions.record_audience(warehouse, load_settings(p1_value_filter=False), D1, "P2", "cli-x")
+    context = days(D2, DAY2)
+    assert context["previous_run_date"] is None  # no delivery reached anyone
+    assert across(context, "P2") == (3, 3, 0, 0, 0, 0)  # everyone new, nobody kept back
+
+
+def test_the_cooldown_window_and_point_in_time(days, deliver, warehouse):
+    days(D1, DAY1)
+    deliver("r1", D1)
+    # a one-day cooldown: day 1's delivery counts on day 2, no longer on day 3
+    assert days(D2, DAY2, contact_cooldown_days=1)["tiers"]["P2"]["cooldown_suppressed"] == 2
+    assert days(D3, DAY2, contact_cooldown_days=1)["tiers"]["P2"]["cooldown_suppressed"] == 0
+    # a rebuild of day 1 after day 2 was delivered sees only what came before day 1
+    days(D2, DAY2)
+    deliver("r2", D2)
+    again = days(D1, DAY1)
+    assert again["previous_run_date"] is None and across(again, "P2") == (3, 3, 0, 0, 0, 0)
+
+
+def in_holdout(customer: str, day: dt.date, pct: float, period: int, salt: str) -> bool:
+    """The rule, computed independently of the SQL: md5(id|salt|period start)."""
+    start = day - dt.timedelta(days=(day - dt.date(1970, 1, 1)).days % period)
+    digest = hashlib.md5(f"{customer}|{salt}|{start.isoformat()}".encode()).hexdigest()
+    return int(digest[:8], 16) % 10000 < pct * 100
+
+
+def test_the_holdout_holds_for_its_period_and_is_never_exported(days, warehouse):
+    """Periods of 7 days from 1970-01-01: 2011-03-03 starts one (15036 days, a multiple of
+    7), so 03-03..03-09 share a draw and 03-10 draws again."""
+    assert (dt.date(2011, 3, 3) - dt.date(1970, 1, 1)).days % 7 == 0
+    members = {f"c{i:02d}": AT_RISK for i in range(40)}
+    tuned = {"holdout_pct": 50.0, "holdout_period_days": 7, "holdout_salt": "s1"}
+    held = {}
+    for offset in (0, 3, 6, 7):
+        day = D3 + dt.timedelta(days=offset)
+        days(day, members, **tuned)
+        rows = warehouse.fetch(
+            "select customer_id from customer_priority where run_date = @day and is_holdout",
+            {"day": day},
+        )
+        held[offset] = {r["customer_id"] for r in rows}
+        expected = {c for c in members if in_holdout(c, day, 50.0, 7, "s1")}
+        assert held[offset] == expected
+        exported = actions.record_audience(
+            warehouse, load_settings(**tuned), day, "P2", f"run-{offset}"
+        )
+        assert not {r["customer_id"] for r in exported} & held[offset]
+    assert held[0] == held[3] == held[6] and 0 < len(held[0]) < 40
+    assert held[7] != held[0]  # a new period, a new draw
+    days(D3, members, **{**tuned, "holdout_salt": "s2"})  # a new salt, a new draw
+    redrawn = warehouse.fetch(
+        "select customer_id from customer_priority where run_date = @day and is_holdout",
+        {"day": D3},
+    )
+    assert {r["customer_id"] for r in redrawn} != held[0]
+
+
+def test_volume_warnings_against_the_last_delivered_run():
+    tiers = {
+        "P1": {"count": 0, "previous_count": 5},
+        "P2": {"count": 40, "previous_count": 10},
+        "P3": {"count": 3, "previous_count": 10},
+    }
+    assert actions.anomalies(tiers, "2011-03-01", 3.0) == [
+        "P1 dropped to zero (was 5 on 2011-03-01)",
+        "P2 grew 4.0x: 40 against 10 on 2011-03-01",
+        "P3 shrank 3.3x: 3 against 10 on 2011-03-01",
+    ]
+    # within the factor (30 = 3 x 10 is not more than 3x), or no earlier delivery: nothing
+    tiers["P2"]["count"], tiers["P3"]["count"], tiers["P1"]["count"] = 30, 4, 5
+    assert actions.anomalies(tiers, "2011-03-01", 3.0) == []
+    assert actions.anomalies(tiers, None, 3.0) == []
+    assert actions.anomalies({"P3": {"count": 2, "previous_count": 0}}, "2011-03-01", 3.0) == [
+        "P3 appeared: 2 against none on 2011-03-01"
+    ]
