@@ -147,3 +147,57 @@ def test_a_failed_step_is_not_drawn_as_complete():
     except RuntimeError:
         pass
     assert "25%" in screen.getvalue() and "100%" not in screen.getvalue()
+
+
+def test_a_webhook_retry_wait_is_a_step_saying_which_attempt_failed_and_why(settings):
+    import dataclasses
+
+    import tenacity
+
+    from retentionops.playbook import TransientWebhookError, retry_args
+
+    quick = dataclasses.replace(settings, webhook_retry_delay_seconds=0, webhook_retries=2)
+    answers = iter([TransientWebhookError("webhook answered HTTP 503"), None])
+
+    def post():
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+        return "ok"
+
+    recorder = Recorder()
+    with progress.reporting(recorder):
+        assert tenacity.Retrying(**retry_args(quick))(post) == "ok"
+    assert [s.description for s in recorder.steps] == [
+        "webhook attempt 1 failed (webhook answered HTTP 503); retrying in 0 s"
+    ]
+    # without a reporter (the DAG's task) the same policy just sleeps: nothing is recorded
+    answers = iter([TransientWebhookError("webhook answered HTTP 503"), None])
+    assert tenacity.Retrying(**retry_args(quick))(post) == "ok"
+    assert len(recorder.steps) == 1
+
+
+def test_a_wait_counts_its_seconds_up_to_its_total():
+    from retentionops.playbook import wait_with_progress
+
+    recorder = Recorder()
+    with progress.reporting(recorder):
+        wait_with_progress(0.3, "retrying in 0.3 s", tick=0.1)
+    [step] = recorder.steps
+    waited = [completed for _, completed, total in recorder.updates if total == 0.3]
+    assert len(waited) >= 2 and waited == sorted(waited)
+    assert abs(waited[-1] - 0.3) < 1e-9
+
+
+def test_the_mcp_client_sees_the_innermost_step_and_its_count():
+    from retentionops.mcp_server import ClientProgress
+
+    shown = ClientProgress()
+    assert shown.message() is None
+    with progress.reporting(shown), progress.step("posting the open event to the webhook"):
+        assert shown.message() == "posting the open event to the webhook"
+        with progress.step("webhook attempt 1 failed; retrying in 30 s", total=30) as wait:
+            wait.update(12)
+            assert shown.message() == "webhook attempt 1 failed; retrying in 30 s (12/30 s)"
+        assert shown.message() == "posting the open event to the webhook"
+    assert shown.message() is None
