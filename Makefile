@@ -20,6 +20,12 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 # would withhold every delivery of its runs, so the sample targets turn it off.
 export RETENTIONOPS_NOTIFY_MAX_AGE_DAYS ?= 0
 
+# The Airflow pool of the DuckDB tasks (operators.DUCKDB_POOL; a test keeps them equal).
+DUCKDB_POOL := retentionops_duckdb
+
+# Where the playbook simulator writes the Slack messages and tickets it "created".
+SIM_OUT ?= artifacts/playbook_sim
+
 # The documented CRITICAL and WARNING dates of the bundled sample (see README).
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
@@ -33,7 +39,7 @@ WARNING_DATE ?= 2011-09-09
 # ends, whatever happens.
 define with_playbook_sim
 	set -e; url_file=$(AIRFLOW_HOME)/playbook_url; rm -f $$url_file; \
-	$(BIN)/python -m devtools.playbook_sim --port 0 --out artifacts/playbook_sim \
+	$(BIN)/python -m devtools.playbook_sim --port 0 --out $(SIM_OUT) \
 		--url-file $$url_file > $(AIRFLOW_HOME)/playbook-sim.log 2>&1 & sim=$$!; \
 	trap "kill $$sim 2>/dev/null || true" EXIT; \
 	for i in $$(seq 100); do [ -s $$url_file ] && break; sleep 0.1; done; \
@@ -48,8 +54,10 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 
-$(STAMP): requirements.lock pyproject.toml | $(BIN)/uv
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q -r requirements.lock
+# The development environment: the runtime and development locks, then the package itself
+# (editable, so the CLI runs this checkout's code and finds its include/ folder).
+$(STAMP): requirements-dev.lock requirements.lock pyproject.toml | $(BIN)/uv
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q -r requirements-dev.lock
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q --no-deps -e .
 	touch $@
 
@@ -58,58 +66,75 @@ $(BYTECODE): $(STAMP)
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $@
 
-# Regenerate the full lock from the top-level pins; commit both files.
+# Regenerate both locks from the top-level pins and commit them with the .txt files:
+# requirements.lock (runtime: what `pip install .`, the Docker image and Composer need) from
+# requirements.txt, then requirements-dev.lock (runtime + tests and linters) with the runtime
+# lock as constraints, so both pin the same version of every runtime package.
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 --no-header
+	$(BIN)/uv pip compile requirements.txt requirements-dev.txt -c requirements.lock \
+		-o requirements-dev.lock --python-version 3.11 --no-header
 
-$(AIRFLOW_HOME)/airflow.db: $(BYTECODE)
+# An Airflow metadata database (SQLite, $(AIRFLOW_HOME)/<name>.db), migrated, with the
+# one-slot pool every task opening the DuckDB warehouse runs in (plugins/retentionops/
+# operators.py: DuckDB allows one writer, also across a backfill's parallel runs). The
+# <name>.ready stamp says both are done; `airflow pools set` is idempotent.
+$(AIRFLOW_HOME)/%.ready: $(BYTECODE)
 	mkdir -p $(AIRFLOW_HOME)
-	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_HOME)/$*.db; \
+	{ $(BIN)/airflow db migrate && $(BIN)/airflow pools set $(DUCKDB_POOL) 1 \
+		"DuckDB allows one writer: every task opening the warehouse, one at a time"; \
+	} > $(AIRFLOW_HOME)/$*-migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/$*-migrate.log; exit 1; }
+	touch $@
 
 sample: $(BYTECODE)
 	$(BIN)/retentionops load-sample
 
-demo: $(BYTECODE) $(AIRFLOW_HOME)/airflow.db
+# `airflow dags test` (make demo, make artifacts) keeps its runs in a metadata database of
+# its own: it dates a run's start at its logical date (a 2011 run then lasts ~15 years in the
+# UI) and replaces any run of that date, so the UI's database (`make airflow`) never gets
+# them and a date can still be triggered from the UI.
+DAGS_TEST_DB := export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_HOME)/dags-test.db
+
+# Runs as often as you like: the second run finds the incident's event in the deliveries
+# ledger, sends nothing and says so (RESEND=1 sends it again, with the same dedupe_key).
+demo: $(BYTECODE) $(AIRFLOW_HOME)/dags-test.ready
 	$(BIN)/retentionops load-sample
 	@echo "Running the DAG for $(DEMO_DATE) (production rollout, playbook simulator on 127.0.0.1)..."
-	@$(call with_playbook_sim, RETENTIONOPS_ROLLOUT_MODE=production \
-		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/demo-run.log 2>&1 \
-		|| (tail -50 $(AIRFLOW_HOME)/demo-run.log; exit 1))
+	@$(call with_playbook_sim, $(DAGS_TEST_DB); export RETENTIONOPS_ROLLOUT_MODE=production; \
+		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) $(if $(RESEND),-c '{"resend": true}') \
+		> $(AIRFLOW_HOME)/demo-run.log 2>&1 || (tail -50 $(AIRFLOW_HOME)/demo-run.log; exit 1))
 	@echo "DAG run log: $(AIRFLOW_HOME)/demo-run.log"
-	@echo "The playbook receiver got (ticket and Slack message it created):"
-	@ls -1t artifacts/playbook_sim/ticket_*.json | head -1 | xargs cat
-	@echo
-	@echo "Alert decision for $(DEMO_DATE), as stored by the DAG run:"
-	@$(BIN)/retentionops decision --date $(DEMO_DATE)
-	@echo "Run log row (ops_runs_log) for $(DEMO_DATE):"
-	@$(BIN)/retentionops run-log --date $(DEMO_DATE)
-	@echo "Files of the run (brief, chart, audiences, run log copy):"
-	@ls -1 artifacts/runs/$(DEMO_DATE)/* | sed 's/^/  /'
+	@$(BIN)/python -m devtools.demo $(DEMO_DATE) --sim-out $(SIM_OUT)
 
 # The committed examples in artifacts/, copied from real DAG runs on the sample, in a
 # warehouse of their own (so the runs are first deliveries, whatever the demo did before).
 artifacts: export RETENTIONOPS_DUCKDB_PATH := $(AIRFLOW_HOME)/artifacts.duckdb
-artifacts: $(BYTECODE) $(AIRFLOW_HOME)/airflow.db
+artifacts: $(BYTECODE) $(AIRFLOW_HOME)/dags-test.ready
 	rm -f $(RETENTIONOPS_DUCKDB_PATH)
 	$(BIN)/retentionops load-sample > /dev/null
 	rm -rf artifacts/runs/$(WARNING_DATE) artifacts/runs/$(DEMO_DATE)
-	@$(call with_playbook_sim, export RETENTIONOPS_ROLLOUT_MODE=production; \
+	@$(call with_playbook_sim, $(DAGS_TEST_DB); export RETENTIONOPS_ROLLOUT_MODE=production; \
 		$(BIN)/airflow dags test retention_ops $(WARNING_DATE) > $(AIRFLOW_HOME)/artifacts-warning.log 2>&1; \
 		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1)
 	$(BIN)/python -m devtools.examples $(WARNING_DATE) $(DEMO_DATE)
 
-# The Airflow UI on http://localhost:8080 without Docker (Ctrl-C stops it): api-server,
-# scheduler, dag-processor and triggerer from the venv, this repository's dags/ and
-# plugins/, SQLite metadata in .airflow/, dev auth (everyone is admin), the sample loaded
-# and the playbook simulator as the make_webhook connection.
-airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.db
+# The Airflow UI on http://localhost:8080 without Docker: api-server, scheduler,
+# dag-processor and triggerer from the venv (devtools/airflow_local.py; their logs in
+# .airflow/logs/local/), this repository's dags/ and plugins/, SQLite metadata in .airflow/,
+# dev auth (everyone is admin), the sample loaded and the playbook simulator as the
+# make_webhook connection. Ctrl-C or SIGTERM (make passes it on: the recipe execs the
+# launcher) stops every process it started, LocalExecutor workers and tasks included.
+# AIRFLOW_PORT (8080) and AIRFLOW_PARALLELISM (4 LocalExecutor workers) can be changed.
+AIRFLOW_PORT ?= 8080
+AIRFLOW_PARALLELISM ?= 4
+airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.ready
 	$(BIN)/retentionops load-sample > /dev/null
-	@$(call with_playbook_sim, PATH=$(CURDIR)/$(BIN):$$PATH \
-		RETENTIONOPS_CATCHUP=false RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
-		AIRFLOW__API__PORT=$${AIRFLOW_PORT:-8080} \
-		AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$${AIRFLOW_PORT:-8080}/execution/ \
-		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
-		$(BIN)/airflow standalone)
+	@export PATH=$(CURDIR)/$(BIN):$$PATH RETENTIONOPS_CATCHUP=false \
+		RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
+		AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM) \
+		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True; \
+	exec $(BIN)/python -m devtools.airflow_local --port $(AIRFLOW_PORT) --playbook-sim $(SIM_OUT)
 
 # Every layer (unit, sql, dags, e2e, production); prints the 15 slowest tests.
 test: $(BYTECODE)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench import runner
+from retentionops import progress
 
 
 def _sizes(text: str) -> list[int]:
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite results.md (targets, bench/ANALYSIS.md) from the existing results.json",
     )
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch warehouses")
+    # a bar counting the step runs on stderr (a terminal; --progress: plain lines anywhere)
+    progress.add_flags(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
@@ -58,16 +61,17 @@ def main(argv: list[str] | None = None) -> int:
             runner.rewrite_report(args.out_dir)
             print(f"rewrote {args.out_dir / 'results.md'}")
             return 0
-        runner.run(
-            args.sizes,
-            repeats=args.repeats,
-            out_dir=args.out_dir,
-            cache_dir=args.cache_dir,
-            peer_history_dates=args.peer_history_dates,
-            dag_parse=not args.no_dag_parse,
-            keep_work=args.keep_work,
-            log=lambda line: print(line, flush=True),
-        )
+        with progress.reporting(progress.cli_reporter(args.progress)):
+            runner.run(
+                args.sizes,
+                repeats=args.repeats,
+                out_dir=args.out_dir,
+                cache_dir=args.cache_dir,
+                peer_history_dates=args.peer_history_dates,
+                dag_parse=not args.no_dag_parse,
+                keep_work=args.keep_work,
+                log=lambda line: print(line, flush=True),
+            )
     except runner.BenchError as error:
         print(f"benchmark FAILED: {error}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bigquery_bytes, data, steps
+from retentionops import progress
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -186,9 +187,12 @@ def bench_size(
     work_root: Path,
     peer_history_dates: int | None,
     log: Callable[[str], None],
+    bar: progress.Step | None = None,
 ) -> dict[str, Any]:
+    bar = bar or progress.Step("benchmark")
     label = f"{size:,}"
     log(f"[{label}] preparing orders (cache: {cache_dir})")
+    bar.update(description=f"[{label}] preparing orders")
     cached, gen = data.ensure_cached(cache_dir, size)
     if gen["generated"]:
         log(f"[{label}] generated {gen['orders']:,} orders in {gen['seconds']:.1f} s")
@@ -221,7 +225,9 @@ def bench_size(
     runs: dict[str, list[dict]] = {name: [] for name in STEP_ORDER}
     for repeat in range(1, repeats + 1):
         for name in STEP_ORDER:
+            bar.update(description=f"[{label}] repeat {repeat}/{repeats} {name}")
             payload = run_child("bench.worker", {**base_spec, "step": name}, work / "scratch")
+            bar.update(bar.completed + 1)
             runs[name].append(payload)
             extra = ""
             if name.startswith("peer"):
@@ -287,7 +293,13 @@ def _brief(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def bench_dag_parse(repeats: int, scratch: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def bench_dag_parse(
+    repeats: int,
+    scratch: Path,
+    log: Callable[[str], None],
+    bar: progress.Step | None = None,
+) -> dict[str, Any]:
+    bar = bar or progress.Step("benchmark")
     backends = {
         "duckdb": {
             "RETENTIONOPS_WAREHOUSE_BACKEND": "duckdb",
@@ -314,7 +326,9 @@ def bench_dag_parse(repeats: int, scratch: Path, log: Callable[[str], None]) -> 
                 }
             )
             env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])
+            bar.update(description=f"[dag-parse] {backend} repeat {repeat}/{repeats}")
             payload = run_child("bench.dagparse", None, scratch, env=env)
+            bar.update(bar.completed + 1)
             if payload["import_errors"] or payload["dags"] != ["retention_ops"]:
                 raise BenchError(f"DagBag on {backend}: {payload['import_errors']}")
             runs.append(payload)
@@ -345,7 +359,10 @@ def run(
     keep_work: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run every size, write ``results.json`` and ``results.md`` into ``out_dir``."""
+    """Run every size, write ``results.json`` and ``results.md`` into ``out_dir``.
+
+    ``log`` gets the record (a line per step run); the installed progress reporter, if any
+    (``python -m bench`` installs the CLI's), one step whose bar counts the step runs."""
     from bench import report
 
     started = time.perf_counter()
@@ -361,18 +378,24 @@ def run(
     }
     log(f"benchmark: sizes {sizes}, {repeats} repeat(s); machine {results['machine']['cores']} "
         f"cores, {results['machine']['ram_gib']} GiB")
+    runs = len(sizes) * repeats * len(STEP_ORDER) + (2 * repeats if dag_parse else 0)
     try:
-        for size in sizes:
-            results["sizes"][str(size)] = bench_size(
-                size,
-                repeats=repeats,
-                cache_dir=cache_dir,
-                work_root=work_root,
-                peer_history_dates=peer_history_dates,
-                log=log,
-            )
-        if dag_parse:
-            results["dag_parse"] = bench_dag_parse(repeats, work_root / "dagparse", log)
+        with progress.step("benchmark", total=runs) as bar:
+            for size in sizes:
+                results["sizes"][str(size)] = bench_size(
+                    size,
+                    repeats=repeats,
+                    cache_dir=cache_dir,
+                    work_root=work_root,
+                    peer_history_dates=peer_history_dates,
+                    log=log,
+                    bar=bar,
+                )
+            if dag_parse:
+                results["dag_parse"] = bench_dag_parse(
+                    repeats, work_root / "dagparse", log, bar=bar
+                )
+            bar.update(description=f"benchmark: {runs} step runs")
     finally:
         if not keep_work:
             shutil.rmtree(work_root, ignore_errors=True)

@@ -37,9 +37,12 @@ ledger), and sends nothing for a quiet day, warm-up, a run older than
 `note` says why.
 
 **Backends**: `warehouse_backend: duckdb` (default) runs the SQL on the embedded DuckDB file,
-one task at a time (DuckDB allows one writer), SQL1–SQL5 in one `detection` task and one
-transaction; `bigquery` runs the same SQL files through `BigQueryInsertJobOperator`, one job
-per file (`detection.base_customers` …), each replacing D's partition with WRITE_TRUNCATE.
+one task at a time (DuckDB allows one writer: every task that opens the file is in the
+one-slot pool `retentionops_duckdb`, so a backfill's runs never meet on its lock; create it
+with `airflow pools set retentionops_duckdb 1 "DuckDB: one writer"`), SQL1–SQL5 in one
+`detection` task and one transaction; `bigquery` runs the same SQL files through
+`BigQueryInsertJobOperator`, one job per file (`detection.base_customers` …), each replacing
+D's partition with WRITE_TRUNCATE.
 
 **Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
 failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run
@@ -132,7 +135,7 @@ def get_operational_context(
     return service.get_operational_context(run_settings(params), ds, delivery(params, dag_run))
 
 
-@task.branch(task_id="choose_playbook")
+@task.branch(task_id="choose_playbook", pool=operators.DEFAULT_POOL)
 def choose_playbook(context: dict[str, Any]) -> str:
     """Follow the day's incident event: ``warning`` or ``critical`` (an alert event),
     ``resolved`` (the recovery brief) or ``no_alert`` (nothing to deliver)."""
@@ -306,6 +309,8 @@ with DAG(
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
         "on_failure_callback": on_failure,
+        # every task that opens the warehouse: one at a time on DuckDB, across all runs
+        "pool": operators.warehouse_pool(SETTINGS),
     },
     tags=["retention", "retentionops", SETTINGS.warehouse_backend],
     params={
@@ -356,7 +361,9 @@ with DAG(
     )
 
     branch = choose_playbook(context)
-    no_alert, warning, critical, resolved = (EmptyOperator(task_id=name) for name in BRANCHES)
+    no_alert, warning, critical, resolved = (
+        EmptyOperator(task_id=name, pool=operators.DEFAULT_POOL) for name in BRANCHES
+    )
     branch >> [no_alert, warning, critical, resolved]
 
     exports = export_audience.expand(tier=list(TIERS))

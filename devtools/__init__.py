@@ -1,3 +1,4 @@
-"""Development tools, outside the runtime package: the Make playbook simulator and the tool
-that copies real runs' outputs into ``artifacts/``. Run them from the repository root:
-``python -m devtools.playbook_sim`` and ``python -m devtools.examples``."""
+"""Development tools, outside the runtime package: the Make playbook simulator, the tool
+that copies real runs' outputs into ``artifacts/`` and the local Airflow launcher of
+``make airflow``. Run them from the repository root: ``python -m devtools.playbook_sim``,
+``python -m devtools.examples`` and ``python -m devtools.airflow_local``."""

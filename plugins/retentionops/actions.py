@@ -7,7 +7,10 @@ results into the structures the brief, the log, the CLI and the MCP tools share.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypedDict
+from typing import Any
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from retentionops.detection import (
     DETECTION_MARKER,
@@ -33,6 +36,7 @@ QUEUE_STEP = SqlStep(
 )
 
 
+@with_config(ConfigDict(extra="allow"))  # an MCP output shape (results.py)
 class TierInfo(TypedDict):
     count: int
     holdout: int
@@ -54,6 +58,7 @@ class TierInfo(TypedDict):
     exportable: int
 
 
+@with_config(ConfigDict(extra="allow"))  # an MCP output shape (results.py)
 class Context(TypedDict):
     """The operational context of a run date: the one structure behind every output."""
 

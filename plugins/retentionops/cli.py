@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from retentionops import progress
 from retentionops.errors import UserError
 from retentionops.settings import load_settings
 from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
@@ -97,31 +98,33 @@ def _column_map(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_load_sample(args: argparse.Namespace, settings: Any) -> Any:
-    from retentionops import service
     from retentionops.orders import clean_uci
     from retentionops.sample import generate_uci_sample
 
-    result = clean_uci(generate_uci_sample(seed=args.seed))
-    load = service.load_orders(settings, result, interface=INTERFACE)
+    with progress.step(f"generating the bundled sample (seed {args.seed})"):
+        raw = generate_uci_sample(seed=args.seed)
+    with progress.step(f"cleaning {len(raw):,} lines"):
+        result = clean_uci(raw)
+    load = _load(settings, result)
     return _report_load(load, f"bundled sample (seed {args.seed})")
 
 
 def cmd_load_orders(args: argparse.Namespace, settings: Any) -> Any:
-    from retentionops import service
     from retentionops.orders import load_orders_file
 
     # Read and validate the whole file before the warehouse is touched.
     result = load_orders_file(
         args.path, args.format, date_format=args.date_format, columns=_column_map(args.column)
     )
-    load = service.load_orders(
-        settings,
-        result,
-        allow_empty=args.allow_empty,
-        allow_drops=args.allow_drops,
-        interface=INTERFACE,
-    )
+    load = _load(settings, result, allow_empty=args.allow_empty, allow_drops=args.allow_drops)
     return _report_load(load, str(args.path))
+
+
+def _load(settings: Any, result: Any, **options: bool) -> dict[str, Any]:
+    from retentionops import service
+
+    with progress.step(f"loading {len(result.orders):,} orders into the warehouse"):
+        return service.load_orders(settings, result, interface=INTERFACE, **options)
 
 
 def _warn(result: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +148,9 @@ def cmd_decision(args: argparse.Namespace, settings: Any) -> Any:
 def cmd_alerts(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
-    rows = service.alert_series(settings, getattr(args, "from"), args.to)
+    start, end = getattr(args, "from"), args.to
+    with progress.step(f"computing the alert series {start}..{end} ({_days(start, end)})"):
+        rows = service.alert_series(settings, start, end)
     if args.format == "json":
         return rows
     buffer = io.StringIO()
@@ -207,7 +212,17 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> Any:
 def cmd_incidents(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
-    return _warn(service.list_incidents(settings, getattr(args, "from"), args.to))
+    start, end = getattr(args, "from"), args.to
+    with progress.step(f"computing the incidents of {start}..{end} ({_days(start, end)})"):
+        result = service.list_incidents(settings, start, end)
+    return _warn(result)
+
+
+def _days(start: str, end: str) -> str:
+    import datetime as dt
+
+    days = (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days + 1
+    return f"{days} day{'s' if days != 1 else ''}"
 
 
 def cmd_incident(args: argparse.Namespace, settings: Any) -> Any:
@@ -287,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", metavar="FILE", help="settings YAML (default include/retentionops.yaml)"
     )
+    progress.add_flags(parser, default="auto")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -381,14 +397,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--template", action="store_true", help="print the commented YAML file")
     show.add_argument("--markdown", action="store_true", help="print the README's table")
     show.set_defaults(handler=cmd_settings)
+    for name, command in commands.choices.items():
+        if name != "mcp":  # the MCP server reports progress to its client, not to stderr
+            progress.add_flags(command, default=argparse.SUPPRESS)  # also after the command
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    mode = "off" if args.command == "mcp" else args.progress
     try:
         settings = load_settings(args.config)
-        result = args.handler(args, settings)
+        with progress.reporting(progress.cli_reporter(mode)):
+            result = args.handler(args, settings)
     except UserError as error:
         print(f"retentionops {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USER_ERROR

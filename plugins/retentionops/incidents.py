@@ -9,7 +9,10 @@ so it sees the incidents as they stood on D (point-in-time: alert rows up to D o
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TypedDict
+from typing import Any
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from retentionops.dates import as_date
 from retentionops.detection import jsonable
@@ -17,6 +20,7 @@ from retentionops.settings import Settings
 from retentionops.warehouse import Warehouse
 
 
+@with_config(ConfigDict(extra="allow"))  # an MCP output shape (results.py)
 class IncidentDay(TypedDict):
     day: str
     phase: str  # warmup | quiet | incident

@@ -142,8 +142,26 @@ def create_tables_task(settings: Settings, task_id: str = "create_tables") -> An
     return task(task_id=task_id)(_create_tables)()
 
 
+#: The one-slot Airflow pool of the embedded warehouse. DuckDB allows one writing process, and
+#: Airflow 3 applies ``max_active_tasks`` per run and gives a backfill its own
+#: ``max_active_runs`` (10 by default), so only a pool keeps two runs' tasks from opening the
+#: file at once. ``make demo`` / ``airflow`` / ``artifacts``, compose's init and the tests
+#: create it (``airflow pools set retentionops_duckdb 1 ...``).
+DUCKDB_POOL = "retentionops_duckdb"
+DUCKDB_POOL_SLOTS = 1
+#: Airflow's own pool: tasks that never open the warehouse (the branch and its markers).
+DEFAULT_POOL = "default_pool"
+
+
+def warehouse_pool(settings: Settings) -> str:
+    """The pool of every task that opens the warehouse: the one-slot DuckDB pool on the
+    embedded backend; Airflow's default pool on BigQuery, whose jobs run side by side."""
+    return DEFAULT_POOL if settings.warehouse_backend == "bigquery" else DUCKDB_POOL
+
+
 def dag_concurrency(settings: Settings) -> dict[str, int]:
-    """DuckDB allows one writer: one run and one task at a time on the embedded backend."""
+    """Runs and tasks at once: on DuckDB one of each for scheduled and manual runs, so dates
+    run in order (the pool is what keeps a backfill's parallel runs to one writer)."""
     if settings.warehouse_backend == "bigquery":
         return {"max_active_runs": 4, "max_active_tasks": 8}
     return {"max_active_runs": 1, "max_active_tasks": 1}

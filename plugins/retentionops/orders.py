@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retentionops import progress
 from retentionops.errors import UserError
 
 ORDER_COLUMNS = ["customer_id", "order_id", "order_date", "order_amount", "country"]
@@ -392,25 +393,27 @@ def read_uci(path: str | Path, date_format: str | None = None) -> LoadResult:
     day/month dates are ambiguous; see the module docstring.
     """
     file = _check_path(path, UCI_EXTENSIONS, "UCI Online Retail data")
-    if file.suffix.lower() == ".csv":
-        raw = _read_csv(file)
-    else:
-        try:
-            header = pd.read_excel(file, engine="openpyxl", nrows=0)
-            text_columns = {
-                name: str for name in header.columns if str(name).strip() in UCI_TEXT_COLUMNS
-            }
-            raw = pd.read_excel(file, engine="openpyxl", dtype=text_columns)
-        except Exception as exc:  # openpyxl raises several unrelated types (BadZipFile, ...)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise OrdersFileError(
-                f"{file.name}: not a readable .xlsx workbook ({reason}); save it again as an "
-                "Excel workbook, or export it as CSV"
-            ) from None
-        raw.columns = [str(name).strip() for name in raw.columns]
-        raw = raw.dropna(how="all")
+    with progress.step(f"reading {file.name}"):
+        if file.suffix.lower() == ".csv":
+            raw = _read_csv(file)
+        else:
+            try:
+                header = pd.read_excel(file, engine="openpyxl", nrows=0)
+                text_columns = {
+                    name: str for name in header.columns if str(name).strip() in UCI_TEXT_COLUMNS
+                }
+                raw = pd.read_excel(file, engine="openpyxl", dtype=text_columns)
+            except Exception as exc:  # openpyxl raises several unrelated types (BadZipFile, ...)
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise OrdersFileError(
+                    f"{file.name}: not a readable .xlsx workbook ({reason}); save it again as "
+                    "an Excel workbook, or export it as CSV"
+                ) from None
+            raw.columns = [str(name).strip() for name in raw.columns]
+            raw = raw.dropna(how="all")
     _no_rows(raw, file.name)
-    return clean_uci(raw, date_format, source=file.name)
+    with progress.step(f"cleaning {len(raw):,} lines of {file.name}"):
+        return clean_uci(raw, date_format, source=file.name)
 
 
 # -- generic orders --------------------------------------------------------------------------
@@ -438,15 +441,18 @@ def read_orders(
             f"columns mapping has unknown key(s) {unknown}; the keys are our column names "
             f"({', '.join(ORDER_COLUMNS)}) and the values the names in your file."
         )
-    if file.suffix.lower() == ".csv":
-        frame = _read_csv(file)
-    else:
-        try:
-            frame = pd.read_parquet(file)
-        except Exception as exc:  # pyarrow raises several unrelated types
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise OrdersFileError(f"{file.name}: not a readable Parquet file: {reason}") from None
-        frame.columns = [str(name).strip() for name in frame.columns]
+    with progress.step(f"reading {file.name}"):
+        if file.suffix.lower() == ".csv":
+            frame = _read_csv(file)
+        else:
+            try:
+                frame = pd.read_parquet(file)
+            except Exception as exc:  # pyarrow raises several unrelated types
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise OrdersFileError(
+                    f"{file.name}: not a readable Parquet file: {reason}"
+                ) from None
+            frame.columns = [str(name).strip() for name in frame.columns]
     _no_rows(frame, file.name)
     renamed = frame.rename(columns={theirs: ours for ours, theirs in mapping.items()})
     required = [mapping.get(name, name) for name in REQUIRED_ORDER_COLUMNS]

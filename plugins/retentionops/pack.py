@@ -14,7 +14,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from retentionops.detection import as_date, chart_series
 from retentionops.files import write_atomic
@@ -35,6 +38,7 @@ BRIEF_FILES = {
 CHART_CID = "at-risk-chart@retentionops"
 
 
+@with_config(ConfigDict(extra="allow"))  # an MCP output shape (results.py)
 class BriefFiles(TypedDict):
     chart: str
     markdown: str

@@ -12,11 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
+from retentionops import progress
 from retentionops.errors import UserError
 from retentionops.settings import Settings
 from retentionops.vocabulary import (
@@ -62,6 +67,7 @@ class PermanentWebhookError(WebhookError):
     """Not worth retrying: another 4xx, or an answer that breaks the contract."""
 
 
+@with_config(ConfigDict(extra="allow"))  # an MCP output shape (results.py)
 class PlaybookPlan(TypedDict):
     """What a run delivers, given its incident event, under a rollout mode."""
 
@@ -389,8 +395,12 @@ def retry_args(settings: Settings) -> dict[str, Any]:
     ``Retry-After``) for a longer wait ends the retries at once instead of holding the task.
     A timeout is retried although the receiver may have completed the call: every attempt
     carries the same idempotency key, so the receiver answers a repeat without acting again.
+    The wait before a retry is a progress step (shown by the CLI on a terminal, sent to an
+    MCP client as progress notifications; nothing otherwise).
     """
     import tenacity
+
+    why = {"failed": "a webhook attempt failed"}
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -408,6 +418,10 @@ def retry_args(settings: Settings) -> dict[str, Any]:
             error,
             state.next_action.sleep if state.next_action else 0,
         )
+        why["failed"] = f"webhook attempt {state.attempt_number} failed ({error})"
+
+    def sleep(seconds: float) -> None:
+        wait_with_progress(seconds, f"{why['failed']}; retrying in {seconds:.0f} s")
 
     return {
         "retry": tenacity.retry_if_exception_type(TransientWebhookError),
@@ -416,5 +430,19 @@ def retry_args(settings: Settings) -> dict[str, Any]:
         ),
         "wait": wait,
         "before_sleep": before_sleep,
+        "sleep": sleep,
         "reraise": True,
     }
+
+
+def wait_with_progress(seconds: float, description: str, tick: float = 1.0) -> None:
+    """Sleep ``seconds``; with a progress reporter installed, as a step counting the seconds
+    waited (``total`` = the wait), moved every ``tick`` seconds."""
+    if not progress.active():
+        time.sleep(seconds)
+        return
+    with progress.step(description, total=seconds) as step:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(tick, left))
+            step.update(min(seconds, seconds - max(end - time.monotonic(), 0.0)))

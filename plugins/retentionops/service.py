@@ -14,6 +14,7 @@ message that says what to do and carries no secret.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from retentionops import actions, detection, pack, runlog
+from retentionops import actions, detection, pack, progress, runlog
 from retentionops.connections import ConnectionMissingError, known_secrets, redact
 from retentionops.detection import as_date
 from retentionops.errors import ServiceError, UserError
@@ -432,11 +433,25 @@ def record_delivery(
 
 def deliver_playbook(settings: Settings, payload: dict[str, Any], run_id: str) -> dict[str, Any]:
     """POST the body to the Make webhook, retrying transient faults; record the delivery in
-    the ledger; return the scenario's answer."""
-    from retentionops.operators import PlaybookHook
+    the ledger; return the scenario's answer.
 
-    hook = PlaybookHook(method="POST", http_conn_id=settings.make_conn_id)
-    answer = hook.post_playbook(payload, settings)
+    The webhook goes through Airflow's HTTP hook and connection: the first call of a process
+    that has not imported Airflow (the CLI, the MCP server) loads it, some seconds, shown as
+    a progress step like the post and its retries."""
+    import sys
+
+    loading = (
+        progress.step("loading Airflow's HTTP hook for the webhook (first call only)")
+        if "retentionops.operators" not in sys.modules
+        else contextlib.nullcontext()
+    )
+    with loading:
+        from retentionops.operators import PlaybookHook
+
+    event = (payload.get("incident") or {}).get("event") or "playbook"
+    with progress.step(f"posting the {event} event to the webhook"):
+        hook = PlaybookHook(method="POST", http_conn_id=settings.make_conn_id)
+        answer = hook.post_playbook(payload, settings)
     record_delivery(settings, payload, answer, run_id)
     return answer
 

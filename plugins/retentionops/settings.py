@@ -327,6 +327,13 @@ class Settings:
         section="the MCP server",
         secret=True,
     )
+    mcp_webhook_wait_seconds: float = _setting(
+        30.0,
+        "longest total wait between webhook attempts of an MCP trigger_playbook call (also "
+        "capped by webhook_max_wait_seconds): MCP clients time out, the DAG's tasks do not",
+        min=0,
+        max=3600,
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

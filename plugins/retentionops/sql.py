@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from retentionops.errors import UserError
 from retentionops.settings import PROJECT_ROOT, Settings, ratio, split_list
 from retentionops.vocabulary import TIERS
 
@@ -187,6 +188,13 @@ def _jinja() -> jinja2.Environment:
 def sql_path(name: str) -> str:
     """Return the include-relative path of a SQL file (``detection/01_base_customers``)."""
     relative = f"sql/{name}" if name.endswith(".sql") else f"sql/{name}.sql"
+    if not (INCLUDE_DIR / "sql").is_dir():
+        # a plain `pip install .` copies the code, not the repository's include/ folder
+        raise UserError(
+            f"the SQL files are not where the package looks for them ({INCLUDE_DIR / 'sql'}): "
+            "RetentionOps runs from its repository (dags/, plugins/, include/); install it "
+            "from a checkout with `pip install -e .` (or `make install`)"
+        )
     if not (INCLUDE_DIR / relative).is_file():
         raise FileNotFoundError(f"no SQL file include/{relative}")
     return relative

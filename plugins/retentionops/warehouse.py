@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from retentionops import bigquery
+from retentionops import bigquery, progress
 from retentionops.errors import UserError
 from retentionops.settings import Settings
 from retentionops.sql import (
@@ -303,7 +303,8 @@ class DuckDBWarehouse:
         if missing:
             raise KeyError(f"no value for query parameter(s) {', '.join(missing)}")
         try:
-            return self.con.execute(to_duckdb(bigquery_sql), {k: params[k] for k in used})
+            with progress.watch_query(self.con):
+                return self.con.execute(to_duckdb(bigquery_sql), {k: params[k] for k in used})
         except duckdb.CatalogException as error:
             raise WarehouseError(
                 f"{str(error).splitlines()[0]} in {self.settings.duckdb_file}: load orders "
@@ -338,7 +339,7 @@ class DuckDBWarehouse:
         target = table_refs(self.settings)[table]
         partition_field = _partition_field(table)
         self.ensure_tables((table,))
-        with self.transaction():
+        with self.transaction(), progress.watch_query(self.con):
             self.con.execute(
                 f"delete from {target} where {partition_field} between $from_date and $run_date",
                 {
@@ -376,7 +377,7 @@ class DuckDBWarehouse:
         refs = table_refs(self.settings)
         self.con.register("incoming_frame", frame)
         try:
-            with self.transaction():
+            with self.transaction(), progress.watch_query(self.con):
                 self.con.execute(f"delete from {refs['orders_incoming']}")
                 self.con.execute(f"insert into {refs['orders_incoming']} by name {_ORDERS_SELECT}")
                 [row] = self.query("maintenance/orders_changed_from", {})

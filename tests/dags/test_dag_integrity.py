@@ -96,6 +96,48 @@ def test_dag_policy(duckdb_dag):
             assert task.retry_exponential_backoff > 1
 
 
+#: Tasks that never open the warehouse: the branch and its markers.
+NO_WAREHOUSE = {"choose_playbook", "no_alert", "warning", "critical", "resolved"}
+
+
+def test_every_duckdb_task_opening_the_warehouse_is_in_the_one_slot_pool(duckdb_dag):
+    from retentionops.operators import DUCKDB_POOL
+
+    pools = {task.task_id: task.pool for task in duckdb_dag.tasks}
+    assert {t for t, pool in pools.items() if pool == DUCKDB_POOL} == set(pools) - NO_WAREHOUSE
+    assert {pools[t] for t in NO_WAREHOUSE} == {"default_pool"}
+    # the mapped exports too (each tier instance takes the slot)
+    assert duckdb_dag.get_task("export_audience").pool == DUCKDB_POOL
+
+
+def test_bigquery_tasks_keep_airflows_default_pool(bigquery_dag):
+    assert {task.pool for task in bigquery_dag.tasks} == {"default_pool"}
+    assert bigquery_dag.max_active_runs == 4 and bigquery_dag.max_active_tasks == 8
+
+
+def test_make_and_compose_create_the_pool_with_one_slot():
+    """The pool must exist before a DuckDB task can be scheduled: every place that starts
+    Airflow creates it, with the name the tasks use and one slot."""
+    import re
+
+    import yaml
+
+    from retentionops.operators import DUCKDB_POOL, DUCKDB_POOL_SLOTS
+
+    assert DUCKDB_POOL_SLOTS == 1
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^DUCKDB_POOL := {DUCKDB_POOL}$", makefile, re.M)
+    assert "airflow pools set $(DUCKDB_POOL) 1 " in makefile
+    # the targets that start Airflow depend on the database that has the pool
+    for target in ("demo", "artifacts", "airflow"):
+        [line] = re.findall(rf"^{target}: \$\(BYTECODE\).*$", makefile, re.M)
+        assert re.search(r"\$\(AIRFLOW_HOME\)/[\w-]+\.ready", line), line
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    init = " ".join(compose["services"]["airflow-init"]["command"])
+    assert f"airflow pools set {DUCKDB_POOL} 1 " in init
+    assert init.index("db migrate") < init.index("pools set") < init.index("load-sample")
+
+
 def test_webhook_task_is_an_http_operator_on_the_playbook_hook(duckdb_dag):
     import tenacity
     from airflow.providers.http.operators.http import HttpOperator
@@ -128,24 +170,72 @@ def test_webhook_task_is_an_http_operator_on_the_playbook_hook(duckdb_dag):
     assert attempts(RuntimeError("a bug")) == 1
 
 
+def _form_errors(specs: dict) -> list[str]:
+    """The Params the UI's trigger form flags, keeping its Trigger button disabled.
+
+    A port of Airflow 3.3's React form (``FlexibleForm.tsx`` ``recheckSection`` and
+    ``isParamRequired.tsx``): a Param is required when its schema has a ``type`` that is
+    not a list containing ``"null"``, and a required Param whose value is null, missing or
+    ``""`` is an error. ``specs`` is what the API serves the form (``param.dump()`` of the
+    serialized DAG: value, schema, description)."""
+
+    def required(spec: dict) -> bool:
+        kind = spec["schema"].get("type")
+        return bool(kind) and not (isinstance(kind, list) and "null" in kind)
+
+    return sorted(
+        name for name, spec in specs.items() if required(spec) and spec.get("value") in (None, "")
+    )
+
+
+def test_the_form_rule_flags_an_empty_required_param():
+    # the rule is not vacuous: the Param that disabled the button before (issue 14)
+    specs = {"export_destination": {"value": "", "schema": {"type": "string"}}}
+    assert _form_errors(specs) == ["export_destination"]
+    nullable = {"export_destination": {"value": None, "schema": {"type": ["null", "string"]}}}
+    assert _form_errors(nullable) == []
+
+
 def test_params_validate_in_the_trigger_form(duckdb_dag):
+    """The trigger form's case: the DAG as the API server holds it (serialized), every
+    Param at its default, the form's own check, then the server's validation of the
+    submitted values (the run's conf)."""
+    from airflow.exceptions import ParamValidationError as ServerParamValidationError
     from airflow.sdk.definitions.param import ParamsDict
     from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
 
+    served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(duckdb_dag))
+    specs = {name: served.params.get_param(name).dump() for name in served.params}
+    assert set(specs) == {
+        "rollout_mode", "dry_run", "export_destination", "resend", "silence_until",
+        "silence_reason",
+    }  # fmt: skip
+    # the form opens with the defaults and flags nothing: the Trigger button is enabled
+    assert _form_errors(specs) == []
+    # submitting the form as it opened sends every value as the run's conf: the server
+    # merges it into the DAG's Params and validates them (SerializedDAG.create_dagrun)
+    conf = {name: spec["value"] for name, spec in specs.items()}
+    assert conf == {
+        "rollout_mode": None, "dry_run": False, "export_destination": None, "resend": False,
+        "silence_until": None, "silence_reason": None,
+    }  # fmt: skip
+    assert served.params.deep_merge(conf).validate() == conf
+    # a value a person types is checked by the same server-side validation
+    typed = {**conf, "rollout_mode": "pilot", "export_destination": "gs://retention-exports/d"}
+    served.params.deep_merge(typed).validate()
+    served.params.deep_merge({**conf, "export_destination": "/data/exports"}).validate()
+    for bad in ({"rollout_mode": "everywhere"}, {"export_destination": "s3://bucket/x"},
+                {"dry_run": "yes"}, {"silence_until": "next week"}):  # fmt: skip
+        with pytest.raises(ServerParamValidationError, match=next(iter(bad))):
+            served.params.deep_merge({**conf, **bad}).validate()
+
+    # the same on the DAG file's own Params (what a task sees)
     params = ParamsDict(duckdb_dag.params)
-    # the form's case: every Param at its default validates (empty = use the settings)
     params.validate()
     assert params["rollout_mode"] is None and params["dry_run"] is False
-    params["rollout_mode"] = "pilot"
-    params["export_destination"] = "gs://retention-exports/daily"
-    params["export_destination"] = "/data/exports"
-    params.validate()
     with pytest.raises(ParamValidationError, match="everywhere"):
         params["rollout_mode"] = "everywhere"
-    with pytest.raises(ParamValidationError, match="s3://bucket"):
-        params["export_destination"] = "s3://bucket/x"
-    with pytest.raises(ParamValidationError, match="yes"):
-        params["dry_run"] = "yes"
 
 
 def test_dag_has_no_cycles(duckdb_dag):

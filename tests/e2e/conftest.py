@@ -13,10 +13,14 @@ import pytest
 
 @pytest.fixture(scope="session")
 def airflow_db():
-    """A real (SQLite) Airflow metadata database in the test session's AIRFLOW_HOME."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
-    )
+    """A real (SQLite) Airflow metadata database in the test session's AIRFLOW_HOME, with
+    the DuckDB tasks' one-slot pool, as ``make`` and compose's init create them."""
+    from retentionops.operators import DUCKDB_POOL, DUCKDB_POOL_SLOTS
+
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], check=True, capture_output=True)
+    pool = [*airflow, "pools", "set", DUCKDB_POOL, str(DUCKDB_POOL_SLOTS), "DuckDB: one writer"]
+    subprocess.run(pool, check=True, capture_output=True)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report, runner, steps  # noqa: E402
+from retentionops import progress  # noqa: E402
 
 SIZE = 10_000
 
@@ -24,19 +25,54 @@ SIZE = 10_000
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     lines: list[str] = []
-    results = runner.run(
-        [SIZE],
-        repeats=1,
-        out_dir=out,
-        cache_dir=out / "cache",
-        peer_history_dates=30,
-        log=lines.append,
-    )
-    return out, results, lines
+    shown = Shown()
+    with progress.reporting(shown):  # what `make bench` shows on stderr
+        results = runner.run(
+            [SIZE],
+            repeats=1,
+            out_dir=out,
+            cache_dir=out / "cache",
+            peer_history_dates=30,
+            log=lines.append,
+        )
+    return out, results, lines, shown
+
+
+class Shown(progress.Reporter):
+    """Records the progress the benchmark reports: (description, completed, total) per update."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.updates: list[tuple[str, float, float | None]] = []
+
+    def step(self, description, total=None):
+        import contextlib
+
+        updates = self.updates
+        self.steps.append(description)
+
+        class Recorded(progress.Step):
+            def update(self, completed=None, *, total=None, description=None):
+                super().update(completed, total=total, description=description)
+                updates.append((self.description, self.completed, self.total))
+
+        return contextlib.nullcontext(Recorded(description, total))
+
+
+def test_progress_counts_every_step_run(smoke):
+    *_, shown = smoke
+    assert shown.steps == ["benchmark"]  # one bar for the whole benchmark
+    runs = len(runner.STEP_ORDER) + 2  # one repeat of each step, a DagBag parse per backend
+    counts = [completed for _, completed, _ in shown.updates]
+    assert counts[-1] == runs and {total for *_, total in shown.updates} == {runs}
+    assert counts == sorted(counts)  # it only moves forward
+    described = {description for description, *_ in shown.updates}
+    assert f"[{SIZE:,}] repeat 1/1 peer_history" in described
+    assert "[dag-parse] bigquery repeat 1/1" in described
 
 
 def test_every_step_and_size_is_in_the_json(smoke):
-    out, results, lines = smoke
+    out, results, lines, _ = smoke
     stored = json.loads((out / "results.json").read_text())
     assert list(stored["sizes"]) == [str(SIZE)]
     size = stored["sizes"][str(SIZE)]
@@ -63,7 +99,7 @@ def test_every_step_and_size_is_in_the_json(smoke):
 
 
 def test_peer_tier_counts_equal_the_products(smoke):
-    _, results, _ = smoke
+    _, results, _, _ = smoke
     size = results["sizes"][str(SIZE)]
     counts = size["checks"]["tiers"]["tier_counts"]
     assert size["checks"]["tiers"]["equal"]
@@ -77,7 +113,7 @@ def test_peer_tier_counts_equal_the_products(smoke):
 
 
 def test_alert_history_matches_the_peer(smoke):
-    _, results, _ = smoke
+    _, results, _, _ = smoke
     history = results["sizes"][str(SIZE)]["checks"]["history"]
     assert history["equal"] and history["dates_compared"] >= 10
     assert sum(history["severities"].values()) == 365
@@ -86,7 +122,7 @@ def test_alert_history_matches_the_peer(smoke):
 
 
 def test_results_markdown_is_written(smoke):
-    out, _, _ = smoke
+    out, _, _, _ = smoke
     text = (out / "results.md").read_text()
     for heading in (
         "## Machine",
@@ -131,7 +167,7 @@ def test_the_chart_days_are_stored_and_bigquery_bytes_estimated(smoke):
 
 
 def test_scaling_targets_use_the_smallest_and_largest_size(smoke):
-    _, results, _ = smoke
+    _, results, _, _ = smoke
     small = results["sizes"][str(SIZE)]
     big = json.loads(json.dumps(small))
     big["orders"] = small["orders"] * 10

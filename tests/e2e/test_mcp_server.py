@@ -23,7 +23,7 @@ from retentionops import actions, detection, runlog, service
 from retentionops.settings import load_settings
 from retentionops.warehouse import open_warehouse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 CRITICAL, WARNING, QUIET = "2011-05-13", "2011-09-09", "2011-07-01"
 # the April incident is open on 05-17 but the day has no alert: no event to deliver
 NO_EVENT = "2011-05-17"
@@ -65,18 +65,27 @@ def _env(base: Path) -> dict[str, str]:
 
 
 class Recorder:
-    """Calls a tool and keeps (is_error, structured content or error text) by label."""
+    """Calls a tool and keeps (is_error, structured content or error text) by label, with
+    the tool's name and the progress notifications the call received."""
 
     def __init__(self, session: Any) -> None:
         self.session, self.results = session, {}
+        self.tools: dict[str, str] = {}
+        self.progress: dict[str, list[tuple[float, float | None, str | None]]] = {}
 
     async def __call__(self, label: str, tool: str, **arguments: Any) -> Any:
-        result = await self.session.call_tool(tool, arguments)
+        notes = self.progress.setdefault(label, [])
+
+        async def on_progress(progress: float, total: float | None, message: str | None):
+            notes.append((progress, total, message))
+
+        result = await self.session.call_tool(tool, arguments, progress_callback=on_progress)
         if result.is_error:
             value = " ".join(getattr(block, "text", "") for block in result.content)
         else:
             value = result.structured_content
         self.results[label] = (bool(result.is_error), value)
+        self.tools[label] = tool
         return value
 
 
@@ -94,7 +103,7 @@ async def _conversation(env: dict[str, str], base: Path, sim: PlaybookSimulator)
             stdio_client(params, errlog=errlog) as (read, write),
             ClientSession(read, write, read_timeout_seconds=60) as session,
         ):
-            await session.initialize()
+            initialized = await session.initialize()
             listed = (await session.list_tools()).tools
             call = Recorder(session)
             # errors first: nothing has been computed yet
@@ -137,18 +146,28 @@ async def _conversation(env: dict[str, str], base: Path, sim: PlaybookSimulator)
             await call("playbook", "trigger_playbook", date=CRITICAL)
             await call("playbook_again", "trigger_playbook", date=CRITICAL)
             sim.configure(fail_next=99)
+            before = len(sim.requests)
             await call("playbook_down", "trigger_playbook", date=CRITICAL, resend=True)
+            down_attempts = len(sim.requests) - before
             sim.configure(fail_next=0)
             await call("playbook_bad_mode", "trigger_playbook", date=CRITICAL, rollout_mode="x")
             # v2 and health
             run_id = call.results["playbook"][1]["run_id"]
             await call("impact", "measure_impact", run_id=run_id)
             await call("impact_unknown", "measure_impact", run_id="nope")
+            await call("impact_later", "measure_impact", run_id=run_id, horizon_days=365)
             await call("health", "get_health", from_date="2011-01-01", to_date="2011-12-31")
             await call(
                 "health_reversed", "get_health", from_date="2011-12-31", to_date="2011-01-01"
             )
-    return {"tools": listed, "results": call.results}
+    return {
+        "tools": listed,
+        "results": call.results,
+        "called": call.tools,
+        "progress": call.progress,
+        "server_info": initialized.server_info,
+        "down_attempts": down_attempts,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +187,10 @@ def session(tmp_path_factory, sample_warehouse_file):
             "AIRFLOW_HOME": str(base / "airflow"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_MAKE_WEBHOOK": json.dumps({"conn_type": "http", "host": sim.url}),
-            "RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS": "0",
+            # the DAG's policy would wait 1 s, then 2 s (webhook_retries 2: three attempts);
+            # the MCP budget stops before the 2 s wait: two attempts
+            "RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS": "1",
+            "RETENTIONOPS_MCP_WEBHOOK_WAIT_SECONDS": "1.5",
         }
         outcome = anyio.run(_conversation, server_env, base, sim)
         token = sim.url.rsplit("/", 1)[-1]
@@ -241,6 +263,143 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
     assert tools["measure_impact"].input_schema["properties"]["horizon_days"]["default"] == 30
 
 
+def test_trigger_playbook_hides_its_context_parameter(session):
+    tools = {t.name: t for t in session["tools"]}
+    assert set(tools["trigger_playbook"].input_schema["properties"]) == {
+        "date", "rollout_mode", "resend",
+    }  # fmt: skip
+
+
+# -- typed results: the output schemas and the server's version ---------------------------
+
+#: Keys each tool's outputSchema must declare (a sample: the schema has them all, see below).
+DECLARED = {
+    "get_alert_decision": {"severity", "alert_flag", "current_value", "baseline_value", "source"},
+    "get_operational_context": {"decision", "incident", "plan", "tiers", "exported_tiers"},
+    "build_priority_queue": {"run_id", "run_date", "tiers", "decision"},
+    "generate_brief": {"format", "brief", "slack", "files", "plan", "tiers"},
+    "export_audience": {"tier", "link", "row_count", "uploads", "status"},
+    "trigger_playbook": {"sent", "reason", "ticket_id", "dedupe_key", "exports"},
+    "get_incident": {"phase", "incident_id", "event", "note"},
+    "list_incidents": {"from", "to", "incidents", "warmup_until"},
+    "get_recommended_action": {"queued", "tier", "recommended_action", "reason"},
+    "measure_impact": {"measurable", "per_tier", "measurable_from"},
+    "get_health": {"run_success_rate", "webhook_failure_rate", "alert_frequency"},
+}
+
+
+def _inlined(schema: Any, defs: dict | None = None) -> Any:
+    """The schema with its ``$ref``s to ``$defs`` replaced by the definitions."""
+    defs = schema.get("$defs", {}) if defs is None else defs
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inlined(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(item, defs) for item in schema]
+    return schema
+
+
+def _closed(schema: Any) -> Any:
+    """The (inlined) schema with every object that lists its properties closed to other
+    keys: a key a tool returns but its TypedDict does not declare then fails validation."""
+    if isinstance(schema, dict):
+        closed = {key: _closed(value) for key, value in schema.items()}
+        if "properties" in closed:
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    return schema
+
+
+def test_every_tool_declares_the_shape_of_its_result(session):
+    schemas = {t.name: _inlined(t.output_schema) for t in session["tools"]}
+    assert set(DECLARED) == set(schemas)
+    for name, schema in schemas.items():
+        assert schema["type"] == "object", name
+        assert DECLARED[name] <= set(schema["properties"]), name
+        assert schema["description"], name  # what the answer is
+    # nested shapes are declared too, not left as free-form objects
+    queue = schemas["build_priority_queue"]["properties"]
+    severity = queue["decision"]["properties"]["severity"]
+    assert severity["enum"] == ["INFO", "WARNING", "CRITICAL"]
+    assert set(queue["tiers"]["properties"]) == {"P1", "P2", "P3"}
+    exports = schemas["trigger_playbook"]["properties"]["exports"]["items"]["properties"]
+    assert {"tier", "link", "row_count"} <= set(exports)
+    plan = schemas["generate_brief"]["properties"]["plan"]["properties"]
+    assert {"event", "send", "reason", "dedupe_key"} <= set(plan)
+    # a field's docstring is its description
+    sent = schemas["trigger_playbook"]["properties"]["reason"]
+    assert sent["description"].startswith("Why it was not sent")
+
+
+def test_every_answer_has_exactly_the_declared_shape(session):
+    import jsonschema
+
+    schemas = {t.name: _closed(_inlined(t.output_schema)) for t in session["tools"]}
+    checked = set()
+    for label, (is_error, value) in session["results"].items():
+        if is_error:
+            continue
+        tool = session["called"][label]
+        jsonschema.validate(value, schemas[tool])  # raises on an undeclared key or a type
+        checked.add(tool)
+    assert checked == set(schemas)  # every tool answered at least once
+    # variants were checked too: an impact not measurable yet, a repeat not sent
+    assert ok(session, "impact_later")["measurable"] is False
+    assert ok(session, "playbook_again")["sent"] is False
+
+
+def test_a_wrong_key_would_fail_the_shape_check(session):
+    import jsonschema
+
+    tools = {t.name: t for t in session["tools"]}
+    schema = _closed(_inlined(tools["get_incident"].output_schema))
+    incident = {**ok(session, "incident"), "surprise": 1}
+    with pytest.raises(jsonschema.ValidationError, match="surprise"):
+        jsonschema.validate(incident, schema)
+
+
+def test_the_server_reports_the_package_version(session):
+    from importlib.metadata import version
+
+    import retentionops
+
+    info = session["server_info"]
+    assert info.name == "retentionops"
+    assert info.version == version("retentionops") == retentionops.__version__
+
+
+# -- progress and the bounded webhook wait ------------------------------------------------
+
+
+def _increasing(notes: list) -> bool:
+    values = [progress for progress, _, _ in notes]
+    return all(a < b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_trigger_playbook_reports_progress_while_it_loads_airflow_and_posts(session):
+    notes = session["progress"]["playbook"]  # the server's first post: Airflow loads now
+    assert notes and _increasing(notes)
+    messages = [message for _, _, message in notes]
+    assert any(m.startswith("loading Airflow's HTTP hook") for m in messages), messages
+    # the reads report nothing: they are quick and not asked to
+    assert session["progress"][f"decision_{CRITICAL}"] == []
+
+
+def test_webhook_retries_stop_at_the_mcp_wait_budget_with_progress(session):
+    # webhook_retries (2) allows three attempts and the DAG would wait 1 s then 2 s; the
+    # MCP budget (mcp_webhook_wait_seconds 1.5) stops before the second wait
+    assert session["down_attempts"] == 2
+    assert "HTTP 500" in error(session, "playbook_down")
+    notes = session["progress"]["playbook_down"]
+    assert _increasing(notes)
+    waits = [m for _, _, m in notes if "retrying in 1 s" in m]
+    assert waits and waits[0].startswith("webhook attempt 1 failed (webhook answered HTTP 500")
+    assert not any("attempt 2 failed" in m for _, _, m in notes)
+
+
 # -- results against the library (the DAG's code) ----------------------------------------
 
 
@@ -270,8 +429,13 @@ def test_queue_context_and_brief_match_the_library(session):
     # the session's delivery, says it was delivered: the rest is the same
     assert context["plan"]["send"] is True and expected_context["plan"]["send"] is False
     assert expected_context["plan"]["reason"].startswith("already delivered (open of")
+    # and the ticket the delivery opened is now the one to respond to, due from now
+    assert context["response"]["ticket_id"] is None
+    assert expected_context["response"]["ticket_id"] == ok(session, "playbook")["ticket_id"]
     for plan in (context["plan"], expected_context["plan"]):
         del plan["send"], plan["reason"]
+    for answer in (context, expected_context):
+        del answer["response"]["ticket_id"], answer["response"]["due_at"]
     assert expected_context == context
     assert {t: v["count"] for t, v in context["tiers"].items()} == queue["tiers"]
     assert context["exported_tiers"] == ["P1", "P2", "P3"]
@@ -413,6 +577,49 @@ def test_server_log_has_no_traceback_and_no_secret(session):
     log = (session["base"] / "server_stderr.log").read_text()
     assert "Traceback" not in log
     assert session["token"] not in log
+
+
+def test_the_mcp_path_does_not_import_airflow(sample_settings):
+    """Listing the tools and calling every one of them except a playbook post leaves Airflow
+    unimported (it costs seconds); only trigger_playbook loads it, when it posts."""
+    code = f"""
+import sys, anyio
+from mcp import Client
+from retentionops import mcp_server
+
+async def main():
+    async with Client(mcp_server.build_server()) as client:
+        assert len((await client.list_tools()).tools) == 11
+        calls = [
+            ("get_alert_decision", {{"date": "{CRITICAL}"}}),
+            ("build_priority_queue", {{"date": "{CRITICAL}"}}),
+            ("get_operational_context", {{"date": "{CRITICAL}"}}),
+            ("generate_brief", {{"date": "{CRITICAL}"}}),
+            ("export_audience", {{"date": "{CRITICAL}", "tier": "P1"}}),
+            ("get_recommended_action", {{"customer_id": "17180", "date": "{CRITICAL}"}}),
+            ("get_incident", {{"date": "{CRITICAL}"}}),
+            ("list_incidents", {{"from_date": "2011-01-01", "to_date": "2011-12-09"}}),
+            ("build_priority_queue", {{"date": "{NO_EVENT}"}}),
+            ("trigger_playbook", {{"date": "{NO_EVENT}"}}),  # refused: nothing to deliver
+            ("get_health", {{"from_date": "2011-01-01", "to_date": "2011-12-09"}}),
+        ]
+        for tool, arguments in calls:
+            result = await client.call_tool(tool, arguments)
+            assert result.is_error == (tool == "trigger_playbook"), (tool, result.content)
+
+anyio.run(main)
+loaded = sorted(n for n in sys.modules if n.split(".")[0] == "airflow")
+assert not loaded, loaded[:5]
+print("no airflow")
+"""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "no airflow"
 
 
 def test_module_import_opens_nothing():
