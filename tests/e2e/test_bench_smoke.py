@@ -137,7 +137,7 @@ def test_results_markdown_is_written(smoke):
 
 
 def test_the_chart_days_are_stored_and_bigquery_bytes_estimated(smoke):
-    _, results, _ = smoke
+    _, results, *_ = smoke
     size = results["sizes"][str(SIZE)]
     # the setup stored the history up to D-1, as the daily runs before D would have: every
     # day of the 730-day window but D (the seeded data has orders on its first day)
