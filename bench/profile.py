@@ -41,11 +41,26 @@ def main(argv: list[str] | None = None) -> int:
             wh.con.execute("set enable_progress_bar = false")
             detection.run_detection(wh, settings, day)  # warm-up
             actions.build_priority_queue(wh, settings, day)
-            for step in detection.DETECTION_STEPS:
+            for step in detection.DETECTION_STEPS[:-1]:
                 timed(
                     f"detection {step.table}",
                     lambda s=step: detection.run_step(wh, settings, s, day),
                 )
+            forget_d = (
+                "delete from run_markers where run_date = ? and starts_with(step, 'alert_history@')"
+            )
+            wh.con.execute(forget_d, [day])  # stored up to D-1, as the runs before D left it
+            detection.mark_complete(
+                wh, day - dt.timedelta(days=1), detection.history_marker(settings)
+            )
+            timed(
+                "detection alert_logic: the stored history extended by D (the daily case)",
+                lambda: detection.extend_history(wh, settings, day),
+            )
+            timed(
+                "detection alert_logic: the whole history (a fresh warehouse, new settings)",
+                lambda: detection.run_step(wh, settings, detection.ALERT_STEP, day),
+            )
             timed("build_priority_queue", lambda: actions.build_priority_queue(wh, settings, day))
             ctx = timed(
                 "get_operational_context",
