@@ -3,15 +3,16 @@
 - :func:`detection_task`, :func:`queue_task` and :func:`create_tables_task` are "the task
   that runs this SQL step": ``BigQueryInsertJobOperator`` jobs on BigQuery, a DuckDB task
   otherwise. The backend is chosen here, from the settings, and nowhere in the DAG file.
-- :class:`PlaybookHook` and :class:`PlaybookWebhookOperator` post the playbook: the hook
-  classifies answers, never lets the URL reach a log line and retries with the one policy
-  of ``playbook.retry_args``; the MCP/CLI ``trigger_playbook`` uses the same hook.
+- :class:`PlaybookWebhookOperator` posts the playbook through ``hooks.PlaybookHook``, the
+  hook the MCP/CLI ``trigger_playbook`` (``service``) uses too: it classifies answers, never
+  lets the URL reach a log line and retries with the one policy of ``playbook.retry_args``.
 - :func:`record_task_failure` is every task's ``on_failure_callback``: it writes the failure
   into the run's ``ops_runs_log`` row before anything else can go wrong.
 - :func:`failed_steps` and :func:`run_started_at` read a DAG run for its final log row.
 
-Imported by the DAG file (needs Airflow installed, not running) and by
-``service.deliver_playbook``; nothing here opens a connection at import time.
+Imported by the DAG file (needs Airflow installed, not running); nothing here opens a
+connection at import time. The service layer never imports this module (it is the DAG's
+door to the service, not the other way round).
 """
 
 from __future__ import annotations
@@ -19,19 +20,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import requests
-from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.http.operators.http import HttpOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from retentionops import connections, service
-from retentionops.playbook import (
-    IDEMPOTENCY_HEADER,
-    TransientWebhookError,
-    classify_response,
-    parse_response,
-    retry_args,
-)
+from retentionops.hooks import PlaybookHook
+from retentionops.playbook import IDEMPOTENCY_HEADER, parse_response, retry_args
 from retentionops.runlog import RunOutcome
 from retentionops.settings import Settings, load_settings
 
@@ -168,56 +162,6 @@ def dag_concurrency(settings: Settings) -> dict[str, int]:
 
 
 # -- the playbook webhook -----------------------------------------------------------------------
-
-
-class PlaybookHook(HttpHook):
-    """The HTTP hook of the Make webhook, held in an Airflow HTTP connection.
-
-    ``run_and_check`` sends the request and classifies the answer itself: transport faults,
-    408, 429 and 5xx become :class:`TransientWebhookError` (retried), other refusals
-    ``PermanentWebhookError``. Neither message nor any log line carries the URL (the stock
-    hook logs the ``requests`` error, which embeds it).
-    """
-
-    def run_and_check(
-        self, session: requests.Session, prepped_request: Any, extra_options: dict[Any, Any]
-    ) -> Any:
-        environment = session.merge_environment_settings(
-            prepped_request.url,
-            proxies=session.proxies,
-            stream=session.stream,
-            verify=session.verify,
-            cert=session.cert,
-        )
-        timeout = extra_options.get("timeout")
-        try:
-            response = session.send(
-                prepped_request,
-                timeout=timeout,
-                allow_redirects=extra_options.get("allow_redirects", True),
-                **environment,
-            )
-        except requests.Timeout:
-            raise TransientWebhookError(f"webhook timed out after {timeout} s") from None
-        except requests.ConnectionError as error:
-            raise TransientWebhookError(f"webhook unreachable ({type(error).__name__})") from None
-        classify_response(response)
-        return response
-
-    def post_playbook(self, payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        """POST the body with the retry policy; return the scenario's parsed answer."""
-        connections.mask(connections.known_secrets(settings))
-        response = self.run_with_advanced_retry(
-            retry_args(settings),
-            endpoint=None,
-            data=json.dumps(payload),
-            headers={
-                "Content-Type": "application/json",
-                IDEMPOTENCY_HEADER: payload["dedupe_key"],
-            },
-            extra_options={"timeout": settings.webhook_timeout_seconds},
-        )
-        return parse_response(response)
 
 
 class PlaybookWebhookOperator(HttpOperator):

@@ -442,11 +442,11 @@ def deliver_playbook(settings: Settings, payload: dict[str, Any], run_id: str) -
 
     loading = (
         progress.step("loading Airflow's HTTP hook for the webhook (first call only)")
-        if "retentionops.operators" not in sys.modules
+        if "retentionops.hooks" not in sys.modules
         else contextlib.nullcontext()
     )
     with loading:
-        from retentionops.operators import PlaybookHook
+        from retentionops.hooks import PlaybookHook
 
     event = (payload.get("incident") or {}).get("event") or "playbook"
     with progress.step(f"posting the {event} event to the webhook"):

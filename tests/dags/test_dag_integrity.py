@@ -142,7 +142,7 @@ def test_webhook_task_is_an_http_operator_on_the_playbook_hook(duckdb_dag):
     import tenacity
     from airflow.providers.http.operators.http import HttpOperator
 
-    from retentionops.operators import PlaybookHook
+    from retentionops.hooks import PlaybookHook
     from retentionops.playbook import PermanentWebhookError, TransientWebhookError, retry_args
     from retentionops.settings import load_settings
 
