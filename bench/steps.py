@@ -3,7 +3,8 @@
 Every step runs in a fresh worker process (``bench.worker``); the clock covers opening the
 warehouse, the step and closing it. Module imports are done before the clock starts (they
 are a per-process constant, measured separately as DAG parse / import time); SQL
-transpilation (sqlglot, cached per process) is inside the clock, as in an Airflow task.
+transpilation (sqlglot, cached per process and on disk) is inside the clock, as in an
+Airflow task.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 for name in [n for n in os.environ if n.startswith("RETENTIONOPS_")]:
     del os.environ[name]
+# transpiled SQL is cached on disk for the session's processes (DAG tasks, CLI runs), in a
+# folder of its own rather than the user's ~/.cache
+os.environ["RETENTIONOPS_SQL_CACHE_DIR"] = tempfile.mkdtemp(prefix="retentionops-sql-")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

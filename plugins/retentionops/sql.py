@@ -14,8 +14,10 @@ the same file with the same ``tables`` mapping through Airflow's Jinja environme
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -274,9 +276,71 @@ def _enforced_keys(node):  # sqlglot expression in, expression out
     return node
 
 
+#: ``RETENTIONOPS_SQL_CACHE_DIR``: where transpiled statements are kept between processes
+#: (default ``$XDG_CACHE_HOME/retentionops/sql`` or ``~/.cache/retentionops/sql``; empty:
+#: no disk cache).
+SQL_CACHE_ENV = "RETENTIONOPS_SQL_CACHE_DIR"
+
+
+@lru_cache(maxsize=1)
+def _cache_key_prefix() -> str:
+    """What a cached answer depends on besides the SQL text: sqlglot's version and this
+    module's own code (the seam's fixes)."""
+    import hashlib
+    from importlib.metadata import version
+
+    return f"{version('sqlglot')}\0{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}"
+
+
+def _cache_dir() -> Path | None:
+    configured = os.environ.get(SQL_CACHE_ENV)
+    if configured is not None:
+        return Path(configured) if configured.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "retentionops" / "sql"
+
+
+def _disk_cached(kind: str, text: str, compute: Any) -> str:
+    """``compute(text)`` (a string), kept on disk so that each new process (every Airflow
+    task is one) does not transpile the same statements again: about 1.3 s per daily pack.
+
+    The file is named by a hash of the inputs and holds a checksum of its body: a file
+    changed or cut short is ignored and rewritten; a cache that cannot be read or written
+    (read-only home, a file in the way) is skipped, never an error."""
+    import hashlib
+
+    folder = _cache_dir()
+    if folder is None:
+        return compute(text)
+    key = hashlib.sha256(f"{kind}\0{_cache_key_prefix()}\0{text}".encode()).hexdigest()
+    path = folder / key[:2] / f"{key}.sql"
+    try:
+        stored = path.read_text(encoding="utf-8")
+        checksum, _, body = stored.partition("\n")
+        if checksum == "-- " + hashlib.sha256(body.encode()).hexdigest():
+            return body
+    except (OSError, UnicodeDecodeError):
+        pass
+    body = compute(text)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        checksum = "-- " + hashlib.sha256(body.encode()).hexdigest()
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(f"{checksum}\n{body}", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        pass
+    return body
+
+
 @lru_cache(maxsize=256)
 def to_duckdb(bigquery_sql: str) -> str:
-    """Transpile rendered BigQuery SQL to DuckDB (one statement)."""
+    """Transpile rendered BigQuery SQL to DuckDB (one statement); cached per process and on
+    disk (``RETENTIONOPS_SQL_CACHE_DIR``)."""
+    return _disk_cached("duckdb", bigquery_sql, _transpile)
+
+
+def _transpile(bigquery_sql: str) -> str:
     import sqlglot  # imported here: DAG parsing never needs the transpiler
 
     tree = sqlglot.parse_one(bigquery_sql, read="bigquery")
@@ -293,14 +357,19 @@ def to_duckdb(bigquery_sql: str) -> str:
 
 @lru_cache(maxsize=256)
 def parameter_names(bigquery_sql: str) -> frozenset[str]:
-    """Names of the ``@parameters`` a statement (or a multi-statement script) uses."""
+    """Names of the ``@parameters`` a statement (or a multi-statement script) uses (cached
+    like ``to_duckdb``)."""
+    names = _disk_cached("parameters", bigquery_sql, _parameter_names)
+    return frozenset(name for name in names.split(",") if name)
+
+
+def _parameter_names(bigquery_sql: str) -> str:
     import sqlglot
     from sqlglot import exp
 
     statements = sqlglot.parse(bigquery_sql, read="bigquery")
-    return frozenset(
-        node.name for tree in statements if tree for node in tree.find_all(exp.Parameter)
-    )
+    names = {node.name for tree in statements if tree for node in tree.find_all(exp.Parameter)}
+    return ",".join(sorted(names))
 
 
 def detection_parameters(
