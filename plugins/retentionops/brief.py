@@ -328,7 +328,14 @@ def _lead(context: dict[str, Any], exported: list[str]) -> dict[str, str | None]
     where = f"incident {plan['incident_id']}" if plan.get("incident_id") else None
     if where and incident.get("days_open"):
         where += f", day {incident['days_open']}"
-    ticket_text = f"ticket {ticket}" if ticket else "the ticket is opened by this run's playbook"
+    if ticket:
+        ticket_text = f"ticket {ticket}"
+    elif plan.get("shadow"):
+        ticket_text = "shadow rollout: no real ticket is opened"
+    elif plan.get("send") is False and plan.get("reason"):
+        ticket_text = f"no ticket from this run: {plan['reason']}"
+    else:
+        ticket_text = "the ticket is opened by this run's playbook"
     if event and event != "resolve" and lists:
         due = str(response.get("due_at", "")).replace("T", " ").replace("+00:00", " UTC")
         ask = f"Ask: {owner}, start the outreach by {due}"

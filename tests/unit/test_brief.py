@@ -694,3 +694,24 @@ def test_the_email_message_carries_the_chart_inline(tmp_path):
     assert image["Content-ID"] == f"<{pack.CHART_CID}>"
     assert image.get_content() == chart.read_bytes() and image.get_content()[:8] == PNG_MAGIC
     assert "Churn risk jumped" in message.get_body(("plain",)).get_content()
+
+
+def test_the_ask_says_which_ticket_exists_or_why_none_is_opened():
+    """The ask's ticket part follows the plan: a known ticket, a shadow rollout (no real
+    ticket), a withheld event (its reason), or the ticket this run's playbook opens."""
+
+    def ask(context) -> str:
+        context["plan"]["tiers"] = ["P1"]
+        context["tiers"]["P1"].update(exported=True, exported_rows=5)
+        context["response"] = {"owner": "ops", "due_at": "2011-09-23T06:00+00:00"}
+        [line] = [x for x in markdown(context).splitlines() if x.startswith("**Ask:")]
+        return line
+
+    assert ask(incident_context("update")).endswith(
+        "day 3; the ticket is opened by this run's playbook).**"
+    )
+    shadow = incident_context("update")
+    shadow["plan"].update(shadow=True, rollout_mode="shadow")
+    assert ask(shadow).endswith("day 3; shadow rollout: no real ticket is opened).**")
+    withheld = incident_context("update", send=False, reason="the playbook is switched off")
+    assert ask(withheld).endswith("no ticket from this run: the playbook is switched off).**")
