@@ -296,7 +296,12 @@ def _cache_dir() -> Path | None:
     configured = os.environ.get(SQL_CACHE_ENV)
     if configured is not None:
         return Path(configured) if configured.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory (a bare service account): no disk cache
+            return None
     return Path(base) / "retentionops" / "sql"
 
 

@@ -79,3 +79,19 @@ def test_the_key_depends_on_the_statement(cache):
     other = STATEMENT.replace("@low", "@high")
     assert sql.to_duckdb(other) != sql.to_duckdb(STATEMENT)
     assert sql.parameter_names(other) == {"high", "run_date"}
+
+
+def test_no_home_directory_means_no_disk_cache(monkeypatch):
+    monkeypatch.delenv(sql.SQL_CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(sql.Path, "home", staticmethod(no_home))
+    sql.to_duckdb.cache_clear()
+    try:
+        assert sql._cache_dir() is None
+        assert sql.to_duckdb(STATEMENT) == sql._transpile(STATEMENT)
+    finally:
+        sql.to_duckdb.cache_clear()
