@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import data, runner
+from bench import data, runner, steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"detection {step.table}",
                     lambda s=step: detection.run_step(wh, settings, s, day),
                 )
-            forget_d = (
-                "delete from run_markers where run_date = ? and starts_with(step, 'alert_history@')"
-            )
-            wh.con.execute(forget_d, [day])  # stored up to D-1, as the runs before D left it
+            steps.forget_history_of(wh.con, day)  # stored up to D-1, as the runs before D left
             detection.mark_complete(
                 wh, day - dt.timedelta(days=1), detection.history_marker(settings)
             )

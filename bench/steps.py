@@ -101,6 +101,16 @@ def previous_decisions(spec: dict[str, Any]) -> dict[str, Any]:
     return {"days": int(days), "to_date": end.isoformat()}
 
 
+def forget_history_of(con: Any, day: dt.date) -> None:
+    """Leave the alert history stored up to D-1 only (its marker of D removed)."""
+    from retentionops.detection import HISTORY_MARKER_PREFIX
+
+    con.execute(
+        "delete from run_markers where run_date = ? and starts_with(step, ?)",
+        [day, HISTORY_MARKER_PREFIX],
+    )
+
+
 def prepare(spec: dict[str, Any]) -> None:
     """Before a step that runs detection for D: the history stored up to D-1 only.
 
@@ -112,10 +122,7 @@ def prepare(spec: dict[str, Any]) -> None:
     import duckdb
 
     with duckdb.connect(spec["duckdb_path"]) as con:
-        con.execute(
-            "delete from run_markers where run_date = ? and starts_with(step, 'alert_history@')",
-            [dt.date.fromisoformat(spec["run_date"])],
-        )
+        forget_history_of(con, dt.date.fromisoformat(spec["run_date"]))
 
 
 def _detection(wh, settings, day) -> dict[str, Any]:

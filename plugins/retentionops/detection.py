@@ -114,7 +114,7 @@ def completed_steps(warehouse: Warehouse, run_date: Any) -> set[str]:
         rows = warehouse.query("markers/read_run_markers", {"run_date": as_date(run_date)})
     except WarehouseError:  # no marker table yet: nothing was ever completed
         return set()
-    return {row["step"] for row in rows if not row["step"].startswith("alert_history@")}
+    return {row["step"] for row in rows if not row["step"].startswith(HISTORY_MARKER_PREFIX)}
 
 
 def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> None:
@@ -128,10 +128,14 @@ def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) ->
         )
 
 
+#: The run-marker steps of the alert history start with this (include/sql/markers/ too).
+HISTORY_MARKER_PREFIX = "alert_history@"
+
+
 def history_marker(settings: Settings) -> str:
     """The run-marker step saying "SQL5's rows are stored for every date up to this one,
     computed with these settings" (the step name carries the settings' fingerprint)."""
-    return f"alert_history@{alert_settings_fingerprint(settings)}"
+    return f"{HISTORY_MARKER_PREFIX}{alert_settings_fingerprint(settings)}"
 
 
 def history_covered_to(warehouse: Warehouse, settings: Settings) -> dt.date | None:
