@@ -93,6 +93,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"record_audience {tier}",
                     lambda t=tier: actions.record_audience(wh, settings, day, t, "bench-profile"),
                 )
+            from retentionops.warehouse import WHOLE_HISTORY
+
+            timed(
+                "a load's summary refresh, orders changed on D (the daily load)",
+                lambda: wh.refresh_summaries(day),
+            )
+            timed(
+                "a load's summary refresh, every order (the first load)",
+                lambda: wh.refresh_summaries(WHOLE_HISTORY),
+            )
             where = f"from orders where order_date <= date '{day}' group by customer_id"
             variants = {
                 "floor: count(*), sum, max per customer":
@@ -107,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 "SQL5 before issue 15, first CTE: distinct (customer_id, order_date), all":
                     "select distinct customer_id, order_date from orders "
                     f"where order_date <= date '{day}'",
-                "SQL5 now, full-history part: first order day per customer":
+                "SQL5 before the orders' summaries: first order day per customer":
                     f"select customer_id, min(order_date) {where}",
-                "SQL4 now, distinct (customer_id, month) pairs":
+                "SQL4 before the orders' summaries: distinct (customer_id, month) pairs":
                     "select distinct customer_id, date_trunc('month', order_date) from orders "
                     f"where order_date <= date '{day}'",
             }  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from retentionops.sql import (
     detection_parameters,
 )
 from retentionops.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 
 class DetectionError(UserError):
@@ -180,6 +183,36 @@ def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt
     return start
 
 
+def ensure_summaries(warehouse: Warehouse, run_date: Any) -> bool:
+    """After SQL1 of the date: rebuild the orders' summaries (SQL4's and SQL5's input) if
+    they disagree with the orders on the customers up to the date; True if rebuilt.
+
+    Every load keeps them with the orders, so they disagree only after another writer
+    changed the orders, or on a warehouse loaded by a version that kept none. The alert
+    history stored from the old summaries is forgotten too (its markers removed), so it is
+    computed again.
+    """
+    from retentionops.warehouse import WHOLE_HISTORY
+
+    day = as_date(run_date)
+    [row] = warehouse.query("maintenance/check_summaries", {"run_date": day})
+    if row["from_orders"] == row["from_summaries"]:
+        return False
+    log.warning(
+        "the orders' summaries (cohort_activity) count %s customer(s) up to %s where the "
+        "orders have %s: rebuilding them from the orders (were the orders written without "
+        "`retentionops load-orders`?)",
+        row["from_summaries"],
+        day,
+        row["from_orders"],
+    )
+    with warehouse.atomic():
+        warehouse.refresh_summaries(WHOLE_HISTORY)
+        # no history marker is named "": every one is "other" and goes
+        warehouse.execute_file("markers/clear_other_history_markers", {"step": ""})
+    return True
+
+
 def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, Any]:
     """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision.
 
@@ -196,7 +229,10 @@ def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> di
         if settings.detection_mode == "external":
             verify_detection(warehouse, settings, day)
         else:
-            for step in DETECTION_STEPS[:-1]:
+            base, *others = DETECTION_STEPS[:-1]
+            run_step(warehouse, settings, base, day)
+            ensure_summaries(warehouse, day)
+            for step in others:
                 run_step(warehouse, settings, step, day)
             extend_history(warehouse, settings, day)
         mark_complete(warehouse, day, DETECTION_MARKER)

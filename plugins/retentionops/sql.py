@@ -55,6 +55,9 @@ class Table:
 TABLE_CATALOG = (
     Table("orders"),
     Table("orders_incoming"),
+    # the orders' summaries, kept by every load with the orders (not per date)
+    Table("first_orders"),
+    Table("cohort_activity"),
     Table("base_customers", "snapshot_date", derived=True, retained=True, marker="detection"),
     Table("retention_snapshot", "snapshot_date", derived=True, retained=True, marker="detection"),
     Table("churn_detection", "snapshot_date", derived=True, retained=True, marker="detection"),

@@ -147,6 +147,10 @@ class Warehouse(Protocol):
     def count_rows(self, table: str, day: dt.date) -> int:
         """Rows of one date of a table; 0 when the table does not exist yet."""
 
+    def refresh_summaries(self, changed_from: dt.date) -> None:
+        """Bring the orders' summaries up to date for orders changed from a date on, in
+        one transaction (``WHOLE_HISTORY``: rebuild them from every order)."""
+
     def replace_orders(self, frame: pd.DataFrame) -> dt.date | None:
         """Replace the orders; return the earliest changed order date (None: identical).
 
@@ -182,6 +186,24 @@ def invalidation_statements(settings: Settings) -> list[str]:
         f"delete from {refs[name]} where {_partition_field(name)} >= @changed_from"
         for name in DERIVED_TABLES
     ]
+
+
+#: The summaries of the orders every load keeps in the same transaction as the orders
+#: (``first_orders``, then ``cohort_activity``, which reads it), in this order.
+SUMMARY_REFRESH = (
+    "maintenance/refresh_first_orders_clear",
+    "maintenance/refresh_first_orders_add",
+    "maintenance/refresh_cohort_activity_clear",
+    "maintenance/refresh_cohort_activity_add",
+)
+#: ``changed_from`` that rebuilds the summaries from every order
+WHOLE_HISTORY = dt.date.min
+
+
+def summary_statements(settings: Settings) -> list[str]:
+    """Bring the orders' summaries up to date after the orders changed from
+    ``@changed_from`` on (BigQuery SQL, both backends; ``WHOLE_HISTORY`` rebuilds them)."""
+    return [render(name, settings) for name in SUMMARY_REFRESH]
 
 
 def retention_statements(settings: Settings) -> list[tuple[str, str]]:
@@ -330,8 +352,23 @@ class DuckDBWarehouse:
         self.execute(render(sql_name, self.settings), params)
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
-        for statement in ddl_statements(self.settings, names):
-            self.execute(statement)
+        """Create the missing tables; a warehouse whose orders predate the orders'
+        summaries gets them built from its orders, in the same transaction."""
+        (existing,) = self.con.execute(
+            "select count(*) from duckdb_tables() where table_name = 'cohort_activity' "
+            "and database_name = current_database() and schema_name = current_schema()"
+        ).fetchone()
+        with self.transaction():
+            for statement in ddl_statements(self.settings, names):
+                self.execute(statement)
+            if not existing and "cohort_activity" in names:
+                self.refresh_summaries(WHOLE_HISTORY)
+
+    def refresh_summaries(self, changed_from: dt.date) -> None:
+        """The orders' summaries, brought up to date for orders changed from a date on."""
+        with self.transaction():
+            for statement in summary_statements(self.settings):
+                self.execute(statement, {"changed_from": changed_from})
 
     def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
         """Replace rows of ``table`` for dates from_date..run_date with the query's rows."""
@@ -390,6 +427,7 @@ class DuckDBWarehouse:
                     )
                     for statement in invalidation_statements(self.settings):
                         self.execute(statement, {"changed_from": changed_from})
+                    self.refresh_summaries(changed_from)
                 self.con.execute(f"delete from {refs['orders_incoming']}")
         finally:
             self.con.unregister("incoming_frame")
@@ -482,6 +520,12 @@ class BigQueryWarehouse:
         job.result()
         return int(job.num_dml_affected_rows or getattr(job, "total_rows", 0) or 0)
 
+    def refresh_summaries(self, changed_from: dt.date) -> None:
+        script = ";\n".join(
+            ["begin transaction", *summary_statements(self.settings), "commit transaction"]
+        )
+        self.execute_sql(script, {"changed_from": changed_from})
+
     def count_rows(self, table: str, day: dt.date) -> int:
         ref = table_refs(self.settings)[table]
         rows = self.fetch(
@@ -521,6 +565,7 @@ class BigQueryWarehouse:
                 f"delete from {refs['orders']} where true",
                 f"insert into {refs['orders']} select * from {refs['orders_incoming']}",
                 *invalidation_statements(self.settings),
+                *summary_statements(self.settings),
                 "commit transaction",
             ]
         )

@@ -22,6 +22,7 @@ from retentionops.incidents import LEDGER_TYPES
 from retentionops.incidents import parameters as incident_parameters
 from retentionops.settings import Settings
 from retentionops.sql import SQL_DIR, detection_parameters, priority_parameters
+from retentionops.warehouse import SUMMARY_REFRESH
 
 RUN_DATE = dt.date(2011, 5, 13)
 RUN_ID = "manual__2011-05-13T00:00:00+00:00"
@@ -149,6 +150,13 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "maintenance/orders_changed_from": lambda s: ({}, None),
     # service.data_warnings
     "maintenance/orders_range": lambda s: ({}, None),
+    # detection.ensure_summaries
+    "maintenance/check_summaries": lambda s: ({"run_date": RUN_DATE}, None),
+    # Warehouse.refresh_summaries (every load; a rebuild: changed_from = WHOLE_HISTORY)
+    **{
+        name: (lambda s: ({"changed_from": dt.date(2011, 5, 13)}, None))
+        for name in SUMMARY_REFRESH
+    },
 }
 # warehouse.ensure_tables / bigquery.create_tables_job: DDL takes no parameters
 CALLS.update({f"ddl/{p.stem}": (lambda s: ({}, None)) for p in (SQL_DIR / "ddl").glob("*.sql")})

@@ -29,7 +29,7 @@ from retentionops import actions, detection, incidents, runlog, service
 from retentionops.detection import DETECTION_STEPS, DetectionError
 from retentionops.settings import load_settings
 from retentionops.sql import DERIVED_TABLES, detection_parameters, table
-from retentionops.warehouse import DuckDBWarehouse
+from retentionops.warehouse import WHOLE_HISTORY, DuckDBWarehouse
 
 from .prod_differential import ZetaBigQuery, compare, duckdb_rows
 
@@ -78,8 +78,12 @@ class Pair:
         )  # fmt: skip
         self.zeta = ZetaBigQuery(service_, analysed, self.zeta_settings, twin=self.duck)
         self.bq = self.zeta.warehouse()
-        # the same inputs: the orders exactly as DuckDB stored them
+        # the same inputs: the orders exactly as DuckDB stored them; their summaries built
+        # by the loader's statements on each engine, and compared
         self.zeta.set_rows("orders", duckdb_rows(self.duck, "orders"))
+        self.bq.refresh_summaries(WHOLE_HISTORY)
+        for name in ("first_orders", "cohort_activity"):
+            self.same_table("the orders' summaries", name)
 
     def close(self) -> None:
         self.duck.close()
@@ -551,6 +555,9 @@ def test_orders_changed_from(pair):
         assert duck == expected, change
         p.same_table(label, "orders")
         assert len(p.zeta.rows("orders")) == len(new_orders)
+        # the orders' summaries, refreshed from changed_from on by each engine's script
+        for name in ("first_orders", "cohort_activity"):
+            p.same_table(label, name)
         sent = [j for j in p.zeta.jobs[scripts:] if "begin transaction" in j["query"]["query"]]
         assert len(sent) == (expected is not None), change
 

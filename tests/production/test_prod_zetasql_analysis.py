@@ -45,6 +45,10 @@ def test_statement_is_valid_googlesql(analysed, name):
         "action/clear_audience_export": ("ResolvedDeleteStmt",),
         "action/record_audience_export": ("ResolvedInsertStmt",),
         "incidents/record_delivery": ("ResolvedMergeStmt",),
+        "maintenance/refresh_first_orders_clear": ("ResolvedDeleteStmt",),
+        "maintenance/refresh_first_orders_add": ("ResolvedInsertStmt",),
+        "maintenance/refresh_cohort_activity_clear": ("ResolvedDeleteStmt",),
+        "maintenance/refresh_cohort_activity_add": ("ResolvedInsertStmt",),
     }
     kinds = expected.get(name, expected.get(name.split("/")[0], ("ResolvedQueryStmt",)))
     assert statement.kind in kinds
@@ -62,6 +66,8 @@ def test_the_bigquery_load_script_is_valid_googlesql(analysed):
     assert kinds == (
         ["ResolvedBeginStmt", "ResolvedDeleteStmt", "ResolvedInsertStmt"]
         + ["ResolvedDeleteStmt"] * len(DERIVED_TABLES)
+        # the orders' summaries (warehouse.SUMMARY_REFRESH): clear and add, twice
+        + ["ResolvedDeleteStmt", "ResolvedInsertStmt"] * 2
         + ["ResolvedCommitStmt"]
     )
     assert analysed.parameters[LOAD_SCRIPT] == [("changed_from", "DATE", "2011-05-13")]

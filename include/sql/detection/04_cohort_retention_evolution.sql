@@ -1,48 +1,39 @@
 -- SQL4 cohort_retention_evolution: for each first-order month (cohort) and month offset
 -- k >= 0 up to @run_date's month, the share of the cohort that ordered in month k.
 --
--- The cohorts come from SQL1's base_customers of @run_date (first_order_date), so the
--- orders are not aggregated a second time for them. The orders are still read once, for
--- their (customer, month) pairs: base_customers keeps each customer's first and last order
--- only, and whether a customer ordered in a month between those two is in no other table.
--- The pairs are made distinct before the one join, which then joins months, not orders.
+-- The counts come from cohort_activity, the orders summarised by month and kept by every
+-- load (include/sql/ddl/create_cohort_activity.sql): a customer ordered in a month on or
+-- before @run_date exactly when their row of that month has first_active_date <= @run_date,
+-- and is in a cohort of @run_date exactly when their first month's row does. So no order
+-- is read here, and the answer is the one a pass over the orders up to @run_date gives.
 with
 
-cohorts as (
+activity as (
     select
-        customer_id,
-        date_trunc(first_order_date, month) as cohort_month
-    from {{ tables.base_customers }}
-    where snapshot_date = @run_date
-),
-
-customer_months as (
-    select distinct
-        customer_id,
-        date_trunc(order_date, month) as order_month
-    from {{ tables.orders }}
-    where order_date <= @run_date
+        cohort_month,
+        activity_month,
+        sum(customers) as active_customers
+    from {{ tables.cohort_activity }}
+    where first_active_date <= @run_date
+    group by cohort_month, activity_month
 ),
 
 cohort_sizes as (
+    -- each customer of a cohort ordered in its first month
     select
         cohort_month,
-        count(*) as cohort_size,
+        active_customers as cohort_size,
         date_diff(date_trunc(@run_date, month), cohort_month, month) as max_offset
-    from cohorts
-    group by cohort_month
+    from activity
+    where activity_month = cohort_month
 ),
 
 monthly_activity as (
     select
-        cohorts.cohort_month,
-        date_diff(customer_months.order_month, cohorts.cohort_month, month) as month_offset,
-        -- the pairs are distinct: each row is one customer active in that month
-        count(*) as active_customers
-    from customer_months
-    inner join cohorts
-        on customer_months.customer_id = cohorts.customer_id
-    group by cohorts.cohort_month, month_offset
+        cohort_month,
+        date_diff(activity_month, cohort_month, month) as month_offset,
+        active_customers
+    from activity
 ),
 
 curve as (

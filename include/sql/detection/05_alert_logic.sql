@@ -12,8 +12,9 @@
 -- Only the dates @from_date - @baseline_days .. @run_date are needed, and AT_RISK on a day t
 -- depends only on the orders of t - @at_risk_days .. t (an older order's span has ended,
 -- whatever came next). So the spans come from the orders of @from_date - @baseline_days -
--- @at_risk_days .. @run_date; the whole history is read only for each customer's first
--- order day, which counts the customer in the sample from that day on.
+-- @at_risk_days .. @run_date. The sample counts each customer from their first order day
+-- on: those days come from cohort_activity (the orders summarised by month, kept by every
+-- load), whose rows of a cohort's own month count the customers by first order day.
 --
 -- Rounding is done in exact integer arithmetic on basis points (1/100 of a percent), half
 -- away from zero, so BigQuery and DuckDB agree to the last digit. Each day's value is its
@@ -23,12 +24,14 @@
 with
 
 first_orders as (
+    -- the customers whose first order was on first_order_date, up to @run_date
     select
-        customer_id,
-        min(order_date) as first_order_date
-    from {{ tables.orders }}
-    where order_date <= @run_date
-    group by customer_id
+        first_active_date as first_order_date,
+        customers
+    from {{ tables.cohort_activity }}
+    where
+        activity_month = cohort_month
+        and first_active_date <= @run_date
 ),
 
 recent_orders as (
@@ -81,7 +84,7 @@ daily_changes as (
     select
         first_order_date as metric_date,
         0 as at_risk_change,
-        1 as customer_change
+        customers as customer_change
     from first_orders
 ),
 
