@@ -23,7 +23,7 @@
 -- delta_relative_pct is rounded to 2 decimals.
 with
 
-first_orders as (
+first_order_days as (
     -- the customers whose first order was on first_order_date, up to @run_date
     select
         first_active_date as first_order_date,
@@ -85,7 +85,7 @@ daily_changes as (
         first_order_date as metric_date,
         0 as at_risk_change,
         customers as customer_change
-    from first_orders
+    from first_order_days
 ),
 
 change_totals as (
@@ -101,7 +101,7 @@ calendar as (
     select metric_date
     from
         unnest(
-            generate_date_array((select min(first_order_date) from first_orders), @run_date)
+            generate_date_array((select min(first_order_date) from first_order_days), @run_date)
         ) as metric_date
 ),
 
