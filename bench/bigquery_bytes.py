@@ -23,7 +23,9 @@ A statement sqlglot cannot split into scopes (the run log's ``MERGE``) is counte
 reading every column of every partition of its tables: an upper bound.
 
 ``daily_run`` lists the queries of one DAG run on an alerting (CRITICAL) day, the most
-expensive branch: SQL1-SQL5, the decision, the queue, the operational context (read by
+expensive branch: SQL1-SQL4, the history marker and SQL5 for D only (the runs before D
+stored the alert history up to D-1: ``detection.history_start``, the DAG's from-date task),
+the decision, the queue, the operational context (read by
 its task, by the brief and by the playbook's body), the chart's stored 60 days, the three
 audiences and the run-log MERGE. Writes (the partition jobs' destinations), DDL and
 partition expiration cost nothing on demand.
@@ -326,10 +328,10 @@ def _count_rows_statement(settings: Any, table: str, day: dt.date) -> tuple[str,
 def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -> list[tuple]:
     """``(label, BigQuery text, parameters)`` of each query of a CRITICAL day's DAG run."""
     from retentionops.actions import QUEUE_STEP
-    from retentionops.detection import DETECTION_STEPS
+    from retentionops.detection import ALERT_STEP, DETECTION_STEPS, history_marker, history_start
     from retentionops.pack import CHART_DAYS
     from retentionops.runlog import RUN_LOG_TYPES
-    from retentionops.sql import parameter_names, render
+    from retentionops.sql import alert_history_parameters, parameter_names, render
     from retentionops.vocabulary import TIERS
 
     day = run_date
@@ -350,7 +352,18 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
 
     one_day = {"from_date": day, "run_date": day}
     chart = {"from_date": day - dt.timedelta(days=chart_days - 1), "run_date": day}
-    queries = [file(x.name, x.sql_name, x.parameters(settings, day)) for x in DETECTION_STEPS]
+    queries = [
+        file(x.name, x.sql_name, x.parameters(settings, day))
+        for x in DETECTION_STEPS
+        if x is not ALERT_STEP
+    ]
+    # SQL5 extends the stored history: the runs before D stored it up to D-1, so the
+    # DAG's history_from_date task (detection.history_start) gives D, and SQL5 computes D
+    marker = {"step": history_marker(settings)}
+    queries.append(file("history_from_date", "markers/read_history_coverage", marker))
+    first = history_start(day - dt.timedelta(days=1), day)
+    sql5 = alert_history_parameters(settings, day, from_date=first)
+    queries.append(file(ALERT_STEP.name, ALERT_STEP.sql_name, sql5))
     queries.append(file("get_alert_decision", "detection/read_alert_decision", one_day))
     queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, QUEUE_STEP.parameters(settings, day)))
     queries += context("get_operational_context") + context("render_brief")

@@ -42,7 +42,11 @@ one-slot pool `retentionops_duckdb`, so a backfill's runs never meet on its lock
 with `airflow pools set retentionops_duckdb 1 "DuckDB: one writer"`), SQL1–SQL5 in one
 `detection` task and one transaction; `bigquery` runs the same SQL files through
 `BigQueryInsertJobOperator`, one job per file (`detection.base_customers` …), each replacing
-D's partition with WRITE_TRUNCATE.
+D's partition with WRITE_TRUNCATE. SQL5 (`detection.alert_logic`) extends the stored alert
+history: `detection.history_from_date` reads the history marker when the run starts and
+returns the first date to compute (D on a daily run, the whole history on a fresh dataset),
+which the job takes as `@from_date`; a date already covered (a rerun, a backfill) computes
+nothing (the job and `mark_history_complete` are skipped), as on DuckDB.
 
 **Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
 failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run

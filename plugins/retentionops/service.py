@@ -218,6 +218,19 @@ def detect(
     return {**outcome.decision, "warnings": warnings} if warnings else outcome.decision
 
 
+def alert_history_from(settings: Settings, run_date: Any) -> str | None:
+    """The first date the run's SQL5 job computes, as its ``@from_date`` (ISO), from the
+    stored alert history: the day after the stored coverage, the whole history when none is
+    stored, None when the history already covers the date (``detection.history_start``).
+
+    The BigQuery DAG's SQL5 job takes it from this task's output, so a daily run computes
+    its own date only, as a DuckDB run does (``detection.extend_history``)."""
+    day = as_date(run_date)
+    with open_warehouse(settings, read_only=True) as warehouse:
+        start = detection.history_from_date(warehouse, settings, day)
+    return start.isoformat() if start is not None else None
+
+
 def get_alert_decision(settings: Settings, run_date: Any) -> dict[str, Any]:
     """The SQL5 decision for the date: the stored row, else computed from the orders.
 
