@@ -79,6 +79,45 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     assert [t.task_id for t in dag.leaves] == ["write_run_log"]
 
 
+def test_exports_brief_and_playbook_take_the_runs_context_from_its_xcom(duckdb_dag, monkeypatch):
+    """The operational context is read once per run, by get_operational_context: the
+    exports, the brief and the playbook get that task's output (its XCom), not a read of
+    their own (tests/e2e/test_context_once.py counts the reads in a whole run). Pulled, not
+    an argument: an upstream edge would run them on the no_alert branch."""
+    from retentionops import service
+
+    context = {"run_date": "2011-05-13", "plan": {"tiers": ["P1", "P2"]}, "note": None}
+    given: dict[str, object] = {}
+
+    def record(name, answer):
+        def call(*args, **kwargs):
+            given[name] = kwargs.get("context")
+            return answer
+
+        return call
+
+    monkeypatch.setattr(service, "planned_tiers", record("export", ["P1", "P2"]))
+    monkeypatch.setattr(service, "export_audience", record("export_audience", {}))
+    monkeypatch.setattr(service, "generate_brief", record("brief", {}))
+    answer = {"payload": {}, "send": False, "reason": "dry run"}
+    monkeypatch.setattr(service, "prepare_playbook", record("playbook", answer))
+    run = {"ds": "2011-05-13", "run_id": "manual__x", "params": {}, "dag_run": None}
+    calls = {
+        "export": lambda ti: duckdb_dag.get_task("export_audience").python_callable(
+            "P1", ti=ti, **run
+        ),
+        "brief": lambda ti: duckdb_dag.get_task("render_brief").python_callable([], ti=ti, **run),
+        "playbook": lambda ti: duckdb_dag.get_task("prepare_playbook").python_callable(
+            {}, {"markdown": "brief.md"}, [], ti=ti, **run
+        ),
+    }
+    for name, call in calls.items():
+        ti = XComs({"get_operational_context": context})
+        call(ti)
+        assert given[name] is context, name
+        assert ti.pulled == [("get_operational_context", "return_value")], name
+
+
 def test_dag_policy(duckdb_dag):
     dag = duckdb_dag
     assert dag.tags and "retention" in dag.tags
