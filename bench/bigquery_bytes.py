@@ -23,10 +23,12 @@ A statement sqlglot cannot split into scopes (the run log's ``MERGE``) is counte
 reading every column of every partition of its tables: an upper bound.
 
 ``daily_run`` lists the queries of one DAG run on an alerting (CRITICAL) day, the most
-expensive branch: SQL1-SQL5, the decision, the queue, the operational context (read by
-its task, by the brief and by the playbook's body), the chart's stored 60 days, the three
-audiences and the run-log MERGE. Writes (the partition jobs' destinations), DDL and
-partition expiration cost nothing on demand.
+expensive branch: SQL1-SQL4, the history marker and SQL5 for D only (the runs before D
+stored the alert history up to D-1: ``detection.history_start``, the DAG's from-date task),
+the decision, the queue, the operational context (read once, by its task: the exports,
+the brief and the playbook take it from that task's XCom), the chart's stored 60 days, the
+three audiences, the playbook's check of the delivery ledger and the run-log MERGE. Writes
+(the partition jobs' destinations), DDL and partition expiration cost nothing on demand.
 """
 
 from __future__ import annotations
@@ -326,10 +328,11 @@ def _count_rows_statement(settings: Any, table: str, day: dt.date) -> tuple[str,
 def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -> list[tuple]:
     """``(label, BigQuery text, parameters)`` of each query of a CRITICAL day's DAG run."""
     from retentionops.actions import QUEUE_STEP
-    from retentionops.detection import DETECTION_STEPS
+    from retentionops.detection import ALERT_STEP, DETECTION_STEPS, history_marker, history_start
     from retentionops.pack import CHART_DAYS
+    from retentionops.playbook import dedupe_key
     from retentionops.runlog import RUN_LOG_TYPES
-    from retentionops.sql import parameter_names, render
+    from retentionops.sql import alert_history_parameters, parameter_names, render
     from retentionops.vocabulary import TIERS
 
     day = run_date
@@ -350,16 +353,31 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
 
     one_day = {"from_date": day, "run_date": day}
     chart = {"from_date": day - dt.timedelta(days=chart_days - 1), "run_date": day}
-    queries = [file(x.name, x.sql_name, x.parameters(settings, day)) for x in DETECTION_STEPS]
+    queries = [
+        file(x.name, x.sql_name, x.parameters(settings, day))
+        for x in DETECTION_STEPS
+        if x is not ALERT_STEP
+    ]
+    # SQL5 extends the stored history: the runs before D stored it up to D-1, so the
+    # DAG's history_from_date task (detection.history_start) gives D, and SQL5 computes D
+    marker = {"step": history_marker(settings)}
+    queries.append(file("history_from_date", "markers/read_history_coverage", marker))
+    first = history_start(day - dt.timedelta(days=1), day)
+    sql5 = alert_history_parameters(settings, day, from_date=first)
+    queries.append(file(ALERT_STEP.name, ALERT_STEP.sql_name, sql5))
     queries.append(file("get_alert_decision", "detection/read_alert_decision", one_day))
     queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, QUEUE_STEP.parameters(settings, day)))
-    queries += context("get_operational_context") + context("render_brief")
+    # read once per run: the exports, the brief and the playbook take it from this task's
+    # XCom (service._run_context)
+    queries += context("get_operational_context")
     queries.append(file("render_brief: chart, stored days", "detection/read_alert_decision", chart))
     for tier in TIERS:
         audience = {"run_date": day, "tier": tier, "row_limit": settings.export_limit}
         queries.append(require_queue(f"export_audience[{tier}]: require_queue"))
         queries.append(file(f"export_audience[{tier}]", "action/read_audience", audience))
-    queries += context("prepare_playbook")
+    # the playbook settles the delivery against the ledger again just before sending
+    ledger = {"dedupe_key": dedupe_key(f"INC-{day:%Y%m%d}", "open", day, "production")}
+    queries.append(file("prepare_playbook: delivery ledger", "incidents/read_delivery", ledger))
     run_log = render("action/write_run_log", settings)
     queries.append(
         ("write_run_log", run_log, dict.fromkeys(parameter_names(run_log) | set(RUN_LOG_TYPES)))

@@ -23,7 +23,10 @@ after they were written (so a backfill of an old date is kept like a fresh run).
 This file is wiring only: each task is a few lines calling one operation of
 `retentionops.service` (the same functions the CLI and the MCP server call), and
 `retentionops.operators` gives the tasks that run the SQL steps on the configured backend
-(`BigQueryInsertJobOperator` jobs on BigQuery, a DuckDB task otherwise).
+(`BigQueryInsertJobOperator` jobs on BigQuery, a DuckDB task otherwise). The operational
+context is read once per run, by `get_operational_context`: the exports, the brief and
+the playbook take it from that task's XCom (the playbook checks the delivery ledger again
+just before it sends).
 
 **Params** (manual runs): `rollout_mode` (shadow | pilot | production), `dry_run` (build
 everything, send nothing), `export_destination` (folder or gs://bucket/prefix), `resend`
@@ -42,7 +45,11 @@ one-slot pool `retentionops_duckdb`, so a backfill's runs never meet on its lock
 with `airflow pools set retentionops_duckdb 1 "DuckDB: one writer"`), SQL1–SQL5 in one
 `detection` task and one transaction; `bigquery` runs the same SQL files through
 `BigQueryInsertJobOperator`, one job per file (`detection.base_customers` …), each replacing
-D's partition with WRITE_TRUNCATE.
+D's partition with WRITE_TRUNCATE. SQL5 (`detection.alert_logic`) extends the stored alert
+history: `detection.history_from_date` reads the history marker when the run starts and
+returns the first date to compute (D on a daily run, the whole history on a fresh dataset),
+which the job takes as `@from_date`; a date already covered (a rerun, a backfill) computes
+nothing (the job and `mark_history_complete` are skipped), as on DuckDB.
 
 **Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
 failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run
@@ -80,6 +87,8 @@ INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 #: Task ids that the run log reads from the run's task states.
 TRIGGER_PLAYBOOK = "trigger_playbook"
 EXPORT_AUDIENCE = "export_audience"
+#: The task whose output (XCom) is the run's operational context, read once per run.
+GET_OPERATIONAL_CONTEXT = "get_operational_context"
 
 on_failure: list[Any] = [operators.record_task_failure]
 if SETTINGS.failure_notifications:
@@ -115,6 +124,13 @@ def destination(params: Any) -> str | None:
     return (params or {}).get("export_destination") or None
 
 
+def run_context(ti: Any) -> dict[str, Any] | None:
+    """The operational context this run's get_operational_context task computed (its XCom,
+    plain JSON), so the exports, the brief and the playbook do not read it again. Pulled,
+    not passed as an argument: see export_audience."""
+    return ti.xcom_pull(task_ids=GET_OPERATIONAL_CONTEXT)
+
+
 # -- the tasks: each a thin door to one operation ---------------------------------------------
 
 
@@ -128,7 +144,7 @@ def get_alert_decision(ds: str | None = None) -> dict[str, Any]:
     return service.get_alert_decision(load_settings(), ds)
 
 
-@task(task_id="get_operational_context")
+@task(task_id=GET_OPERATIONAL_CONTEXT)
 def get_operational_context(
     ds: str | None = None, params: Any = None, dag_run: Any = None
 ) -> dict[str, Any]:
@@ -142,9 +158,10 @@ def choose_playbook(context: dict[str, Any]) -> str:
     return context["plan"]["branch"]
 
 
-# The context is not an argument of the exports and the brief: it would make
-# get_operational_context an upstream, and they would then also run on the no_alert branch.
-# Their operations read it themselves. Exports first, so the brief links what was written.
+# The context is not an argument of the exports, the brief and the playbook: it would make
+# get_operational_context their upstream, and they would then also run on the no_alert
+# branch. They pull the run's context from its XCom (run_context) instead of reading it
+# from the warehouse again. Exports first, so the brief links what was written.
 @task(
     task_id=EXPORT_AUDIENCE,
     map_index_template="{{ tier }}",
@@ -156,10 +173,13 @@ def export_audience(
     run_id: str | None = None,
     params: Any = None,
     dag_run: Any = None,
+    ti: Any = None,
 ) -> dict[str, Any]:
     """One tier's audience (mapped over every tier; the day's playbook names those it exports)."""
     settings = run_settings(params)
-    planned = service.planned_tiers(settings, ds, delivery(params, dag_run))
+    planned = service.planned_tiers(
+        settings, ds, delivery(params, dag_run), context=run_context(ti)
+    )
     if tier not in planned:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -185,6 +205,7 @@ def render_brief(
     run_id: str | None = None,
     params: Any = None,
     dag_run: Any = None,
+    ti: Any = None,
 ) -> dict:
     return service.generate_brief(
         run_settings(params),
@@ -193,6 +214,7 @@ def render_brief(
         exports=[e for e in exports or [] if e],
         delivery=delivery(params, dag_run),
         run=Run.of_dag(run_id),
+        context=run_context(ti),
     )
 
 
@@ -210,6 +232,7 @@ def prepare_playbook(
     run_id: str | None = None,
     params: Any = None,
     dag_run: Any = None,
+    ti: Any = None,
 ) -> dict[str, Any] | None:
     """The webhook body, kept next to the run's files; a run that sends nothing (a dry run,
     an event already delivered or too old, silence, the kill switch) stops here (None)."""
@@ -221,6 +244,7 @@ def prepare_playbook(
         exports=[e for e in exports if e],
         brief_link=files["markdown"],
         delivery=delivery(params, dag_run),
+        context=run_context(ti),
     )
     return prepared["payload"] if prepared["send"] else None
 

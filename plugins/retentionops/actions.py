@@ -215,6 +215,29 @@ def empty_tier_reason(
     return f"no customer is {status} + {' or '.join(levels)} risk on {day}"
 
 
+def settle_delivery(
+    warehouse: Warehouse,
+    settings: Settings,
+    run_date: Any,
+    plan: PlaybookPlan,
+    delivery: Delivery | None = None,
+    note: str | None = None,
+) -> PlaybookPlan:
+    """Whether the run sends the plan's event, and why not, as things stand now: the
+    settings (kill switch, silence), the run (dry run, resend, age) and the delivery ledger
+    (an event already delivered is not sent again)."""
+    from retentionops import incidents
+
+    return decide_delivery(
+        plan,
+        settings,
+        as_date(run_date),
+        delivery or Delivery.now(),
+        incidents.delivered_at(warehouse, plan["dedupe_key"]),
+        note,
+    )
+
+
 def get_operational_context(
     warehouse: Warehouse,
     settings: Settings,
@@ -258,14 +281,7 @@ def get_operational_context(
     incident = incidents.incident_on(warehouse, settings, day)
     note = incidents.day_note(warehouse, settings, day, incident)
     plan = playbook_plan(decision, settings.rollout_mode, settings, incident)
-    plan = decide_delivery(
-        plan,
-        settings,
-        day,
-        delivery or Delivery.now(),
-        incidents.delivered_at(warehouse, plan["dedupe_key"]),
-        note,
-    )
+    plan = settle_delivery(warehouse, settings, day, plan, delivery, note)
     exported = plan["tiers"]
     thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
     tiers: dict[str, TierInfo] = {}

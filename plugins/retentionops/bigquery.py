@@ -58,24 +58,29 @@ def include(sql_name: str) -> str:
     return "{% include '" + sql_path(sql_name) + "' %}"
 
 
-def step_job(settings: Settings, step: Any) -> dict[str, Any]:
+def step_job(settings: Settings, step: Any, from_date: Any = None) -> dict[str, Any]:
     """The ``BigQueryInsertJobOperator`` configuration of one daily SQL step.
 
     The query is the step's SQL file itself (included at render time); the run date arrives
     as the ``@run_date`` DATE parameter from ``{{ ds }}`` and the result replaces the run
-    date's partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE). A history step (SQL5,
-    every date up to the run date) replaces its date range in one transaction instead.
+    date's partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE). A history step (SQL5)
+    replaces the dates ``@from_date``..``@run_date`` in one transaction instead; its
+    ``from_date`` is decided when the run starts, from the stored history (the DAG passes
+    the output of the task that reads it: an ``XComArg``, rendered with the job).
     """
     from retentionops.sql import bigquery_query_parameters, render, table
 
     if step.history:
+        if from_date is None:
+            raise ValueError(f"the {step.name} job needs its from_date (decided at run time)")
+        parameters = bigquery_query_parameters(
+            render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
+        )
+        for parameter in parameters:
+            if parameter["name"] == "from_date":
+                parameter["parameterValue"] = {"value": from_date}
         return range_job(
-            settings,
-            query=include(step.sql_name),
-            parameters=bigquery_query_parameters(
-                render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
-            ),
-            table=step.table,
+            settings, query=include(step.sql_name), parameters=parameters, table=step.table
         )
     return partition_job(
         settings,

@@ -154,6 +154,38 @@ def history_covered_to(warehouse: Warehouse, settings: Settings) -> dt.date | No
     return as_date(row["covered_to"]) if row["covered_to"] is not None else None
 
 
+def history_start(covered: dt.date | None, to_date: dt.date) -> dt.date | None:
+    """The first date whose SQL5 row a run up to ``to_date`` computes, given the date the
+    stored alert history covers (``history_covered_to``): the one rule of "which dates",
+    for the DuckDB runs (:func:`extend_history`) and the BigQuery DAG's SQL5 job
+    (:func:`history_from_date`).
+
+    - nothing stored (a fresh warehouse, a load that changed the first orders, other
+      settings): ``date.min``, the whole history;
+    - stored up to a date before ``to_date``: the day after it (a daily run: ``to_date``);
+    - stored up to ``to_date`` or later (a rerun, a backfill of an earlier date): None,
+      nothing to compute.
+    """
+    if covered is None:
+        return dt.date.min
+    if covered >= to_date:
+        return None
+    return covered + dt.timedelta(days=1)
+
+
+def history_from_date(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt.date | None:
+    """The ``@from_date`` of the SQL5 job that extends the stored history to ``to_date``
+    (None: already stored, nothing to compute): :func:`history_start` of the stored
+    coverage, as the job's parameters carry it (the whole history starts at
+    ``date.min`` + ``baseline_days`` + ``at_risk_days``, so that SQL5's order window is a
+    valid date; ``sql.detection_parameters``)."""
+    day = as_date(to_date)
+    start = history_start(history_covered_to(warehouse, settings), day)
+    if start is None:
+        return None
+    return alert_history_parameters(settings, day, from_date=start)["from_date"]
+
+
 def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt.date | None:
     """Store SQL5's rows up to ``to_date``: only the dates after the stored coverage (all
     of them on a fresh warehouse, after a load that changed old orders, or after a change of
@@ -161,13 +193,12 @@ def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt
 
     Exact, not an approximation: each date's row depends on the orders up to that date and
     on the settings only, and both invalidations remove the marker. Returns the first date
-    computed (None: already stored; ``date.min``: the whole history).
+    computed (None: already stored; ``date.min``: the whole history): :func:`history_start`.
     """
     day = as_date(to_date)
-    covered = history_covered_to(warehouse, settings)
-    if covered is not None and covered >= day:
+    start = history_start(history_covered_to(warehouse, settings), day)
+    if start is None:
         return None
-    start = covered + dt.timedelta(days=1) if covered is not None else dt.date.min
     warehouse.ensure_tables(("alert_logic", "run_markers"))
     with warehouse.atomic():
         # one table holds the rows: coverage under other settings no longer holds

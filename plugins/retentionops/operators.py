@@ -46,7 +46,14 @@ def _create_tables() -> None:
     service.create_tables(load_settings())
 
 
-def _bigquery_job(settings: Settings, task_id: str, configuration: dict[str, Any]) -> Any:
+def _history_from_date(ds: str | None = None) -> str | None:
+    """The SQL5 job's ``@from_date``; None (nothing to compute) skips the job."""
+    return service.alert_history_from(load_settings(), ds)
+
+
+def _bigquery_job(
+    settings: Settings, task_id: str, configuration: dict[str, Any], **kwargs: Any
+) -> Any:
     from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
 
     return BigQueryInsertJobOperator(
@@ -55,14 +62,20 @@ def _bigquery_job(settings: Settings, task_id: str, configuration: dict[str, Any
         gcp_conn_id=settings.gcp_conn_id,
         project_id=settings.bigquery_project,
         location=settings.bigquery_location,
+        **kwargs,
     )
 
 
-def _marker_job(settings: Settings, task_id: str, sql_name: str, **values: Any) -> Any:
+def _marker_job(
+    settings: Settings, task_id: str, sql_name: str, trigger_rule: Any = None, **values: Any
+) -> Any:
     from retentionops import bigquery
 
     return _bigquery_job(
-        settings, task_id, bigquery.dml_job(settings, sql_name, {"run_date": "{{ ds }}", **values})
+        settings,
+        task_id,
+        bigquery.dml_job(settings, sql_name, {"run_date": "{{ ds }}", **values}),
+        **({"trigger_rule": trigger_rule} if trigger_rule else {}),
     )
 
 
@@ -71,25 +84,45 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
 
     BigQuery (managed detection): a group of ``BigQueryInsertJobOperator`` jobs, one per
     SQL file, between clearing the date's run markers and marking detection complete, so a
-    run killed half-way is never read. DuckDB, or external detection: one task doing the
+    run killed half-way is never read. SQL5 extends the stored alert history: the task
+    ``history_from_date`` reads the history marker when the run starts and returns the
+    first date to compute (``detection.history_start``, the rule DuckDB runs follow too),
+    which the SQL5 job takes as its ``@from_date`` (an ``XComArg`` in its configuration,
+    rendered with the job); when the history already covers the date it returns None and
+    the job and its marker are skipped. DuckDB, or external detection: one task doing the
     same in one transaction (DuckDB allows one writer anyway).
     """
-    from airflow.sdk import TaskGroup, chain, task
+    from airflow.sdk import TaskGroup, TriggerRule, chain, task
 
-    from retentionops.detection import DETECTION_MARKER, DETECTION_STEPS, history_marker
+    from retentionops.detection import (
+        ALERT_STEP,
+        DETECTION_MARKER,
+        DETECTION_STEPS,
+        history_marker,
+    )
 
     if settings.warehouse_backend != "bigquery" or settings.detection_mode == "external":
         return task(task_id=task_id)(_detect)()
     from retentionops import bigquery
 
     with TaskGroup(task_id, tooltip="SQL1-SQL5 for the run date, all or nothing") as group:
+        # only the SQL5 job depends on it: nothing to compute skips that job (and its
+        # marker below), nothing else
+        from_date = task.short_circuit(
+            task_id="history_from_date", ignore_downstream_trigger_rules=False
+        )(_history_from_date)()
         chain(
             _marker_job(settings, "start_detection", "markers/clear_run_markers"),
             *(
                 _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
                 for step in DETECTION_STEPS
+                if step is not ALERT_STEP
             ),
-            # SQL5's job rewrites the whole history up to the date: it is stored
+            from_date,
+            _bigquery_job(
+                settings, ALERT_STEP.name, bigquery.step_job(settings, ALERT_STEP, from_date)
+            ),
+            # SQL5's rows are stored from from_date to the run date: the history is stored
             _bigquery_job(
                 settings,
                 "mark_history_complete",
@@ -100,6 +133,8 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
                 "mark_detection_complete",
                 "markers/mark_step_complete",
                 step=DETECTION_MARKER,
+                # after the history was extended, or found stored (the two jobs skipped)
+                trigger_rule=TriggerRule.NONE_FAILED,
             ),
         )
     return group

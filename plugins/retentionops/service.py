@@ -218,6 +218,19 @@ def detect(
     return {**outcome.decision, "warnings": warnings} if warnings else outcome.decision
 
 
+def alert_history_from(settings: Settings, run_date: Any) -> str | None:
+    """The first date the run's SQL5 job computes, as its ``@from_date`` (ISO), from the
+    stored alert history: the day after the stored coverage, the whole history when none is
+    stored, None when the history already covers the date (``detection.history_start``).
+
+    The BigQuery DAG's SQL5 job takes it from this task's output, so a daily run computes
+    its own date only, as a DuckDB run does (``detection.extend_history``)."""
+    day = as_date(run_date)
+    with open_warehouse(settings, read_only=True) as warehouse:
+        start = detection.history_from_date(warehouse, settings, day)
+    return start.isoformat() if start is not None else None
+
+
 def get_alert_decision(settings: Settings, run_date: Any) -> dict[str, Any]:
     """The SQL5 decision for the date: the stored row, else computed from the orders.
 
@@ -263,6 +276,28 @@ def get_operational_context(
         return actions.get_operational_context(warehouse, settings, day, delivery)
 
 
+def _run_context(
+    settings: Settings,
+    day: dt.date,
+    delivery: Delivery | None,
+    context: dict[str, Any] | None,
+    warehouse: Any = None,
+) -> dict[str, Any]:
+    """The run's operational context, read once per run: ``context`` when the caller has
+    it (a DAG run passes what its get_operational_context task computed, from XCom; the
+    CLI/MCP ``trigger_playbook`` what it computed first), else read now (the CLI and MCP
+    ``brief`` and ``generate_brief``). It is plain JSON either way (dates as ISO text)."""
+    if context is not None:
+        if context.get("run_date") != day.isoformat():
+            raise ServiceError(
+                f"the operational context given is of {context.get('run_date')}, not {day}"
+            )
+        return context
+    if warehouse is None:
+        return get_operational_context(settings, day, delivery)
+    return actions.get_operational_context(warehouse, settings, day, delivery)
+
+
 def build_priority_queue(
     settings: Settings,
     run_date: Any,
@@ -302,12 +337,14 @@ def generate_brief(
     delivery: Delivery | None = None,
     run: Run | None = None,
     interface: str = "cli",
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the brief files and chart of the run; return the brief in one format.
 
     ``exports`` are the audiences this run exported (their links go into the brief); a
     brief without them names the tiers the playbook exports, without links. Also returns
-    the playbook plan and the Slack payload (what ``trigger_playbook`` posts).
+    the playbook plan and the Slack payload (what ``trigger_playbook`` posts). ``context``
+    is the run's operational context if the caller has it (read here otherwise).
     """
     from retentionops.brief import render_brief
 
@@ -317,7 +354,7 @@ def generate_brief(
     run = run or Run.start(interface, "generate_brief", day)
     with _recorded(settings, run, "generate_brief", day) as outcome:
         with open_warehouse(settings) as warehouse:
-            context = actions.get_operational_context(warehouse, settings, day, delivery)
+            context = _run_context(settings, day, delivery, context, warehouse)
             files, links = pack.render_brief_files(
                 warehouse, settings, context, run_id=run.run_id, exports=exports
             )
@@ -339,10 +376,15 @@ def generate_brief(
     }
 
 
-def planned_tiers(settings: Settings, run_date: Any, delivery: Delivery | None = None) -> list:
-    """The tiers the date's playbook exports (none without an alert event)."""
-    with open_warehouse(settings, read_only=True) as warehouse:
-        context = actions.get_operational_context(warehouse, settings, run_date, delivery)
+def planned_tiers(
+    settings: Settings,
+    run_date: Any,
+    delivery: Delivery | None = None,
+    context: dict[str, Any] | None = None,
+) -> list:
+    """The tiers the date's playbook exports (none without an alert event), from the run's
+    operational context (read here when none is given)."""
+    context = _run_context(settings, as_date(run_date), delivery, context)
     return list(context["plan"]["tiers"])
 
 
@@ -397,15 +439,27 @@ def prepare_playbook(
     exports: list[dict[str, Any]],
     brief_link: str | None,
     delivery: Delivery | None = None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The webhook body of the date's incident event, kept as ``playbook_request.json``
-    whether or not this run sends it: ``{"payload", "send", "reason"}``."""
+    whether or not this run sends it: ``{"payload", "send", "reason"}``.
+
+    ``context`` is the run's operational context if the caller has it (read here
+    otherwise). Whether the event is sent is settled again here, the last step before the
+    webhook, against the delivery ledger and the settings as they are now: an event
+    delivered since the context was computed (a task cleared and run again after the
+    delivery) is not sent twice.
+    """
     from retentionops import incidents
     from retentionops.playbook import build_payload
 
+    day = as_date(run_date)
     with open_warehouse(settings, read_only=True) as warehouse:
-        context = actions.get_operational_context(warehouse, settings, run_date, delivery)
-        plan = context["plan"]
+        context = _run_context(settings, day, delivery, context, warehouse)
+        plan = actions.settle_delivery(
+            warehouse, settings, day, context["plan"], delivery, context["note"]
+        )
+        context = {**context, "plan": plan}
         thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
     payload = build_payload(
         run_id=run.run_id,
@@ -538,7 +592,13 @@ def trigger_playbook(
         part = dataclasses.replace(run, standalone=False)  # one row for the whole run
         outcome.exports = [export_audience(settings, day, tier, run=part) for tier in plan["tiers"]]
         brief = generate_brief(
-            settings, day, "slack", exports=outcome.exports, delivery=delivery, run=part
+            settings,
+            day,
+            "slack",
+            exports=outcome.exports,
+            delivery=delivery,
+            run=part,
+            context=context,
         )
         outcome.brief_link = brief["files"]["markdown"]
         prepared = prepare_playbook(
@@ -549,6 +609,7 @@ def trigger_playbook(
             exports=outcome.exports,
             brief_link=outcome.brief_link,
             delivery=delivery,
+            context=context,
         )
         if prepared["send"]:
             try:

@@ -79,6 +79,45 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     assert [t.task_id for t in dag.leaves] == ["write_run_log"]
 
 
+def test_exports_brief_and_playbook_take_the_runs_context_from_its_xcom(duckdb_dag, monkeypatch):
+    """The operational context is read once per run, by get_operational_context: the
+    exports, the brief and the playbook get that task's output (its XCom), not a read of
+    their own (tests/e2e/test_context_once.py counts the reads in a whole run). Pulled, not
+    an argument: an upstream edge would run them on the no_alert branch."""
+    from retentionops import service
+
+    context = {"run_date": "2011-05-13", "plan": {"tiers": ["P1", "P2"]}, "note": None}
+    given: dict[str, object] = {}
+
+    def record(name, answer):
+        def call(*args, **kwargs):
+            given[name] = kwargs.get("context")
+            return answer
+
+        return call
+
+    monkeypatch.setattr(service, "planned_tiers", record("export", ["P1", "P2"]))
+    monkeypatch.setattr(service, "export_audience", record("export_audience", {}))
+    monkeypatch.setattr(service, "generate_brief", record("brief", {}))
+    answer = {"payload": {}, "send": False, "reason": "dry run"}
+    monkeypatch.setattr(service, "prepare_playbook", record("playbook", answer))
+    run = {"ds": "2011-05-13", "run_id": "manual__x", "params": {}, "dag_run": None}
+    calls = {
+        "export": lambda ti: duckdb_dag.get_task("export_audience").python_callable(
+            "P1", ti=ti, **run
+        ),
+        "brief": lambda ti: duckdb_dag.get_task("render_brief").python_callable([], ti=ti, **run),
+        "playbook": lambda ti: duckdb_dag.get_task("prepare_playbook").python_callable(
+            {}, {"markdown": "brief.md"}, [], ti=ti, **run
+        ),
+    }
+    for name, call in calls.items():
+        ti = XComs({"get_operational_context": context})
+        call(ti)
+        assert given[name] is context, name
+        assert ti.pulled == [("get_operational_context", "return_value")], name
+
+
 def test_dag_policy(duckdb_dag):
     dag = duckdb_dag
     assert dag.tags and "retention" in dag.tags
@@ -262,6 +301,9 @@ def test_dag_file_parses_without_google_modules_on_duckdb(tmp_path):
     assert not (tmp_path / "w.duckdb").exists()  # parsing opens no warehouse
 
 
+HISTORY_FROM = "detection.history_from_date"
+
+
 def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
 
@@ -273,24 +315,67 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
         assert task.gcp_conn_id == "google_cloud_default"
         assert task.location == "EU"
         assert task.retries >= 3
-    # one job per SQL file, between clearing the date's markers and marking it complete
-    order = ["detection.start_detection", *DETECTION_TASKS,
-             "detection.mark_history_complete", "detection.mark_detection_complete",
-             "get_alert_decision", "build_priority_queue", "mark_queue_complete",
-             "get_operational_context"]  # fmt: skip
+    # one job per SQL file, between clearing the date's markers and marking it complete;
+    # SQL5's from-date is read from the stored history just before its job
+    order = ["detection.start_detection", *DETECTION_TASKS[:-1], HISTORY_FROM,
+             "detection.alert_logic", "detection.mark_history_complete",
+             "detection.mark_detection_complete", "get_alert_decision",
+             "build_priority_queue", "mark_queue_complete", "get_operational_context"]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert bigquery_dag.get_task(downstream).upstream_task_ids == {upstream}
     # everything else is the same DAG on both backends
     assert set(bigquery_dag.task_ids) == {
         "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
-        *ACTION_TASKS, *markers,
+        *ACTION_TASKS, *markers, HISTORY_FROM,
     }  # fmt: skip
 
 
-def _render(task, day: str):
+def test_bigquery_sql5_computes_only_what_the_stored_history_lacks(bigquery_dag):
+    """The from-date task skips only the SQL5 job when there is nothing to compute: its
+    marker follows it (skipped), and detection is still marked complete."""
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+    from airflow.sdk import TriggerRule
+
+    from_date = bigquery_dag.get_task(HISTORY_FROM)
+    assert isinstance(from_date, ShortCircuitOperator)
+    assert from_date.ignore_downstream_trigger_rules is False  # its direct downstream only
+    assert from_date.downstream_task_ids == {"detection.alert_logic"}
+    assert from_date.pool == "default_pool" and from_date.retries >= 3
+    marked = bigquery_dag.get_task("detection.mark_history_complete")
+    assert marked.trigger_rule == TriggerRule.ALL_SUCCESS  # skipped with the job
+    done = bigquery_dag.get_task("detection.mark_detection_complete")
+    assert done.trigger_rule == TriggerRule.NONE_FAILED  # runs after a skip, not a failure
+
+
+def test_the_bigquery_dag_serializes_with_the_from_date_xcom(bigquery_dag):
+    """The dag-processor stores the DAG serialized: an XComArg inside the job's
+    configuration must not break it (it is shown as the xcom_pull it stands for)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(bigquery_dag))
+    assert served.get_task("detection.alert_logic").upstream_task_ids == {HISTORY_FROM}
+    shown = json.dumps(DagSerialization.serialize_dag(bigquery_dag), default=str)
+    assert f"xcom_pull(task_ids='{HISTORY_FROM}'" in shown
+
+
+class XComs:
+    """A task instance's xcom_pull over given values, recording what is pulled."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values, self.pulled = values, []
+
+    def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
+        self.pulled.append((task_ids, key))
+        return self.values[task_ids]
+
+
+def _render(task, day: str, ti: XComs | None = None):
+    import copy
+
     from airflow.sdk.definitions.context import Context
 
-    context = Context({"ds": day, "ds_nodash": day.replace("-", "")})
+    task = copy.deepcopy(task)  # rendering replaces the fields: keep the parsed DAG's own
+    context = Context({"ds": day, "ds_nodash": day.replace("-", ""), "ti": ti or XComs({})})
     task.render_template_fields(context)
     return task.configuration
 
@@ -330,13 +415,48 @@ def test_bigquery_job_replaces_the_run_date_partition(bigquery_dag):
     assert "threshold_critical_bp" not in params
 
 
+@pytest.mark.parametrize(
+    "from_date",
+    [
+        "2011-01-03",  # a daily run: the history is stored up to D-1, SQL5 computes D
+        "2010-12-20",  # the history stored up to 2010-12-19: the missing dates up to D
+        "0001-04-08",  # nothing stored: the whole history (see test_history_start)
+    ],
+)
+def test_bigquery_alert_job_takes_its_from_date_from_the_stored_history(bigquery_dag, from_date):
+    task = bigquery_dag.get_task("detection.alert_logic")
+    ti = XComs({HISTORY_FROM: from_date})
+    config = _render(task, "2011-01-03", ti)["query"]
+    # the value comes from the from-date task's XCom when the job renders, not from parsing
+    assert ti.pulled == [(HISTORY_FROM, "return_value")]
+    params = {p["name"]: p for p in config["queryParameters"]}
+    assert params["from_date"] == {
+        "name": "from_date",
+        "parameterType": {"type": "DATE"},
+        "parameterValue": {"value": from_date},
+    }
+    assert params["run_date"]["parameterValue"] == {"value": "2011-01-03"}
+    # each run renders its own: the parsed task still holds the reference
+    assert "XComArg" in type(_from_date_value(task)).__name__
+
+
+def _from_date_value(task):
+    [value] = [
+        p["parameterValue"]["value"]
+        for p in task.configuration["query"]["queryParameters"]
+        if p["name"] == "from_date"
+    ]
+    return value
+
+
 def test_bigquery_alert_job_carries_thresholds(bigquery_dag):
-    config = _render(bigquery_dag.get_task("detection.alert_logic"), "2011-01-03")["query"]
+    ti = XComs({HISTORY_FROM: "0001-04-08"})
+    config = _render(bigquery_dag.get_task("detection.alert_logic"), "2011-01-03", ti)["query"]
     params = {p["name"]: p["parameterValue"]["value"] for p in config["queryParameters"]}
     assert params["threshold_warning_bp"] == "1500"
     assert params["threshold_critical_bp"] == "2500"
-    # SQL5 rewrites the whole history up to the run date (the incidents are read from it),
-    # in one transaction: the date range's rows deleted, the recomputed ones inserted. "The
+    # SQL5 replaces its dates (@from_date..@run_date; the incidents are read from them) in
+    # one transaction: the date range's rows deleted, the recomputed ones inserted. "The
     # whole history" starts at year 1 + 97 days (baseline 7 + at-risk 90), so that SQL5's
     # order window (from_date - 97 days) is a valid date on BigQuery
     assert (params["from_date"], params["run_date"]) == ("0001-04-08", "2011-01-03")

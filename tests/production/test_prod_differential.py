@@ -440,6 +440,12 @@ def test_incidents_over_the_sample_history(pair, sample_slice):
         p.zeta.set_rows(name, duckdb_rows(p.duck, name))
     history = {"step": detection.history_marker(p.duck_settings)}
     assert p.same("incidents", "markers/read_history_coverage", history) == [{"covered_to": last}]
+    # the BigQuery DAG's SQL5 from-date, read through BigQueryWarehouse: nothing to compute
+    # for a covered date, the next day only for the day after (detection.history_start)
+    after = last + dt.timedelta(days=1)
+    for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
+        assert detection.history_from_date(warehouse, settings, last) is None
+        assert detection.history_from_date(warehouse, settings, after) == after
     first = dt.date(2011, 4, 20)
     rows = p.same("incidents", "incidents/incident_days",
                   incidents.parameters(p.duck_settings, first, last))  # fmt: skip

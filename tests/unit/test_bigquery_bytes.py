@@ -148,3 +148,43 @@ def test_a_statement_without_scopes_reads_every_column_of_every_partition(catalo
     # 16 + 8 + 8 + 8 + 4 + 9: the whole table, an upper bound
     assert q.tables["snap"]["scanned_bytes"] == 53
     assert q.tables["snap"]["whole_statement"] is True
+
+
+# -- the daily run the estimate prices --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def daily_queries():
+    from retentionops.settings import load_settings
+
+    settings = load_settings(env={}, warehouse_backend="bigquery", bigquery_project="p")
+    return settings, bb.daily_run(settings, dt.date(2011, 5, 13))
+
+
+def test_the_daily_run_computes_sql5_for_its_own_date(daily_queries):
+    """As the DAG does on a daily run: the history is stored up to D-1, so the from-date
+    task (it reads the marker) gives D, and SQL5 computes D only."""
+    from retentionops.detection import history_marker
+
+    settings, queries = daily_queries
+    by_label = {label: params for label, _, params in queries}
+    assert by_label["history_from_date"] == {"step": history_marker(settings)}
+    sql5 = by_label["alert_logic"]
+    assert (sql5["from_date"], sql5["run_date"]) == (dt.date(2011, 5, 13), dt.date(2011, 5, 13))
+    labels = [label for label, _, _ in queries]
+    assert labels.index("history_from_date") == labels.index("alert_logic") - 1
+
+
+def test_the_daily_run_reads_the_operational_context_once(daily_queries):
+    """The exports, the brief and the playbook take the context from the XCom of
+    get_operational_context: its SQL is priced once, under that task."""
+    _, queries = daily_queries
+    reads = [label for label, _, params in queries if label.endswith(": context")]
+    assert reads == ["get_operational_context: context"]
+    texts = [text for _, text, _ in queries]
+    assert sum("facet" in text and "risk_by_status" in text for text in texts) == 1
+    # the playbook's last check before sending: the delivery ledger, one small read
+    by_label = {label: params for label, _, params in queries}
+    assert by_label["prepare_playbook: delivery ledger"] == {
+        "dedupe_key": "INC-20110513:open:2011-05-13:production"
+    }

@@ -1,0 +1,119 @@
+"""The BigQuery DAG's detection group run by ``dag.test()``: SQL5 computes only the dates the
+stored alert history lacks, decided when the run starts.
+
+No BigQuery runs here: every ``BigQueryInsertJobOperator`` records the configuration it
+would send (rendered by Airflow, XCom included) instead of sending it, and the stored
+history marker is what ``detection.history_covered_to`` answers. The from-date task itself
+runs for real: ``service.alert_history_from`` through the BigQuery warehouse and
+``detection.history_start``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+D = "2011-05-13"
+GROUP = "detection"
+
+
+@pytest.fixture(scope="module")
+def bigquery_detection():
+    """The detection group of the DAG parsed on the BigQuery backend, alone (its tasks run;
+    the rest of the DAG does not)."""
+    from support import parse_dag
+
+    dag = parse_dag(
+        "bigquery", RETENTIONOPS_BIGQUERY_PROJECT="acme-analytics", RETENTIONOPS_TASK_RETRIES="0"
+    )
+    group = [task_id for task_id in dag.task_ids if task_id.startswith(f"{GROUP}.")]
+    return dag.partial_subset(task_ids=group, include_upstream=False)
+
+
+@pytest.fixture
+def run_group(airflow_db, bigquery_detection, fast_dag_test, monkeypatch):
+    """Run the detection group for D with the history stored up to ``covered``; return
+    the run, the task states and the jobs sent, by task id (without the group's prefix)."""
+    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+
+    from retentionops import detection
+
+    # the from-date task reads the settings when it runs, as in production
+    monkeypatch.setenv("RETENTIONOPS_WAREHOUSE_BACKEND", "bigquery")
+    monkeypatch.setenv("RETENTIONOPS_BIGQUERY_PROJECT", "acme-analytics")
+    # the warehouse's hook needs its connection to exist (no credential is used)
+    gcp = '{"conn_type": "google_cloud_platform"}'
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", gcp)
+    sent: dict[str, dict] = {}
+
+    def execute(self, context):
+        sent[self.task_id.removeprefix(f"{GROUP}.")] = self.configuration  # rendered by now
+        return f"job-{self.task_id}"
+
+    monkeypatch.setattr(BigQueryInsertJobOperator, "execute", execute)
+
+    def run(covered: dt.date | None):
+        asked = []
+
+        def history_covered_to(warehouse, settings):
+            asked.append(type(warehouse).__name__)
+            return covered
+
+        monkeypatch.setattr(detection, "history_covered_to", history_covered_to)
+        sent.clear()
+        day = dt.datetime.fromisoformat(D).replace(tzinfo=dt.UTC)
+        dag_run = bigquery_detection.test(logical_date=day)
+        states = {
+            ti.task_id.removeprefix(f"{GROUP}."): str(ti.state).rsplit(".", 1)[-1].lower()
+            for ti in dag_run.get_task_instances()
+        }
+        assert asked == ["BigQueryWarehouse"], states  # read once, through the BigQuery warehouse
+        return dag_run, states, dict(sent)
+
+    return run
+
+
+def from_date(job: dict) -> str:
+    [value] = [
+        p["parameterValue"]["value"]
+        for p in job["query"]["queryParameters"]
+        if p["name"] == "from_date"
+    ]
+    return value
+
+
+def test_a_daily_run_computes_its_own_date_only(run_group):
+    dag_run, states, sent = run_group(dt.date(2011, 5, 12))
+    assert str(dag_run.state).endswith("success"), states
+    assert set(states.values()) == {"success"}
+    # SQL5 replaces D only: the from-date task's XCom, rendered into the job
+    assert from_date(sent["alert_logic"]) == D
+    assert "between @from_date and @run_date" in sent["alert_logic"]["query"]["query"]
+    assert {"mark_history_complete", "mark_detection_complete"} <= set(sent)
+
+
+def test_a_fresh_dataset_computes_the_whole_history(run_group):
+    dag_run, states, sent = run_group(None)
+    assert str(dag_run.state).endswith("success"), states
+    assert from_date(sent["alert_logic"]) == "0001-04-08"  # date.min + 97 days
+
+
+def test_missed_days_are_computed_from_the_day_after_the_marker(run_group):
+    _, _, sent = run_group(dt.date(2011, 5, 9))
+    assert from_date(sent["alert_logic"]) == "2011-05-10"
+
+
+@pytest.mark.parametrize("covered", [dt.date(2011, 5, 13), dt.date(2011, 9, 9)])
+def test_a_covered_date_computes_nothing_and_still_completes_detection(run_group, covered):
+    """A rerun of D, or a backfill of D after later runs: the SQL5 job and the history
+    marker are skipped; SQL1-SQL4 run and detection is marked complete."""
+    dag_run, states, sent = run_group(covered)
+    assert str(dag_run.state).endswith("success"), states
+    assert states["history_from_date"] == "success"
+    assert states["alert_logic"] == "skipped"
+    assert states["mark_history_complete"] == "skipped"
+    assert states["mark_detection_complete"] == "success"
+    assert "alert_logic" not in sent and "mark_history_complete" not in sent
+    assert {"start_detection", "base_customers", "cohort_retention_evolution",
+            "mark_detection_complete"} <= set(sent)  # fmt: skip
