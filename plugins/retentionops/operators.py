@@ -46,6 +46,11 @@ def _create_tables() -> None:
     service.create_tables(load_settings())
 
 
+def _check_summaries(ds: str | None = None) -> bool:
+    """After SQL1: the orders' summaries agree with the orders, or are rebuilt (True)."""
+    return service.check_summaries(load_settings(), ds)
+
+
 def _history_from_date(ds: str | None = None) -> str | None:
     """The SQL5 job's ``@from_date``; None (nothing to compute) skips the job."""
     return service.alert_history_from(load_settings(), ds)
@@ -111,13 +116,17 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
         from_date = task.short_circuit(
             task_id="history_from_date", ignore_downstream_trigger_rules=False
         )(_history_from_date)()
+        base, *others = (
+            _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
+            for step in DETECTION_STEPS
+            if step is not ALERT_STEP
+        )
         chain(
             _marker_job(settings, "start_detection", "markers/clear_run_markers"),
-            *(
-                _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
-                for step in DETECTION_STEPS
-                if step is not ALERT_STEP
-            ),
+            base,
+            # SQL4 and SQL5 read the orders' summaries: checked against SQL1's customers
+            task(task_id="check_summaries")(_check_summaries)(),
+            *others,
             from_date,
             _bigquery_job(
                 settings, ALERT_STEP.name, bigquery.step_job(settings, ALERT_STEP, from_date)

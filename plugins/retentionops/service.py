@@ -218,6 +218,14 @@ def detect(
     return {**outcome.decision, "warnings": warnings} if warnings else outcome.decision
 
 
+def check_summaries(settings: Settings, run_date: Any) -> bool:
+    """After SQL1 of the date (the BigQuery DAG's task between SQL1 and SQL2-SQL5): rebuild
+    the orders' summaries if they disagree with the orders (``detection.ensure_summaries``,
+    which a DuckDB run calls itself); True if they were rebuilt."""
+    with open_warehouse(settings) as warehouse:
+        return detection.ensure_summaries(warehouse, as_date(run_date))
+
+
 def alert_history_from(settings: Settings, run_date: Any) -> str | None:
     """The first date the run's SQL5 job computes, as its ``@from_date`` (ISO), from the
     stored alert history: the day after the stored coverage, the whole history when none is

@@ -302,6 +302,7 @@ def test_dag_file_parses_without_google_modules_on_duckdb(tmp_path):
 
 
 HISTORY_FROM = "detection.history_from_date"
+CHECK_SUMMARIES = "detection.check_summaries"
 
 
 def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
@@ -316,8 +317,11 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
         assert task.location == "EU"
         assert task.retries >= 3
     # one job per SQL file, between clearing the date's markers and marking it complete;
-    # SQL5's from-date is read from the stored history just before its job
-    order = ["detection.start_detection", *DETECTION_TASKS[:-1], HISTORY_FROM,
+    # the orders' summaries (SQL4's and SQL5's input) are checked against SQL1 before
+    # SQL4 and SQL5 read them; SQL5's from-date is read from the stored history (after any
+    # rebuild of the summaries, which forgets it) just before its job
+    order = ["detection.start_detection", DETECTION_TASKS[0], CHECK_SUMMARIES,
+             *DETECTION_TASKS[1:-1], HISTORY_FROM,
              "detection.alert_logic", "detection.mark_history_complete",
              "detection.mark_detection_complete", "get_alert_decision",
              "build_priority_queue", "mark_queue_complete", "get_operational_context"]  # fmt: skip
@@ -326,7 +330,7 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     # everything else is the same DAG on both backends
     assert set(bigquery_dag.task_ids) == {
         "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
-        *ACTION_TASKS, *markers, HISTORY_FROM,
+        *ACTION_TASKS, *markers, HISTORY_FROM, CHECK_SUMMARIES,
     }  # fmt: skip
 
 

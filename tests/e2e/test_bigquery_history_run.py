@@ -61,6 +61,13 @@ def run_group(airflow_db, bigquery_detection, fast_dag_test, monkeypatch):
             return covered
 
         monkeypatch.setattr(detection, "history_covered_to", history_covered_to)
+        checked = []
+
+        def ensure_summaries(warehouse, run_date):  # the summaries agree: nothing rebuilt
+            checked.append((type(warehouse).__name__, run_date))
+            return False
+
+        monkeypatch.setattr(detection, "ensure_summaries", ensure_summaries)
         sent.clear()
         day = dt.datetime.fromisoformat(D).replace(tzinfo=dt.UTC)
         dag_run = bigquery_detection.test(logical_date=day)
@@ -69,6 +76,8 @@ def run_group(airflow_db, bigquery_detection, fast_dag_test, monkeypatch):
             for ti in dag_run.get_task_instances()
         }
         assert asked == ["BigQueryWarehouse"], states  # read once, through the BigQuery warehouse
+        # the orders' summaries checked once for D, between SQL1 and SQL2-SQL5
+        assert checked == [("BigQueryWarehouse", dt.date.fromisoformat(D))], states
         return dag_run, states, dict(sent)
 
     return run

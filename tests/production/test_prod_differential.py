@@ -288,6 +288,27 @@ def test_sql4_cohorts(pair):
     ]  # fmt: skip
 
 
+def test_summaries_another_writer_left_stale_are_rebuilt_on_both_engines(pair):
+    """The orders' summaries emptied on both sides (a dataset loaded by a version without
+    them, or orders written by another writer): run_detection's check after SQL1 finds
+    that they count no customer, rebuilds them on each engine (the refresh script on the
+    reference engine) and forgets the stored history; SQL4 and SQL5 then agree."""
+    p = pair(
+        [("a", "a1", "2024-01-05", 10), ("a", "a2", "2024-03-02", 10),
+         ("b", "b1", "2024-01-20", 10), ("c", "c1", "2024-02-10", 10)]
+    )  # fmt: skip
+    p.duck.con.execute("delete from cohort_activity")
+    p.duck.con.execute("delete from first_orders")
+    for name in ("first_orders", "cohort_activity"):
+        p.zeta.set_rows(name, [])
+    day = dt.date(2024, 3, 15)
+    decision = p.detect(day, "stale summaries")
+    assert decision["sample_size"] == 3
+    for name in ("first_orders", "cohort_activity"):
+        p.same_table("rebuilt summaries", name)
+    assert len(p.zeta.rows("first_orders")) == 3
+
+
 @pytest.mark.parametrize(
     ("groups", "expected"),
     [
