@@ -313,22 +313,20 @@ def column_bytes(con: Any, info: TableInfo) -> dict[Any, dict[str, int]]:
 # -- the daily run ---------------------------------------------------------------------------
 
 
-def _count_rows_statement(settings: Any, table: str, day: dt.date) -> tuple[str, dict]:
-    """The statement ``BigQueryWarehouse.count_rows`` sends (captured, not copied)."""
-    from retentionops.warehouse import BigQueryWarehouse
-
-    sent: list[tuple[str, dict]] = []
-    stub = BigQueryWarehouse.__new__(BigQueryWarehouse)  # no hook: nothing is sent
-    stub.settings = settings
-    stub.fetch = lambda text, params=None: sent.append((text, params or {})) or [{"n": 1}]
-    stub.count_rows(table, day)
-    return sent[0]
-
-
 def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -> list[tuple]:
     """``(label, BigQuery text, parameters)`` of each query of a CRITICAL day's DAG run."""
     from retentionops.actions import QUEUE_STEP
-    from retentionops.detection import ALERT_STEP, DETECTION_STEPS, history_marker, history_start
+    from retentionops.bigquery import range_job
+    from retentionops.detection import (
+        ALERT_STEP,
+        DETECTION_MARKER,
+        DETECTION_STEPS,
+        QUEUE_MARKER,
+        history_marker,
+        history_start,
+    )
+    from retentionops.incidents import parameters as incident_parameters
+    from retentionops.warehouse import retention_statements
     from retentionops.pack import CHART_DAYS
     from retentionops.playbook import dedupe_key
     from retentionops.runlog import RUN_LOG_TYPES
@@ -341,8 +339,8 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     def file(label: str, name: str, params: dict[str, Any]) -> tuple:
         return (label, render(name, settings), params)
 
-    def require_queue(label: str) -> tuple:  # actions.require_queue: count_rows
-        return (label, *_count_rows_statement(settings, "retention_snapshot", day))
+    def require_queue(label: str) -> tuple:  # actions.require_queue: the date's markers
+        return file(label, "markers/read_run_markers", {"run_date": day})
 
     def context(task: str) -> list[tuple]:  # actions.get_operational_context, per task
         return [
@@ -353,31 +351,82 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
 
     one_day = {"from_date": day, "run_date": day}
     chart = {"from_date": day - dt.timedelta(days=chart_days - 1), "run_date": day}
+    def mark(label: str, step: str) -> tuple:  # markers/mark_step_complete (a MERGE)
+        return file(label, "markers/mark_step_complete", {"run_date": day, "step": step})
+
+    # apply_retention: one DELETE per retained table, then the old markers (the clock of
+    # the estimate: the run date's morning)
+    cutoff = dt.datetime.combine(day, dt.time(6), dt.UTC) - dt.timedelta(
+        days=settings.retention_days
+    )
+    kept = {"cutoff_ts": cutoff, "cutoff_date": cutoff.date()}
     queries = [
-        file(x.name, x.sql_name, x.parameters(settings, day))
-        for x in DETECTION_STEPS
-        if x is not ALERT_STEP
+        (f"apply_retention: {name}", text, kept) for name, text in retention_statements(settings)
     ]
+    queries.append(file("start_detection", "markers/clear_run_markers", {"run_date": day}))
+    for x in DETECTION_STEPS:
+        if x is ALERT_STEP:
+            continue
+        queries.append(file(x.name, x.sql_name, x.parameters(settings, day)))
+        if x is DETECTION_STEPS[0]:  # the DAG's check_summaries task, after SQL1
+            queries.append(file("check_summaries", "maintenance/check_summaries", one_day))
     # SQL5 extends the stored history: the runs before D stored it up to D-1, so the
     # DAG's history_from_date task (detection.history_start) gives D, and SQL5 computes D
     marker = {"step": history_marker(settings)}
     queries.append(file("history_from_date", "markers/read_history_coverage", marker))
     first = history_start(day - dt.timedelta(days=1), day)
     sql5 = alert_history_parameters(settings, day, from_date=first)
+    # the range job: DELETE of the dates, then INSERT of SQL5's rows (bigquery.range_job)
+    script = range_job(settings, query="select 1", parameters=[], table=ALERT_STEP.table)
+    [delete] = [x for x in script["query"]["query"].split(";\n") if x.startswith("delete")]
+    queries.append((f"{ALERT_STEP.name}: delete the dates", delete, sql5))
     queries.append(file(ALERT_STEP.name, ALERT_STEP.sql_name, sql5))
+    queries.append(
+        file("mark_history_complete: other settings", "markers/clear_other_history_markers",
+             marker)
+    )  # fmt: skip
+    queries.append(mark("mark_history_complete", history_marker(settings)))
+    queries.append(mark("mark_detection_complete", DETECTION_MARKER))
     queries.append(file("get_alert_decision", "detection/read_alert_decision", one_day))
+    # service.data_warnings: is D inside the order history?
+    queries.append(file("get_alert_decision: orders range", "maintenance/orders_range", {}))
     queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, QUEUE_STEP.parameters(settings, day)))
+    queries.append(mark("mark_queue_complete", QUEUE_MARKER))
     # read once per run: the exports, the brief and the playbook take it from this task's
-    # XCom (service._run_context)
+    # XCom (service._run_context); with it, the day's incident state, its delivery in the
+    # ledger and the incident's thread
     queries += context("get_operational_context")
+    incident = f"INC-{day:%Y%m%d}"
+    queries.append(
+        file("get_operational_context: incident", "incidents/incident_days",
+             incident_parameters(settings, day, day))
+    )  # fmt: skip
+    ledger = {"dedupe_key": dedupe_key(incident, "open", day, "production")}
+    queries.append(file("get_operational_context: ledger", "incidents/read_delivery", ledger))
+    thread = {"incident_id": incident, "rollout_mode": "production"}
+    queries.append(
+        file("get_operational_context: thread", "incidents/read_incident_thread", thread)
+    )
     queries.append(file("render_brief: chart, stored days", "detection/read_alert_decision", chart))
     for tier in TIERS:
-        audience = {"run_date": day, "tier": tier, "row_limit": settings.export_limit}
+        run = f"scheduled__{day}T00:00:00+00:00"
+        audience = {"run_id": run, "run_date": day, "tier": tier,
+                    "row_limit": settings.export_limit, "new_only": False}  # fmt: skip
         queries.append(require_queue(f"export_audience[{tier}]: require_queue"))
+        # actions.record_audience: forget the run's tier, record it, read it back
+        queries.append(
+            file(f"export_audience[{tier}]: clear", "action/clear_audience_export", audience)
+        )
+        queries.append(
+            file(f"export_audience[{tier}]: record", "action/record_audience_export", audience)
+        )
         queries.append(file(f"export_audience[{tier}]", "action/read_audience", audience))
     # the playbook settles the delivery against the ledger again just before sending
-    ledger = {"dedupe_key": dedupe_key(f"INC-{day:%Y%m%d}", "open", day, "production")}
     queries.append(file("prepare_playbook: delivery ledger", "incidents/read_delivery", ledger))
+    # trigger_playbook: the event recorded in the ledger once delivered (a MERGE)
+    queries.append(file("trigger_playbook: ledger", "incidents/record_delivery",
+                        dict.fromkeys(parameter_names(render("incidents/record_delivery",
+                                                             settings)))))  # fmt: skip
     run_log = render("action/write_run_log", settings)
     queries.append(
         ("write_run_log", run_log, dict.fromkeys(parameter_names(run_log) | set(RUN_LOG_TYPES)))

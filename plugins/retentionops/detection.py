@@ -216,26 +216,31 @@ def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt
 
 def ensure_summaries(warehouse: Warehouse, run_date: Any) -> bool:
     """After SQL1 of the date: rebuild the orders' summaries (SQL4's and SQL5's input) if
-    they disagree with the orders on the customers up to the date; True if rebuilt.
+    they disagree with the orders on the customers or the orders up to the date; True if
+    rebuilt.
 
     Every load keeps them with the orders, so they disagree only after another writer
-    changed the orders, or on a warehouse loaded by a version that kept none. The alert
-    history stored from the old summaries is forgotten too (its markers removed), so it is
-    computed again.
+    added or removed orders, or on a warehouse loaded by a version that kept none. The
+    alert history stored from the old summaries is forgotten too (its markers removed), so
+    it is computed again.
     """
     from retentionops.warehouse import WHOLE_HISTORY
 
     day = as_date(run_date)
     [row] = warehouse.query("maintenance/check_summaries", {"run_date": day})
-    if row["from_orders"] == row["from_summaries"]:
+    counts = {
+        kind: (row[f"{kind}_from_orders"], row[f"{kind}_from_summaries"])
+        for kind in ("customers", "orders")
+    }
+    if all(orders == summaries for orders, summaries in counts.values()):
         return False
     log.warning(
-        "the orders' summaries (cohort_activity) count %s customer(s) up to %s where the "
-        "orders have %s: rebuilding them from the orders (were the orders written without "
+        "the orders' summaries (cohort_activity) count %s up to %s where the orders have %s: "
+        "rebuilding them from the orders (were the orders written without "
         "`retentionops load-orders`?)",
-        row["from_summaries"],
+        " and ".join(f"{summaries} {kind}" for kind, (_, summaries) in counts.items()),
         day,
-        row["from_orders"],
+        " and ".join(f"{orders} {kind}" for kind, (orders, _) in counts.items()),
     )
     with warehouse.atomic():
         warehouse.refresh_summaries(WHOLE_HISTORY)

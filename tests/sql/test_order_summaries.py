@@ -26,8 +26,9 @@ def month(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def expected_summaries(rows) -> tuple[dict, Counter]:
-    """First order per customer and the cohort activity, counted from the order rows."""
+def expected_summaries(rows) -> tuple[dict, dict]:
+    """First order per customer and the cohort activity, counted from the order rows:
+    (cohort, day) -> (customers whose first order of that month is that day, orders)."""
     first: dict[str, dt.date] = {}
     first_in_month: dict[tuple[str, dt.date], dt.date] = {}
     for customer, _, day, _ in rows:
@@ -35,22 +36,24 @@ def expected_summaries(rows) -> tuple[dict, Counter]:
         first[customer] = min(first.get(customer, day), day)
         key = (customer, month(day))
         first_in_month[key] = min(first_in_month.get(key, day), day)
-    activity = Counter(
-        (month(first[customer]), active_month, day)
-        for (customer, active_month), day in first_in_month.items()
-    )
-    return first, activity
+    activity: dict[tuple, list] = {}
+    for customer, _, day, _ in rows:
+        day = D.fromisoformat(day)
+        activity.setdefault((month(first[customer]), day), [0, 0])[1] += 1
+    for (customer, _), day in first_in_month.items():
+        activity[(month(first[customer]), day)][0] += 1
+    return first, {key: tuple(value) for key, value in activity.items()}
 
 
-def stored_summaries(warehouse) -> tuple[dict, Counter]:
+def stored_summaries(warehouse) -> tuple[dict, dict]:
     first = dict(warehouse.con.execute("select customer_id, first_order_date from first_orders")
                  .fetchall())  # fmt: skip
-    activity = Counter()
-    for cohort, active, day, customers in warehouse.con.execute(
-        "select cohort_month, activity_month, first_active_date, customers from cohort_activity"
+    activity = {}
+    for cohort, day, *counts in warehouse.con.execute(
+        "select cohort_month, activity_date, customers, orders from cohort_activity"
     ).fetchall():
-        assert (cohort, active, day) not in activity, "one row per (cohort, month, day)"
-        activity[(cohort, active, day)] = customers
+        assert (cohort, day) not in activity, "one row per (cohort, day)"
+        activity[(cohort, day)] = tuple(counts)
     return first, activity
 
 
@@ -79,13 +82,19 @@ def test_a_load_keeps_the_summaries_hand_worked(load_orders):
     first, activity = stored_summaries(warehouse)
     assert first == {"a": D(2024, 1, 5), "b": D(2024, 1, 31), "c": D(2024, 2, 10)}
     jan, feb, mar = D(2024, 1, 1), D(2024, 2, 1), D(2024, 3, 1)
+    # (customers whose first order of the month is that day, orders that day)
     assert activity == {
-        (jan, jan, D(2024, 1, 5)): 1,  # a's first order
-        (jan, jan, D(2024, 1, 31)): 1,  # b's first order
-        (jan, feb, D(2024, 2, 1)): 1,  # b again in February
-        (jan, mar, D(2024, 3, 2)): 1,  # a again in March
-        (feb, feb, D(2024, 2, 10)): 1,  # c: two orders, one customer
+        (jan, D(2024, 1, 5)): (1, 1),  # a's first order
+        (jan, D(2024, 1, 20)): (0, 1),  # a again, not its first order of January
+        (jan, D(2024, 1, 31)): (1, 1),  # b's first order
+        (jan, D(2024, 2, 1)): (1, 1),  # b's first order of February
+        (jan, D(2024, 3, 2)): (1, 1),  # a's first order of March
+        (feb, D(2024, 2, 10)): (1, 2),  # c: two orders on its first day
     }
+    # the orders' range without reading them
+    assert warehouse.query("maintenance/orders_range", {}) == [
+        {"first_order_date": D(2024, 1, 5), "last_order_date": D(2024, 3, 2), "orders": 7}
+    ]
     # SQL4 by hand: on 5 Feb c has not ordered yet and b's February counts
     assert cohorts(warehouse, D(2024, 2, 5)) == [
         (jan, 0, 2, 2, 100),
@@ -104,9 +113,9 @@ def test_a_load_keeps_the_summaries_hand_worked(load_orders):
     first, activity = stored_summaries(warehouse)
     assert first == {"a": D(2024, 1, 20), "b": D(2024, 1, 31), "c": D(2024, 2, 10),
                      "d": D(2024, 3, 15)}  # fmt: skip
-    assert activity[(jan, jan, D(2024, 1, 5))] == 0
-    assert activity[(jan, jan, D(2024, 1, 20))] == 1
-    assert activity[(mar, mar, D(2024, 3, 15))] == 1
+    assert (jan, D(2024, 1, 5)) not in activity
+    assert activity[(jan, D(2024, 1, 20))] == (1, 1)  # now a's first order
+    assert activity[(mar, D(2024, 3, 15))] == (1, 1)
 
 
 def _random_orders(rng: random.Random, customers: int, start: dt.date, days: int) -> list:
@@ -198,7 +207,10 @@ def test_orders_written_by_another_writer_are_caught_and_summarised_again(
     warehouse.con.execute("insert into orders values ('e', 'e1', date '2024-01-10', 7, 'UK')")
     with caplog.at_level(logging.WARNING, logger="retentionops.detection"):
         detection.run_detection(warehouse, settings, D(2024, 3, 31))
-    assert "count 3 customer(s) up to 2024-03-31 where the orders have 4" in caplog.text
+    assert (
+        "count 3 customers and 7 orders up to 2024-03-31 where the orders have 4 customers "
+        "and 8 orders" in caplog.text
+    )
     rows = [*SMALL, ("e", "e1", "2024-01-10", 7)]
     assert stored_summaries(warehouse) == expected_summaries(rows)
     # the alert history was computed again from the rebuilt summaries
@@ -207,6 +219,17 @@ def test_orders_written_by_another_writer_are_caught_and_summarised_again(
     ).fetchone()
     assert stored == (4,)
     assert cohorts(warehouse, D(2024, 3, 31))[0] == (D(2024, 1, 1), 0, 3, 3, 100)
+    # a repeat order of a known customer (no new customer): the order count tells
+    warehouse.con.execute("insert into orders values ('b', 'b3', date '2024-03-20', 7, 'UK')")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="retentionops.detection"):
+        detection.run_detection(warehouse, settings, D(2024, 3, 31))
+    assert "4 customers and 8 orders up to 2024-03-31 where the orders have 4 customers and 9" \
+        in caplog.text
+    rows.append(("b", "b3", "2024-03-20", 7))
+    assert stored_summaries(warehouse) == expected_summaries(rows)
+    # January's cohort (a, b, e) in March: a and now b
+    assert (D(2024, 1, 1), 2, 3, 2, 66.67) in cohorts(warehouse, D(2024, 3, 31))
 
 
 def test_a_warehouse_older_than_the_summaries_gets_them_when_it_is_opened(
@@ -227,4 +250,4 @@ def test_a_warehouse_older_than_the_summaries_gets_them_when_it_is_opened(
 def test_emptying_the_orders_empties_the_summaries(load_orders, empty_first):
     warehouse = load_orders(SMALL if empty_first else SMALL[:3])
     warehouse.replace_orders(make_orders([]))
-    assert stored_summaries(warehouse) == ({}, Counter())
+    assert stored_summaries(warehouse) == ({}, {})

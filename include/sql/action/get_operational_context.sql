@@ -39,7 +39,14 @@ matrix as (
 ),
 
 queue as (
-    select *
+    -- the columns the facets use only (BigQuery bills every column a query references)
+    select
+        priority_tier,
+        value_proxy,
+        is_holdout,
+        new_in_tier,
+        cooldown_status,
+        previous_run_date
     from {{ tables.customer_priority }}
     where run_date = @run_date
 ),

@@ -1,20 +1,20 @@
 -- SQL4 cohort_retention_evolution: for each first-order month (cohort) and month offset
 -- k >= 0 up to @run_date's month, the share of the cohort that ordered in month k.
 --
--- The counts come from cohort_activity, the orders summarised by month and kept by every
--- load (include/sql/ddl/create_cohort_activity.sql): a customer ordered in a month on or
--- before @run_date exactly when their row of that month has first_active_date <= @run_date,
--- and is in a cohort of @run_date exactly when their first month's row does. So no order
--- is read here, and the answer is the one a pass over the orders up to @run_date gives.
+-- The counts come from cohort_activity, the orders summarised by cohort and day and kept by
+-- every load (include/sql/ddl/create_cohort_activity.sql): a customer ordered in a month
+-- on or before @run_date exactly when their first order of that month is on or before it,
+-- and is in a cohort of @run_date exactly when their first order is. So no order is read
+-- here, and the answer is the one a pass over the orders up to @run_date gives.
 with
 
 activity as (
     select
         cohort_month,
-        activity_month,
+        date_trunc(activity_date, month) as activity_month,
         sum(customers) as active_customers
     from {{ tables.cohort_activity }}
-    where first_active_date <= @run_date
+    where activity_date <= @run_date
     group by cohort_month, activity_month
 ),
 

@@ -13,8 +13,8 @@
 -- depends only on the orders of t - @at_risk_days .. t (an older order's span has ended,
 -- whatever came next). So the spans come from the orders of @from_date - @baseline_days -
 -- @at_risk_days .. @run_date. The sample counts each customer from their first order day
--- on: those days come from cohort_activity (the orders summarised by month, kept by every
--- load), whose rows of a cohort's own month count the customers by first order day.
+-- on: those days come from cohort_activity (the orders summarised by cohort and day, kept by
+-- every load), whose rows of a cohort's own month count the customers by first order day.
 --
 -- Rounding is done in exact integer arithmetic on basis points (1/100 of a percent), half
 -- away from zero, so BigQuery and DuckDB agree to the last digit. Each day's value is its
@@ -24,14 +24,15 @@
 with
 
 first_order_days as (
-    -- the customers whose first order was on first_order_date, up to @run_date
+    -- the customers whose first order was on first_order_date, up to @run_date: in their
+    -- cohort's own month, a customer's first order of the month is their first order
     select
-        first_active_date as first_order_date,
+        activity_date as first_order_date,
         customers
     from {{ tables.cohort_activity }}
     where
-        activity_month = cohort_month
-        and first_active_date <= @run_date
+        date_trunc(activity_date, month) = cohort_month
+        and activity_date <= @run_date
 ),
 
 recent_orders as (

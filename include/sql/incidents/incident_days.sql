@@ -14,9 +14,10 @@
 with recursive
 
 first_order as (
-    select min(order_date) as first_day
-    from {{ tables.orders }}
-    where order_date <= @run_date
+    -- the first order up to @run_date, from the orders' summary (a row per day with orders)
+    select min(activity_date) as first_day
+    from {{ tables.cohort_activity }}
+    where activity_date <= @run_date
 ),
 
 days as (
