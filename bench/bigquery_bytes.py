@@ -22,13 +22,18 @@ figure is computed from the rendered BigQuery SQL and the data:
 A statement sqlglot cannot split into scopes (the run log's ``MERGE``) is counted as
 reading every column of every partition of its tables: an upper bound.
 
-``daily_run`` lists the queries of one DAG run on an alerting (CRITICAL) day, the most
-expensive branch: SQL1-SQL4, the history marker and SQL5 for D only (the runs before D
-stored the alert history up to D-1: ``detection.history_start``, the DAG's from-date task),
-the decision, the queue, the operational context (read once, by its task: the exports,
-the brief and the playbook take it from that task's XCom), the chart's stored 60 days, the
-three audiences, the playbook's check of the delivery ledger and the run-log MERGE. Writes
-(the partition jobs' destinations), DDL and partition expiration cost nothing on demand.
+``daily_run`` lists every statement of one DAG run on an alerting (CRITICAL) day, the most
+expensive branch, in the DAG's order: apply_retention's DELETEs, the detection markers,
+SQL1, the summaries' check, SQL2-SQL4, the history marker and SQL5 for D only (the runs
+before D stored the alert history up to D-1: ``detection.history_start``, the DAG's
+from-date task) with its range DELETE, the decision and the orders' range, the queue, the
+operational context (read once, by its task: the exports, the brief and the playbook take
+it from that task's XCom) with the day's incident, ledger and thread, the chart's stored
+60 days, each audience's clear, record and read, the playbook's check of the delivery
+ledger, the ledger MERGE and the run-log MERGE. Writes (the partition jobs' destinations)
+and DDL cost nothing on demand. A DML statement is priced like a query over the columns
+it references (BigQuery bills a DELETE for every column of the partitions it scans: the
+figure is then a lower bound).
 """
 
 from __future__ import annotations
@@ -326,12 +331,12 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
         history_start,
     )
     from retentionops.incidents import parameters as incident_parameters
-    from retentionops.warehouse import retention_statements
     from retentionops.pack import CHART_DAYS
     from retentionops.playbook import dedupe_key
     from retentionops.runlog import RUN_LOG_TYPES
     from retentionops.sql import alert_history_parameters, parameter_names, render
     from retentionops.vocabulary import TIERS
+    from retentionops.warehouse import retention_statements
 
     day = run_date
     chart_days = chart_days or CHART_DAYS

@@ -87,9 +87,10 @@ def test_every_step_and_size_is_in_the_json(smoke):
         assert summary["peak_rss_mib"] > 0
     assert set(stored["dag_parse"]) == {"duckdb", "bigquery"}
     # BigQuery runs SQL1-SQL5 as one job each, between three run-marker jobs (clear, the
-    # history stored, detection complete), and marks the queue complete with a job of its
-    # own: 5 + 3 + 1 jobs for DuckDB's one detection task, so 8 more tasks
-    assert stored["dag_parse"]["duckdb"]["tasks"] + 8 == stored["dag_parse"]["bigquery"]["tasks"]
+    # history stored, detection complete), with two small tasks (the summaries checked after
+    # SQL1, SQL5's from-date), and marks the queue complete with a job of its own:
+    # 5 + 3 + 2 + 1 for DuckDB's one detection task, so 10 more tasks
+    assert stored["dag_parse"]["duckdb"]["tasks"] + 10 == stored["dag_parse"]["bigquery"]["tasks"]
     assert {t["target"] for t in stored["targets"]} >= {
         "whole daily pack <= 30 s",
         "365-day alert history <= 60 s",
@@ -145,16 +146,20 @@ def test_the_chart_days_are_stored_and_bigquery_bytes_estimated(smoke):
     assert size["previous_decisions"]["days"] == 729
     bigquery = size["bigquery"]
     labels = [q["label"] for q in bigquery["queries"]]
-    assert labels[:5] == [
-        "base_customers",
-        "retention_snapshot",
-        "churn_detection",
-        "cohort_retention_evolution",
-        "alert_logic",
-    ]
-    # the orders are read by SQL1 (every column the run needs), SQL4 and SQL5 only
+    # every statement of the run, in the DAG's order: retention first, then detection
+    detection = ["base_customers", "check_summaries", "retention_snapshot", "churn_detection",
+                 "cohort_retention_evolution", "history_from_date",
+                 "alert_logic: delete the dates", "alert_logic"]  # fmt: skip
+    start = labels.index("start_detection")
+    assert all(label.startswith("apply_retention: ") for label in labels[:start])
+    assert labels[start + 1 : start + 1 + len(detection)] == detection
+    assert labels[-1] == "write_run_log"
+    # the orders are read by SQL1 (every column the run needs) and SQL5 (its recent months)
+    # only: SQL4, the sample's first days, the range and the incidents read the summaries
     readers = [q["label"] for q in bigquery["queries"] if "orders" in q["tables"]]
-    assert readers == ["base_customers", "cohort_retention_evolution", "alert_logic"]
+    assert readers == ["base_customers", "alert_logic"]
+    sql5 = bigquery["queries"][labels.index("alert_logic")]["tables"]["orders"]
+    assert sql5["columns"] == ["customer_id", "order_date"] and sql5["partitions"] <= 5
     assert bigquery["orders_columns"] == ["country", "customer_id", "order_amount", "order_date"]
     # the chart reads 60 stored days of alert_logic, no orders
     chart = bigquery["queries"][labels.index("render_brief: chart, stored days")]
