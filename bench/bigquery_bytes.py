@@ -19,8 +19,11 @@ figure is computed from the rendered BigQuery SQL and the data:
    the same bytes for a CTE read twice and for two reads of the table), and every table
    referenced, like every query, costs at least 10 MB (``MINIMUM_BYTES``).
 
-A statement sqlglot cannot split into scopes (the run log's ``MERGE``) is counted as
-reading every column of every partition of its tables: an upper bound.
+An ``INSERT ... SELECT`` is priced by its query (BigQuery bills an INSERT for what it
+reads, not for the table it writes). Any other statement sqlglot cannot split into scopes
+(a ``MERGE``, a ``DELETE``) is counted as reading every column of every partition of its
+tables: what BigQuery bills a DELETE that cannot prune its partitions, an upper bound
+otherwise.
 
 ``daily_run`` lists every statement of one DAG run on an alerting (CRITICAL) day, the most
 expensive branch, in the DAG's order: apply_retention's DELETEs, the detection markers,
@@ -31,9 +34,7 @@ operational context (read once, by its task: the exports, the brief and the play
 it from that task's XCom) with the day's incident, ledger and thread, the chart's stored
 60 days, each audience's clear, record and read, the playbook's check of the delivery
 ledger, the ledger MERGE and the run-log MERGE. Writes (the partition jobs' destinations)
-and DDL cost nothing on demand. A DML statement is priced like a query over the columns
-it references (BigQuery bills a DELETE for every column of the partitions it scans: the
-figure is then a lower bound).
+and DDL cost nothing on demand.
 """
 
 from __future__ import annotations
@@ -213,6 +214,12 @@ def references(
             level[table.name] = catalog[table.name].columns
     found: list[Reference] = []
     scopes = []
+    # an INSERT ... SELECT bills its query only (BigQuery's DML pricing: q); the table it
+    # writes is not read
+    target = None
+    if isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Query):
+        target = tree.this.find(exp.Table)
+        tree = tree.expression
     if isinstance(tree, exp.Query):
         scopes = traverse_scope(qualify(tree, schema=schema, dialect="bigquery"))
     for scope in scopes:
@@ -226,7 +233,7 @@ def references(
             if info.partition_column:
                 low, high = _bounds(where, alias, info.partition_column, params)
             found.append(Reference(info.name, columns, low, high))
-    seen = {ref.table for ref in found}
+    seen = {ref.table for ref in found} | ({target.name} if target is not None else set())
     for table in tree.find_all(exp.Table):  # not split into scopes: read it all
         if table.name in catalog and table.name not in seen:
             info = catalog[table.name]

@@ -150,6 +150,21 @@ def test_a_statement_without_scopes_reads_every_column_of_every_partition(catalo
     assert q.tables["snap"]["whole_statement"] is True
 
 
+def test_an_insert_select_bills_what_its_query_reads_not_the_table_it_writes(catalog):
+    sql = (
+        "insert into snap (snapshot_date, customer_id, status) "
+        "select @run_date, customer_id, 'NEW' from orders where order_date >= @run_date"
+    )
+    q = bill(sql, catalog, {"run_date": dt.date(2024, 3, 1)})
+    # orders' March partition, customer_id and order_date: 4 + 8 = 12 bytes; snap (the
+    # table written) is not read
+    assert set(q.tables) == {"orders"}
+    assert q.tables["orders"]["columns"] == ["customer_id", "order_date"]
+    assert q.tables["orders"]["partitions"] == 1
+    assert q.tables["orders"]["whole_statement"] is False
+    assert q.billed == 12
+
+
 # -- the daily run the estimate prices --------------------------------------------------------
 
 
