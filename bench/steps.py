@@ -143,8 +143,9 @@ def _exports_brief(settings, day) -> dict[str, Any]:
     from retentionops import service
 
     run = service.Run.of_dag(f"bench__{day}")  # a part of a run: no run-log row of its own
+    # read once, as in a DAG run: the brief takes the context its task computed (XCom)
     ctx = service.get_operational_context(settings, day)
-    brief = service.generate_brief(settings, day, "slack", run=run)
+    brief = service.generate_brief(settings, day, "slack", run=run, context=ctx)
     exported = {tier: service.export_audience(settings, day, tier, run=run) for tier in TIERS}
     return {
         "context_tier_counts": {t: ctx["tiers"][t]["count"] for t in TIERS},
