@@ -45,7 +45,10 @@ one-slot pool `retentionops_duckdb`, so a backfill's runs never meet on its lock
 with `airflow pools set retentionops_duckdb 1 "DuckDB: one writer"`), SQL1–SQL5 in one
 `detection` task and one transaction; `bigquery` runs the same SQL files through
 `BigQueryInsertJobOperator`, one job per file (`detection.base_customers` …), each replacing
-D's partition with WRITE_TRUNCATE. SQL5 (`detection.alert_logic`) extends the stored alert
+D's partition with WRITE_TRUNCATE. After SQL1, `detection.check_summaries` compares the
+orders' summaries (SQL4's and SQL5's input, kept by every load) with SQL1's customers and
+orders and rebuilds them if another writer changed the orders, as a DuckDB run does in its
+transaction. SQL5 (`detection.alert_logic`) extends the stored alert
 history: `detection.history_from_date` reads the history marker when the run starts and
 returns the first date to compute (D on a daily run, the whole history on a fresh dataset),
 which the job takes as `@from_date`; a date already covered (a rerun, a backfill) computes
