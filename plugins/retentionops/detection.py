@@ -227,6 +227,8 @@ def ensure_summaries(warehouse: Warehouse, run_date: Any) -> bool:
     from retentionops.warehouse import WHOLE_HISTORY
 
     day = as_date(run_date)
+    # a dataset older than the summaries gets them (empty here: the check then rebuilds)
+    warehouse.ensure_tables(("first_orders", "cohort_activity"))
     [row] = warehouse.query("maintenance/check_summaries", {"run_date": day})
     counts = {
         kind: (row[f"{kind}_from_orders"], row[f"{kind}_from_summaries"])

@@ -256,6 +256,25 @@ class DuckDBWarehouse:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con = self._connect(path, read_only)
         self._depth = 0
+        if not read_only:
+            self._summarise_older_orders()
+
+    def _summarise_older_orders(self) -> None:
+        """A warehouse whose orders predate the orders' summaries (an older version wrote
+        it) gets them when first opened for writing: every reader of SQL4, SQL5, the
+        incidents and the orders' range needs them."""
+        names = {
+            row[0]
+            for row in self.con.execute(
+                "select table_name from duckdb_tables() where database_name = "
+                "current_database() and schema_name = current_schema() and table_name in "
+                "('orders', 'cohort_activity')"
+            ).fetchall()
+        }
+        if names == {"orders"}:
+            with self.transaction():
+                self.ensure_tables(("first_orders", "cohort_activity"))
+                self.refresh_summaries(WHOLE_HISTORY)
 
     def _connect(self, path: Any, read_only: bool) -> Any:
         import duckdb
@@ -352,17 +371,8 @@ class DuckDBWarehouse:
         self.execute(render(sql_name, self.settings), params)
 
     def ensure_tables(self, names: tuple[str, ...] = TABLES) -> None:
-        """Create the missing tables; a warehouse whose orders predate the orders'
-        summaries gets them built from its orders, in the same transaction."""
-        (existing,) = self.con.execute(
-            "select count(*) from duckdb_tables() where table_name = 'cohort_activity' "
-            "and database_name = current_database() and schema_name = current_schema()"
-        ).fetchone()
-        with self.transaction():
-            for statement in ddl_statements(self.settings, names):
-                self.execute(statement)
-            if not existing and "cohort_activity" in names:
-                self.refresh_summaries(WHOLE_HISTORY)
+        for statement in ddl_statements(self.settings, names):
+            self.execute(statement)
 
     def refresh_summaries(self, changed_from: dt.date) -> None:
         """The orders' summaries, brought up to date for orders changed from a date on."""

@@ -241,9 +241,17 @@ def test_a_warehouse_older_than_the_summaries_gets_them_when_it_is_opened(
     warehouse.con.execute("drop table cohort_activity")
     warehouse.con.execute("drop table first_orders")
     warehouse.close()
-    with open_warehouse(settings) as reopened:
-        reopened.ensure_tables()
+    with open_warehouse(settings) as reopened:  # opening it for writing is enough
         assert stored_summaries(reopened) == expected_summaries(SMALL)
+    # and a detection run of the upgraded warehouse works (it failed on the missing table)
+    warehouse = open_warehouse(settings)
+    warehouse.con.execute("drop table cohort_activity")
+    warehouse.con.execute("drop table first_orders")
+    warehouse.close()
+    from retentionops import service
+
+    decision = service.detect(settings, "2024-03-31")
+    assert decision["sample_size"] == 3
 
 
 @pytest.mark.parametrize("empty_first", [True, False])
