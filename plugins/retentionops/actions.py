@@ -367,14 +367,13 @@ def record_audience(
     day = as_date(run_date)
     require_queue(warehouse, day)
     warehouse.ensure_tables(("audience_exports",))
-    keys = {"run_id": run_id, "tier": tier}
+    keys = {"run_id": run_id, "tier": tier, "run_date": day}
     with warehouse.atomic():
         warehouse.execute_file("action/clear_audience_export", keys)
         warehouse.execute_file(
             "action/record_audience_export",
             {
                 **keys,
-                "run_date": day,
                 "new_only": settings.export_mode == "new_only",
                 "row_limit": int(limit or settings.export_limit),
             },

@@ -175,6 +175,24 @@ def test_audience_is_ranked_and_limited(detected, settings):
         actions.record_audience(detected, settings, D, "P4", "run-a")
 
 
+def test_one_run_id_keeps_the_audience_of_each_date(detected, settings):
+    """A run id that exports a tier for two dates (one MCP session, say) keeps both: an
+    export replaces only its own date's record and reads only that date back."""
+    day1 = dt.date.fromisoformat(D)
+    later = day1 + dt.timedelta(days=1)
+    detection.run_detection(detected, settings, later)
+    for day in (D, later):
+        actions.build_priority_queue(detected, settings, day)
+    first = actions.record_audience(detected, settings, D, "P1", "run-a")
+    second = actions.record_audience(detected, settings, later, "P1", "run-a", 1)
+    assert [r["customer_id"] for r in first] == ["p1a", "p1b"]
+    assert [(r["customer_id"], r["run_date"]) for r in second] == [("p1a", later)]
+    recorded = detected.fetch(
+        "select run_date, count(*) as n from audience_exports group by run_date order by 1"
+    )
+    assert [(r["run_date"], r["n"]) for r in recorded] == [(day1, 2), (later, 1)]
+
+
 def test_run_log_is_one_row_per_run_id_and_keeps_every_cause(warehouse, settings):
     from retentionops import runlog
     from retentionops.runlog import RunOutcome

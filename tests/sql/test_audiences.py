@@ -85,10 +85,11 @@ def deliver(warehouse, settings):
     return run
 
 
-def exported_rows(warehouse, run_id, tier):
+def exported_rows(warehouse, run_id, tier, day=D2):
+    keys = {"run_id": run_id, "tier": tier, "run_date": day}
     return [
         (r["customer_id"], r["new_in_tier"], r["cooldown_bypass"])
-        for r in warehouse.query("action/read_audience", {"run_id": run_id, "tier": tier})
+        for r in warehouse.query("action/read_audience", keys)
     ]
 
 

@@ -1,5 +1,5 @@
--- The rows a run exported for one tier (audience_exports), in file order, with the queue's
--- columns: what the audience file holds, row for row.
+-- The rows a run exported for one tier of @run_date (audience_exports), in file order,
+-- with the queue's columns: what the audience file holds, row for row.
 select
     queue.run_date,
     queue.customer_id,
@@ -24,6 +24,7 @@ inner join {{ tables.customer_priority }} as queue
         and exported.customer_id = queue.customer_id
         and exported.tier = queue.priority_tier
 where
-    exported.run_id = @run_id
+    exported.run_date = @run_date
+    and exported.run_id = @run_id
     and exported.tier = @tier
 order by exported.export_rank
