@@ -20,13 +20,16 @@ figure is computed from the rendered BigQuery SQL and the data:
    referenced, like every query, costs at least 10 MB (``MINIMUM_BYTES``).
 
 An ``INSERT ... SELECT`` is priced by its query (BigQuery bills an INSERT for what it
-reads, not for the table it writes). Any other statement sqlglot cannot split into scopes
-(a ``MERGE``, a ``DELETE``) is counted as reading every column of every partition of its
-tables: what BigQuery bills a DELETE that cannot prune its partitions, an upper bound
-otherwise.
+reads, not for the table it writes). A ``DELETE`` is billed q' + t' on a partitioned
+table: the columns its condition reads in the partitions it scans, plus every column of
+the partitions it changes; it is priced as every column of the partitions its ``WHERE``'s
+top-level conditions keep (those it may change: an upper bound), plus what its subqueries
+read. Any other statement sqlglot cannot split into scopes (a ``MERGE``) is counted as
+reading every column of every partition of its tables, an upper bound.
 
 ``daily_run`` lists every statement of one DAG run on an alerting (CRITICAL) day, the most
-expensive branch, in the DAG's order: apply_retention's DELETEs, the detection markers,
+expensive branch, in the DAG's order: apply_retention's read of the dates due and its
+DELETEs, the detection markers,
 SQL1, the summaries' check, SQL2-SQL4, the history marker and SQL5 for D only (the runs
 before D stored the alert history up to D-1: ``detection.history_start``, the DAG's
 from-date task) with its range DELETE, the decision and the orders' range, the queue, the
@@ -213,26 +216,42 @@ def references(
                     level = level.setdefault(part, {})
             level[table.name] = catalog[table.name].columns
     found: list[Reference] = []
-    scopes = []
     # an INSERT ... SELECT bills its query only (BigQuery's DML pricing: q); the table it
     # writes is not read
     target = None
+    queries: list[Any] = []
     if isinstance(tree, exp.Insert) and isinstance(tree.expression, exp.Query):
         target = tree.this.find(exp.Table)
-        tree = tree.expression
-    if isinstance(tree, exp.Query):
-        scopes = traverse_scope(qualify(tree, schema=schema, dialect="bigquery"))
-    for scope in scopes:
-        where = scope.expression.args.get("where")
-        for alias, source in scope.sources.items():
-            if not isinstance(source, exp.Table) or source.name not in catalog:
-                continue
-            info = catalog[source.name]
-            columns = frozenset(c.name for c in scope.columns if c.table == alias)
+        queries = [tree.expression]
+    elif isinstance(tree, exp.Delete) and isinstance(tree.this, exp.Table):
+        # a DELETE on a partitioned table bills q' + t' (BigQuery's DML pricing): the
+        # columns its condition reads in the partitions it scans, plus every column of the
+        # partitions it changes. Priced as every column of the partitions its WHERE's
+        # top-level conditions keep (an upper bound), plus what its subqueries read.
+        target = tree.this
+        where = tree.args.get("where")
+        info = catalog.get(target.name)
+        if info is not None:
             low, high = (None, None)
             if info.partition_column:
-                low, high = _bounds(where, alias, info.partition_column, params)
-            found.append(Reference(info.name, columns, low, high))
+                low, high = _bounds(where, target.alias, info.partition_column, params)
+            found.append(Reference(info.name, frozenset(info.columns), low, high))
+        if where is not None:
+            queries = [q for q in where.find_all(exp.Select) if q.find_ancestor(exp.Select) is None]
+    elif isinstance(tree, exp.Query):
+        queries = [tree]
+    for query in queries:
+        for scope in traverse_scope(qualify(query, schema=schema, dialect="bigquery")):
+            where = scope.expression.args.get("where")
+            for alias, source in scope.sources.items():
+                if not isinstance(source, exp.Table) or source.name not in catalog:
+                    continue
+                info = catalog[source.name]
+                columns = frozenset(c.name for c in scope.columns if c.table == alias)
+                low, high = (None, None)
+                if info.partition_column:
+                    low, high = _bounds(where, alias, info.partition_column, params)
+                found.append(Reference(info.name, columns, low, high))
     seen = {ref.table for ref in found} | ({target.name} if target is not None else set())
     for table in tree.find_all(exp.Table):  # not split into scopes: read it all
         if table.name in catalog and table.name not in seen:
@@ -343,7 +362,7 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     from retentionops.runlog import RUN_LOG_TYPES
     from retentionops.sql import alert_history_parameters, parameter_names, render
     from retentionops.vocabulary import TIERS
-    from retentionops.warehouse import retention_statements
+    from retentionops.warehouse import retention_parameters, retention_statements
 
     day = run_date
     chart_days = chart_days or CHART_DAYS
@@ -366,13 +385,15 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     def mark(label: str, step: str) -> tuple:  # markers/mark_step_complete (a MERGE)
         return file(label, "markers/mark_step_complete", {"run_date": day, "step": step})
 
-    # apply_retention: one DELETE per retained table, then the old markers (the clock of
-    # the estimate: the run date's morning)
-    cutoff = dt.datetime.combine(day, dt.time(6), dt.UTC) - dt.timedelta(
-        days=settings.retention_days
-    )
-    kept = {"cutoff_ts": cutoff, "cutoff_date": cutoff.date()}
+    # apply_retention: the newest date due, then one DELETE per retained table bounded by
+    # it, then the old markers (the clock of the estimate: the run date's morning; the
+    # bench's warehouse holds no date written before the cutoff, so none is due)
+    kept = retention_parameters(settings, dt.datetime.combine(day, dt.time(6), dt.UTC))
     queries = [
+        file("apply_retention: due dates", "markers/read_retention_due",
+             {"cutoff_ts": kept["cutoff_ts"]}),
+    ]  # fmt: skip
+    queries += [
         (f"apply_retention: {name}", text, kept) for name, text in retention_statements(settings)
     ]
     queries.append(file("start_detection", "markers/clear_run_markers", {"run_date": day}))

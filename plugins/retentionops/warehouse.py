@@ -213,6 +213,11 @@ def retention_statements(settings: Settings) -> list[tuple[str, str]]:
     is older than ``@cutoff_ts``; rows no marker vouches for (a run killed half-way) go once
     their date is older than ``@cutoff_date``. Then the old markers themselves go. Counting
     from the write time, a backfill of an old date is kept as long as a fresh run.
+
+    Every DELETE also keeps to dates up to ``@prune_to`` (``retention_parameters``): no row
+    after it matches, so the condition changes nothing, but it is a constant bound on the
+    partitioning column, which lets BigQuery prune: without it the marker subqueries make
+    every DELETE read every partition it keeps, a cost that grows with ``retention_days``.
     """
     refs = table_refs(settings)
     markers = refs["run_markers"]
@@ -225,13 +230,30 @@ def retention_statements(settings: Settings) -> list[tuple[str, str]]:
         statements.append(
             (
                 entry.name,
-                f"delete from {refs[entry.name]} where {field} in ("
-                f"{vouched} and completed_at < @cutoff_ts) or ({field} < @cutoff_date "
-                f"and {field} not in ({vouched}))",
+                f"delete from {refs[entry.name]} where {field} <= @prune_to and ("
+                f"{field} in ({vouched} and completed_at < @cutoff_ts) or ({field} < "
+                f"@cutoff_date and {field} not in ({vouched})))",
             )
         )
     statements.append(("run_markers", f"delete from {markers} where completed_at < @cutoff_ts"))
     return statements
+
+
+def retention_parameters(
+    settings: Settings, now: dt.datetime, latest_due: dt.date | None = None
+) -> dict[str, Any]:
+    """The parameters of ``retention_statements`` at ``now``.
+
+    ``@prune_to`` is the last date a DELETE can remove: the later of ``latest_due`` (the
+    latest date whose marker is older than the cutoff, ``markers/read_retention_due``) and
+    the day before ``@cutoff_date``. Called without ``latest_due``, only ``@cutoff_ts`` (what
+    that read takes) is final.
+    """
+    cutoff = now - dt.timedelta(days=settings.retention_days)
+    prune_to = cutoff.date() - dt.timedelta(days=1)
+    if latest_due is not None:
+        prune_to = max(prune_to, latest_due)
+    return {"cutoff_ts": cutoff, "cutoff_date": cutoff.date(), "prune_to": prune_to}
 
 
 def _is_lock_error(error: Exception) -> bool:

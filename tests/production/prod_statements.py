@@ -76,7 +76,10 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     # actions.get_operational_context (_context_rows)
     "action/get_operational_context": lambda s: ({"run_date": RUN_DATE, "new_only": False}, None),
     # actions.record_audience: clear, record, read back
-    "action/clear_audience_export": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
+    "action/clear_audience_export": lambda s: (
+        {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE},
+        None,
+    ),
     "action/record_audience_export": lambda s: (
         {
             "run_id": RUN_ID,
@@ -87,7 +90,10 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         },
         None,
     ),  # fmt: skip
-    "action/read_audience": lambda s: ({"run_id": RUN_ID, "tier": "P1"}, None),
+    "action/read_audience": lambda s: (
+        {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE},
+        None,
+    ),
     # incidents.incident_days: incidents.parameters(settings, from, to)
     "incidents/incident_days": lambda s: (
         incident_parameters(s, dt.date(2011, 5, 1), RUN_DATE),
@@ -116,6 +122,11 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     ),  # fmt: skip
     # detection.extend_history
     "markers/clear_other_history_markers": lambda s: ({"step": "alert_history@0123456789"}, None),
+    # service.apply_retention: the newest date the retention DELETEs can remove
+    "markers/read_retention_due": lambda s: (
+        {"cutoff_ts": dt.datetime(2011, 6, 1, 6, 0, tzinfo=dt.UTC)},
+        None,
+    ),
     # detection.history_covered_to
     "markers/read_history_coverage": lambda s: ({"step": "alert_history@0123456789"}, None),
     # runlog.read
@@ -174,9 +185,11 @@ RETENTION_NOW = dt.datetime(2011, 9, 1, 6, 0, tzinfo=dt.UTC)
 
 
 def retention_parameters(settings: Settings, now: dt.datetime = RETENTION_NOW) -> dict:
-    """The values ``service.apply_retention`` passes to each retention statement."""
-    cutoff = now - dt.timedelta(days=settings.retention_days)
-    return {"cutoff_ts": cutoff, "cutoff_date": cutoff.date()}
+    """The values ``service.apply_retention`` passes to each retention statement (with a
+    marker due on the cutoff's date)."""
+    from retentionops.warehouse import retention_parameters as parameters
+
+    return parameters(settings, now, (now - dt.timedelta(days=settings.retention_days)).date())
 
 
 def built_statements(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -417,7 +417,7 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
             )
             compare(f"{label}: record_audience {tier}", recorded, audience, ordered=True)
             p.same(
-                label, "action/read_audience", {"run_id": run_id, "tier": tier},
+                label, "action/read_audience", {"run_id": run_id, "tier": tier, "run_date": day},
                 ordered=True,  # ranked: the order itself must agree
             )  # fmt: skip
             # the rule's answer: the tier's best customers outside the holdout and the

@@ -195,6 +195,42 @@ def test_retention_counts_from_the_write_time_so_backfills_survive(load_orders, 
     assert set(service.apply_retention(retained, now).values()) == {0}
 
 
+def test_retention_reaches_a_due_date_later_than_the_cutoff_date(load_orders, settings):
+    """Every retention DELETE is bounded by the newest date it can remove (so BigQuery
+    prunes); the bound reaches a due date after the cutoff date too. On 2011-06-01 with 60
+    days' retention the cutoff is 2011-04-02 06:00: the run of 2011-04-15 was written on
+    2011-03-20 (a date run ahead of the calendar) and goes; 2011-03-01, written on
+    2011-05-31, stays."""
+    warehouse = load_orders([("a", "1", "2011-01-01", 10), ("a", "2", "2011-01-05", 10)])
+    for day in ("2011-03-01", "2011-04-15"):
+        detection.run_detection(warehouse, settings, day)
+        actions.build_priority_queue(warehouse, settings, day)
+    written = {dt.date(2011, 3, 1): dt.datetime(2011, 5, 31, tzinfo=dt.UTC),
+               dt.date(2011, 4, 15): dt.datetime(2011, 3, 20, tzinfo=dt.UTC)}  # fmt: skip
+    for day, moment in written.items():
+        warehouse.con.execute(
+            "update run_markers set completed_at = ? where run_date = ?", [moment, day]
+        )
+    (markers,) = warehouse.con.execute(
+        "select count(*) from run_markers where run_date = date '2011-04-15'"
+    ).fetchone()
+    warehouse.close()
+    now = dt.datetime(2011, 6, 1, 6, 0, tzinfo=dt.UTC)
+    deleted = service.apply_retention(load_settings(retention_days=60), now)
+    # one customer: one row of 2011-04-15 in SQL1-SQL3; cohort 2011-01 at offsets 0..3
+    # (January to April: 4 rows); every marker of that date
+    assert deleted["base_customers"] == deleted["churn_detection"] == 1
+    assert deleted["cohort_retention_evolution"] == 4
+    assert deleted["run_markers"] == markers >= 2
+    with __import__("duckdb").connect(str(settings.duckdb_file), read_only=True) as con:
+        for name, field in (("base_customers", "snapshot_date"), ("customer_priority", "run_date"),
+                            ("cohort_retention_evolution", "snapshot_date")):  # fmt: skip
+            days = con.execute(f"select distinct {field} from {name}").fetchall()
+            assert {d for (d,) in days} <= {dt.date(2011, 3, 1)}, name
+        (kept,) = con.execute("select count(*) from base_customers").fetchone()
+        assert kept == 1
+
+
 def test_alert_frequency_counts_incidents_and_alert_days_per_month():
     from retentionops.health import alert_frequency
 

@@ -150,6 +150,30 @@ def test_a_statement_without_scopes_reads_every_column_of_every_partition(catalo
     assert q.tables["snap"]["whole_statement"] is True
 
 
+@pytest.mark.parametrize(
+    ("bound", "snap_bytes"),
+    [
+        # the partitions up to 03-01 (one): every column, 16 + 8 + 8
+        ("snapshot_date <= @prune_to and ", 32),
+        # no constant bound on the partitioning column: every column of both partitions,
+        # 32 + 8 + 4 + 9
+        ("", 53),
+    ],
+)
+def test_a_delete_bills_every_column_of_the_partitions_it_may_change(catalog, bound, snap_bytes):
+    sql = (
+        f"delete from snap where {bound}customer_id in "
+        "(select customer_id from orders where order_date >= @run_date)"
+    )
+    q = bill(sql, catalog, {"prune_to": MAR, "run_date": MAR})
+    assert q.tables["snap"]["scanned_bytes"] == snap_bytes
+    assert q.tables["snap"]["whole_statement"] is False
+    # its subquery reads orders' March partition, customer_id and order_date: 4 + 8
+    assert q.tables["orders"]["columns"] == ["customer_id", "order_date"]
+    assert q.tables["orders"]["scanned_bytes"] == 12
+    assert q.billed == snap_bytes + 12
+
+
 def test_an_insert_select_bills_what_its_query_reads_not_the_table_it_writes(catalog):
     sql = (
         "insert into snap (snapshot_date, customer_id, status) "
