@@ -29,7 +29,8 @@ reading every column of every partition of its tables, an upper bound.
 
 ``daily_run`` lists every statement of one DAG run on an alerting (CRITICAL) day, the most
 expensive branch, in the DAG's order: apply_retention's read of the dates due and its
-DELETEs, the detection markers,
+DELETEs (on a steady morning: one date expires, priced as D's partitions), the detection
+markers,
 SQL1, the summaries' check, SQL2-SQL4, the history marker and SQL5 for D only (the runs
 before D stored the alert history up to D-1: ``detection.history_start``, the DAG's
 from-date task) with its range DELETE, the decision and the orders' range, the queue, the
@@ -386,9 +387,11 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
         return file(label, "markers/mark_step_complete", {"run_date": day, "step": step})
 
     # apply_retention: the newest date due, then one DELETE per retained table bounded by
-    # it, then the old markers (the clock of the estimate: the run date's morning; the
-    # bench's warehouse holds no date written before the cutoff, so none is due)
-    kept = retention_parameters(settings, dt.datetime.combine(day, dt.time(6), dt.UTC))
+    # it, then the old markers. The estimate's morning is a steady one: every day, one
+    # date written retention_days ago expires, and its DELETEs bill its partitions (t' of
+    # BigQuery's DML pricing). The bench's warehouse holds no such date, so D itself
+    # stands in for it (a partition of the same size): the newest date due is D.
+    kept = retention_parameters(settings, dt.datetime.combine(day, dt.time(6), dt.UTC), day)
     queries = [
         file("apply_retention: due dates", "markers/read_retention_due",
              {"cutoff_ts": kept["cutoff_ts"]}),

@@ -228,3 +228,17 @@ def test_the_daily_run_reads_the_operational_context_once(daily_queries):
     assert by_label["prepare_playbook: delivery ledger"] == {
         "dedupe_key": "INC-20110513:open:2011-05-13:production"
     }
+
+
+def test_the_daily_run_prices_a_steady_morning_of_retention(daily_queries):
+    """Every day one date expires: its DELETEs bill its partitions. The bench's warehouse
+    holds none, so D stands in for it: each retention DELETE is bounded by D (prune_to), and
+    so prices D's partitions, not every partition it keeps."""
+    _, queries = daily_queries
+    retention = [(label, text, params) for label, text, params in queries
+                 if label.startswith("apply_retention: ")]  # fmt: skip
+    assert retention[0][0] == "apply_retention: due dates"
+    deletes = [x for x in retention if "@prune_to" in x[1]]
+    assert len(deletes) == 5  # one per retained table
+    assert {params["prune_to"] for _, _, params in deletes} == {dt.date(2011, 5, 13)}
+    assert all(" <= @prune_to and (" in text for _, text, _ in deletes)
