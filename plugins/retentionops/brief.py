@@ -11,6 +11,7 @@ The brief carries counts and links only, never a customer id or any other person
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import math
 import os
@@ -507,7 +508,10 @@ def _facts(
 # -- rendering --------------------------------------------------------------------------
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    # one per process: Jinja keeps each compiled template in its environment, so the
+    # formats of a run (and the MCP server's calls) compile the templates once
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
