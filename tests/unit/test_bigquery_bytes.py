@@ -242,3 +242,20 @@ def test_the_daily_run_prices_a_steady_morning_of_retention(daily_queries):
     assert len(deletes) == 5  # one per retained table
     assert {params["prune_to"] for _, _, params in deletes} == {dt.date(2011, 5, 13)}
     assert all(" <= @prune_to and (" in text for _, text, _ in deletes)
+
+
+def test_an_export_reads_only_the_queue_of_its_date(daily_queries):
+    """Retention keeps retention_days of queue partitions in production: an export's read
+    back states the queue's date itself (not only through its join), so BigQuery prunes to
+    that one partition."""
+    from retentionops.sql import TABLES, render
+
+    settings, queries = daily_queries
+    catalog = bb.table_catalog({name: render(f"ddl/create_{name}", settings) for name in TABLES})
+    day = dt.date(2011, 5, 13)
+    for label, text, params in queries:
+        if not label.startswith("export_audience[") or ": " in label:
+            continue  # the read back only (not its marker check, clear or record)
+        refs = {ref.table: ref for ref in bb.references(text, catalog, params)}
+        assert (refs["customer_priority"].low, refs["customer_priority"].high) == (day, day)
+        assert (refs["audience_exports"].low, refs["audience_exports"].high) == (day, day)

@@ -27,4 +27,8 @@ where
     exported.run_date = @run_date
     and exported.run_id = @run_id
     and exported.tier = @tier
+    -- implied by the join, stated so that BigQuery reads the queue's one partition (and
+    -- the tier's clustered blocks), not every date retention keeps
+    and queue.run_date = @run_date
+    and queue.priority_tier = @tier
 order by exported.export_rank
