@@ -378,7 +378,10 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
         return [
             require_queue(f"{task}: require_queue"),
             file(f"{task}: decision", "detection/read_alert_decision", one_day),
-            file(f"{task}: context", "action/get_operational_context", {"run_date": day}),
+            # the last delivered run's date, then the context, which reads that date's queue
+            file(f"{task}: previous run", "action/read_previous_run_date", {"run_date": day}),
+            file(f"{task}: context", "action/get_operational_context",
+                 {"run_date": day, "previous_run_date": day - dt.timedelta(days=1)}),
         ]
 
     one_day = {"from_date": day, "run_date": day}

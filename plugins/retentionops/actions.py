@@ -128,8 +128,11 @@ def _context_rows(
     warehouse: Warehouse, day: dt.date, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
     new_only = settings is not None and settings.export_mode == "new_only"
+    # the last delivered run, read first: the context reads that run's queue partition only
+    [previous] = warehouse.query("action/read_previous_run_date", {"run_date": day})
     return warehouse.query(
-        "action/get_operational_context", {"run_date": day, "new_only": new_only}
+        "action/get_operational_context",
+        {"run_date": day, "new_only": new_only, **previous},
     )
 
 

@@ -169,7 +169,7 @@ def table_columns(name: str) -> tuple[Column, ...]:
 
 
 # Parameters whose BigQuery type cannot be inferred from a templated string value.
-_DATE_PARAMETERS = frozenset({"run_date", "from_date"})
+_DATE_PARAMETERS = frozenset({"run_date", "from_date", "previous_run_date"})
 
 
 def table_refs(settings: Settings) -> dict[str, str]:

@@ -74,7 +74,11 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     # actions.build_priority_queue: priority_parameters(settings, D)
     "action/build_priority_queue": lambda s: (priority_parameters(s, RUN_DATE), None),
     # actions.get_operational_context (_context_rows)
-    "action/get_operational_context": lambda s: ({"run_date": RUN_DATE, "new_only": False}, None),
+    "action/get_operational_context": lambda s: (
+        {"run_date": RUN_DATE, "new_only": False, "previous_run_date": RUN_DATE},
+        None,
+    ),
+    "action/read_previous_run_date": lambda s: ({"run_date": RUN_DATE}, None),
     # actions.record_audience: clear, record, read back
     "action/clear_audience_export": lambda s: (
         {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE},

@@ -104,7 +104,9 @@ class Pair:
         counts = actions.build_priority_queue(self.duck, self.duck_settings, day)
         assert actions.build_priority_queue(self.bq, self.zeta_settings, day) == counts
         self.same_table(label, "customer_priority", day)
-        self.same(label, "action/get_operational_context", {"run_date": day, "new_only": False})
+        [previous] = self.same(label, "action/read_previous_run_date", {"run_date": day})
+        context = {"run_date": day, "new_only": False, **previous}
+        self.same(label, "action/get_operational_context", context)
         self.same(label, "detection/read_alert_decision", {"from_date": day, "run_date": day})
         self.same(label, "markers/read_run_markers", {"run_date": day})
 

@@ -259,3 +259,21 @@ def test_an_export_reads_only_the_queue_of_its_date(daily_queries):
         refs = {ref.table: ref for ref in bb.references(text, catalog, params)}
         assert (refs["customer_priority"].low, refs["customer_priority"].high) == (day, day)
         assert (refs["audience_exports"].low, refs["audience_exports"].high) == (day, day)
+
+
+def test_the_context_reads_two_queue_partitions_at_most(daily_queries):
+    """The context compares D's queue with the last delivered run's: that run's date is
+    read first and passed as a parameter, so each read of customer_priority is bounded to
+    one date (a date found by a subquery would make BigQuery read every kept partition)."""
+    from retentionops.sql import TABLES, render
+
+    settings, queries = daily_queries
+    catalog = bb.table_catalog({name: render(f"ddl/create_{name}", settings) for name in TABLES})
+    [(text, params)] = [(t, p) for label, t, p in queries if label.endswith(": context")]
+    bounds = sorted(
+        (ref.low, ref.high)
+        for ref in bb.references(text, catalog, params)
+        if ref.table == "customer_priority"
+    )
+    day = dt.date(2011, 5, 13)
+    assert bounds == [(day - dt.timedelta(days=1),) * 2, (day, day)]

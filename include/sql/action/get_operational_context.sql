@@ -56,7 +56,9 @@ previous as (
         previous_queue.priority_tier,
         count(*) as customers
     from {{ tables.customer_priority }} as previous_queue
-    where previous_queue.run_date = (select max(queue.previous_run_date) from queue)
+    -- the queue's previous_run_date, read first (action/read_previous_run_date): a constant,
+    -- so BigQuery reads that one partition
+    where previous_queue.run_date = @previous_run_date
     group by previous_queue.priority_tier
 ),
 
@@ -102,7 +104,7 @@ emptied as (
         0 as cooldown_bypassed,
         0 as exportable,
         previous.customers as previous_customers,
-        (select max(queue.previous_run_date) from queue) as previous_run_date
+        @previous_run_date as previous_run_date
     from previous
     where previous.priority_tier not in (select queue.priority_tier from queue)
 ),
