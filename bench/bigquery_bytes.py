@@ -363,7 +363,11 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     from retentionops.runlog import RUN_LOG_TYPES
     from retentionops.sql import alert_history_parameters, parameter_names, render
     from retentionops.vocabulary import TIERS
-    from retentionops.warehouse import retention_parameters, retention_statements
+    from retentionops.warehouse import (
+        retention_cutoff,
+        retention_parameters,
+        retention_statements,
+    )
 
     day = run_date
     chart_days = chart_days or CHART_DAYS
@@ -394,7 +398,9 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     # date written retention_days ago expires, and its DELETEs bill its partitions (t' of
     # BigQuery's DML pricing). The bench's warehouse holds no such date, so D itself
     # stands in for it (a partition of the same size): the newest date due is D.
-    kept = retention_parameters(settings, dt.datetime.combine(day, dt.time(6), dt.UTC), day)
+    kept = retention_parameters(
+        retention_cutoff(settings, dt.datetime.combine(day, dt.time(6), dt.UTC)), day
+    )
     queries = [
         file("apply_retention: due dates", "markers/read_retention_due",
              {"cutoff_ts": kept["cutoff_ts"]}),

@@ -122,16 +122,19 @@ def apply_retention(settings: Settings, now: dt.datetime | None = None) -> dict[
     backfill of an old date survives as long as a fresh run, and the order in which dates
     run never changes what is kept.
     """
-    from retentionops.warehouse import retention_parameters, retention_statements
+    from retentionops.warehouse import (
+        retention_cutoff,
+        retention_parameters,
+        retention_statements,
+    )
 
-    now = now or dt.datetime.now(dt.UTC)
-    cutoff = retention_parameters(settings, now)["cutoff_ts"]
+    cutoff = retention_cutoff(settings, now or dt.datetime.now(dt.UTC))
     with open_warehouse(settings) as warehouse:
         warehouse.ensure_tables()
         with warehouse.atomic():
             # the newest date that can go bounds every DELETE (BigQuery prunes on it)
             [due] = warehouse.query("markers/read_retention_due", {"cutoff_ts": cutoff})
-            params = retention_parameters(settings, now, due["latest_due"])
+            params = retention_parameters(cutoff, due["latest_due"])
             deleted = {
                 name: warehouse.execute_sql(statement, params)
                 for name, statement in retention_statements(settings)

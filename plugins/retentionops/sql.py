@@ -168,7 +168,8 @@ def table_columns(name: str) -> tuple[Column, ...]:
     return tuple(columns)
 
 
-# Parameters whose BigQuery type cannot be inferred from a templated string value.
+# Parameters whose BigQuery type cannot be inferred from a templated string value (or from
+# a NULL: the last delivered run's date may be none).
 _DATE_PARAMETERS = frozenset({"run_date", "from_date", "previous_run_date"})
 
 

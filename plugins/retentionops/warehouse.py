@@ -239,17 +239,18 @@ def retention_statements(settings: Settings) -> list[tuple[str, str]]:
     return statements
 
 
-def retention_parameters(
-    settings: Settings, now: dt.datetime, latest_due: dt.date | None = None
-) -> dict[str, Any]:
-    """The parameters of ``retention_statements`` at ``now``.
+def retention_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """The write time before which a date's retained rows go (``@cutoff_ts``)."""
+    return now - dt.timedelta(days=settings.retention_days)
+
+
+def retention_parameters(cutoff: dt.datetime, latest_due: dt.date | None) -> dict[str, Any]:
+    """The parameters of ``retention_statements`` for a ``retention_cutoff``.
 
     ``@prune_to`` is the last date a DELETE can remove: the later of ``latest_due`` (the
-    latest date whose marker is older than the cutoff, ``markers/read_retention_due``) and
-    the day before ``@cutoff_date``. Called without ``latest_due``, only ``@cutoff_ts`` (what
-    that read takes) is final.
+    latest date whose marker is older than the cutoff, ``markers/read_retention_due``; None
+    when no marker is) and the day before ``@cutoff_date``.
     """
-    cutoff = now - dt.timedelta(days=settings.retention_days)
     prune_to = cutoff.date() - dt.timedelta(days=1)
     if latest_due is not None:
         prune_to = max(prune_to, latest_due)

@@ -191,9 +191,11 @@ RETENTION_NOW = dt.datetime(2011, 9, 1, 6, 0, tzinfo=dt.UTC)
 def retention_parameters(settings: Settings, now: dt.datetime = RETENTION_NOW) -> dict:
     """The values ``service.apply_retention`` passes to each retention statement (with a
     marker due on the cutoff's date)."""
+    from retentionops.warehouse import retention_cutoff
     from retentionops.warehouse import retention_parameters as parameters
 
-    return parameters(settings, now, (now - dt.timedelta(days=settings.retention_days)).date())
+    cutoff = retention_cutoff(settings, now)
+    return parameters(cutoff, cutoff.date())
 
 
 def built_statements(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]]:
