@@ -354,6 +354,7 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
         DETECTION_MARKER,
         DETECTION_STEPS,
         QUEUE_MARKER,
+        alert_step,
         history_marker,
         history_start,
     )
@@ -361,7 +362,7 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     from retentionops.pack import CHART_DAYS
     from retentionops.playbook import dedupe_key
     from retentionops.runlog import RUN_LOG_TYPES
-    from retentionops.sql import alert_history_parameters, parameter_names, render
+    from retentionops.sql import parameter_names, render
     from retentionops.vocabulary import TIERS
     from retentionops.warehouse import (
         retention_cutoff,
@@ -416,16 +417,19 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
         if x is DETECTION_STEPS[0]:  # the DAG's check_summaries task, after SQL1
             queries.append(file("check_summaries", "maintenance/check_summaries", one_day))
     # SQL5 extends the stored history: the runs before D stored it up to D-1, so the
-    # DAG's history_from_date task (detection.history_start) gives D, and SQL5 computes D
+    # DAG's history_from_date branch (detection.history_start, alert_step) gives D and
+    # picks the daily job: D from SQL2's snapshot and the stored baseline days, written to
+    # D's partition (WRITE_TRUNCATE), no orders read
     marker = {"step": history_marker(settings)}
     queries.append(file("history_from_date", "markers/read_history_coverage", marker))
     first = history_start(day - dt.timedelta(days=1), day)
-    sql5 = alert_history_parameters(settings, day, from_date=first)
-    # the range job: DELETE of the dates, then INSERT of SQL5's rows (bigquery.range_job)
-    script = range_job(settings, query="select 1", parameters=[], table=ALERT_STEP.table)
-    [delete] = [x for x in script["query"]["query"].split(";\n") if x.startswith("delete")]
-    queries.append((f"{ALERT_STEP.name}: delete the dates", delete, sql5))
-    queries.append(file(ALERT_STEP.name, ALERT_STEP.sql_name, sql5))
+    step = alert_step(first, day, snapshot=True)
+    sql5 = step.parameters(settings, day, first)
+    if step.history:  # the range job: DELETE of the dates, then INSERT (bigquery.range_job)
+        script = range_job(settings, query="select 1", parameters=[], table=step.table)
+        [delete] = [x for x in script["query"]["query"].split(";\n") if x.startswith("delete")]
+        queries.append((f"{step.name}: delete the dates", delete, sql5))
+    queries.append(file(step.name, step.sql_name, sql5))
     queries.append(
         file("mark_history_complete: other settings", "markers/clear_other_history_markers",
              marker)

@@ -48,11 +48,13 @@ with `airflow pools set retentionops_duckdb 1 "DuckDB: one writer"`), SQL1–SQL
 D's partition with WRITE_TRUNCATE. After SQL1, `detection.check_summaries` compares the
 orders' summaries (SQL4's and SQL5's input, kept by every load) with SQL1's customers and
 orders and rebuilds them if another writer changed the orders, as a DuckDB run does in its
-transaction. SQL5 (`detection.alert_logic`) extends the stored alert
-history: `detection.history_from_date` reads the history marker when the run starts and
-returns the first date to compute (D on a daily run, the whole history on a fresh dataset),
-which the job takes as `@from_date`; a date already covered (a rerun, a backfill) computes
-nothing (the job and `mark_history_complete` are skipped), as on DuckDB.
+transaction. SQL5 extends the stored alert history: the branch `detection.history_from_date`
+reads the history marker when the run starts and picks `detection.alert_logic_daily` on a
+daily run (D alone, from SQL2's snapshot and the stored days, no orders read) or
+`detection.alert_logic` from the first missing date (the whole history on a fresh dataset;
+its `@from_date` is the branch's XCom `from_date`); a date already covered (a rerun, a
+backfill) computes nothing (both jobs and `mark_history_complete` are skipped), as on
+DuckDB.
 
 **Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
 failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run

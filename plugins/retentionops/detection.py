@@ -70,6 +70,11 @@ DETECTION_STEPS = (
     ),
 )
 ALERT_STEP = DETECTION_STEPS[-1]
+#: SQL5 of a daily run, which finds the history stored up to the day before: the run date's
+#: value from SQL2's snapshot of it, the baseline from the stored rows; no orders are read.
+ALERT_DAILY_STEP = SqlStep(
+    "alert_logic_daily", "detection/05_alert_logic_daily", "alert_logic", detection_parameters
+)
 
 
 def jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -186,10 +191,24 @@ def history_from_date(warehouse: Warehouse, settings: Settings, to_date: Any) ->
     return alert_history_parameters(settings, day, from_date=start)["from_date"]
 
 
-def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt.date | None:
+def alert_step(start: dt.date, to_date: dt.date, *, snapshot: bool) -> SqlStep:
+    """The SQL5 file that computes the dates ``start``..``to_date``: a daily run (the one
+    date after the stored history) whose SQL2 snapshot of the date is stored takes
+    ``05_alert_logic_daily`` (no orders read); anything else the orders-based pass."""
+    return ALERT_DAILY_STEP if snapshot and start == to_date else ALERT_STEP
+
+
+def extend_history(
+    warehouse: Warehouse, settings: Settings, to_date: Any, *, snapshot: bool = False
+) -> dt.date | None:
     """Store SQL5's rows up to ``to_date``: only the dates after the stored coverage (all
     of them on a fresh warehouse, after a load that changed old orders, or after a change of
     the settings SQL5 depends on), in one set-based pass; mark the new coverage.
+
+    ``snapshot``: SQL2's rows of ``to_date`` are stored with the current settings (a
+    detection run, after its SQL2). A daily run, which finds the history stored up to the
+    day before, then computes the date from them and the stored baseline days, without
+    reading the orders (:func:`alert_step`); the rows are the same either way.
 
     Exact, not an approximation: each date's row depends on the orders up to that date and
     on the settings only, and both invalidations remove the marker. Returns the first date
@@ -199,6 +218,7 @@ def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt
     start = history_start(history_covered_to(warehouse, settings), day)
     if start is None:
         return None
+    step = alert_step(start, day, snapshot=snapshot)
     warehouse.ensure_tables(("alert_logic", "run_markers"))
     with warehouse.atomic():
         # one table holds the rows: coverage under other settings no longer holds
@@ -206,9 +226,7 @@ def extend_history(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt
             "markers/clear_other_history_markers", {"step": history_marker(settings)}
         )
         warehouse.replace_partition(
-            ALERT_STEP.sql_name,
-            table=ALERT_STEP.table,
-            params=alert_history_parameters(settings, day, from_date=start),
+            step.sql_name, table=step.table, params=step.parameters(settings, day, start)
         )
         mark_complete(warehouse, day, history_marker(settings))
     return start
@@ -256,9 +274,10 @@ def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> di
 
     SQL1-SQL4 write the date's partition; SQL5's alert history is extended to the date
     (incremental: the dates already stored with the same settings are kept, since each
-    date's row depends on the orders up to it only). All or nothing: on DuckDB the tables
-    and the markers commit in one transaction; on BigQuery the marker, written last, is
-    what readers require.
+    date's row depends on the orders up to it only; a daily run computes its one date from
+    SQL2's snapshot and the stored baseline days, reading no orders). All or nothing: on
+    DuckDB the tables and the markers commit in one transaction; on BigQuery the marker,
+    written last, is what readers require.
     """
     day = as_date(run_date)
     warehouse.ensure_tables(("run_markers",))
@@ -272,7 +291,7 @@ def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> di
             ensure_summaries(warehouse, day)
             for step in others:
                 run_step(warehouse, settings, step, day)
-            extend_history(warehouse, settings, day)
+            extend_history(warehouse, settings, day, snapshot=True)
         mark_complete(warehouse, day, DETECTION_MARKER)
     return stored_alert_decision(warehouse, settings, day)
 

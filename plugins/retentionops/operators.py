@@ -51,9 +51,29 @@ def _check_summaries(ds: str | None = None) -> bool:
     return service.check_summaries(load_settings(), ds)
 
 
-def _history_from_date(ds: str | None = None) -> str | None:
-    """The SQL5 job's ``@from_date``; None (nothing to compute) skips the job."""
-    return service.alert_history_from(load_settings(), ds)
+#: The XCom key under which the branch ``history_from_date`` hands the SQL5 job its
+#: ``@from_date`` (its return value is the job to run, as a branch's is).
+FROM_DATE_KEY = "from_date"
+
+
+def _history_from_date(ds: str | None = None, ti: Any = None) -> str | None:
+    """Which SQL5 job computes the dates the stored history lacks, and from which date.
+
+    Returns the task id of ``alert_logic`` (the orders-based pass from ``@from_date``) or of
+    ``alert_logic_daily`` (a daily run: the run date alone, from SQL2's snapshot, which the
+    group's ``retention_snapshot`` job wrote before); None (stored already) skips both. The
+    from-date goes to XCom under :data:`FROM_DATE_KEY` (``detection.alert_step`` decides,
+    the rule DuckDB runs follow too).
+    """
+    from retentionops.dates import as_date
+    from retentionops.detection import alert_step
+
+    start = service.alert_history_from(load_settings(), ds)
+    if start is None:
+        return None
+    ti.xcom_push(key=FROM_DATE_KEY, value=start)
+    step = alert_step(as_date(start), as_date(ds), snapshot=True)
+    return f"{ti.task_id.rpartition('.')[0]}.{step.name}"
 
 
 def _bigquery_job(
@@ -89,17 +109,20 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
 
     BigQuery (managed detection): a group of ``BigQueryInsertJobOperator`` jobs, one per
     SQL file, between clearing the date's run markers and marking detection complete, so a
-    run killed half-way is never read. SQL5 extends the stored alert history: the task
-    ``history_from_date`` reads the history marker when the run starts and returns the
-    first date to compute (``detection.history_start``, the rule DuckDB runs follow too),
-    which the SQL5 job takes as its ``@from_date`` (an ``XComArg`` in its configuration,
-    rendered with the job); when the history already covers the date it returns None and
-    the job and its marker are skipped. DuckDB, or external detection: one task doing the
-    same in one transaction (DuckDB allows one writer anyway).
+    run killed half-way is never read. SQL5 extends the stored alert history: the branch
+    ``history_from_date`` reads the history marker when the run starts and picks the job
+    (``detection.history_start`` and ``alert_step``, the rules DuckDB runs follow too):
+    ``alert_logic_daily`` on a daily run (the history stored up to the day before: the date
+    from SQL2's snapshot, no orders read), else ``alert_logic``, which takes the first date
+    to compute as its ``@from_date`` (an ``XComArg`` in its configuration, rendered with
+    the job). When the history already covers the date both jobs and the history marker
+    are skipped. DuckDB, or external detection: one task doing the same in one transaction
+    (DuckDB allows one writer anyway).
     """
     from airflow.sdk import TaskGroup, TriggerRule, chain, task
 
     from retentionops.detection import (
+        ALERT_DAILY_STEP,
         ALERT_STEP,
         DETECTION_MARKER,
         DETECTION_STEPS,
@@ -111,11 +134,9 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
     from retentionops import bigquery
 
     with TaskGroup(task_id, tooltip="SQL1-SQL5 for the run date, all or nothing") as group:
-        # only the SQL5 job depends on it: nothing to compute skips that job (and its
+        # only the SQL5 jobs depend on it: nothing to compute skips them (and the history
         # marker below), nothing else
-        from_date = task.short_circuit(
-            task_id="history_from_date", ignore_downstream_trigger_rules=False
-        )(_history_from_date)()
+        sql5 = task.branch(task_id="history_from_date")(_history_from_date)()
         base, *others = (
             _bigquery_job(settings, step.name, bigquery.step_job(settings, step))
             for step in DETECTION_STEPS
@@ -127,15 +148,23 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
             # SQL4 and SQL5 read the orders' summaries: checked against SQL1's customers
             task(task_id="check_summaries")(_check_summaries)(),
             *others,
-            from_date,
-            _bigquery_job(
-                settings, ALERT_STEP.name, bigquery.step_job(settings, ALERT_STEP, from_date)
-            ),
+            sql5,
+            [
+                _bigquery_job(
+                    settings,
+                    ALERT_STEP.name,
+                    bigquery.step_job(settings, ALERT_STEP, sql5[FROM_DATE_KEY]),
+                ),
+                _bigquery_job(
+                    settings, ALERT_DAILY_STEP.name, bigquery.step_job(settings, ALERT_DAILY_STEP)
+                ),
+            ],
             # SQL5's rows are stored from from_date to the run date: the history is stored
             _bigquery_job(
                 settings,
                 "mark_history_complete",
                 bigquery.history_marker_job(settings, history_marker(settings)),
+                trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             ),
             _marker_job(
                 settings,

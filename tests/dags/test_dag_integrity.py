@@ -17,6 +17,7 @@ DETECTION_TASKS = [
     "detection.churn_detection",
     "detection.cohort_retention_evolution",
     "detection.alert_logic",
+    "detection.alert_logic_daily",
 ]
 
 
@@ -112,7 +113,7 @@ def test_exports_brief_and_playbook_take_the_runs_context_from_its_xcom(duckdb_d
         ),
     }
     for name, call in calls.items():
-        ti = XComs({"get_operational_context": context})
+        ti = XComs({("get_operational_context", "return_value"): context})
         call(ti)
         assert given[name] is context, name
         assert ti.pulled == [("get_operational_context", "return_value")], name
@@ -318,15 +319,17 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
         assert task.retries >= 3
     # one job per SQL file, between clearing the date's markers and marking it complete;
     # the orders' summaries (SQL4's and SQL5's input) are checked against SQL1 before
-    # SQL4 and SQL5 read them; SQL5's from-date is read from the stored history (after any
-    # rebuild of the summaries, which forgets it) just before its job
+    # SQL4 and SQL5 read them; SQL5's job is chosen from the stored history (after any
+    # rebuild of the summaries, which forgets it) just before it runs, one of two
+    sql5 = {"detection.alert_logic", "detection.alert_logic_daily"}
     order = ["detection.start_detection", DETECTION_TASKS[0], CHECK_SUMMARIES,
-             *DETECTION_TASKS[1:-1], HISTORY_FROM,
-             "detection.alert_logic", "detection.mark_history_complete",
+             *DETECTION_TASKS[1:-2], HISTORY_FROM, sql5, "detection.mark_history_complete",
              "detection.mark_detection_complete", "get_alert_decision",
              "build_priority_queue", "mark_queue_complete", "get_operational_context"]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
-        assert bigquery_dag.get_task(downstream).upstream_task_ids == {upstream}
+        for task_id in downstream if isinstance(downstream, set) else {downstream}:
+            expected = upstream if isinstance(upstream, set) else {upstream}
+            assert bigquery_dag.get_task(task_id).upstream_task_ids == expected
     # everything else is the same DAG on both backends
     assert set(bigquery_dag.task_ids) == {
         "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
@@ -335,18 +338,19 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
 
 
 def test_bigquery_sql5_computes_only_what_the_stored_history_lacks(bigquery_dag):
-    """The from-date task skips only the SQL5 job when there is nothing to compute: its
-    marker follows it (skipped), and detection is still marked complete."""
-    from airflow.providers.standard.operators.python import ShortCircuitOperator
+    """The from-date branch runs one SQL5 job, or none when there is nothing to compute:
+    the history marker follows the job that ran (skipped with both), and detection is
+    still marked complete."""
+    from airflow.providers.standard.operators.python import BranchPythonOperator
     from airflow.sdk import TriggerRule
 
     from_date = bigquery_dag.get_task(HISTORY_FROM)
-    assert isinstance(from_date, ShortCircuitOperator)
-    assert from_date.ignore_downstream_trigger_rules is False  # its direct downstream only
-    assert from_date.downstream_task_ids == {"detection.alert_logic"}
+    assert isinstance(from_date, BranchPythonOperator)
+    assert from_date.downstream_task_ids == {"detection.alert_logic", "detection.alert_logic_daily"}
     assert from_date.pool == "default_pool" and from_date.retries >= 3
     marked = bigquery_dag.get_task("detection.mark_history_complete")
-    assert marked.trigger_rule == TriggerRule.ALL_SUCCESS  # skipped with the job
+    # after the one job that ran; skipped when the branch skipped both
+    assert marked.trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     done = bigquery_dag.get_task("detection.mark_detection_complete")
     assert done.trigger_rule == TriggerRule.NONE_FAILED  # runs after a skip, not a failure
 
@@ -359,7 +363,7 @@ def test_the_bigquery_dag_serializes_with_the_from_date_xcom(bigquery_dag):
     served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(bigquery_dag))
     assert served.get_task("detection.alert_logic").upstream_task_ids == {HISTORY_FROM}
     shown = json.dumps(DagSerialization.serialize_dag(bigquery_dag), default=str)
-    assert f"xcom_pull(task_ids='{HISTORY_FROM}'" in shown
+    assert f"xcom_pull(task_ids='{HISTORY_FROM}'" in shown and "key='from_date'" in shown
 
 
 class XComs:
@@ -370,7 +374,7 @@ class XComs:
 
     def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
         self.pulled.append((task_ids, key))
-        return self.values[task_ids]
+        return self.values[task_ids, key]
 
 
 def _render(task, day: str, ti: XComs | None = None):
@@ -429,10 +433,10 @@ def test_bigquery_job_replaces_the_run_date_partition(bigquery_dag):
 )
 def test_bigquery_alert_job_takes_its_from_date_from_the_stored_history(bigquery_dag, from_date):
     task = bigquery_dag.get_task("detection.alert_logic")
-    ti = XComs({HISTORY_FROM: from_date})
+    ti = XComs({(HISTORY_FROM, "from_date"): from_date})
     config = _render(task, "2011-01-03", ti)["query"]
     # the value comes from the from-date task's XCom when the job renders, not from parsing
-    assert ti.pulled == [(HISTORY_FROM, "return_value")]
+    assert ti.pulled == [(HISTORY_FROM, "from_date")]
     params = {p["name"]: p for p in config["queryParameters"]}
     assert params["from_date"] == {
         "name": "from_date",
@@ -453,8 +457,67 @@ def _from_date_value(task):
     return value
 
 
+def test_bigquery_daily_alert_job_replaces_the_run_date_from_the_snapshot(bigquery_dag):
+    """The daily run's SQL5 job: the run date's partition only, from SQL2's snapshot and the
+    stored baseline days; no orders read, so no order window to pass."""
+    config = _render(bigquery_dag.get_task("detection.alert_logic_daily"), "2011-01-03")["query"]
+    assert config["destinationTable"]["tableId"] == "alert_logic$20110103"
+    assert config["writeDisposition"] == "WRITE_TRUNCATE"
+    params = {p["name"]: p["parameterValue"]["value"] for p in config["queryParameters"]}
+    assert (params["from_date"], params["run_date"]) == ("2011-01-03", "2011-01-03")
+    assert "at_risk_days" not in params and "active_days" not in params
+    assert "`acme-analytics.retention.retention_snapshot`" in config["query"]
+    assert "`acme-analytics.retention.orders`" not in config["query"]
+
+
+@pytest.mark.parametrize(
+    ("covered", "chosen", "from_date"),
+    [
+        ("2011-01-02", "detection.alert_logic_daily", "2011-01-03"),  # a daily run
+        ("2010-12-19", "detection.alert_logic", "2010-12-20"),  # a gap: the orders pass
+        (None, "detection.alert_logic", "0001-04-08"),  # nothing stored: the whole history
+        ("2011-01-03", None, None),  # a rerun: stored, both jobs skipped
+        ("2011-02-01", None, None),  # a backfill of a date the history covers
+    ],
+)
+def test_bigquery_sql5_branch_picks_the_job_and_hands_its_from_date(
+    bigquery_dag, monkeypatch, covered, chosen, from_date
+):
+    """The branch's own callable, on the history coverage it reads (stubbed here; the e2e
+    test reads it through the BigQuery warehouse): the job to run and, in XCom, its
+    from-date, by ``detection.history_start`` and ``alert_step``."""
+    import datetime as dt
+
+    from retentionops import service
+
+    def alert_history_from(settings, run_date):
+        from retentionops import detection
+
+        start = detection.history_start(
+            dt.date.fromisoformat(covered) if covered else None, dt.date.fromisoformat(run_date)
+        )
+        if start is None:
+            return None
+        return str(max(start, dt.date(1, 4, 8)))
+
+    monkeypatch.setattr(service, "alert_history_from", alert_history_from)
+
+    class TI:
+        task_id = HISTORY_FROM
+        pushed: dict = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    ti = TI()
+    ti.pushed = {}
+    branch = bigquery_dag.get_task(HISTORY_FROM)
+    assert branch.python_callable(ds="2011-01-03", ti=ti) == chosen
+    assert ti.pushed == ({"from_date": from_date} if from_date else {})
+
+
 def test_bigquery_alert_job_carries_thresholds(bigquery_dag):
-    ti = XComs({HISTORY_FROM: "0001-04-08"})
+    ti = XComs({(HISTORY_FROM, "from_date"): "0001-04-08"})
     config = _render(bigquery_dag.get_task("detection.alert_logic"), "2011-01-03", ti)["query"]
     params = {p["name"]: p["parameterValue"]["value"] for p in config["queryParameters"]}
     assert params["threshold_warning_bp"] == "1500"

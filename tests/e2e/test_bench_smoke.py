@@ -149,17 +149,20 @@ def test_the_chart_days_are_stored_and_bigquery_bytes_estimated(smoke):
     # every statement of the run, in the DAG's order: retention first, then detection
     detection = ["base_customers", "check_summaries", "retention_snapshot", "churn_detection",
                  "cohort_retention_evolution", "history_from_date",
-                 "alert_logic: delete the dates", "alert_logic"]  # fmt: skip
+                 "alert_logic_daily"]  # fmt: skip
     start = labels.index("start_detection")
     assert all(label.startswith("apply_retention: ") for label in labels[:start])
     assert labels[start + 1 : start + 1 + len(detection)] == detection
     assert labels[-1] == "write_run_log"
-    # the orders are read by SQL1 (every column the run needs) and SQL5 (its recent months)
-    # only: SQL4, the sample's first days, the range and the incidents read the summaries
+    # the orders are read once, by SQL1 (every column the run needs): SQL5 of a daily run
+    # takes D from SQL2's snapshot and the stored days; SQL4, the sample's first days, the
+    # range and the incidents read the summaries
     readers = [q["label"] for q in bigquery["queries"] if "orders" in q["tables"]]
-    assert readers == ["base_customers", "alert_logic"]
-    sql5 = bigquery["queries"][labels.index("alert_logic")]["tables"]["orders"]
-    assert sql5["columns"] == ["customer_id", "order_date"] and sql5["partitions"] <= 5
+    assert readers == ["base_customers"]
+    sql5 = bigquery["queries"][labels.index("alert_logic_daily")]["tables"]
+    assert sql5["retention_snapshot"]["partitions"] == 1
+    assert sql5["retention_snapshot"]["columns"] == ["retention_status", "snapshot_date"]
+    assert sql5["alert_logic"]["partitions"] == 7  # D-7 .. D-1
     assert bigquery["orders_columns"] == ["country", "customer_id", "order_amount", "order_date"]
     # the chart reads 60 stored days of alert_logic, no orders
     chart = bigquery["queries"][labels.index("render_brief: chart, stored days")]

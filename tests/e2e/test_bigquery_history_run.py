@@ -92,37 +92,44 @@ def from_date(job: dict) -> str:
     return value
 
 
-def test_a_daily_run_computes_its_own_date_only(run_group):
+def test_a_daily_run_computes_its_own_date_only_from_the_snapshot(run_group):
     dag_run, states, sent = run_group(dt.date(2011, 5, 12))
     assert str(dag_run.state).endswith("success"), states
-    assert set(states.values()) == {"success"}
-    # SQL5 replaces D only: the from-date task's XCom, rendered into the job
-    assert from_date(sent["alert_logic"]) == D
-    assert "between @from_date and @run_date" in sent["alert_logic"]["query"]["query"]
+    # SQL5 replaces D only, from SQL2's snapshot and the stored days: no orders read
+    assert states["alert_logic_daily"] == "success" and states["alert_logic"] == "skipped"
+    job = sent["alert_logic_daily"]["query"]
+    assert job["destinationTable"]["tableId"] == "alert_logic$20110513"
+    assert "retention_snapshot`" in job["query"] and "orders`" not in job["query"]
     assert {"mark_history_complete", "mark_detection_complete"} <= set(sent)
+    assert {state for task, state in states.items() if task != "alert_logic"} == {"success"}
 
 
 def test_a_fresh_dataset_computes_the_whole_history(run_group):
     dag_run, states, sent = run_group(None)
     assert str(dag_run.state).endswith("success"), states
+    # the branch's from-date XCom, rendered into the job
     assert from_date(sent["alert_logic"]) == "0001-04-08"  # date.min + 97 days
+    assert "between @from_date and @run_date" in sent["alert_logic"]["query"]["query"]
+    assert states["alert_logic_daily"] == "skipped"
+    assert states["mark_history_complete"] == "success"
 
 
 def test_missed_days_are_computed_from_the_day_after_the_marker(run_group):
-    _, _, sent = run_group(dt.date(2011, 5, 9))
+    _, states, sent = run_group(dt.date(2011, 5, 9))
     assert from_date(sent["alert_logic"]) == "2011-05-10"
+    assert "alert_logic_daily" not in sent and states["mark_history_complete"] == "success"
 
 
 @pytest.mark.parametrize("covered", [dt.date(2011, 5, 13), dt.date(2011, 9, 9)])
 def test_a_covered_date_computes_nothing_and_still_completes_detection(run_group, covered):
-    """A rerun of D, or a backfill of D after later runs: the SQL5 job and the history
+    """A rerun of D, or a backfill of D after later runs: both SQL5 jobs and the history
     marker are skipped; SQL1-SQL4 run and detection is marked complete."""
     dag_run, states, sent = run_group(covered)
     assert str(dag_run.state).endswith("success"), states
     assert states["history_from_date"] == "success"
-    assert states["alert_logic"] == "skipped"
+    assert states["alert_logic"] == states["alert_logic_daily"] == "skipped"
     assert states["mark_history_complete"] == "skipped"
     assert states["mark_detection_complete"] == "success"
-    assert "alert_logic" not in sent and "mark_history_complete" not in sent
+    assert not {"alert_logic", "alert_logic_daily", "mark_history_complete"} & set(sent)
     assert {"start_detection", "base_customers", "cohort_retention_evolution",
             "mark_detection_complete"} <= set(sent)  # fmt: skip

@@ -48,7 +48,7 @@ def _run_log(settings: Settings) -> Call:
 
 
 CALLS: dict[str, Callable[[Settings], Call]] = {
-    # detection.run_step / alert_series: detection_parameters(settings, D[, from])
+    # detection.run_step / alert_series / extend_history: detection_parameters(settings, D[, from])
     **{
         f"detection/{name}": (lambda s: (detection_parameters(s, RUN_DATE), None))
         for name in (
@@ -57,6 +57,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
             "03_churn_detection",
             "04_cohort_retention_evolution",
             "05_alert_logic",
+            "05_alert_logic_daily",
         )
     },
     # detection.stored_alert_decision

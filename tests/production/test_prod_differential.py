@@ -331,10 +331,17 @@ def test_summaries_another_writer_left_stale_are_rebuilt_on_both_engines(pair):
     ],
 )  # fmt: skip
 def test_sql5_decisions(pair, groups, expected):
+    """Both SQL5 files give the hand-worked decision on both engines: the daily run's (D40
+    after the run of the day before: D from SQL2's snapshot, the baseline from the stored
+    rows) and the orders-based pass."""
     p = pair(population(groups))
-    p.detect(D40, "sql5 fixture")
+    p.detect(D40 - dt.timedelta(days=1), "sql5 fixture, the day before")
+    p.detect(D40, "sql5 fixture")  # the history is stored up to D39: the daily file
     p.queue(D40, "sql5 fixture")
     (row,) = p.zeta.rows("alert_logic", D40)
+    assert decision(row) == expected
+    values = detection_parameters(p.duck_settings, D40)
+    (row,) = p.same("sql5 fixture from the orders", "detection/05_alert_logic", values)
     assert decision(row) == expected
 
 

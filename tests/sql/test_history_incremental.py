@@ -98,3 +98,65 @@ def test_a_settings_change_recomputes_everything_and_switching_back_does_too(sam
     assert [r for r in stored(sample) if r["alert_date"] <= "2011-09-09"] == [
         r for r in from_scratch(sample, settings) if r["alert_date"] <= "2011-09-09"
     ]
+
+
+def test_the_daily_sql5_from_the_snapshot_gives_the_orders_based_row_on_every_date(
+    sample, settings
+):
+    """``05_alert_logic_daily`` (a daily run: the date from SQL2's snapshot, the baseline
+    from the stored rows) against the orders-based pass, on every date of the sample: the
+    warm-up days, the quiet days and the alert days alike."""
+    from retentionops.detection import ALERT_DAILY_STEP, DETECTION_STEPS, run_step
+
+    expected = {row["alert_date"]: row for row in from_scratch(sample, settings)}
+    extend_history(sample, settings, LAST)  # the rows the daily runs of every date stored
+    base, snapshot = DETECTION_STEPS[:2]
+    days = [FIRST + dt.timedelta(days=n) for n in range((LAST - FIRST).days + 1)]
+    severities = set()
+    for day in days:
+        run_step(sample, settings, base, day)
+        run_step(sample, settings, snapshot, day)
+        rows = sample.query(ALERT_DAILY_STEP.sql_name, ALERT_DAILY_STEP.parameters(settings, day))
+        assert [jsonable(row) for row in rows] == [expected[day.isoformat()]], day
+        severities.add((rows[0]["severity"], rows[0]["baseline_value"] is None))
+    # the comparison covered warm-up (no baseline), quiet and alerting days
+    assert {("INFO", True), ("INFO", False), ("CRITICAL", False)} <= severities
+    # a date before the first order: no customer in the snapshot, no row (as from the orders)
+    before = FIRST - dt.timedelta(days=1)
+    run_step(sample, settings, base, before)
+    run_step(sample, settings, snapshot, before)
+    assert (
+        sample.query(ALERT_DAILY_STEP.sql_name, ALERT_DAILY_STEP.parameters(settings, before)) == []
+    )
+
+
+def test_a_week_of_daily_runs_reads_no_orders_for_sql5_and_stores_the_same_rows(
+    sample, settings, monkeypatch
+):
+    from retentionops.detection import ALERT_DAILY_STEP, ALERT_STEP
+
+    extend_history(sample, settings, D(2011, 5, 9))
+    ran = []
+    replace = type(sample).replace_partition
+
+    def spy(self, sql_name, **kwargs):
+        ran.append((sql_name, kwargs["params"]["from_date"], kwargs["params"]["run_date"]))
+        return replace(self, sql_name, **kwargs)
+
+    monkeypatch.setattr(type(sample), "replace_partition", spy)
+    week = [D(2011, 5, 10) + dt.timedelta(days=n) for n in range(7)]
+    for day in week:
+        detection.run_detection(sample, settings, day)
+    sql5 = [entry for entry in ran if entry[0].startswith("detection/05")]
+    assert sql5 == [(ALERT_DAILY_STEP.sql_name, day, day) for day in week]
+    # a rerun of a stored date computes nothing; a gap of two days takes the orders-based
+    # pass for both missing dates
+    ran.clear()
+    detection.run_detection(sample, settings, D(2011, 5, 12))
+    detection.run_detection(sample, settings, D(2011, 5, 18))
+    assert [e for e in ran if e[0].startswith("detection/05")] == [
+        (ALERT_STEP.sql_name, D(2011, 5, 17), D(2011, 5, 18))
+    ]
+    assert [r for r in stored(sample) if r["alert_date"] <= "2011-05-18"] == [
+        r for r in from_scratch(sample, settings) if r["alert_date"] <= "2011-05-18"
+    ]

@@ -200,19 +200,24 @@ def daily_queries():
     return settings, bb.daily_run(settings, dt.date(2011, 5, 13))
 
 
-def test_the_daily_run_computes_sql5_for_its_own_date(daily_queries):
+def test_the_daily_run_computes_sql5_for_its_own_date_from_the_snapshot(daily_queries):
     """As the DAG does on a daily run: the history is stored up to D-1, so the from-date
-    task (it reads the marker) gives D, and SQL5 computes D only."""
+    branch (it reads the marker) picks the daily job, which computes D only, from SQL2's
+    snapshot of D and the stored days: a partition job (no DELETE) reading no orders."""
     from retentionops.detection import history_marker
 
     settings, queries = daily_queries
     by_label = {label: params for label, _, params in queries}
     assert by_label["history_from_date"] == {"step": history_marker(settings)}
-    sql5 = by_label["alert_logic"]
+    sql5 = by_label["alert_logic_daily"]
     assert (sql5["from_date"], sql5["run_date"]) == (dt.date(2011, 5, 13), dt.date(2011, 5, 13))
     labels = [label for label, _, _ in queries]
-    assert labels.index("history_from_date") < labels.index("alert_logic")
-    assert labels.index("alert_logic: delete the dates") == labels.index("alert_logic") - 1
+    assert labels.index("retention_snapshot") < labels.index("history_from_date")
+    assert labels.index("history_from_date") == labels.index("alert_logic_daily") - 1
+    assert not [label for label in labels if label.startswith("alert_logic:")]
+    [text] = [text for label, text, _ in queries if label == "alert_logic_daily"]
+    assert "`p.retentionops.orders`" not in text
+    assert "`p.retentionops.retention_snapshot`" in text
 
 
 def test_the_daily_run_reads_the_operational_context_once(daily_queries):

@@ -1,3 +1,4 @@
+{% block about -%}
 -- SQL5 alert_logic: one decision per date in [@from_date, @run_date] (a daily run passes
 -- @from_date = @run_date; `retentionops alerts` passes a whole range).
 --
@@ -15,14 +16,18 @@
 -- @at_risk_days .. @run_date. The sample counts each customer from their first order day
 -- on: those days come from cohort_activity (the orders summarised by cohort and day, kept by
 -- every load), whose rows of a cohort's own month count the customers by first order day.
+{% endblock %}
 --
 -- Rounding is done in exact integer arithmetic on basis points (1/100 of a percent), half
 -- away from zero, so BigQuery and DuckDB agree to the last digit. Each day's value is its
 -- rounded share; baseline_value is the exact mean of the 7 rounded values and delta_pct
 -- the exact difference (rules.md rounds neither; each is one division of exact integers);
 -- delta_relative_pct is rounded to 2 decimals.
+-- (Jinja blocks: 05_alert_logic_daily.sql, a daily run's SQL5, replaces the blocks about and
+-- daily_values, where a date's value comes from, and keeps the decision that follows.)
 with
 
+{% block daily_values %}
 first_order_days as (
     -- the customers whose first order was on first_order_date, up to @run_date: in their
     -- cohort's own month, a customer's first order of the month is their first order
@@ -129,6 +134,7 @@ daily_values as (
     -- earlier days lack the spans of orders before recent_orders: never used, not exposed
     where metric_date >= date_sub(@from_date, interval @baseline_days day)
 ),
+{% endblock %}
 
 baselines as (
     select
