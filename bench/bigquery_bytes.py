@@ -153,6 +153,8 @@ def _value(node: Any, params: dict[str, Any]) -> Any:
         return None
     if isinstance(node, exp.DateAdd | exp.DateSub):
         day, amount = _value(node.this, params), _value(node.expression, params)
+        if isinstance(amount, str) and amount.lstrip("-").isdigit():  # `interval 1 day`
+            amount = int(amount)
         unit = str(node.args.get("unit") or "DAY").upper()
         if isinstance(day, dt.date) and isinstance(amount, int) and unit == "DAY":
             sign = 1 if isinstance(node, exp.DateAdd) else -1

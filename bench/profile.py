@@ -51,8 +51,14 @@ def main(argv: list[str] | None = None) -> int:
                 wh, day - dt.timedelta(days=1), detection.history_marker(settings)
             )
             timed(
-                "detection alert_logic: the stored history extended by D (the daily case)",
+                "detection alert_logic: D alone from the orders (a daily run before this)",
                 lambda: detection.extend_history(wh, settings, day),
+            )
+            steps.forget_history_of(wh.con, day)
+            timed(
+                "detection alert_logic: the stored history extended by D (the daily case: "
+                "SQL2's snapshot and the stored days)",
+                lambda: detection.extend_history(wh, settings, day, snapshot=True),
             )
             timed(
                 "detection alert_logic: the whole history (a fresh warehouse, new settings)",

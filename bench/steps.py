@@ -111,18 +111,47 @@ def forget_history_of(con: Any, day: dt.date) -> None:
     )
 
 
-def prepare(spec: dict[str, Any]) -> None:
-    """Before a step that runs detection for D: the history stored up to D-1 only.
+def forget_run_of(con: Any, day: dt.date, tables: tuple[str, ...]) -> None:
+    """Remove D's rows of ``tables`` (derived tables, or run_markers: all of D's markers,
+    the history marker of D included) and checkpoint, so the timed step does not pay for
+    the deletion (nor replay it from the write-ahead log when it opens the file)."""
+    from retentionops.sql import table
 
-    Each repeat runs on the same scratch warehouse; without this, the repeats after the
-    first would find D's history stored and compute none of it (a rerun, not a morning).
+    existing = {
+        name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()
+    }
+    for name in (name for name in tables if name in existing):  # none before the first run
+        con.execute(f"delete from {name} where {table(name).partition_field} = ?", [day])
+    con.execute("checkpoint")
+
+
+def prepare(spec: dict[str, Any]) -> None:
+    """Before a step that builds D's tables: the warehouse as the morning of D finds it.
+
+    Each repeat runs on the same scratch warehouse, where the previous repeat left D's
+    rows. Without this, the repeats after the first would be reruns of D: SQL5 would find
+    D's history stored and compute none of it, and SQL1-SQL4 and the queue would first
+    delete the rows they replace. On a morning none of D's rows or markers exist yet and
+    the alert history is stored up to D-1: detection and the daily pack start from there
+    (every derived table and marker of D removed); the priority step from D's detection
+    (the queue and its marker removed).
     """
-    if spec["step"] not in ("detection", "daily_pack"):
+    from retentionops.detection import QUEUE_MARKER
+    from retentionops.sql import DERIVED_TABLES
+
+    if spec["step"] not in ("detection", "daily_pack", "priority"):
         return
     import duckdb
 
+    day = dt.date.fromisoformat(spec["run_date"])
     with duckdb.connect(spec["duckdb_path"]) as con:
-        forget_history_of(con, dt.date.fromisoformat(spec["run_date"]))
+        if spec["step"] == "priority":
+            con.execute(
+                "delete from run_markers where run_date = ? and step = ?", [day, QUEUE_MARKER]
+            )
+            forget_run_of(con, day, ("customer_priority",))
+        else:
+            forget_run_of(con, day, DERIVED_TABLES)
 
 
 def _detection(wh, settings, day) -> dict[str, Any]:

@@ -95,9 +95,8 @@ def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any
         run_step(warehouse, settings, QUEUE_STEP, day)
         mark_complete(warehouse, day, QUEUE_MARKER)
     counts = dict.fromkeys(TIERS, 0)
-    for row in _context_rows(warehouse, day):
-        if row["facet"] == "tier":
-            counts[row["tier"]] = int(row["customers"])
+    for row in warehouse.query("action/count_queue_tiers", {"run_date": day}):
+        counts[row["tier"]] = int(row["customers"])
     return counts
 
 

@@ -779,7 +779,10 @@ def render_chart(
     severity = {as_date(row["alert_date"]): row.get("severity") for row in rows}.get(end)
     top = max([v for v in current + critical if not math.isnan(v)] or [1.0]) * 1.15
 
-    fig = Figure(figsize=(9, 4.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(9, 4.8), dpi=100)
+    # fixed margins for the fixed size and labels (a constrained layout measures every
+    # artist in an extra pass: about a third of the chart's time)
+    fig.subplots_adjust(left=0.075, right=0.985, top=0.93, bottom=0.15)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     marker = "o" if len(rows) < 2 else None
@@ -827,7 +830,7 @@ def render_chart(
     ax.set_title(f"Share of customers at risk — last {days} days to {end:%d %b %Y}")
     ax.grid(True, alpha=0.3)
     # the legend sits under the plot, clear of the lines
-    fig.legend(loc="outside lower center", ncols=4, fontsize="small", frameon=False)
+    fig.legend(loc="lower center", ncols=4, fontsize="small", frameon=False)
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})

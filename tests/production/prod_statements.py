@@ -74,6 +74,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "markers/read_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
     # actions.build_priority_queue: priority_parameters(settings, D)
     "action/build_priority_queue": lambda s: (priority_parameters(s, RUN_DATE), None),
+    "action/count_queue_tiers": lambda s: ({"run_date": RUN_DATE}, None),
     # actions.get_operational_context (_context_rows)
     "action/get_operational_context": lambda s: (
         {"run_date": RUN_DATE, "new_only": False, "previous_run_date": RUN_DATE},

@@ -131,6 +131,8 @@ def test_a_table_read_twice_is_billed_once_per_column_over_the_union_of_partitio
         ("snapshot_date > @run_date", 8 + 4 + 9),  # 03-02 only
         ("@run_date >= snapshot_date", 16 + 8 + 8),  # 03-01 only (the column on the right)
         ("snapshot_date < date '2024-03-01'", 0),  # no partition
+        # a literal interval (`interval 1 day`): the day after the run date, 03-02 only
+        ("snapshot_date >= date_add(@run_date, interval 1 day)", 8 + 4 + 9),
     ],
 )
 def test_partition_filters(catalog, where, expected):

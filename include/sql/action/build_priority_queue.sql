@@ -48,7 +48,9 @@ contacts as (
     group by customer_id
 ),
 
-facts as (
+candidates as (
+    -- the customers whose status and risk level match a tier's rule (any other gets no
+    -- tier below): joining SQL1's facts for these only, not for every customer
     select
         snap.customer_id,
         snap.retention_status,
@@ -57,26 +59,50 @@ facts as (
         churn.churn_risk_score,
         churn.is_frequency_drop,
         churn.is_value_drop,
-        churn.is_status_inconsistent,
-        base.total_revenue,
-        base.total_orders,
-        base.avg_order_value
+        churn.is_status_inconsistent
     from {{ tables.retention_snapshot }} as snap
     inner join {{ tables.churn_detection }} as churn
         on snap.customer_id = churn.customer_id
-    inner join {{ tables.base_customers }} as base
-        on snap.customer_id = base.customer_id
     where
         snap.snapshot_date = @run_date
         and churn.snapshot_date = @run_date
-        and base.snapshot_date = @run_date
+        and (
+            (
+                snap.retention_status = @p1_status
+                and churn.churn_risk_level in unnest(@p1_risk_levels)
+            )
+            or (
+                snap.retention_status = @p2_status
+                and churn.churn_risk_level in unnest(@p2_risk_levels)
+            )
+            or (
+                snap.retention_status = @p3_status
+                and churn.churn_risk_level in unnest(@p3_risk_levels)
+            )
+        )
 ),
 
-with_median as (
+median_revenue as (
+    -- the median total_revenue of all customers at @run_date (P1's value filter, the
+    -- reason's "high value"): BigQuery's PERCENTILE_CONT is analytic only, so over the one
+    -- column, then its one distinct value
+    select distinct percentile_cont(cast(total_revenue as float64), 0.5) over () as median
+    from {{ tables.base_customers }}
+    where snapshot_date = @run_date
+),
+
+facts as (
     select
-        *,
-        percentile_cont(cast(total_revenue as float64), 0.5) over () as median_total_revenue
-    from facts
+        candidates.*,
+        base.total_revenue,
+        base.total_orders,
+        base.avg_order_value,
+        median_revenue.median as median_total_revenue
+    from candidates
+    inner join {{ tables.base_customers }} as base
+        on candidates.customer_id = base.customer_id
+    cross join median_revenue
+    where base.snapshot_date = @run_date
 ),
 
 tiered as (
@@ -98,7 +124,7 @@ tiered as (
                 and (@p3_recency_cap_days = 0 or days_since_last_order <= @p3_recency_cap_days)
                 then 'P3'
         end as priority_tier
-    from with_median
+    from facts
 ),
 
 scored as (
