@@ -291,10 +291,15 @@ def markdown(results: dict[str, Any]) -> str:
         "the brief (flattering to the peer). Peer / product > 1 means the product is faster.",
         "- Order of a repeat: floor, detection, priority, exports + brief, daily pack, history, "
         "peers; steps (3) and (4) reuse the tables of the previous steps.",
-        "- Before the repeats, an untimed setup stores `alert_logic` for the 59 days before D, "
-        "as the daily runs of those days would have: the brief's chart reads them "
+        "- Before the repeats, an untimed setup stores `alert_logic` for every date before D "
+        "(its history marker up to D-1), as the daily runs of those days would have: a daily "
+        "run's SQL5 takes its baseline days from them and the brief's chart reads 59 of them "
         "(`detection.chart_series`), as in a daily schedule. Its time (one SQL5 range pass) is "
-        "what the chart costs on a warehouse without them.",
+        "what a fresh warehouse pays once.",
+        "- Each timed step starts from the warehouse the morning of D finds, prepared untimed "
+        "(`bench.steps.prepare`, then a checkpoint): detection and the daily pack without any "
+        "of D's derived rows or markers, the queue step without D's queue. A rerun of D, which "
+        "first deletes the rows it replaces, costs a little more.",
         "",
         "## Targets",
         "",
