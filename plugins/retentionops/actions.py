@@ -123,10 +123,8 @@ def anomalies(tiers: dict[str, Any], previous_run_date: str | None, factor: floa
     return found
 
 
-def _context_rows(
-    warehouse: Warehouse, day: dt.date, settings: Settings | None = None
-) -> list[dict[str, Any]]:
-    new_only = settings is not None and settings.export_mode == "new_only"
+def _context_rows(warehouse: Warehouse, day: dt.date, settings: Settings) -> list[dict[str, Any]]:
+    new_only = settings.export_mode == "new_only"
     # the last delivered run, read first: the context reads that run's queue partition only
     [previous] = warehouse.query("action/read_previous_run_date", {"run_date": day})
     return warehouse.query(

@@ -236,8 +236,9 @@ def alert_history_from(settings: Settings, run_date: Any) -> str | None:
     stored alert history: the day after the stored coverage, the whole history when none is
     stored, None when the history already covers the date (``detection.history_start``).
 
-    The BigQuery DAG's SQL5 job takes it from this task's output, so a daily run computes
-    its own date only, as a DuckDB run does (``detection.extend_history``)."""
+    The BigQuery DAG's branch ``history_from_date`` picks SQL5's job with it and hands it
+    to the range job (XCom ``from_date``), so a daily run computes its own date only, as a
+    DuckDB run does (``detection.extend_history``, ``detection.alert_step``)."""
     day = as_date(run_date)
     with open_warehouse(settings, read_only=True) as warehouse:
         start = detection.history_from_date(warehouse, settings, day)
