@@ -28,8 +28,9 @@ read. Any other statement sqlglot cannot split into scopes (a ``MERGE``) is coun
 reading every column of every partition of its tables, an upper bound.
 
 ``daily_run`` lists every statement of one DAG run on an alerting (CRITICAL) day, the most
-expensive branch, in the DAG's order: apply_retention's read of the dates due and its
-DELETEs (on a steady morning: one date expires, priced as D's partitions), the detection
+expensive branch, in the DAG's order: apply_retention's read of the dates due, of the
+partitions due (on a steady morning: one date expires, D's partitions stand in for it;
+the tables API drops them, free) and its DELETE of the old markers, the detection
 markers,
 SQL1, the summaries' check, SQL2-SQL4, the history marker and SQL5 for D only (the runs
 before D stored the alert history up to D-1: ``detection.history_start``, the DAG's
@@ -396,21 +397,21 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     def mark(label: str, step: str) -> tuple:  # markers/mark_step_complete (a MERGE)
         return file(label, "markers/mark_step_complete", {"run_date": day, "step": step})
 
-    # apply_retention: the newest date due, then one DELETE per retained table bounded by
-    # it, then the old markers. The estimate's morning is a steady one: every day, one
-    # date written retention_days ago expires, and its DELETEs bill its partitions (t' of
-    # BigQuery's DML pricing). The bench's warehouse holds no such date, so D itself
-    # stands in for it (a partition of the same size): the newest date due is D.
+    # apply_retention: the newest date due, then the partitions due (their date column, in
+    # the partitions up to it), dropped through the tables API (free), then the old
+    # markers. The estimate's morning is a steady one: every day, one date written
+    # retention_days ago expires. The bench's warehouse holds no such date, so D itself
+    # stands in for it (partitions of the same size): the newest date due is D.
     kept = retention_parameters(
         retention_cutoff(settings, dt.datetime.combine(day, dt.time(6), dt.UTC)), day
     )
+    due_partitions, old_markers = retention_statements(settings)
     queries = [
         file("apply_retention: due dates", "markers/read_retention_due",
              {"cutoff_ts": kept["cutoff_ts"]}),
+        ("apply_retention: due partitions", due_partitions, kept),
+        ("apply_retention: old markers", old_markers, kept),
     ]  # fmt: skip
-    queries += [
-        (f"apply_retention: {name}", text, kept) for name, text in retention_statements(settings)
-    ]
     queries.append(file("start_detection", "markers/clear_run_markers", {"run_date": day}))
     for x in DETECTION_STEPS:
         if x is ALERT_STEP:

@@ -122,6 +122,7 @@ def apply_retention(settings: Settings, now: dt.datetime | None = None) -> dict[
     backfill of an old date survives as long as a fresh run, and the order in which dates
     run never changes what is kept.
     """
+    from retentionops.sql import RETAINED_TABLES
     from retentionops.warehouse import (
         retention_cutoff,
         retention_parameters,
@@ -129,16 +130,22 @@ def apply_retention(settings: Settings, now: dt.datetime | None = None) -> dict[
     )
 
     cutoff = retention_cutoff(settings, now or dt.datetime.now(dt.UTC))
+    due_partitions, old_markers = retention_statements(settings)
     with open_warehouse(settings) as warehouse:
         warehouse.ensure_tables()
         with warehouse.atomic():
-            # the newest date that can go bounds every DELETE (BigQuery prunes on it)
+            # the newest date that can go bounds the query of the partitions due (BigQuery
+            # prunes on it); the rule is per date, so whole partitions go
             [due] = warehouse.query("markers/read_retention_due", {"cutoff_ts": cutoff})
             params = retention_parameters(cutoff, due["latest_due"])
-            deleted = {
-                name: warehouse.execute_sql(statement, params)
-                for name, statement in retention_statements(settings)
-            }
+            partitions = warehouse.fetch(due_partitions, params)
+            deleted = dict.fromkeys(RETAINED_TABLES, 0)
+            for name in RETAINED_TABLES:
+                mine = [p for p in partitions if p["table_name"] == name]
+                warehouse.drop_partitions(name, sorted(p["partition_date"] for p in mine))
+                deleted[name] = sum(int(p["row_count"]) for p in mine)
+            # markers last: a run killed before this point finds the same dates due again
+            deleted["run_markers"] = warehouse.execute_sql(old_markers, params)
     log.info("retention: removed rows written before %s: %s", cutoff.isoformat(), deleted)
     return deleted
 

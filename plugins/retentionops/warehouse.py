@@ -147,6 +147,10 @@ class Warehouse(Protocol):
     def count_rows(self, table: str, day: dt.date) -> int:
         """Rows of one date of a table; 0 when the table does not exist yet."""
 
+    def drop_partitions(self, table: str, days: list[dt.date]) -> None:
+        """Remove every row of these dates of a date-partitioned table (a date it does not
+        hold is no error)."""
+
     def refresh_summaries(self, changed_from: dt.date) -> None:
         """Bring the orders' summaries up to date for orders changed from a date on, in
         one transaction (``WHOLE_HISTORY``: rebuild them from every order)."""
@@ -206,37 +210,40 @@ def summary_statements(settings: Settings) -> list[str]:
     return [render(name, settings) for name in SUMMARY_REFRESH]
 
 
-def retention_statements(settings: Settings) -> list[tuple[str, str]]:
-    """``(table, delete)`` of the retention step, in order (BigQuery SQL, both backends).
+def retention_statements(settings: Settings) -> tuple[str, str]:
+    """``(due partitions, old markers)``: the two statements of the retention step (BigQuery
+    SQL, both backends).
 
     A retained table loses a date's rows once the run marker of that date (its write time)
     is older than ``@cutoff_ts``; rows no marker vouches for (a run killed half-way) go once
-    their date is older than ``@cutoff_date``. Then the old markers themselves go. Counting
-    from the write time, a backfill of an old date is kept as long as a fresh run.
+    their date is older than ``@cutoff_date``. Counting from the write time, a backfill of
+    an old date is kept as long as a fresh run. The rule depends on the date only, so it
+    removes whole partitions: the first query lists them, ``(table_name, partition_date,
+    row_count)`` for every retained table, and ``Warehouse.drop_partitions`` removes them
+    (BigQuery deletes a partition for free; a DML DELETE would bill every column of it).
+    Then the second statement deletes the old markers themselves.
 
-    Every DELETE also keeps to dates up to ``@prune_to`` (``retention_parameters``): no row
-    after it matches, so the condition changes nothing, but it is a constant bound on the
-    partitioning column, which lets BigQuery prune: without it the marker subqueries make
-    every DELETE read every partition it keeps, a cost that grows with ``retention_days``.
+    Every part of the query keeps to dates up to ``@prune_to`` (``retention_parameters``):
+    no row after it is due, so the condition changes nothing, but it is a constant bound
+    on the partitioning column, which lets BigQuery prune: the query reads the date column
+    of the partitions due only, not of every partition retention keeps.
     """
     refs = table_refs(settings)
     markers = refs["run_markers"]
-    statements = []
+    parts = []
     for entry in TABLE_CATALOG:
         if not entry.retained:
             continue
         field = entry.partition_field
         vouched = f"select run_date from {markers} where step = '{entry.marker}'"
-        statements.append(
-            (
-                entry.name,
-                f"delete from {refs[entry.name]} where {field} <= @prune_to and ("
-                f"{field} in ({vouched} and completed_at < @cutoff_ts) or ({field} < "
-                f"@cutoff_date and {field} not in ({vouched})))",
-            )
+        parts.append(
+            f"select '{entry.name}' as table_name, {field} as partition_date, "
+            f"count(*) as row_count from {refs[entry.name]} where {field} <= @prune_to and ("
+            f"{field} in ({vouched} and completed_at < @cutoff_ts) or ({field} < "
+            f"@cutoff_date and {field} not in ({vouched}))) group by {field}"
         )
-    statements.append(("run_markers", f"delete from {markers} where completed_at < @cutoff_ts"))
-    return statements
+    due = "\nunion all\n".join(parts)
+    return due, f"delete from {markers} where completed_at < @cutoff_ts"
 
 
 def retention_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
@@ -438,6 +445,12 @@ class DuckDBWarehouse:
             return 0
         return int(count)
 
+    def drop_partitions(self, table: str, days: list[dt.date]) -> None:
+        target = table_refs(self.settings)[table]
+        field = _partition_field(table)
+        for day in days:
+            self.con.execute(f"delete from {target} where {field} = $day", {"day": day})
+
     def replace_orders(self, frame: pd.DataFrame) -> dt.date | None:
         """Stage, compare and replace the orders in one transaction (see the protocol).
 
@@ -566,6 +579,18 @@ class BigQueryWarehouse:
             {"day": day},
         )
         return int(rows[0]["n"])
+
+    def drop_partitions(self, table: str, days: list[dt.date]) -> None:
+        """Delete each date's partition through the tables API (``table$YYYYMMDD``): a free
+        metadata operation, where a DML DELETE bills every column of the partition."""
+        if not days:
+            return
+        client = self.hook.get_client(
+            project_id=self.settings.bigquery_project, location=self.settings.bigquery_location
+        )
+        prefix = f"{self.settings.bigquery_project}.{self.settings.bigquery_dataset}"
+        for day in days:
+            client.delete_table(f"{prefix}.{table}${day:%Y%m%d}", not_found_ok=True)
 
     def replace_orders(self, frame: pd.DataFrame) -> dt.date | None:
         """Load into ``orders_incoming``, compare, then replace and invalidate in one

@@ -49,7 +49,7 @@ class SessionAnalysis:
     """Every statement analysed once, tables and views first; errors kept per name.
 
     Names: each SQL file (``detection/01_base_customers``), each statement built in code
-    (``retention_statements[base_customers]``, ...) and ``LOAD_SCRIPT``, the transaction
+    (``retention_statements[due partitions]``, ...) and ``LOAD_SCRIPT``, the transaction
     script ``BigQueryWarehouse.replace_orders`` sends, as it sends it (captured from the
     warehouse itself, run against the reference engine) and analysed statement by statement.
     """

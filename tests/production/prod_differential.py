@@ -95,7 +95,7 @@ class Job:
 
 
 class _Hook:
-    """The two calls ``BigQueryWarehouse`` makes on the Google provider's BigQueryHook."""
+    """The calls ``BigQueryWarehouse`` makes on the Google provider's BigQueryHook."""
 
     def __init__(self, bigquery: ZetaBigQuery) -> None:
         self.bigquery = bigquery
@@ -115,6 +115,9 @@ class _Client:
 
     def load_table_from_dataframe(self, frame, destination, job_config=None) -> Job:
         return self.bigquery.load_dataframe(frame, destination, job_config)
+
+    def delete_table(self, table, not_found_ok=False) -> None:
+        self.bigquery.delete_partition(table, not_found_ok)
 
 
 class ZetaBigQuery:
@@ -136,6 +139,7 @@ class ZetaBigQuery:
         self.contents: dict[str, list[dict[str, Any]]] = {ref: [] for ref in self.refs.values()}
         self.jobs: list[dict[str, Any]] = []
         self.loads: list[tuple[Any, str, Any]] = []
+        self.deleted_partitions: list[str] = []
         self._content_protos: dict[tuple, tuple] = {}
         self._results: dict[tuple, tuple] = {}
 
@@ -163,6 +167,19 @@ class ZetaBigQuery:
             if entry.retained:
                 field = entry.partition_field
                 self.set_rows(entry.name, [r for r in self.rows(entry.name) if r[field] in days])
+
+    def delete_partition(self, table_id: str, not_found_ok: bool) -> None:
+        """``tables.delete`` of one partition, ``project.dataset.table$YYYYMMDD`` (what the
+        API accepts: a day-partitioned table's partition decorator)."""
+        ref, _, decorator = table_id.partition("$")
+        assert ref in self.logical and len(decorator) == 8, table_id
+        self.deleted_partitions.append(table_id)
+        day = dt.datetime.strptime(decorator, "%Y%m%d").date()
+        field = table(self.logical[ref]).partition_field
+        kept = [r for r in self.contents[ref] if r[field] != day]
+        if len(kept) == len(self.contents[ref]) and not not_found_ok:
+            raise LookupError(f"Not found: partition {table_id}")
+        self.contents[ref] = kept
 
     def _content(self, ref: str, row_key: bool = False):
         # a table's content is built once per version of its rows (writes replace the list)

@@ -207,9 +207,10 @@ def built_statements(settings: Settings) -> dict[str, tuple[str, dict[str, Any]]
     from retentionops.warehouse import invalidation_statements, retention_statements
 
     out = {}
-    for table, text in retention_statements(settings):
-        # service.apply_retention: warehouse.execute_sql(statement, params)
-        out[f"retention_statements[{table}]"] = (text, retention_parameters(settings))
+    due, old_markers = retention_statements(settings)
+    # service.apply_retention: warehouse.fetch(due, params), then execute_sql(old_markers)
+    out["retention_statements[due partitions]"] = (due, retention_parameters(settings))
+    out["retention_statements[run_markers]"] = (old_markers, retention_parameters(settings))
     for text in invalidation_statements(settings):
         # Warehouse.replace_orders: execute(statement, {"changed_from": changed_from})
         table = text.split("`")[1].rsplit(".", 1)[-1]

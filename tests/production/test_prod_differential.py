@@ -802,6 +802,19 @@ def test_retention_by_write_time(pair, monkeypatch):
         "base_customers": 10, "retention_snapshot": 10, "churn_detection": 10,
         "cohort_retention_evolution": 8, "customer_priority": 4, "run_markers": 3,
     }  # fmt: skip
+    # on BigQuery the data goes as whole partitions, through the tables API (free): no DML
+    # DELETE, which would bill every column of each partition, reaches a retained table
+    detection_tables = ("base_customers", "retention_snapshot", "churn_detection",
+                        "cohort_retention_evolution")  # fmt: skip
+    dropped = [(name, day) for name in detection_tables for day in (d1, d3)]
+    dropped += [("customer_priority", day) for day in (d1, d2, d3)]
+    assert sorted(p.zeta.deleted_partitions) == sorted(
+        f"{p.zeta.refs[name]}${day:%Y%m%d}" for name, day in dropped
+    )
+    statements = [job["query"]["query"] for job in p.zeta.jobs if "query" in job]
+    assert [q for q in statements if q.lstrip().lower().startswith("delete")] == [
+        f"delete from `{p.zeta.refs['run_markers']}` where completed_at < @cutoff_ts"
+    ]
     for name in DERIVED_TABLES:
         p.same_table("after retention", name)
     kept = {
