@@ -37,9 +37,9 @@ before D stored the alert history up to D-1: ``detection.history_start``, the DA
 from-date task) with its range DELETE, the decision and the orders' range, the queue, the
 operational context (read once, by its task: the exports, the brief and the playbook take
 it from that task's XCom) with the day's incident, ledger and thread, the chart's stored
-60 days, each audience's clear, record and read, the playbook's check of the delivery
-ledger, the ledger MERGE and the run-log MERGE. Writes (the partition jobs' destinations)
-and DDL cost nothing on demand.
+60 days, the audiences' clear, record and read (once for every tier), the playbook's
+check of the delivery ledger, the ledger MERGE and the run-log MERGE. Writes (the
+partition jobs' destinations) and DDL cost nothing on demand.
 """
 
 from __future__ import annotations
@@ -460,19 +460,15 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
         file("get_operational_context: thread", "incidents/read_incident_thread", thread)
     )
     queries.append(file("render_brief: chart, stored days", "detection/read_alert_decision", chart))
-    for tier in TIERS:
-        run = f"scheduled__{day}T00:00:00+00:00"
-        audience = {"run_id": run, "run_date": day, "tier": tier,
-                    "row_limit": settings.export_limit, "new_only": False}  # fmt: skip
-        queries.append(require_queue(f"export_audience[{tier}]: require_queue"))
-        # actions.record_audience: forget the run's tier, record it, read it back
-        queries.append(
-            file(f"export_audience[{tier}]: clear", "action/clear_audience_export", audience)
-        )
-        queries.append(
-            file(f"export_audience[{tier}]: record", "action/record_audience_export", audience)
-        )
-        queries.append(file(f"export_audience[{tier}]", "action/read_audience", audience))
+    # export_audience: every tier of the day's playbook in one task (actions.record_audiences:
+    # forget the run's tiers, record them, read them back, once for all of them)
+    run = f"scheduled__{day}T00:00:00+00:00"
+    audience = {"run_id": run, "run_date": day, "tiers": list(TIERS),
+                "row_limit": settings.export_limit, "new_only": False}  # fmt: skip
+    queries.append(require_queue("export_audience: require_queue"))
+    queries.append(file("export_audience: clear", "action/clear_audience_export", audience))
+    queries.append(file("export_audience: record", "action/record_audience_export", audience))
+    queries.append(file("export_audience", "action/read_audience", audience))
     # the playbook settles the delivery against the ledger again just before sending
     queries.append(file("prepare_playbook: delivery ledger", "incidents/read_delivery", ledger))
     # trigger_playbook: the event recorded in the ledger once delivered (a MERGE)

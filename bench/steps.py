@@ -175,7 +175,7 @@ def _exports_brief(settings, day) -> dict[str, Any]:
     # read once, as in a DAG run: the brief takes the context its task computed (XCom)
     ctx = service.get_operational_context(settings, day)
     brief = service.generate_brief(settings, day, "slack", run=run, context=ctx)
-    exported = {tier: service.export_audience(settings, day, tier, run=run) for tier in TIERS}
+    exported = {e["tier"]: e for e in service.export_audiences(settings, day, list(TIERS), run=run)}
     return {
         "context_tier_counts": {t: ctx["tiers"][t]["count"] for t in TIERS},
         "brief_files": sorted(brief["files"]),

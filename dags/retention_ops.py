@@ -12,8 +12,9 @@ all or nothing: one transaction on DuckDB; on BigQuery a run marker written last
 every reader requires); D's `customer_priority` (with its own marker); then, by the
 day's incident event (`no_alert` | `warning` | `critical` | `resolved`), one audience
 export per tier of the playbook (WARNING: P1 + P2, CRITICAL: P1 + P2 + P3; holdout and the
-contact cooldown excluded; a local CSV, then the gcs / gsheet uploads), the brief (Markdown,
-Slack, email) and chart linking them, all under the run's own `artifacts/runs/D/<run id>/`, the
+contact cooldown excluded; a local CSV, then the gcs / gsheet uploads; one task, which
+reads the day's queue once for every tier), the brief (Markdown, Slack, email) and chart
+linking them, all under the run's own `artifacts/runs/D/<run id>/`, the
 Make.com playbook call (`trigger_playbook`, an HttpOperator on the `make_webhook`
 connection; `post_slack_fallback` delivers the brief to Slack if it fails), and always one
 `ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
@@ -85,7 +86,7 @@ from retentionops.runlog import RunOutcome
 from retentionops.service import Run
 from retentionops.settings import load_settings
 from retentionops.sql import table_refs
-from retentionops.vocabulary import BRANCHES, ROLLOUT_MODES, TIERS
+from retentionops.vocabulary import BRANCHES, ROLLOUT_MODES
 
 SETTINGS = load_settings()
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
@@ -167,38 +168,34 @@ def choose_playbook(context: dict[str, Any]) -> str:
 # get_operational_context their upstream, and they would then also run on the no_alert
 # branch. They pull the run's context from its XCom (run_context) instead of reading it
 # from the warehouse again. Exports first, so the brief links what was written.
-@task(
-    task_id=EXPORT_AUDIENCE,
-    map_index_template="{{ tier }}",
-    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
-)
+@task(task_id=EXPORT_AUDIENCE, trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
 def export_audience(
-    tier: str,
     ds: str | None = None,
     run_id: str | None = None,
     params: Any = None,
     dag_run: Any = None,
     ti: Any = None,
-) -> dict[str, Any]:
-    """One tier's audience (mapped over every tier; the day's playbook names those it exports)."""
+) -> list[dict[str, Any]]:
+    """The audiences of the tiers the day's playbook names, in one task: the warehouse
+    reads the day's queue once for all of them (one file per tier)."""
     settings = run_settings(params)
     planned = service.planned_tiers(
         settings, ds, delivery(params, dag_run), context=run_context(ti)
     )
-    if tier not in planned:
+    if not planned:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        exported = " + ".join(planned) or "no audience"
-        raise AirflowSkipException(f"the day's playbook exports {exported}, not {tier}")
-    return service.export_audience(
-        settings, ds, tier, destination=destination(params), run=Run.of_dag(run_id)
+        raise AirflowSkipException("the day's playbook exports no audience")
+    return service.export_audiences(
+        settings, ds, planned, destination=destination(params), run=Run.of_dag(run_id)
     )
 
 
-# NONE_FAILED_MIN_ONE_SUCCESS: runs on warning / critical / resolved (one branch succeeded,
-# the exports of other tiers skipped), skipped on no_alert. (ALL_DONE_MIN_ONE_SUCCESS would
-# skip whenever any upstream is skipped, which a branch always leaves.) A failed upload is
-# not a failed export: the local CSV is linked (fallback_local).
+# NONE_FAILED_MIN_ONE_SUCCESS: runs on warning / critical / resolved (one branch succeeded;
+# the export is skipped when the playbook exports no tier), skipped on no_alert.
+# (ALL_DONE_MIN_ONE_SUCCESS would skip whenever any upstream is skipped, which a branch
+# always leaves.) A failed upload is not a failed export: the local CSV is linked
+# (fallback_local).
 @task(
     task_id="render_brief",
     trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
@@ -223,7 +220,7 @@ def render_brief(
     )
 
 
-# NONE_FAILED_MIN_ONE_SUCCESS: a tier the playbook does not export is a skipped export.
+# NONE_FAILED_MIN_ONE_SUCCESS: a playbook that exports no tier leaves a skipped export.
 @task.short_circuit(
     task_id="prepare_playbook",
     ignore_downstream_trigger_rules=False,
@@ -246,7 +243,7 @@ def prepare_playbook(
         ds,
         run=Run.of_dag(run_id),
         slack_brief=slack,
-        exports=[e for e in exports if e],
+        exports=[e for e in exports or [] if e],
         brief_link=files["markdown"],
         delivery=delivery(params, dag_run),
         context=run_context(ti),
@@ -395,7 +392,7 @@ with DAG(
     )
     branch >> [no_alert, warning, critical, resolved]
 
-    exports = export_audience.expand(tier=list(TIERS))
+    exports = export_audience()
     [warning, critical, resolved] >> exports
     brief = render_brief(exports)
     [warning, critical, resolved] >> brief

@@ -7,6 +7,7 @@ results into the structures the brief, the log, the CLI and the MCP tools share.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ConfigDict, with_config
@@ -351,23 +352,31 @@ def get_operational_context(
     }
 
 
-def record_audience(
+def record_audiences(
     warehouse: Warehouse,
     settings: Settings,
     run_date: Any,
-    tier: str,
+    tiers: Sequence[str],
     run_id: str,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Record the customers a run exports for one tier (holdout, cooldown and export_mode
-    applied, at most ``limit``, best priority_score first) and return them in file order:
-    the file is written from exactly the recorded rows."""
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
+) -> dict[str, list[dict[str, Any]]]:
+    """Record the customers a run exports for each of ``tiers`` (holdout, cooldown and
+    export_mode applied, at most ``limit`` per tier, best priority_score first) and return
+    them per tier in file order: each file is written from exactly the recorded rows.
+
+    One clear, one record and one read for all the tiers: on BigQuery each read bills the
+    queue's columns over the date's whole partition, whatever tiers it keeps.
+    """
+    tiers = list(dict.fromkeys(tiers))
+    for tier in tiers:
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
+    if not tiers:
+        raise ValueError(f"no tier to record; name one or more of {', '.join(TIERS)}")
     day = as_date(run_date)
     require_queue(warehouse, day)
     warehouse.ensure_tables(("audience_exports",))
-    keys = {"run_id": run_id, "tier": tier, "run_date": day}
+    keys = {"run_id": run_id, "tiers": tiers, "run_date": day}
     with warehouse.atomic():
         warehouse.execute_file("action/clear_audience_export", keys)
         warehouse.execute_file(
@@ -378,4 +387,19 @@ def record_audience(
                 "row_limit": int(limit or settings.export_limit),
             },
         )
-    return warehouse.query("action/read_audience", keys)
+    audiences: dict[str, list[dict[str, Any]]] = {tier: [] for tier in tiers}
+    for row in warehouse.query("action/read_audience", keys):
+        audiences[row["priority_tier"]].append(row)
+    return audiences
+
+
+def record_audience(
+    warehouse: Warehouse,
+    settings: Settings,
+    run_date: Any,
+    tier: str,
+    run_id: str,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """``record_audiences`` of one tier: its rows in file order."""
+    return record_audiences(warehouse, settings, run_date, [tier], run_id, limit)[tier]

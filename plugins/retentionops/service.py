@@ -409,43 +409,60 @@ def planned_tiers(
     return list(context["plan"]["tiers"])
 
 
-def export_audience(
+def export_audiences(
     settings: Settings,
     run_date: Any,
-    tier: str,
+    tiers: list[str],
     *,
     destination: str | None = None,
     destinations: list[str] | None = None,
     limit: int | None = None,
     run: Run | None = None,
     interface: str = "cli",
-) -> dict[str, Any]:
-    """Export one tier's audience of the run: record who is exported (holdout, contact
-    cooldown and export_mode applied), write the local CSV in the run's own folder, then
-    upload it (``export_destinations``: gcs, gsheet); a failed upload keeps the local CSV
-    as the link (``status: fallback_local``, the error kept). ``destination`` (a folder in
-    export_root or a gs:// prefix) overrides where the files go, still scoped to the run.
+) -> list[dict[str, Any]]:
+    """Export the run's audience of each tier: record who is exported (holdout, contact
+    cooldown and export_mode applied), write each tier's local CSV in the run's own folder,
+    then upload it (``export_destinations``: gcs, gsheet); a failed upload keeps the local
+    CSV as the link (``status: fallback_local``, the error kept). ``destination`` (a folder
+    in export_root or a gs:// prefix) overrides where the files go, still scoped to the run.
+
+    The tiers are recorded and read back together (``actions.record_audiences``): the
+    warehouse reads the queue once per run, not once per tier.
     """
     day = as_date(run_date)
-    if tier not in TIERS:
-        raise ServiceError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
+    tiers = list(dict.fromkeys(tiers))
+    for tier in tiers:
+        if tier not in TIERS:
+            raise ServiceError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
+    if not tiers:
+        raise ServiceError(f"no tier to export; name one or more of {', '.join(TIERS)}")
     if limit is not None and limit < 1:
         raise ServiceError("limit must be a positive number of rows")
     from retentionops import exports
 
     run = run or Run.start(interface, "export_audience", day)
-    with _recorded(settings, run, f"export_audience[{tier}]", day) as outcome:
+    with _recorded(settings, run, f"export_audience[{'+'.join(tiers)}]", day) as outcome:
         target = pack.export_target(settings, day, run.run_id, destination, destinations)
         with open_warehouse(settings) as warehouse:
-            rows = actions.record_audience(warehouse, settings, day, tier, run.run_id, limit)
-        written = exports.export_tier(rows, day, tier, **target)
-        result = {
-            **dataclasses.asdict(written),
-            "link": pack.display_link(written.link),
-            "local_link": pack.display_link(written.local_link or written.link),
-        }
-        outcome.exports = [result]
-    return {"run_id": run.run_id, **result}
+            audiences = actions.record_audiences(warehouse, settings, day, tiers, run.run_id, limit)
+        results = []
+        for tier in tiers:
+            written = exports.export_tier(audiences[tier], day, tier, **target)
+            results.append(
+                {
+                    **dataclasses.asdict(written),
+                    "link": pack.display_link(written.link),
+                    "local_link": pack.display_link(written.local_link or written.link),
+                }
+            )
+        outcome.exports = results
+    return [{"run_id": run.run_id, **result} for result in results]
+
+
+def export_audience(settings: Settings, run_date: Any, tier: str, **options: Any) -> dict[str, Any]:
+    """``export_audiences`` of one tier (the CLI's and the MCP tool's unit)."""
+    [result] = export_audiences(settings, run_date, [tier], **options)
+    return result
 
 
 # -- the playbook -----------------------------------------------------------------------------

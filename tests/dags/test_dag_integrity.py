@@ -98,15 +98,13 @@ def test_exports_brief_and_playbook_take_the_runs_context_from_its_xcom(duckdb_d
         return call
 
     monkeypatch.setattr(service, "planned_tiers", record("export", ["P1", "P2"]))
-    monkeypatch.setattr(service, "export_audience", record("export_audience", {}))
+    monkeypatch.setattr(service, "export_audiences", record("export_audiences", []))
     monkeypatch.setattr(service, "generate_brief", record("brief", {}))
     answer = {"payload": {}, "send": False, "reason": "dry run"}
     monkeypatch.setattr(service, "prepare_playbook", record("playbook", answer))
     run = {"ds": "2011-05-13", "run_id": "manual__x", "params": {}, "dag_run": None}
     calls = {
-        "export": lambda ti: duckdb_dag.get_task("export_audience").python_callable(
-            "P1", ti=ti, **run
-        ),
+        "export": lambda ti: duckdb_dag.get_task("export_audience").python_callable(ti=ti, **run),
         "brief": lambda ti: duckdb_dag.get_task("render_brief").python_callable([], ti=ti, **run),
         "playbook": lambda ti: duckdb_dag.get_task("prepare_playbook").python_callable(
             {}, {"markdown": "brief.md"}, [], ti=ti, **run

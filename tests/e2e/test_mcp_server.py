@@ -463,7 +463,7 @@ def test_exports_match_the_audience_and_the_csv_files(session):
             assert len(rows) == export["row_count"]
             # the file is the run's recorded audience, row for row
             day = dt.date.fromisoformat(CRITICAL)
-            keys = {"run_id": export["run_id"], "tier": export["tier"], "run_date": day}
+            keys = {"run_id": export["run_id"], "tiers": [export["tier"]], "run_date": day}
             audience = warehouse.query("action/read_audience", keys)
             assert [r["customer_id"] for r in rows] == [str(r["customer_id"]) for r in audience]
 

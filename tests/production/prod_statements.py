@@ -81,15 +81,15 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         None,
     ),
     "action/read_previous_run_date": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.record_audience: clear, record, read back
+    # actions.record_audiences: clear, record, read back (every tier of a run at once)
     "action/clear_audience_export": lambda s: (
-        {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE},
+        {"run_id": RUN_ID, "tiers": ["P1", "P2"], "run_date": RUN_DATE},
         None,
     ),
     "action/record_audience_export": lambda s: (
         {
             "run_id": RUN_ID,
-            "tier": "P1",
+            "tiers": ["P1", "P2"],
             "run_date": RUN_DATE,
             "new_only": s.export_mode == "new_only",
             "row_limit": int(s.export_limit),
@@ -97,7 +97,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         None,
     ),  # fmt: skip
     "action/read_audience": lambda s: (
-        {"run_id": RUN_ID, "tier": "P1", "run_date": RUN_DATE},
+        {"run_id": RUN_ID, "tiers": ["P1", "P2"], "run_date": RUN_DATE},
         None,
     ),
     # incidents.incident_days: incidents.parameters(settings, from, to)

@@ -415,20 +415,23 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
         p.queue(day, label)
         queue = p.zeta.rows("customer_priority", day)
         run_id = f"slice-{day}"
-        for tier in ("P1", "P2", "P3"):
-            # what an export run does: record the tier's audience (holdout and cooldown
-            # applied, at most EXPORT_LIMIT), then read the file's rows back from the ledger
-            recorded = actions.record_audience(
-                p.duck, p.duck_settings, day, tier, run_id, EXPORT_LIMIT
-            )
-            audience = actions.record_audience(
-                p.bq, p.zeta_settings, day, tier, run_id, EXPORT_LIMIT
-            )
-            compare(f"{label}: record_audience {tier}", recorded, audience, ordered=True)
-            p.same(
-                label, "action/read_audience", {"run_id": run_id, "tier": tier, "run_date": day},
-                ordered=True,  # ranked: the order itself must agree
-            )  # fmt: skip
+        # what an export run does: record every tier's audience at once (holdout and
+        # cooldown applied, at most EXPORT_LIMIT per tier), then read the files' rows back
+        # from the ledger
+        tiers = ["P1", "P2", "P3"]
+        recorded = actions.record_audiences(
+            p.duck, p.duck_settings, day, tiers, run_id, EXPORT_LIMIT
+        )
+        audiences = actions.record_audiences(
+            p.bq, p.zeta_settings, day, tiers, run_id, EXPORT_LIMIT
+        )
+        p.same(
+            label, "action/read_audience", {"run_id": run_id, "tiers": tiers, "run_date": day},
+            ordered=True,  # ranked: the order itself must agree
+        )  # fmt: skip
+        for tier in tiers:
+            audience = audiences[tier]
+            compare(f"{label}: record_audiences {tier}", recorded[tier], audience, ordered=True)
             # the rule's answer: the tier's best customers outside the holdout and the
             # contact cooldown (none here: nothing was delivered), cut at the limit
             best = sorted(

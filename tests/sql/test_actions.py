@@ -175,6 +175,33 @@ def test_audience_is_ranked_and_limited(detected, settings):
         actions.record_audience(detected, settings, D, "P4", "run-a")
 
 
+def test_the_tiers_of_a_run_are_recorded_together_each_ranked_and_limited(detected, settings):
+    """A DAG run records every tier of its playbook at once (one read of the queue): each
+    tier is ranked and cut at the limit on its own, as if it were recorded alone, and a
+    retry of the tiers replaces only them."""
+    actions.build_priority_queue(detected, settings, D)
+    together = actions.record_audiences(detected, settings, D, ["P2", "P1"], "run-a", 1)
+    assert list(together) == ["P2", "P1"]
+    assert [r["customer_id"] for r in together["P1"]] == ["p1a"]  # 87.2 before 79.9
+    alone = actions.record_audience(detected, settings, D, "P2", "run-b", 1)
+    assert [r["customer_id"] for r in together["P2"]] == ["p2a"]
+    assert together["P2"] == alone
+    # export_rank starts at 1 in each tier; the retry of P1 alone leaves P2's record
+    ranks = detected.fetch(
+        "select tier, export_rank from audience_exports where run_id = 'run-a' order by tier"
+    )
+    assert [(r["tier"], r["export_rank"]) for r in ranks] == [("P1", 1), ("P2", 1)]
+    retried = actions.record_audiences(detected, settings, D, ["P1"], "run-a")
+    assert [r["customer_id"] for r in retried["P1"]] == ["p1a", "p1b"]
+    counts = detected.fetch(
+        "select tier, count(*) as n from audience_exports where run_id = 'run-a' "
+        "group by tier order by tier"
+    )
+    assert [(r["tier"], r["n"]) for r in counts] == [("P1", 2), ("P2", 1)]
+    with pytest.raises(ValueError, match="no tier to record"):
+        actions.record_audiences(detected, settings, D, [], "run-a")
+
+
 def test_one_run_id_keeps_the_audience_of_each_date(detected, settings):
     """A run id that exports a tier for two dates (one MCP session, say) keeps both: an
     export replaces only its own date's record and reads only that date back."""

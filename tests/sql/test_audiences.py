@@ -86,7 +86,7 @@ def deliver(warehouse, settings):
 
 
 def exported_rows(warehouse, run_id, tier, day=D2):
-    keys = {"run_id": run_id, "tier": tier, "run_date": day}
+    keys = {"run_id": run_id, "tiers": [tier], "run_date": day}
     return [
         (r["customer_id"], r["new_in_tier"], r["cooldown_bypass"])
         for r in warehouse.query("action/read_audience", keys)

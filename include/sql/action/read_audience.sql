@@ -1,5 +1,7 @@
--- The rows a run exported for one tier of @run_date (audience_exports), in file order,
--- with the queue's columns: what the audience file holds, row for row.
+-- The rows a run exported for the tiers @tiers of @run_date (audience_exports), tier by
+-- tier in file order, with the queue's columns: what the audience files hold, row for row.
+-- One read for every tier a run exports: each read bills the queue's columns over D's
+-- whole partition, whatever tiers it keeps.
 select
     queue.run_date,
     queue.customer_id,
@@ -26,9 +28,9 @@ inner join {{ tables.customer_priority }} as queue
 where
     exported.run_date = @run_date
     and exported.run_id = @run_id
-    and exported.tier = @tier
+    and exported.tier in unnest(@tiers)
     -- implied by the join, stated so that BigQuery reads the queue's one partition (and
-    -- the tier's clustered blocks), not every date retention keeps
+    -- the tiers' clustered blocks), not every date retention keeps
     and queue.run_date = @run_date
-    and queue.priority_tier = @tier
-order by exported.export_rank
+    and queue.priority_tier in unnest(@tiers)
+order by queue.priority_tier, exported.export_rank

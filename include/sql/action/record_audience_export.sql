@@ -1,7 +1,8 @@
--- Record the customers a run exports for one tier of @run_date, in file order: the queue's
--- tier without its holdout, without customers the contact cooldown keeps back (a bypass
--- on escalation is exported), only the new ones when @new_only, at most @row_limit, best
--- priority_score first (ties by customer_id). The audience file is read back from here.
+-- Record the customers a run exports for the tiers @tiers of @run_date, each tier in file
+-- order: the queue's tier without its holdout, without customers the contact cooldown
+-- keeps back (a bypass on escalation is exported), only the new ones when @new_only, at
+-- most @row_limit per tier, best priority_score first (ties by customer_id). The audience
+-- files are read back from here.
 insert into {{ tables.audience_exports }} (
     run_id, run_date, tier, customer_id, export_rank, exported_at
 )
@@ -17,11 +18,13 @@ from (
         run_date,
         priority_tier,
         customer_id,
-        row_number() over (order by priority_score desc, customer_id asc) as export_rank
+        row_number() over (
+            partition by priority_tier order by priority_score desc, customer_id asc
+        ) as export_rank
     from {{ tables.customer_priority }}
     where
         run_date = @run_date
-        and priority_tier = @tier
+        and priority_tier in unnest(@tiers)
         -- holdout customers are never contacted: they measure the actions' effect
         and not is_holdout
         and coalesce(cooldown_status, 'none') != 'suppressed'
