@@ -30,11 +30,11 @@ reading every column of every partition of its tables, an upper bound.
 ``daily_run`` lists every statement of one DAG run on an alerting (CRITICAL) day, the most
 expensive branch, in the DAG's order: apply_retention's read of the dates due, of the
 partitions due (on a steady morning: one date expires, D's partitions stand in for it;
-the tables API drops them, free) and its DELETE of the old markers, the detection
-markers,
+the tables API drops them, free) and its DELETE of the old markers, the detection markers,
 SQL1, the summaries' check, SQL2-SQL4, the history marker and SQL5 for D only (the runs
 before D stored the alert history up to D-1: ``detection.history_start``, the DAG's
-from-date task) with its range DELETE, the decision and the orders' range, the queue, the
+from-date task) with its range DELETE, the decision and the orders' range, the last
+delivered run (the day before) and the queue, which reads that run's queue partition, the
 operational context (read once, by its task: the exports, the brief and the playbook take
 it from that task's XCom) with the day's incident, ledger and thread, the chart's stored
 60 days, the audiences' clear, record and read (once for every tier), the playbook's
@@ -442,7 +442,13 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     queries.append(file("get_alert_decision", "detection/read_alert_decision", one_day))
     # service.data_warnings: is D inside the order history?
     queries.append(file("get_alert_decision: orders range", "maintenance/orders_range", {}))
-    queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, QUEUE_STEP.parameters(settings, day)))
+    # the queue: the last delivered run first (the DAG's last_delivered_run task; on a
+    # steady morning, the day before), then the job, which reads that run's queue
+    queries.append(
+        file("last_delivered_run", "action/read_last_delivered_run", {"run_date": day})
+    )
+    queue = {**QUEUE_STEP.parameters(settings, day), "previous_run_date": day - dt.timedelta(1)}
+    queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, queue))
     queries.append(mark("mark_queue_complete", QUEUE_MARKER))
     # read once per run: the exports, the brief and the playbook take it from this task's
     # XCom (service._run_context); with it, the day's incident state, its delivery in the

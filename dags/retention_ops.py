@@ -55,7 +55,9 @@ daily run (D alone, from SQL2's snapshot and the stored days, no orders read) or
 `detection.alert_logic` from the first missing date (the whole history on a fresh dataset;
 its `@from_date` is the branch's XCom `from_date`); a date already covered (a rerun, a
 backfill) computes nothing (both jobs and `mark_history_complete` are skipped), as on
-DuckDB.
+DuckDB. The queue's job takes the last delivered run it compares D with as
+`@previous_run_date`, read just before it by `last_delivered_run` (a constant, so the job
+reads that one earlier queue partition).
 
 **Triage**: the run's `ops_runs_log` row names the failed step and its error (written by the
 failing task's `on_failure_callback`, then completed by `write_run_log`, which fails the run

@@ -22,7 +22,6 @@ from retentionops.detection import (
     completed_steps,
     detection_missing,
     mark_complete,
-    run_step,
     stored_alert_decision,
 )
 from retentionops.playbook import Delivery, PlaybookPlan, decide_delivery, playbook_plan
@@ -84,6 +83,13 @@ class Context(TypedDict):
     baseline_days: int
 
 
+def last_delivered_run(warehouse: Warehouse, run_date: Any) -> dt.date | None:
+    """The last run before the date whose playbook reached people (None: none): the run the
+    date's queue compares itself with (``@previous_run_date`` of the queue)."""
+    [row] = warehouse.query("action/read_last_delivered_run", {"run_date": as_date(run_date)})
+    return row["previous_run_date"]
+
+
 def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, int]:
     """Replace ``customer_priority`` for the date (its detection must be complete) and mark
     it complete, all or nothing; return the tier counts."""
@@ -93,7 +99,11 @@ def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any
     # the queue reads what earlier runs delivered (cooldown, what changed)
     warehouse.ensure_tables(("deliveries", "audience_exports"))
     with warehouse.atomic():
-        run_step(warehouse, settings, QUEUE_STEP, day)
+        params = {
+            **QUEUE_STEP.parameters(settings, day),
+            "previous_run_date": last_delivered_run(warehouse, day),
+        }
+        warehouse.replace_partition(QUEUE_STEP.sql_name, table=QUEUE_STEP.table, params=params)
         mark_complete(warehouse, day, QUEUE_MARKER)
     counts = dict.fromkeys(TIERS, 0)
     for row in warehouse.query("action/count_queue_tiers", {"run_date": day}):

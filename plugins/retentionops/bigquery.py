@@ -58,7 +58,9 @@ def include(sql_name: str) -> str:
     return "{% include '" + sql_path(sql_name) + "' %}"
 
 
-def step_job(settings: Settings, step: Any, from_date: Any = None) -> dict[str, Any]:
+def step_job(
+    settings: Settings, step: Any, from_date: Any = None, values: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``BigQueryInsertJobOperator`` configuration of one daily SQL step.
 
     The query is the step's SQL file itself (included at render time); the run date arrives
@@ -67,8 +69,17 @@ def step_job(settings: Settings, step: Any, from_date: Any = None) -> dict[str, 
     replaces the dates ``@from_date``..``@run_date`` in one transaction instead; its
     ``from_date`` is decided when the run starts, from the stored history (the DAG passes
     the output of the task that reads it: an ``XComArg``, rendered with the job).
+    ``values`` gives other parameters decided at run time the same way: name ->
+    ``parameterValue`` (an ``XComArg`` of a task returning ``{}`` for NULL or
+    ``{"value": ...}``).
     """
     from retentionops.sql import bigquery_query_parameters, render, table
+
+    def decided(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for parameter in parameters:
+            if parameter["name"] in (values or {}):
+                parameter["parameterValue"] = (values or {})[parameter["name"]]
+        return parameters
 
     if step.history:
         if from_date is None:
@@ -85,8 +96,10 @@ def step_job(settings: Settings, step: Any, from_date: Any = None) -> dict[str, 
     return partition_job(
         settings,
         query=include(step.sql_name),
-        parameters=bigquery_query_parameters(
-            render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
+        parameters=decided(
+            bigquery_query_parameters(
+                render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
+            )
         ),
         table=step.table,
         partition_field=table(step.table).partition_field,

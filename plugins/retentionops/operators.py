@@ -76,6 +76,14 @@ def _history_from_date(ds: str | None = None, ti: Any = None) -> str | None:
     return f"{ti.task_id.rpartition('.')[0]}.{step.name}"
 
 
+def _last_delivered_run(ds: str | None = None) -> dict[str, Any]:
+    """The queue job's ``@previous_run_date`` as its ``parameterValue`` (``{}``: NULL, no
+    run delivered before the date): ``service.last_delivered_run``."""
+    from retentionops.sql import bigquery_parameter_value
+
+    return bigquery_parameter_value(service.last_delivered_run(load_settings(), ds))
+
+
 def _bigquery_job(
     settings: Settings, task_id: str, configuration: dict[str, Any], **kwargs: Any
 ) -> Any:
@@ -190,9 +198,20 @@ def queue_task(settings: Settings, task_id: str = "build_priority_queue") -> Any
     from retentionops import bigquery
 
     with TaskGroup("priority_queue", prefix_group_id=False) as group:
-        write = _bigquery_job(settings, task_id, bigquery.step_job(settings, QUEUE_STEP))
-        write >> _marker_job(
-            settings, "mark_queue_complete", "markers/mark_step_complete", step=QUEUE_MARKER
+        # the last delivered run first: the job reads that one queue partition (a date
+        # found by a subquery would make it read every partition retention keeps)
+        previous = task(task_id="last_delivered_run")(_last_delivered_run)()
+        write = _bigquery_job(
+            settings,
+            task_id,
+            bigquery.step_job(settings, QUEUE_STEP, values={"previous_run_date": previous}),
+        )
+        (
+            previous
+            >> write
+            >> _marker_job(
+                settings, "mark_queue_complete", "markers/mark_step_complete", step=QUEUE_MARKER
+            )
         )
     return group
 

@@ -252,6 +252,15 @@ def alert_history_from(settings: Settings, run_date: Any) -> str | None:
     return start.isoformat() if start is not None else None
 
 
+def last_delivered_run(settings: Settings, run_date: Any) -> str | None:
+    """The last run before the date whose playbook reached people (ISO; None: none), which
+    the date's queue compares itself with: the BigQuery DAG reads it before the queue's
+    job and passes it as ``@previous_run_date`` (``actions.last_delivered_run``)."""
+    with open_warehouse(settings, read_only=True) as warehouse:
+        day = actions.last_delivered_run(warehouse, as_date(run_date))
+    return day.isoformat() if day is not None else None
+
+
 def get_alert_decision(settings: Settings, run_date: Any) -> dict[str, Any]:
     """The SQL5 decision for the date: the stored row, else computed from the orders.
 

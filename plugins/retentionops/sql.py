@@ -464,6 +464,10 @@ def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
         holdout_salt=settings.holdout_salt,
         contact_cooldown_days=settings.contact_cooldown_days,
         cooldown_bypass=settings.cooldown_bypass_on_escalation,
+        # the last delivered run, a fact of the warehouse read when the queue runs
+        # (actions.last_delivered_run; the BigQuery DAG's task last_delivered_run): the
+        # caller sets it, NULL means none
+        previous_run_date=None,
     )
     return values
 
@@ -482,7 +486,8 @@ def bigquery_parameter_type(name: str, value: Any) -> str:
     return "STRING"
 
 
-def _bigquery_scalar(value: Any) -> dict[str, Any]:
+def bigquery_parameter_value(value: Any) -> dict[str, Any]:
+    """A scalar's ``parameterValue`` in a BigQuery job's ``queryParameters``."""
     if value is None:
         return {}  # a typed NULL: the value is simply absent
     if isinstance(value, dt.date):
@@ -512,7 +517,7 @@ def bigquery_query_parameters(
                 {
                     "name": name,
                     "parameterType": {"type": "ARRAY", "arrayType": {"type": element}},
-                    "parameterValue": {"arrayValues": [_bigquery_scalar(v) for v in value]},
+                    "parameterValue": {"arrayValues": [bigquery_parameter_value(v) for v in value]},
                 }
             )
             continue
@@ -521,7 +526,7 @@ def bigquery_query_parameters(
             {
                 "name": name,
                 "parameterType": {"type": kind},
-                "parameterValue": _bigquery_scalar(value),
+                "parameterValue": bigquery_parameter_value(value),
             }
         )
     return parameters

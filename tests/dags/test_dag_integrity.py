@@ -323,7 +323,9 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     order = ["detection.start_detection", DETECTION_TASKS[0], CHECK_SUMMARIES,
              *DETECTION_TASKS[1:-2], HISTORY_FROM, sql5, "detection.mark_history_complete",
              "detection.mark_detection_complete", "get_alert_decision",
-             "build_priority_queue", "mark_queue_complete", "get_operational_context"]  # fmt: skip
+             # the last delivered run, read first: the queue's job reads its one partition
+             "last_delivered_run", "build_priority_queue", "mark_queue_complete",
+             "get_operational_context"]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
         for task_id in downstream if isinstance(downstream, set) else {downstream}:
             expected = upstream if isinstance(upstream, set) else {upstream}
@@ -331,7 +333,7 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
     # everything else is the same DAG on both backends
     assert set(bigquery_dag.task_ids) == {
         "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
-        *ACTION_TASKS, *markers, HISTORY_FROM, CHECK_SUMMARIES,
+        *ACTION_TASKS, *markers, HISTORY_FROM, CHECK_SUMMARIES, "last_delivered_run",
     }  # fmt: skip
 
 
@@ -560,7 +562,10 @@ def test_bigquery_priority_queue_job(bigquery_dag):
 
     task = bigquery_dag.get_task("build_priority_queue")
     assert isinstance(task, BigQueryInsertJobOperator)
-    config = _render(task, "2011-05-13")["query"]
+    # the last delivered run, pulled from its task: the job's parameterValue as it is
+    previous = XComs({("last_delivered_run", "return_value"): {"value": "2011-05-10"}})
+    config = _render(task, "2011-05-13", previous)["query"]
+    assert previous.pulled == [("last_delivered_run", "return_value")]
     assert config["destinationTable"]["tableId"] == "customer_priority$20110513"
     assert config["writeDisposition"] == "WRITE_TRUNCATE" and config["useLegacySql"] is False
     assert config["timePartitioning"] == {"type": "DAY", "field": "run_date"}
@@ -575,6 +580,10 @@ def test_bigquery_priority_queue_job(bigquery_dag):
     assert params["p1_value_filter"]["parameterValue"] == {"value": "false"}
     assert params["value_proxy_factor"]["parameterType"]["type"] == "FLOAT64"
     assert params["run_date"]["parameterValue"] == {"value": "2011-05-13"}
+    assert params["previous_run_date"] == {
+        "name": "previous_run_date", "parameterType": {"type": "DATE"},
+        "parameterValue": {"value": "2011-05-10"},
+    }  # fmt: skip
 
 
 def test_failure_notifications_use_the_slack_notifier():

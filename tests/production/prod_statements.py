@@ -72,8 +72,13 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         None,
     ),
     "markers/read_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.build_priority_queue: priority_parameters(settings, D)
-    "action/build_priority_queue": lambda s: (priority_parameters(s, RUN_DATE), None),
+    # actions.build_priority_queue: priority_parameters(settings, D) with the last
+    # delivered run, read first (action/read_last_delivered_run)
+    "action/build_priority_queue": lambda s: (
+        {**priority_parameters(s, RUN_DATE), "previous_run_date": RUN_DATE - dt.timedelta(1)},
+        None,
+    ),
+    "action/read_last_delivered_run": lambda s: ({"run_date": RUN_DATE}, None),
     "action/count_queue_tiers": lambda s: ({"run_date": RUN_DATE}, None),
     # actions.get_operational_context (_context_rows)
     "action/get_operational_context": lambda s: (

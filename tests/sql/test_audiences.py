@@ -157,7 +157,12 @@ def test_the_cooldown_window_and_point_in_time(days, deliver, warehouse):
     deliver("r1", D1)
     # a one-day cooldown: day 1's delivery counts on day 2, no longer on day 3
     assert days(D2, DAY2, contact_cooldown_days=1)["tiers"]["P2"]["cooldown_suppressed"] == 2
-    assert days(D3, DAY2, contact_cooldown_days=1)["tiers"]["P2"]["cooldown_suppressed"] == 0
+    day3 = days(D3, DAY2, contact_cooldown_days=1)
+    assert day3["tiers"]["P2"]["cooldown_suppressed"] == 0
+    # the window bounds the contacts only: day 3 still compares itself with day 1's run,
+    # the last delivered one (a, b, c were P2 then: a still, d and p new, b and c left)
+    assert day3["previous_run_date"] == "2011-03-01"
+    assert across(day3, "P2") == (3, 2, 1, 2, 0, 0)
     # a rebuild of day 1 after day 2 was delivered sees only what came before day 1
     days(D2, DAY2)
     deliver("r2", D2)

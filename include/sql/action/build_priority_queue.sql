@@ -3,14 +3,15 @@
 -- filters, bases, caps, actions and the value proxy are settings passed as parameters.
 -- Across days (docs/audiences.md) each row also says, from what was delivered before
 -- @run_date only (the deliveries ledger and the audiences those runs exported):
---   * new_in_tier: not in this tier at the last delivered run (previous_run_date);
+--   * new_in_tier: not in this tier at the last delivered run (@previous_run_date);
 --   * cooldown_status: 'suppressed' when delivered within @contact_cooldown_days before
 --     @run_date, 'bypassed' when now in a more urgent tier than any it was delivered in
 --     then (@cooldown_bypass), else 'none';
 --   * is_holdout: a stable draw per customer for a @holdout_period_days period.
 with
 
--- the audiences of runs whose playbook reached people (shadow runs reach nobody)
+-- the audiences of runs whose playbook reached people (shadow runs reach nobody) in the
+-- contact cooldown window: constant bounds, so BigQuery reads the window's partitions only
 delivered as (
     select distinct
         exported.run_date,
@@ -21,21 +22,19 @@ delivered as (
         on exported.run_id = ledger.run_id
     where
         exported.run_date < @run_date
+        and exported.run_date >= date_sub(@run_date, interval @contact_cooldown_days day)
         and ledger.rollout_mode != 'shadow'
 ),
 
-previous_run as (
-    select max(run_date) as run_date
-    from delivered
-),
-
 previous_members as (
+    -- the tiers at the last delivered run, @previous_run_date (NULL: none), read first
+    -- (action/read_last_delivered_run, over the same runs as delivered): a constant, so
+    -- BigQuery reads that one queue partition, not every one retention keeps
     select
         queue.customer_id,
         queue.priority_tier
     from {{ tables.customer_priority }} as queue
-    inner join previous_run
-        on queue.run_date = previous_run.run_date
+    where queue.run_date = @previous_run_date
 ),
 
 contacts as (
@@ -44,7 +43,6 @@ contacts as (
         customer_id,
         min(case tier when 'P1' then 1 when 'P2' then 2 else 3 end) as contacted_rank
     from delivered
-    where run_date >= date_sub(@run_date, interval @contact_cooldown_days day)
     group by customer_id
 ),
 
@@ -222,7 +220,7 @@ select
             then 'bypassed'
         else 'suppressed'
     end as cooldown_status,
-    (select previous_run.run_date from previous_run) as previous_run_date,
+    @previous_run_date as previous_run_date,
     current_timestamp() as created_at
 from scored
 left join previous_members
