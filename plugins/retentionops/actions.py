@@ -362,6 +362,17 @@ def get_operational_context(
     }
 
 
+def named_tiers(tiers: Sequence[str], doing: str) -> list[str]:
+    """The tiers named, each once, in order; ValueError for an unknown tier or none."""
+    named = list(dict.fromkeys(tiers))
+    for tier in named:
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
+    if not named:
+        raise ValueError(f"no tier to {doing}; name one or more of {', '.join(TIERS)}")
+    return named
+
+
 def record_audiences(
     warehouse: Warehouse,
     settings: Settings,
@@ -377,12 +388,7 @@ def record_audiences(
     One clear, one record and one read for all the tiers: on BigQuery each read bills the
     queue's columns over the date's whole partition, whatever tiers it keeps.
     """
-    tiers = list(dict.fromkeys(tiers))
-    for tier in tiers:
-        if tier not in TIERS:
-            raise ValueError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
-    if not tiers:
-        raise ValueError(f"no tier to record; name one or more of {', '.join(TIERS)}")
+    tiers = named_tiers(tiers, "record")
     day = as_date(run_date)
     require_queue(warehouse, day)
     warehouse.ensure_tables(("audience_exports",))

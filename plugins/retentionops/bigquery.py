@@ -58,49 +58,38 @@ def include(sql_name: str) -> str:
     return "{% include '" + sql_path(sql_name) + "' %}"
 
 
-def step_job(
-    settings: Settings, step: Any, from_date: Any = None, values: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def step_job(settings: Settings, step: Any, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``BigQueryInsertJobOperator`` configuration of one daily SQL step.
 
     The query is the step's SQL file itself (included at render time); the run date arrives
     as the ``@run_date`` DATE parameter from ``{{ ds }}`` and the result replaces the run
     date's partition (``table${{ ds_nodash }}``, WRITE_TRUNCATE). A history step (SQL5)
-    replaces the dates ``@from_date``..``@run_date`` in one transaction instead; its
-    ``from_date`` is decided when the run starts, from the stored history (the DAG passes
-    the output of the task that reads it: an ``XComArg``, rendered with the job).
-    ``values`` gives other parameters decided at run time the same way: name ->
-    ``parameterValue`` (an ``XComArg`` of a task returning ``{}`` for NULL or
-    ``{"value": ...}``).
+    replaces the dates ``@from_date``..``@run_date`` in one transaction instead.
+
+    ``values`` gives the parameters decided when the run starts, from the warehouse (SQL5's
+    ``from_date``, the queue's ``previous_run_date``): name -> ``parameterValue``, where the
+    DAG passes the output of the task that reads it (an ``XComArg``, rendered with the job;
+    ``{}`` is a typed NULL).
     """
     from retentionops.sql import bigquery_query_parameters, render, table
 
-    def decided(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for parameter in parameters:
-            if parameter["name"] in (values or {}):
-                parameter["parameterValue"] = (values or {})[parameter["name"]]
-        return parameters
-
+    values = values or {}
+    if step.history and "from_date" not in values:
+        raise ValueError(f"the {step.name} job needs its from_date (decided at run time)")
+    parameters = bigquery_query_parameters(
+        render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
+    )
+    for parameter in parameters:
+        if parameter["name"] in values:
+            parameter["parameterValue"] = values[parameter["name"]]
     if step.history:
-        if from_date is None:
-            raise ValueError(f"the {step.name} job needs its from_date (decided at run time)")
-        parameters = bigquery_query_parameters(
-            render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
-        )
-        for parameter in parameters:
-            if parameter["name"] == "from_date":
-                parameter["parameterValue"] = {"value": from_date}
         return range_job(
             settings, query=include(step.sql_name), parameters=parameters, table=step.table
         )
     return partition_job(
         settings,
         query=include(step.sql_name),
-        parameters=decided(
-            bigquery_query_parameters(
-                render(step.sql_name, settings), step.parameters(settings, "{{ ds }}")
-            )
-        ),
+        parameters=parameters,
         table=step.table,
         partition_field=table(step.table).partition_field,
         partition="{{ ds_nodash }}",

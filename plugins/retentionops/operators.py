@@ -161,7 +161,9 @@ def detection_task(settings: Settings, task_id: str = "detection") -> Any:
                 _bigquery_job(
                     settings,
                     ALERT_STEP.name,
-                    bigquery.step_job(settings, ALERT_STEP, sql5[FROM_DATE_KEY]),
+                    bigquery.step_job(
+                        settings, ALERT_STEP, values={"from_date": {"value": sql5[FROM_DATE_KEY]}}
+                    ),
                 ),
                 _bigquery_job(
                     settings, ALERT_DAILY_STEP.name, bigquery.step_job(settings, ALERT_DAILY_STEP)

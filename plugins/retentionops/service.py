@@ -31,7 +31,7 @@ from retentionops.files import write_json_atomic
 from retentionops.playbook import Delivery
 from retentionops.runlog import RunOutcome
 from retentionops.settings import Settings
-from retentionops.vocabulary import BRIEF_FORMATS, INTERFACES, ROLLOUT_MODES, TIERS
+from retentionops.vocabulary import BRIEF_FORMATS, INTERFACES, ROLLOUT_MODES
 from retentionops.warehouse import open_warehouse
 
 if TYPE_CHECKING:
@@ -439,12 +439,10 @@ def export_audiences(
     warehouse reads the queue once per run, not once per tier.
     """
     day = as_date(run_date)
-    tiers = list(dict.fromkeys(tiers))
-    for tier in tiers:
-        if tier not in TIERS:
-            raise ServiceError(f"unknown tier '{tier}'; use one of {', '.join(TIERS)}")
-    if not tiers:
-        raise ServiceError(f"no tier to export; name one or more of {', '.join(TIERS)}")
+    try:
+        tiers = actions.named_tiers(tiers, "export")
+    except ValueError as error:
+        raise ServiceError(str(error)) from None
     if limit is not None and limit < 1:
         raise ServiceError("limit must be a positive number of rows")
     from retentionops import exports

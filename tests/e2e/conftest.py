@@ -56,6 +56,29 @@ def fast_dag_test(monkeypatch):
 
 
 @pytest.fixture
+def bigquery_jobs(monkeypatch):
+    """The BigQuery backend's tasks run without BigQuery: the settings name the backend (the
+    tasks read them when they run, as in production), the warehouse's hook finds its
+    connection (no credential is used), and every ``BigQueryInsertJobOperator`` records the
+    configuration it would send (rendered by Airflow, XCom included) in the returned dict,
+    by task id, instead of sending it."""
+    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+
+    monkeypatch.setenv("RETENTIONOPS_WAREHOUSE_BACKEND", "bigquery")
+    monkeypatch.setenv("RETENTIONOPS_BIGQUERY_PROJECT", "acme-analytics")
+    gcp = '{"conn_type": "google_cloud_platform"}'
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", gcp)
+    sent: dict[str, dict] = {}
+
+    def execute(self, context):
+        sent[self.task_id] = self.configuration  # rendered by now
+        return f"job-{self.task_id}"
+
+    monkeypatch.setattr(BigQueryInsertJobOperator, "execute", execute)
+    return sent
+
+
+@pytest.fixture
 def run_dag(airflow_db, duckdb_dag, sample_settings, playbook_sim, fast_dag_test, monkeypatch):
     """Run the (session-parsed) DAG for a date with dag.test() on a copy of the sample."""
     monkeypatch.setenv("RETENTIONOPS_WEBHOOK_RETRY_DELAY_SECONDS", "0")

@@ -32,26 +32,10 @@ def bigquery_detection():
 
 
 @pytest.fixture
-def run_group(airflow_db, bigquery_detection, fast_dag_test, monkeypatch):
+def run_group(airflow_db, bigquery_detection, fast_dag_test, bigquery_jobs, monkeypatch):
     """Run the detection group for D with the history stored up to ``covered``; return
     the run, the task states and the jobs sent, by task id (without the group's prefix)."""
-    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
-
     from retentionops import detection
-
-    # the from-date task reads the settings when it runs, as in production
-    monkeypatch.setenv("RETENTIONOPS_WAREHOUSE_BACKEND", "bigquery")
-    monkeypatch.setenv("RETENTIONOPS_BIGQUERY_PROJECT", "acme-analytics")
-    # the warehouse's hook needs its connection to exist (no credential is used)
-    gcp = '{"conn_type": "google_cloud_platform"}'
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", gcp)
-    sent: dict[str, dict] = {}
-
-    def execute(self, context):
-        sent[self.task_id.removeprefix(f"{GROUP}.")] = self.configuration  # rendered by now
-        return f"job-{self.task_id}"
-
-    monkeypatch.setattr(BigQueryInsertJobOperator, "execute", execute)
 
     def run(covered: dt.date | None):
         asked = []
@@ -68,7 +52,7 @@ def run_group(airflow_db, bigquery_detection, fast_dag_test, monkeypatch):
             return False
 
         monkeypatch.setattr(detection, "ensure_summaries", ensure_summaries)
-        sent.clear()
+        bigquery_jobs.clear()
         day = dt.datetime.fromisoformat(D).replace(tzinfo=dt.UTC)
         dag_run = bigquery_detection.test(logical_date=day)
         states = {
@@ -78,7 +62,8 @@ def run_group(airflow_db, bigquery_detection, fast_dag_test, monkeypatch):
         assert asked == ["BigQueryWarehouse"], states  # read once, through the BigQuery warehouse
         # the orders' summaries checked once for D, between SQL1 and SQL2-SQL5
         assert checked == [("BigQueryWarehouse", dt.date.fromisoformat(D))], states
-        return dag_run, states, dict(sent)
+        sent = {task.removeprefix(f"{GROUP}."): job for task, job in bigquery_jobs.items()}
+        return dag_run, states, sent
 
     return run
 

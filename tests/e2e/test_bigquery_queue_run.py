@@ -33,23 +33,10 @@ def bigquery_queue():
     ids=["a run delivered before", "none: a typed NULL"],
 )
 def test_the_queue_job_takes_the_last_delivered_run_read_when_the_run_starts(
-    airflow_db, bigquery_queue, fast_dag_test, monkeypatch, delivered, value
+    airflow_db, bigquery_queue, fast_dag_test, bigquery_jobs, monkeypatch, delivered, value
 ):
-    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
-
     from retentionops import actions
 
-    monkeypatch.setenv("RETENTIONOPS_WAREHOUSE_BACKEND", "bigquery")
-    monkeypatch.setenv("RETENTIONOPS_BIGQUERY_PROJECT", "acme-analytics")
-    gcp = '{"conn_type": "google_cloud_platform"}'
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", gcp)
-    sent: dict[str, dict] = {}
-
-    def execute(self, context):
-        sent[self.task_id] = self.configuration  # rendered by now
-        return f"job-{self.task_id}"
-
-    monkeypatch.setattr(BigQueryInsertJobOperator, "execute", execute)
     asked = []
 
     def last_delivered_run(warehouse, run_date):
@@ -63,7 +50,7 @@ def test_the_queue_job_takes_the_last_delivered_run_read_when_the_run_starts(
               for ti in dag_run.get_task_instances()}  # fmt: skip
     assert states == dict.fromkeys(TASKS, "success")
     assert asked == [("BigQueryWarehouse", dt.date(2011, 5, 13))]
-    job = sent["build_priority_queue"]["query"]
+    job = bigquery_jobs["build_priority_queue"]["query"]
     assert job["destinationTable"]["tableId"] == "customer_priority$20110513"
     [parameter] = [p for p in job["queryParameters"] if p["name"] == "previous_run_date"]
     assert parameter == {

@@ -176,8 +176,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "maintenance/check_summaries": lambda s: ({"run_date": RUN_DATE}, None),
     # Warehouse.refresh_summaries (every load; a rebuild: changed_from = WHOLE_HISTORY)
     **{
-        name: (lambda s: ({"changed_from": dt.date(2011, 5, 13)}, None))
-        for name in SUMMARY_REFRESH
+        name: (lambda s: ({"changed_from": dt.date(2011, 5, 13)}, None)) for name in SUMMARY_REFRESH
     },
 }
 # warehouse.ensure_tables / bigquery.create_tables_job: DDL takes no parameters

@@ -196,9 +196,7 @@ def test_sql4_and_sql5_count_what_the_orders_say_on_the_sample(sample_settings, 
             assert row["sample_size"] == upto["customer_id"].nunique()
 
 
-def test_orders_written_by_another_writer_are_caught_and_summarised_again(
-    load_orders, caplog
-):
+def test_orders_written_by_another_writer_are_caught_and_summarised_again(load_orders, caplog):
     warehouse = load_orders(SMALL)
     settings = warehouse.settings
     detection.run_detection(warehouse, settings, D(2024, 3, 31))
@@ -224,17 +222,17 @@ def test_orders_written_by_another_writer_are_caught_and_summarised_again(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="retentionops.detection"):
         detection.run_detection(warehouse, settings, D(2024, 3, 31))
-    assert "4 customers and 8 orders up to 2024-03-31 where the orders have 4 customers and 9" \
+    assert (
+        "4 customers and 8 orders up to 2024-03-31 where the orders have 4 customers and 9"
         in caplog.text
+    )
     rows.append(("b", "b3", "2024-03-20", 7))
     assert stored_summaries(warehouse) == expected_summaries(rows)
     # January's cohort (a, b, e) in March: a and now b
     assert (D(2024, 1, 1), 2, 3, 2, 66.67) in cohorts(warehouse, D(2024, 3, 31))
 
 
-def test_a_warehouse_older_than_the_summaries_gets_them_when_it_is_opened(
-    load_orders, settings
-):
+def test_a_warehouse_older_than_the_summaries_gets_them_when_it_is_opened(load_orders, settings):
     from retentionops.warehouse import open_warehouse
 
     warehouse = load_orders(SMALL)
