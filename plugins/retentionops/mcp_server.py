@@ -169,8 +169,10 @@ class ClientProgress(progress.Reporter):
             shown = self._open[-1] if self._open else None
         if shown is None:
             return None
-        if shown.total:
+        if shown.counted and shown.total:  # the library's counted steps are waits, in seconds
             return f"{shown.description} ({shown.completed:.0f}/{shown.total:.0f} s)"
+        if shown.total:  # a statement's percentage (progress.watch_query)
+            return f"{shown.description} ({shown.completed:.0f} %)"
         return shown.description
 
 

@@ -13,8 +13,11 @@ reporter for the duration of a call (:func:`reporting`):
   ``mcp_server``.
 
 A step's completion may come from DuckDB itself: :func:`watch_query` polls
-``query_progress()`` of a connection while one statement runs and moves the current step's
-percentage.
+``query_progress()`` of a connection while one statement runs and moves the percentage of
+the step that owns the statement. A step opened with a ``total`` is a count its code keeps
+(the benchmark's step runs, the seconds of a wait): a statement run inside it never moves
+it, so "3 of 10" never turns into "88.9 of 100". Only a step opened without a total (its
+work is the statement: "loading 20,000 orders into the warehouse") shows the percentage.
 """
 
 from __future__ import annotations
@@ -34,10 +37,14 @@ MODES = ("auto", "on", "off")
 
 
 class Step:
-    """One long piece of work; ``update`` moves it (``completed`` out of ``total``)."""
+    """One long piece of work; ``update`` moves it (``completed`` out of ``total``).
+
+    ``counted``: the step was opened with a total, so only its own code moves it (a
+    statement's percentage is never fed to it: :func:`watch_query`)."""
 
     def __init__(self, description: str, total: float | None = None) -> None:
         self.description, self.total, self.completed = description, total, 0.0
+        self.counted = total is not None
 
     def update(
         self,
@@ -104,9 +111,11 @@ def reporting(reporter: Reporter | None) -> Iterator[None]:
 @contextlib.contextmanager
 def watch_query(connection: Any, every: float = 0.2) -> Iterator[None]:
     """While one DuckDB statement runs on ``connection``, feed its ``query_progress()``
-    (percent) to the current step. Does nothing when no step is shown."""
+    (percent) to the current step when that step owns the statement (it was opened without
+    a total). Does nothing when no step is shown, or when the current step is a count of its
+    own: the statement is one part of it, and its percentage is not the count's."""
     shown = _current.get()
-    if shown is None or _reporter.get() is None:
+    if shown is None or shown.counted or _reporter.get() is None:
         yield
         return
     try:  # DuckDB tracks progress only with its progress bar on (never printed here)

@@ -101,18 +101,64 @@ def test_the_rich_display_goes_to_its_stream_and_leaves_stdout_alone(capsys):
     assert "100%" in terminal.getvalue()
 
 
+class SlowStatement:
+    """A connection whose one statement is still running (at 37.5 %) until it has been
+    asked for its progress three times: a statement slower than any poll, however busy the
+    machine, without a clock in the test."""
+
+    def __init__(self) -> None:
+        self.polled = threading.Event()
+        self.asked = 0
+
+    def execute(self, sql):  # DuckDB's progress settings
+        return self
+
+    def query_progress(self) -> float:
+        self.asked += 1
+        if self.asked >= 3:
+            self.polled.set()
+        return 37.5
+
+
+def test_a_slow_statement_inside_a_counted_step_leaves_its_count_intact():
+    # the benchmark's bar counts step runs (3 of 10): a statement run inside it is not its
+    # percentage, and the bar never jumps to "37.5 of 100" and back
+    recorder, statement = Recorder(), SlowStatement()
+    with progress.reporting(recorder), progress.step("benchmark", total=10) as bar:
+        bar.update(3)
+        with progress.watch_query(statement, every=0.01):
+            statement.polled.wait(0.5)  # the statement runs; nothing asks for its progress
+        bar.update(4)
+    assert recorder.updates == [("benchmark", 3, 10), ("benchmark", 4, 10)]
+    assert statement.asked == 0
+
+
+def test_a_statement_moves_the_step_that_owns_it_and_never_its_parents_count():
+    recorder, statement = Recorder(), SlowStatement()
+    with progress.reporting(recorder), progress.step("benchmark", total=10) as bar:
+        bar.update(3)
+        with progress.step("loading 20,000 orders"), progress.watch_query(statement, every=0.01):
+            assert statement.polled.wait(30), "the statement was never polled"
+    loading = {(completed, total) for d, completed, total in recorder.updates if d != "benchmark"}
+    assert loading == {(37.5, 100)}
+    assert [u for u in recorder.updates if u[0] == "benchmark"] == [("benchmark", 3, 10)]
+    assert bar.completed == 3 and bar.total == 10
+
+
 def test_duckdb_reports_the_percentage_of_a_long_statement():
     import duckdb
 
     recorder = Recorder()
     connection = duckdb.connect()
     long = "select count(*) from range(120000000) r where hash(r.range) % 7 = 3"
-    with (
-        progress.reporting(recorder),
-        progress.step("a long statement"),
-        progress.watch_query(connection, every=0.05),
-    ):
-        connection.execute(long).fetchall()
+    with progress.reporting(recorder), progress.step("a long statement"):
+        # DuckDB reports a percentage once a statement has run 100 ms: a machine fast enough
+        # to finish it sooner runs it again (at most five times), never a shorter wait
+        for _ in range(5):
+            with progress.watch_query(connection, every=0.05):
+                connection.execute(long).fetchall()
+            if recorder.updates:
+                break
     percents = [completed for _, completed, total in recorder.updates if total == 100]
     assert percents, "no percentage was reported"
     assert all(0 <= p <= 100 for p in percents) and max(percents) > 0
@@ -200,4 +246,7 @@ def test_the_mcp_client_sees_the_innermost_step_and_its_count():
             wait.update(12)
             assert shown.message() == "webhook attempt 1 failed; retrying in 30 s (12/30 s)"
         assert shown.message() == "posting the open event to the webhook"
+        with progress.step("loading 20,000 orders") as loading:
+            loading.update(37.5, total=100)  # a statement's percentage (watch_query)
+            assert shown.message() == "loading 20,000 orders (38 %)"
     assert shown.message() is None
