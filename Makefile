@@ -30,8 +30,8 @@ SIM_OUT ?= artifacts/playbook_sim
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test test-fast test-production lint lock sample artifacts airflow bench \
-	mcp-demo bigquery-smoke clean
+.PHONY: install demo test test-all test-fast test-e2e test-production test-system lint lock \
+	sample artifacts airflow bench mcp-demo bigquery-smoke clean
 
 # Run a command with the local playbook simulator standing in for the Make webhook: it
 # listens on a free port of 127.0.0.1, writes its (secret) hook URL to a file, and the
@@ -136,20 +136,33 @@ airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.ready
 		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True; \
 	exec $(BIN)/python -m devtools.airflow_local --port $(AIRFLOW_PORT) --playbook-sim $(SIM_OUT)
 
-# Every layer (unit, sql, dags, e2e, production); prints the 15 slowest tests.
-test: $(BYTECODE)
-	$(BIN)/ruff check .
-	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
+# The tests, in layers (one folder and marker each: README, "Tests"); each run prints its
+# 15 slowest tests.
+#   make test      the everyday gate: lint, unit, sql, dags and the whole-DAG smoke runs
+#                  (one per branch, a failed step, a failing webhook): under 4 minutes
+#   make test-all  everything, what CI runs (.ci/run): + e2e, production, system
+SMOKE := unit or sql or dags or smoke
+test: lint
+	$(BIN)/pytest -q -m "$(SMOKE)"
+
+test-all: lint
 	$(BIN)/pytest -q
 
-# The fast layers only (pure Python and the SQL on DuckDB): under a minute.
+# One layer at a time.
 test-fast: $(BYTECODE)
 	$(BIN)/pytest -q -m "unit or sql"
+
+test-e2e: $(BYTECODE)
+	$(BIN)/pytest -q -m e2e
 
 # The production-path suite alone (ZetaSQL analysis and differential runs, the GCS emulator,
 # the compose schema): docs/production-path.md.
 test-production: $(BYTECODE)
-	$(BIN)/pytest -q tests/production
+	$(BIN)/pytest -q -m production
+
+# The real commands and processes: a scheduler's backfill, make demo, make airflow, pip.
+test-system: $(BYTECODE)
+	$(BIN)/pytest -q -m system
 
 # The DAG's SQL for one date on a real BigQuery dataset, compared with DuckDB. Needs
 # RETENTIONOPS_BIGQUERY_PROJECT and Google application default credentials (says so and

@@ -2,9 +2,13 @@
 
 Tests live in layers, one folder each, and carry the folder's marker (added here):
 ``unit`` (pure Python), ``sql`` (the SQL on a real DuckDB), ``dags`` (DAG integrity),
-``e2e`` (whole DAG runs, the CLI, the MCP server, the benchmark harness). Expensive inputs
-are built once per session: the bundled sample, a warehouse holding it, and the DAG parsed
-once per backend.
+``e2e`` (whole DAG runs, the CLI, the MCP server, the benchmark harness), ``production``
+(the BigQuery / GCS path offline) and ``system`` (the real commands and processes: a
+scheduler's backfill, ``make demo``, ``make airflow``, ``pip install``). A few whole-DAG
+runs of ``e2e`` also carry ``smoke``: one per branch and one failing webhook, the part of
+``e2e`` that ``make test`` runs (README, "Tests"). Expensive inputs are built once per
+session: the bundled sample, a warehouse holding it, a migrated Airflow metadata database,
+and the DAG parsed once per backend.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, make_orders, parse_dag
 
-LAYERS = ("unit", "sql", "dags", "e2e", "production")
+LAYERS = ("unit", "sql", "dags", "e2e", "production", "system")
 
 # Airflow reads its home at import time: point it at a throwaway folder before any test
 # imports airflow, and keep example DAGs out of DagBag loads.

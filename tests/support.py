@@ -8,6 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: The sample's April incident INC-20110513 (docs/incidents.md): open on 05-13 (CRITICAL),
+#: updates on 05-14 and 05-15, a de-escalation on 05-16, no alert on 05-17, resolved 07-01.
+INCIDENT_DAYS = ["2011-05-13", "2011-05-14", "2011-05-15", "2011-05-16", "2011-05-17"]
+INCIDENT_RESOLVED = "2011-07-01"
+
 
 def make_orders(rows):
     """Orders frame from (customer_id, order_id, 'YYYY-MM-DD', amount) tuples."""

@@ -14,9 +14,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from support import ROOT, query_warehouse
+from support import INCIDENT_DAYS, INCIDENT_RESOLVED, ROOT, query_warehouse
 
-WEEK = ["2011-05-13", "2011-05-14", "2011-05-15", "2011-05-16"]
+WEEK = INCIDENT_DAYS[:4]  # the incident's event days: each delivers
 
 
 def latest_row(tmp_path, day):
@@ -40,15 +40,13 @@ def read_csv(link):
         return list(csv.DictReader(handle))
 
 
-def test_four_days_deliver_each_customer_once_and_never_the_holdout(
-    run_dag, playbook_sim, tmp_path, monkeypatch
-):
-    monkeypatch.setenv("RETENTIONOPS_HOLDOUT_PCT", "10")
+def test_four_days_deliver_each_customer_once_and_never_the_holdout(incident_days):
+    # the incident's days, run once per session with a 10 % holdout (conftest)
+    tmp_path = incident_days.folder
     seen: dict[str, tuple[str, str]] = {}  # customer -> (day, tier) of its last export
     total_rows = 0
     for day in WEEK:
-        dag_run, _ = run_dag(day)
-        assert str(dag_run.state).endswith("success"), day
+        assert incident_days.states[day].endswith("success"), day
         row = latest_row(tmp_path, day)
         held = {
             c for (c,) in query_warehouse(
@@ -90,8 +88,8 @@ def test_four_days_deliver_each_customer_once_and_never_the_holdout(
         brief
     )
     # the webhook bodies: new + still = today's tier, still + left = the tier then
-    bodies = {b["run_date"]: b for b in playbook_sim.requests}
-    assert sorted(bodies) == WEEK
+    bodies = {b["run_date"]: b for b in incident_days.requests}
+    assert sorted(bodies) == [*WEEK, INCIDENT_RESOLVED]  # 05-17 had no event to send
     for day, later in zip(WEEK, WEEK[1:], strict=False):
         before, after = bodies[day]["audience"]["tiers"], bodies[later]["audience"]["tiers"]
         assert bodies[later]["audience"]["previous_run_date"] == day

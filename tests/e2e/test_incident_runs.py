@@ -9,21 +9,14 @@ in ``make demo``, except where a test turns it on.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
+from support import INCIDENT_RESOLVED as RESOLVED
 from support import query_warehouse, run_folder
 
-WEEK = ["2011-05-13", "2011-05-14", "2011-05-15", "2011-05-16", "2011-05-17"]
-RESOLVED = "2011-07-01"
 
-
-def tickets(sim):
-    return {p.name: json.loads(p.read_text()) for p in sorted(sim.out_dir.glob("ticket_*.json"))}
-
-
-def slack_posts(sim):
-    posts = [json.loads(p.read_text()) for p in sim.out_dir.glob("slack_*.json")]
-    return sorted(posts, key=lambda post: float(post["ts"]))
+def by_time(slack_files):
+    """The Slack posts in the order they were made."""
+    return sorted(slack_files.values(), key=lambda post: float(post["ts"]))
 
 
 def log_row(tmp_path, day):
@@ -37,63 +30,70 @@ def log_row(tmp_path, day):
     return rows[0]
 
 
-def test_a_week_of_runs_is_one_ticket_updated_on_event_days_and_closed(
-    run_dag, playbook_sim, tmp_path
-):
-    for day in [*WEEK, RESOLVED]:
-        dag_run, _ = run_dag(day)
-        assert str(dag_run.state).endswith("success"), day
+def test_a_week_of_runs_is_one_ticket_updated_on_event_days_and_closed(incident_days):
+    days = incident_days  # 05-13 … 05-17 and 07-01, run once per session (conftest)
+    assert all(state.endswith("success") for state in days.states.values()), days.states
 
     # one request per event day; 05-17 (an open incident without an alert) sends nothing
-    sent = [(r["run_date"], r["incident"]["event"]) for r in playbook_sim.requests]
+    sent = [(r["run_date"], r["incident"]["event"]) for r in days.requests]
     assert sent == [
         ("2011-05-13", "open"), ("2011-05-14", "update"), ("2011-05-15", "update"),
         ("2011-05-16", "de-escalate"), (RESOLVED, "resolve"),
     ]  # fmt: skip
     # later events name the ticket and thread the first delivery got (from the ledger)
-    assert [r["incident"]["ticket_id"] for r in playbook_sim.requests] == [None] + ["RET-0001"] * 4
-    assert len({r["dedupe_key"] for r in playbook_sim.requests}) == 5
+    assert [r["incident"]["ticket_id"] for r in days.requests] == [None] + ["RET-0001"] * 4
+    assert len({r["dedupe_key"] for r in days.requests}) == 5
     # the escalation mention (@here, in Slack syntax) only on the CRITICAL opening
-    assert [r["mention"] for r in playbook_sim.requests] == ["<!here>", None, None, None, None]
+    assert [r["mention"] for r in days.requests] == ["<!here>", None, None, None, None]
 
-    [(name, ticket)] = tickets(playbook_sim).items()
+    [(name, ticket)] = days.tickets.items()
     assert name == "ticket_RET-0001.json" and ticket["incident_id"] == "INC-20110513"
     assert [e["event"] for e in ticket["events"]] == [
         "open", "update", "update", "de-escalate", "resolve",
     ]  # fmt: skip
     assert ticket["status"] == "closed" and ticket["severity"] == "WARNING"
-    posts = slack_posts(playbook_sim)
+    posts = by_time(days.slack)
     assert len(posts) == 5 and posts[0]["thread_ts"] is None
     assert {p["thread_ts"] for p in posts[1:]} == {posts[0]["ts"]}  # all in one thread
 
     # every day's log row names the incident and what its playbook did
-    assert log_row(tmp_path, "2011-05-13")[:4] == ("INC-20110513", "open", "sent", "success")
-    quiet = log_row(tmp_path, "2011-05-17")
+    assert log_row(days.folder, "2011-05-13")[:4] == ("INC-20110513", "open", "sent", "success")
+    quiet = log_row(days.folder, "2011-05-17")
     assert quiet[:4] == ("INC-20110513", None, "not_needed", "skipped")
     assert "INC-20110513" in quiet[4]  # the note: the incident is open, no event today
-    assert log_row(tmp_path, RESOLVED)[:4] == ("INC-20110513", "resolve", "sent", "success")
+    assert log_row(days.folder, RESOLVED)[:4] == ("INC-20110513", "resolve", "sent", "success")
+    assert len(query_warehouse(days.folder, "select * from ops_runs_log")) == 6
 
+
+def test_a_rerun_sends_nothing_and_a_resend_sends_the_same_event_again(incident_days):
+    days = incident_days
     # a re-run of 05-14 rebuilds the day and sends nothing: the event was delivered
-    assert len(query_warehouse(tmp_path, "select * from ops_runs_log")) == 6
-    dag_run, _ = run_dag("2011-05-14")
-    assert str(dag_run.state).endswith("success")
-    assert len(playbook_sim.requests) == 5
-    incident, event, playbook, status, note, ticket_id = log_row(tmp_path, "2011-05-14")
+    assert days.rerun_states[0].endswith("success")
+    assert days.after_rerun["requests"] == days.requests
+    assert len(query_warehouse(days.rerun_folder, "select * from ops_runs_log")) == 8
+    rows = query_warehouse(
+        days.rerun_folder,
+        "select incident_event, playbook_status, status, note, ticket_id from ops_runs_log "
+        "where alert_date = '2011-05-14' order by run_timestamp",
+    )
+    assert len(rows) == 3  # the first run, the re-run, the resend
+    event, playbook, status, note, ticket_id = rows[1]
     assert (event, playbook, status) == ("update", "suppressed", "success")
     assert note.startswith("already delivered (update of INC-20110513") and "resend" in note
     assert ticket_id is None
 
     # resend: the same event again, same dedupe key, marked as a resend; the receiver acts
-    dag_run, _ = run_dag("2011-05-14", resend=True)
-    assert str(dag_run.state).endswith("success")
-    resent = playbook_sim.requests[-1]
-    assert (
-        resent["resend"] is True and resent["dedupe_key"] == playbook_sim.requests[1]["dedupe_key"]
-    )
-    assert [e["event"] for e in tickets(playbook_sim)["ticket_RET-0001.json"]["events"]][-1] == (
-        "update"
-    )
-    assert len(slack_posts(playbook_sim)) == 6
+    assert days.rerun_states[1].endswith("success")
+    requests = days.after_resend["requests"]
+    assert len(requests) == len(days.requests) + 1
+    resent = requests[-1]
+    assert resent["resend"] is True and resent["dedupe_key"] == days.requests[1]["dedupe_key"]
+    events = days.after_resend["tickets"]["ticket_RET-0001.json"]["events"]
+    assert [e["event"] for e in events] == [
+        "open", "update", "update", "de-escalate", "resolve", "update",
+    ]  # fmt: skip
+    assert len(days.after_resend["slack"]) == 6
+    assert rows[2][:3] == ("update", "sent", "success")
 
 
 def test_a_backfill_of_an_old_date_sends_nothing_and_says_why(

@@ -64,7 +64,7 @@ class Emulator:
                  "-filesystem-root", str(self.root), "-log-level", "warn"],
                 stdout=log, stderr=log,
             )  # fmt: skip
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a busy machine starts it slowly
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1):

@@ -395,11 +395,11 @@ def test_fail_status_is_honoured(sim, status):
 
 
 def test_delay_makes_a_short_client_timeout_fire(sim):
-    sim.configure(delay=1)
+    sim.configure(delay=5)
     started = time.monotonic()
     with pytest.raises(requests.exceptions.Timeout):
         post(sim, critical_body(), timeout=0.2)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 4  # the client gave up long before the answer
     # Like a slow Make scenario: the modules ran, only the answer was late; the client's
     # retry carries the same idempotency key and gets that first ticket, not a second one.
     sim.configure(delay=0)
