@@ -30,6 +30,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import io
+import logging
 import math
 import os
 import secrets
@@ -40,6 +41,8 @@ from typing import Any
 from retentionops.dates import as_date
 from retentionops.errors import UserError
 from retentionops.vocabulary import TIERS
+
+log = logging.getLogger(__name__)
 
 #: Columns of an audience file, in order (the design's example CSV).
 AUDIENCE_COLUMNS: tuple[str, ...] = (
@@ -227,11 +230,11 @@ def _write_gcs(destination: str, name: str, data: bytes, filesystem: Any, gcp_co
     bucket, prefix = _split_gs(destination)
     key = f"{prefix}/{name}" if prefix else name
     uri = f"gs://{bucket}/{key}"
-    if filesystem is None:
-        from airflow.providers.google.cloud.fs.gcs import get_fs
-
-        filesystem = get_fs(gcp_conn_id)
     try:
+        if filesystem is None:  # a missing connection or unusable credentials fail here
+            from airflow.providers.google.cloud.fs.gcs import get_fs
+
+            filesystem = get_fs(gcp_conn_id)
         # No protocol in the path: gcsfs reads "bucket/key"; stand-ins (memory) agree.
         filesystem.pipe_file(f"{bucket}/{key}", data)
     except Exception as exc:
@@ -322,11 +325,11 @@ def write_gsheet(
         raise ExportError("gsheet export needs a spreadsheet_id")
     values = [list(AUDIENCE_COLUMNS)]
     values += [[_sheet_cell(v) for v in row] for row in _ordered(rows)]
-    if hook is None:
-        from airflow.providers.google.suite.hooks.sheets import GSheetsHook
-
-        hook = GSheetsHook(gcp_conn_id=gcp_conn_id)
     try:
+        if hook is None:  # a missing connection or unusable credentials fail here
+            from airflow.providers.google.suite.hooks.sheets import GSheetsHook
+
+            hook = GSheetsHook(gcp_conn_id=gcp_conn_id)
         sheet_id = _ensure_sheet(hook, spreadsheet_id, title)
         hook.clear(spreadsheet_id=spreadsheet_id, range_=_a1_sheet(title))
         hook.update_values(
@@ -374,7 +377,8 @@ def export_tier(
                 rows, gcs_prefix, run_date, tier, filesystem=filesystem, gcp_conn_id=gcp_conn_id
             )
             uploads.append(Upload("gcs", remote.link))
-        except ExportError as error:
+        except ExportError as error:  # optional: the local CSV stands, the cause is kept
+            log.warning("%s: gcs upload failed, the local CSV is linked: %s", tier, error)
             uploads.append(Upload("gcs", None, str(error)))
     if spreadsheet_id:
         try:
@@ -384,6 +388,7 @@ def export_tier(
             )  # fmt: skip
             uploads.append(Upload("gsheet", sheet.link))
         except ExportError as error:
+            log.warning("%s: gsheet export failed, the local CSV is linked: %s", tier, error)
             uploads.append(Upload("gsheet", None, str(error)))
     done = [upload for upload in uploads if upload.link]
     failed = any(upload.error for upload in uploads)

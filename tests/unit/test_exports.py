@@ -538,3 +538,33 @@ def test_a_local_write_error_fails_the_export_before_any_upload(tmp_path, memfs)
         export_tier(ROWS, DAY, "P1", folder=str(blocker / "x"), gcs_prefix=f"gs://{bucket}",
                     filesystem=fs)  # fmt: skip
     assert not fs.exists(f"{bucket}/audience_p1_2011-09-22.csv")
+
+
+def test_a_missing_google_connection_is_a_fallback_never_a_failed_export(tmp_path, monkeypatch):
+    import logging
+
+    # no google_cloud_default connection at all: the provider's own GCS filesystem and
+    # Sheets hook fail to build; both uploads are optional, the local CSV is the link
+    monkeypatch.delenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", raising=False)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("retentionops.exports")
+    logger.addHandler(handler)
+    try:
+        result = export_tier(
+            ROWS, DAY, "P1", folder=str(tmp_path), gcs_prefix="gs://bucket/daily",
+            spreadsheet_id="sheet-123", gcp_conn_id="google_cloud_default",
+        )  # fmt: skip
+    finally:
+        logger.removeHandler(handler)
+    local = tmp_path / "audience_p1_2011-09-22.csv"
+    assert (result.status, result.link, result.destination_kind) == (
+        "fallback_local", str(local.resolve()), "local",
+    )  # fmt: skip
+    assert [(u.kind, u.link) for u in result.uploads] == [("gcs", None), ("gsheet", None)]
+    for upload in result.uploads:
+        assert "google_cloud_default" in upload.error, upload.error
+    # the cause is logged for the task log, not only kept in the result
+    assert [r.getMessage().split(":")[0] for r in records] == ["P1", "P1"]
+    assert "gcs upload failed" in records[0].getMessage()
