@@ -29,8 +29,9 @@ class PlaybookHook(HttpHook):
 
     ``run_and_check`` sends the request and classifies the answer itself: transport faults,
     408, 429 and 5xx become :class:`TransientWebhookError` (retried), other refusals
-    ``PermanentWebhookError``. Neither message nor any log line carries the URL (the stock
-    hook logs the ``requests`` error, which embeds it).
+    ``PermanentWebhookError``, and so does a redirect (never followed). Neither message nor
+    any log line carries the URL (the stock hook logs the ``requests`` error, which embeds
+    it).
     """
 
     def run_and_check(
@@ -45,11 +46,10 @@ class PlaybookHook(HttpHook):
         )
         timeout = extra_options.get("timeout")
         try:
+            # only a 2xx answer to the POST itself is a delivery: a redirect is never
+            # followed (requests would follow a 301/302 with a GET that carries no body)
             response = session.send(
-                prepped_request,
-                timeout=timeout,
-                allow_redirects=extra_options.get("allow_redirects", True),
-                **environment,
+                prepped_request, timeout=timeout, allow_redirects=False, **environment
             )
         except requests.Timeout:
             raise TransientWebhookError(f"webhook timed out after {timeout} s") from None
@@ -60,6 +60,7 @@ class PlaybookHook(HttpHook):
 
     def post_playbook(self, payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
         """POST the body with the retry policy; return the scenario's parsed answer."""
+        connections.webhook_url(settings)  # a missing connection: a clear error, no traceback
         connections.mask(connections.known_secrets(settings))
         response = self.run_with_advanced_retry(
             retry_args(settings),

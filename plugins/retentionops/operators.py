@@ -278,6 +278,10 @@ class PlaybookWebhookOperator(HttpOperator):
     def execute(self, context: Any) -> Any:
         """Send the body, then record the delivery in the ledger (a re-run finds it)."""
         settings = load_settings()
+        try:
+            connections.webhook_url(settings)
+        except connections.ConnectionMissingError as error:  # not transient: fail at once
+            raise AirflowFailException(str(error)) from None
         connections.mask(connections.known_secrets(settings))
         payload = self.data if isinstance(self.data, dict) else json.loads(self.data)
         self.headers = {**self.headers, IDEMPOTENCY_HEADER: payload["dedupe_key"]}
@@ -287,6 +291,7 @@ class PlaybookWebhookOperator(HttpOperator):
         self.retry_args = retry_args(settings)
         answer = super().execute(context)
         service.record_delivery(settings, payload, answer, context["run_id"])
+        self.log.info(service.delivered_line(payload, answer))
         return answer
 
 

@@ -340,11 +340,19 @@ def _retry_after(response: Any) -> float | None:
 
 
 def classify_response(response: Any) -> bool:
-    """True on 2xx, else a typed error: transient (retried) or permanent (not retried)."""
+    """True on 2xx, else a typed error: transient (retried) or permanent (not retried).
+
+    A redirect (3xx) is permanent: the POST itself was not answered with success, and the
+    address it points to (which may carry the token) is never named."""
     status = response.status_code
     if 200 <= status < 300:
         return True
     detail = f"webhook answered HTTP {status} {response.reason or ''}".strip()
+    if 300 <= status < 400:  # never followed: a GET to the new address would carry no body
+        raise PermanentWebhookError(
+            f"{detail}: a redirect is not a delivery (nothing was posted to the scenario); "
+            "put the webhook's final URL in the connection"
+        )
     if status >= 500 or status in _TRANSIENT_STATUS:
         raise TransientWebhookError(detail, retry_after=_retry_after(response))
     raise PermanentWebhookError(f"{detail}: the request was refused; check the scenario")

@@ -517,6 +517,8 @@ def prepare_playbook(
         delivery=delivery,
     )
     write_json_atomic(pack.run_dir(settings, run_date, run.run_id) / PLAYBOOK_REQUEST_FILE, payload)
+    if not plan["send"]:  # the task log says why nothing goes out (the run log row too)
+        log.info("playbook: nothing sent for %s: %s", day, plan["reason"])
     return {"payload": payload, "send": plan["send"], "reason": plan["reason"]}
 
 
@@ -552,7 +554,18 @@ def deliver_playbook(settings: Settings, payload: dict[str, Any], run_id: str) -
         hook = PlaybookHook(method="POST", http_conn_id=settings.make_conn_id)
         answer = hook.post_playbook(payload, settings)
     record_delivery(settings, payload, answer, run_id)
+    log.info(delivered_line(payload, answer))
     return answer
+
+
+def delivered_line(payload: dict[str, Any], answer: dict[str, Any]) -> str:
+    """What a delivery did, for the task log and the CLI's log: event, ticket, Slack post."""
+    incident = payload.get("incident") or {}
+    return (
+        f"playbook: delivered the {incident.get('event') or 'playbook'} event of "
+        f"{incident.get('incident_id') or payload.get('run_date')}: ticket "
+        f"{answer.get('ticket_id')}, Slack message {answer.get('slack_message_ts')}"
+    )
 
 
 def fallback_notice(reason: str) -> str:

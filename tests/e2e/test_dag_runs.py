@@ -219,6 +219,39 @@ def test_a_400_is_not_retried(run_dag, playbook_sim, tmp_path):
     assert status == "failed" and "PermanentWebhookError" in error and "HTTP 400" in error
 
 
+def test_a_redirect_fails_the_trigger_and_is_never_followed(
+    run_dag, httpserver, monkeypatch, tmp_path
+):
+    from werkzeug import Response
+
+    hook, moved = "/hook/r3direct-t0ken", "/moved/r3direct-t0ken"
+    httpserver.expect_request(hook, method="POST").respond_with_response(
+        Response("", status=302, headers={"Location": httpserver.url_for(moved)})
+    )
+    httpserver.expect_request(moved).respond_with_json({"slack_message_ts": "1", "ticket_id": "X"})
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MAKE_WEBHOOK",
+        json.dumps({"conn_type": "http", "host": httpserver.url_for(hook)}),
+    )
+    dag_run, states = run_dag(WARNING_DATE)
+    assert str(dag_run.state).endswith("failed") and states["trigger_playbook"].endswith("failed")
+    assert [r.path for r, _ in httpserver.log] == [hook]  # the POST only, not retried
+    status, posted, ts, ticket, error = playbook_row(tmp_path)
+    assert (status, ticket) == ("failed", None)
+    assert "HTTP 302" in error and "a redirect is not a delivery" in error
+    assert "r3direct" not in error
+    assert query(tmp_path, "select count(*) from deliveries") == [(0,)]
+
+
+def test_a_missing_webhook_connection_fails_the_trigger_at_once(run_dag, monkeypatch, tmp_path):
+    monkeypatch.delenv("AIRFLOW_CONN_MAKE_WEBHOOK")
+    dag_run, states = run_dag(WARNING_DATE)
+    assert states["trigger_playbook"].endswith("failed")
+    status, _, _, _, error = playbook_row(tmp_path)
+    assert status == "failed"
+    assert "no Airflow connection 'make_webhook'" in error and "AIRFLOW_CONN_MAKE_WEBHOOK" in error
+
+
 def test_a_timeout_is_retried(run_dag, playbook_sim, tmp_path):
     playbook_sim.configure(delay=2.0)  # the client gives up after 1 s
     dag_run, states = run_dag(WARNING_DATE)

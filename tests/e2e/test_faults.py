@@ -318,6 +318,38 @@ def test_a_failing_fallback_is_sent_once_and_both_causes_are_logged(webhook, sla
     assert "HTTP 400" in error and "tok3n" not in error and "fb0000" not in error
 
 
+def test_a_redirect_is_not_a_delivery_and_is_not_followed(webhook, capsys):
+    # the webhook moved: a 301 to an address whose GET would answer a ticket. Following it
+    # (requests does, with a GET and no body) recorded "sent" with a ticket nobody opened.
+    from werkzeug import Response
+
+    webhook.expect_request("/hook/tok3n-s3cret", method="POST").respond_with_response(
+        Response("", status=301, headers={"Location": webhook.url_for("/moved/tok3n-s3cret")})
+    )
+    webhook.expect_request("/moved/tok3n-s3cret").respond_with_json(
+        {"slack_message_ts": "1.2", "ticket_id": "RET-9"}
+    )
+    code, out, err = cli(capsys, "trigger", "--date", D, "--rollout-mode", "production")
+    one_line_error(code, err)
+    assert "HTTP 301" in err and "a redirect is not a delivery" in err
+    assert "tok3n" not in err and "moved" not in err  # the new address is never named
+    assert [r.path for r, _ in webhook.log] == ["/hook/tok3n-s3cret"]  # one POST, no GET
+    settings = load_settings()
+    row = latest_row(settings)
+    assert (row["status"], row["ticket_id"], row["playbook_status"]) == ("failed", None, "failed")
+    assert count(settings, "select count(*) from deliveries") == 0  # nothing was delivered
+
+
+def test_trigger_without_the_webhook_connection_is_a_clear_error(queued, monkeypatch, capsys):
+    monkeypatch.delenv("AIRFLOW_CONN_MAKE_WEBHOOK", raising=False)
+    code, _, err = cli(capsys, "trigger", "--date", D, "--rollout-mode", "production")
+    one_line_error(code, err)
+    assert "no Airflow connection 'make_webhook'" in err
+    assert "AIRFLOW_CONN_MAKE_WEBHOOK" in err  # how to define it
+    row = latest_row(queued)
+    assert row["status"] == "failed" and "make_webhook" in row["error_message"]
+
+
 # -- 7. no secret in any log ------------------------------------------------------------------
 
 

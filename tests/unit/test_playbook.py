@@ -260,3 +260,15 @@ def test_every_event_body_satisfies_the_contract(event):
     assert body["incident"]["event"] == event and body["owner"] == "@retention-oncall"
     assert body["due_at"] == "2011-05-16T06:00:00+00:00"  # the run's start + 24 h
     assert body["incident"]["ticket_id"] == (None if event == "open" else "RET-0001")
+
+
+def test_the_task_log_line_of_a_delivery_names_the_event_the_ticket_and_the_post():
+    from retentionops.service import delivered_line
+
+    payload = {"run_date": "2011-05-13", "incident": {"incident_id": "INC-20110513",
+                                                       "event": "open"}}  # fmt: skip
+    answer = {"ticket_id": "RET-0001", "slack_message_ts": "1305244800.000100"}
+    assert delivered_line(payload, answer) == (
+        "playbook: delivered the open event of INC-20110513: ticket RET-0001, "
+        "Slack message 1305244800.000100"
+    )
