@@ -35,10 +35,14 @@ everything, send nothing), `export_destination` (folder or gs://bucket/prefix), 
 Variables `retentionops_silence_until` / `retentionops_silence_reason`, for scheduled runs).
 
 **Across days**: the playbook acts on the day's incident event (open, update, escalate,
-de-escalate, resolve: docs/incidents.md), delivers each event once (the `deliveries`
-ledger), and sends nothing for a quiet day, warm-up, a run older than
-`notify_max_age_days`, while silenced, or with `playbook_enabled: false`; the log row's
-`note` says why.
+de-escalate, resolve: docs/incidents.md), and sends nothing for a quiet day, warm-up, a run
+older than `notify_max_age_days`, while silenced, with `playbook_enabled: false`, or for a
+late date of an incident whose resolve was delivered; the log row's `note` says why. What
+is sent goes through the ledger (`incident_events`): recorded by `prepare_playbook`, claimed
+by `trigger_playbook` before the POST (so two doors never both send it), settled by the
+answer. Events owed from earlier dates (the webhook was down) go out first, in order, saying
+they are late: from `trigger_playbook` on an event day, from `deliver_owed` on a day without
+one.
 
 **Backends**: `warehouse_backend: duckdb` (default) runs the SQL on the embedded DuckDB file,
 one task at a time (DuckDB allows one writer: every task that opens the file is in the
@@ -272,6 +276,17 @@ def post_slack_fallback(
         raise AirflowSkipException(f"{error}: the brief and exports stay on disk") from None
 
 
+@task(task_id="deliver_owed")
+def deliver_owed(
+    ds: str | None = None, run_id: str | None = None, params: Any = None, dag_run: Any = None
+) -> list[dict[str, Any]]:
+    """A day without an event of its own still delivers what is owed from earlier dates
+    (the receiver was down): oldest first, through the ledger (``service.catch_up``)."""
+    return service.catch_up(
+        run_settings(params), ds, Run.of_dag(run_id), delivery(params, dag_run)
+    )
+
+
 @task(task_id="write_run_log", trigger_rule=TriggerRule.ALL_DONE, retries=0)
 def write_run_log(
     decision: dict[str, Any] | None,
@@ -280,6 +295,7 @@ def write_run_log(
     exports: Any,
     answer: dict[str, Any] | None,
     fallback: dict[str, Any] | None,
+    late: list[dict[str, Any]] | None,
     ti: Any = None,
     ds: str | None = None,
     run_id: str | None = None,
@@ -309,6 +325,7 @@ def write_run_log(
         playbook_failed=TRIGGER_PLAYBOOK in failed,
         fallback_posted=bool(fallback),
         failed_steps=failed,
+        late=late,
     )
     stored = service.write_run_log(load_settings(), outcome)
     if stored["status"] == "failed":
@@ -408,5 +425,8 @@ with DAG(
     )
     fallback = post_slack_fallback(brief["slack"])
     trigger >> fallback
-    run_log = write_run_log(decision, context, brief["files"], exports, trigger.output, fallback)
-    no_alert >> run_log
+    owed = deliver_owed()
+    no_alert >> owed
+    run_log = write_run_log(
+        decision, context, brief["files"], exports, trigger.output, fallback, owed
+    )

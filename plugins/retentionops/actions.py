@@ -236,7 +236,7 @@ def settle_delivery(
 ) -> PlaybookPlan:
     """Whether the run sends the plan's event, and why not, as things stand now: the
     settings (kill switch, silence), the run (dry run, resend, age) and the delivery ledger
-    (an event already delivered is not sent again)."""
+    (an event already delivered is not sent again; nothing follows a delivered resolve)."""
     from retentionops import incidents
 
     return decide_delivery(
@@ -246,6 +246,7 @@ def settle_delivery(
         delivery or Delivery.now(),
         incidents.delivered_at(warehouse, plan["dedupe_key"]),
         note,
+        incidents.resolve_delivered(warehouse, plan["incident_id"], plan["rollout_mode"]),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from retentionops import progress
+from retentionops.connections import stdout_is_data
 from retentionops.errors import UserError
 from retentionops.settings import load_settings
 from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
@@ -405,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stdout_is_data()  # JSON and CSV go to stdout: logs go to stderr
     mode = "off" if args.command == "mcp" else args.progress
     try:
         settings = load_settings(args.config)

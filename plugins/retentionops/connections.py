@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -113,6 +114,32 @@ def mask(secrets: list[str]) -> None:
     for handler in [*logging.getLogger().handlers, logging.lastResort]:
         if handler is not None and _REDACTOR not in handler.filters:
             handler.addFilter(_REDACTOR)
+
+
+# -- stdout is data at some doors ----------------------------------------------------------
+
+_stdout_is_data = False
+
+
+def stdout_is_data() -> None:
+    """Said by a door whose stdout carries data: the CLI's JSON and CSV, the MCP server's
+    stdio protocol. See :func:`keep_logs_off_stdout`."""
+    global _stdout_is_data
+    _stdout_is_data = True
+
+
+def keep_logs_off_stdout() -> None:
+    """Importing Airflow (the webhook's hook, loaded on first use) points the root logger at
+    stdout: at a door whose stdout is data, its stream handlers move to stderr, so a log
+    line never lands inside the JSON or the MCP protocol."""
+    if not _stdout_is_data:
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (
+            sys.stdout,
+            sys.__stdout__,
+        ):
+            handler.setStream(sys.stderr)
 
 
 def webhook_url(settings: Settings) -> str:

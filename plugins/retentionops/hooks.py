@@ -51,19 +51,31 @@ class PlaybookHook(HttpHook):
             response = session.send(
                 prepped_request, timeout=timeout, allow_redirects=False, **environment
             )
-        except requests.Timeout:
-            raise TransientWebhookError(f"webhook timed out after {timeout} s") from None
+        except requests.ConnectTimeout:  # never reached the receiver
+            raise TransientWebhookError(
+                f"webhook connection timed out after {timeout} s"
+            ) from None
+        except requests.Timeout:  # sent, no answer in time: the receiver may have acted
+            raise TransientWebhookError(
+                f"webhook timed out after {timeout} s", unanswered=True
+            ) from None
         except requests.ConnectionError as error:
             raise TransientWebhookError(f"webhook unreachable ({type(error).__name__})") from None
         classify_response(response)
         return response
 
-    def post_playbook(self, payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
-        """POST the body with the retry policy; return the scenario's parsed answer."""
+    def post_playbook(
+        self,
+        payload: dict[str, Any],
+        settings: Settings,
+        failures: list[BaseException] | None = None,
+    ) -> dict[str, Any]:
+        """POST the body with the retry policy; return the scenario's parsed answer.
+        ``failures`` collects the errors of the attempts that were retried."""
         connections.webhook_url(settings)  # a missing connection: a clear error, no traceback
         connections.mask(connections.known_secrets(settings))
         response = self.run_with_advanced_retry(
-            retry_args(settings),
+            retry_args(settings, failures),
             endpoint=None,
             data=json.dumps(payload),
             headers={

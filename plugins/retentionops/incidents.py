@@ -157,6 +157,22 @@ def incident_thread(
     return dict(rows[0]) if rows else None
 
 
+def resolve_delivered(
+    warehouse: Warehouse, incident_id: str | None, rollout_mode: str
+) -> str | None:
+    """When the incident's resolve reached people, in words (None: it has not)."""
+    if not incident_id:
+        return None
+    rows = warehouse.query(
+        "incidents/read_incident_resolve",
+        {"incident_id": incident_id, "rollout_mode": rollout_mode},
+    )
+    if not rows:
+        return None
+    day, when = as_date(rows[0]["run_date"]), rows[0]["delivered_at"]
+    return f"its resolve of {day} was delivered {when:%Y-%m-%d %H:%M} UTC"
+
+
 LEDGER_TYPES = {"severity": "STRING", "ticket_id": "STRING", "slack_message_ts": "STRING"}
 
 

@@ -495,10 +495,12 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Serve until the client disconnects (stdio) or SIGINT (http); 2 on a settings error."""
     import anyio
 
+    from retentionops.connections import stdout_is_data
     from retentionops.errors import UserError
     from retentionops.settings import load_settings
 
     _configure_logging()
+    stdout_is_data()  # on stdio, stdout is the protocol: no log line may land there
     try:
         settings = load_settings(getattr(args, "config", None))
         server = build_server(settings)

@@ -276,7 +276,12 @@ class PlaybookWebhookOperator(HttpOperator):
         return PlaybookHook(self.method, http_conn_id=self.http_conn_id)
 
     def execute(self, context: Any) -> Any:
-        """Send the body, then record the delivery in the ledger (a re-run finds it)."""
+        """Send what is owed from earlier dates (``service.deliver_owed``), then the body
+        (``service.send_event``: claim, POST, record), all through the ledger.
+
+        Returns the receiver's answer with ``late`` (the owed events delivered first), or
+        ``{"not_sent": why, "late": ...}`` when the ledger refused the claim (another run
+        holds the event, or it was delivered before): the run log says so."""
         settings = load_settings()
         try:
             connections.webhook_url(settings)
@@ -284,15 +289,28 @@ class PlaybookWebhookOperator(HttpOperator):
             raise AirflowFailException(str(error)) from None
         connections.mask(connections.known_secrets(settings))
         payload = self.data if isinstance(self.data, dict) else json.loads(self.data)
-        self.headers = {**self.headers, IDEMPOTENCY_HEADER: payload["dedupe_key"]}
-        self.data = json.dumps(payload)
         # read at run time, like every other setting of a task
         self.extra_options = {**self.extra_options, "timeout": settings.webhook_timeout_seconds}
-        self.retry_args = retry_args(settings)
-        answer = super().execute(context)
-        service.record_delivery(settings, payload, answer, context["run_id"])
-        self.log.info(service.delivered_line(payload, answer))
-        return answer
+
+        def post(body: dict[str, Any], failures: list[BaseException]) -> dict[str, Any]:
+            self.data = json.dumps(body)
+            self.headers = {**self.headers, IDEMPOTENCY_HEADER: body["dedupe_key"]}
+            self.retry_args = retry_args(settings, failures)
+            return HttpOperator.execute(self, context)
+
+        run_id = context["run_id"]
+        # what is owed from earlier dates first, in order, then the day's own event
+        late = service.deliver_owed(
+            settings, payload["run_date"], run_id, post, rollout_mode=payload["rollout_mode"]
+        )
+        try:
+            answer = service.send_event(
+                settings, payload, run_id, post, resend=bool(payload.get("resend"))
+            )
+        except service.EventNotSent as refused:
+            self.log.info("playbook: %s", refused)
+            return {"not_sent": str(refused), "late": late}
+        return {**answer, "late": late}
 
 
 # -- the settings of a run -----------------------------------------------------------------------

@@ -55,12 +55,22 @@ class WebhookError(UserError):
 class TransientWebhookError(WebhookError):
     """Worth retrying: timeout, connection error, 408, 429 or 5xx.
 
-    ``retry_after`` holds the seconds the receiver asked to wait (its ``Retry-After``).
+    ``retry_after`` holds the seconds the receiver asked to wait (its ``Retry-After``);
+    ``unanswered``: the request may have reached the receiver, which gave no answer in time
+    (a timeout), so whether it acted is unknown.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, unanswered: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unanswered = unanswered
+
+
+class WebhookOutcomeUnknown(TransientWebhookError):
+    """The request was sent and not answered in time: the receiver may have acted. The
+    ledger records the event as ``unknown``; the next attempt re-sends with the same key."""
 
 
 class PermanentWebhookError(WebhookError):
@@ -186,6 +196,23 @@ def playbook_plan(
     }
 
 
+def _switched_off(settings: Settings, today: dt.date) -> str | None:
+    """Why nothing at all is sent today (the kill switch, a silence), or None."""
+    if not settings.playbook_enabled:
+        return "playbook_enabled is false (the kill switch): nothing is sent"
+    if settings.silence_until and today <= dt.date.fromisoformat(settings.silence_until):
+        because = f" because {settings.silence_reason}" if settings.silence_reason else ""
+        return f"silenced until {settings.silence_until}{because}"
+    return None
+
+
+def sending_blocked(settings: Settings, delivery: Delivery) -> str | None:
+    """Why a run sends nothing whatever its events (kill switch, silence, dry run)."""
+    if blocked := _switched_off(settings, delivery.started_at.date()):
+        return blocked
+    return "dry run: everything is built, nothing is sent" if delivery.dry_run else None
+
+
 def decide_delivery(
     plan: PlaybookPlan,
     settings: Settings,
@@ -193,21 +220,21 @@ def decide_delivery(
     delivery: Delivery,
     delivered_at: Any = None,
     note: str | None = None,
+    resolved: str | None = None,
 ) -> PlaybookPlan:
     """Settle whether the run sends its event, and say why not (the first reason wins).
 
     ``delivered_at`` is when the ledger recorded this event (None: never); ``note`` says
-    why there is no event (warm-up, a quiet day of an open incident).
+    why there is no event (warm-up, a quiet day of an open incident); ``resolved`` says
+    when the incident's resolve was delivered (None: it was not): after it, no other event
+    of the incident is sent, resend or not (a closed ticket is never updated again).
     """
     today = delivery.started_at.date()
     reason = None
     if not plan["event"]:
         reason = note or "no alert: nothing to deliver"
-    elif not settings.playbook_enabled:
-        reason = "playbook_enabled is false (the kill switch): nothing is sent"
-    elif settings.silence_until and today <= dt.date.fromisoformat(settings.silence_until):
-        because = f" because {settings.silence_reason}" if settings.silence_reason else ""
-        reason = f"silenced until {settings.silence_until}{because}"
+    elif blocked := _switched_off(settings, today):
+        reason = blocked
     elif (
         settings.notify_max_age_days
         and not delivery.resend
@@ -222,6 +249,12 @@ def decide_delivery(
         reason = (
             f"already delivered ({plan['event']} of {plan['incident_id']}, {delivered_at}): "
             "start the run with resend to send it again"
+        )
+    elif resolved is not None and plan["event"] != "resolve":
+        reason = (
+            f"withheld: incident {plan['incident_id']} is already resolved ({resolved}); "
+            f"a late or backfilled date inside it sends nothing (its {plan['event']} of "
+            f"{run_date} would contradict the closed ticket)"
         )
     elif delivery.dry_run:
         reason = "dry run: everything is built, nothing is sent"
@@ -327,6 +360,46 @@ def build_payload(
     }
 
 
+def with_thread(payload: dict[str, Any], thread: dict[str, Any] | None) -> dict[str, Any]:
+    """The body with the incident's ticket and Slack thread as they are now, when it was
+    built without them (its open was delivered since, maybe late): a later event must
+    update the incident's ticket, never open a second one."""
+    incident = payload["incident"]
+    if not thread or incident.get("ticket_id") or incident.get("event") == "open":
+        return payload
+    return {
+        **payload,
+        "incident": {
+            **incident,
+            "ticket_id": thread.get("ticket_id"),
+            "thread_ts": thread.get("slack_message_ts"),
+        },
+    }
+
+
+def late_payload(
+    payload: dict[str, Any], *, delivered_on: dt.date, why: str | None
+) -> dict[str, Any]:
+    """An owed event's recorded body, as it goes out late: the same key, mention and
+    audience, and a first line saying when it was decided and why it is late."""
+    incident = payload["incident"]
+    cause = f" ({why})" if why else ""
+    banner = (
+        f":hourglass: Delivered late: this {incident['event']} of {incident['incident_id']} "
+        f"was decided on {payload['run_date']} and could not be delivered then{cause}; it "
+        f"reaches you on {delivered_on}."
+    )
+    brief = payload["brief"]
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": banner[:3000]}}]
+    return {
+        **payload,
+        "brief": {
+            "text": f"{banner}\n{brief['text']}"[:40000],
+            "blocks": blocks + list(brief.get("blocks") or [])[:49],
+        },
+    }
+
+
 # -- the answer ---------------------------------------------------------------------------
 
 
@@ -381,6 +454,7 @@ def parse_response(response: Any) -> dict[str, Any]:
         "status_code": response.status_code,
         "slack_message_ts": body.get("slack_message_ts"),
         "ticket_id": body.get("ticket_id"),
+        "ticket_url": body.get("ticket_url"),
         "slack_channel": body.get("slack_channel"),
     }
 
@@ -395,7 +469,9 @@ def retry_delay(settings: Settings, attempt: int, retry_after: float | None = No
     return min(max(backoff, retry_after or 0.0), MAX_RETRY_DELAY_SECONDS)
 
 
-def retry_args(settings: Settings) -> dict[str, Any]:
+def retry_args(
+    settings: Settings, failures: list[BaseException] | None = None
+) -> dict[str, Any]:
     """The one retry policy of the webhook (tenacity arguments for ``HttpHook``).
 
     Only :class:`TransientWebhookError` is retried, ``webhook_retries`` times at most, and
@@ -404,7 +480,8 @@ def retry_args(settings: Settings) -> dict[str, Any]:
     A timeout is retried although the receiver may have completed the call: every attempt
     carries the same idempotency key, so the receiver answers a repeat without acting again.
     The wait before a retry is a progress step (shown by the CLI on a terminal, sent to an
-    MCP client as progress notifications; nothing otherwise).
+    MCP client as progress notifications; nothing otherwise). ``failures``, when given,
+    receives the error of every attempt that is retried (the last one is raised).
     """
     import tenacity
 
@@ -427,6 +504,8 @@ def retry_args(settings: Settings) -> dict[str, Any]:
             state.next_action.sleep if state.next_action else 0,
         )
         why["failed"] = f"webhook attempt {state.attempt_number} failed ({error})"
+        if failures is not None and error is not None:
+            failures.append(error)
 
     def sleep(seconds: float) -> None:
         wait_with_progress(seconds, f"{why['failed']}; retrying in {seconds:.0f} s")

@@ -137,6 +137,18 @@ class ExportResult(TypedDict):
 
 
 @with_config(OPEN)
+class LateDelivery(TypedDict):
+    """An owed event of an earlier date, delivered late before the day's own."""
+
+    dedupe_key: str
+    incident_id: str
+    event: str
+    run_date: str
+    ticket_id: str | None
+    slack_message_ts: str | None
+
+
+@with_config(OPEN)
 class PlaybookResult(TypedDict):
     """``trigger_playbook``: the incident event delivered (or why not) and the ticket."""
 
@@ -155,6 +167,9 @@ class PlaybookResult(TypedDict):
     ticket_id: str | None
     slack_message_ts: str | None
     exports: list[ExportResult]
+    late: list[LateDelivery]
+    """Events of earlier dates that were owed (the receiver was down) and were delivered
+    first, oldest first."""
 
 
 @with_config(OPEN)

@@ -135,6 +135,8 @@ class RunOutcome:
     fallback_posted: bool = False
     failed_steps: list[str] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: the owed events of earlier dates this run delivered first (service.deliver_owed)
+    late: list[dict[str, Any]] | None = None
 
     def take_context(self, context: dict[str, Any]) -> RunOutcome:
         """What the run's operational context says: decision, plan, tiers, anomalies."""
@@ -162,6 +164,12 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     now = now or dt.datetime.now(dt.UTC)
     decision = outcome.decision or {}
     plan = outcome.plan or {}
+    sent_answer = outcome.answer
+    # owed events delivered first: by the run itself, or by the DAG's webhook task
+    late = [*(outcome.late or []), *((outcome.answer or {}).get("late") or [])]
+    refused = (outcome.answer or {}).get("not_sent")
+    if refused:  # the ledger refused the claim at the last moment: nothing was posted
+        plan, sent_answer = {**plan, "send": False, "reason": refused}, None
     known = outcome.plan is not None
     has_event = bool(plan.get("event"))
     failed = bool(outcome.failed_steps or outcome.errors)
@@ -175,7 +183,7 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
 
     if known and not has_event:
         playbook_status = "not_needed"
-    elif outcome.answer:
+    elif sent_answer:
         playbook_status = "sent"
     elif outcome.playbook_failed:
         playbook_status = "failed"
@@ -207,8 +215,8 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     else:
         export_status = None
 
-    answer = outcome.answer or {}
-    attempted = bool(outcome.answer) or outcome.playbook_failed or outcome.fallback_posted
+    answer = sent_answer or {}
+    attempted = bool(sent_answer) or outcome.playbook_failed or outcome.fallback_posted
     posted = bool(answer.get("slack_message_ts")) or outcome.fallback_posted
     links = {e["tier"]: e["link"] for e in exports or []}
     counts = outcome.counts or {}
@@ -248,7 +256,17 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
         "export_status": export_status,
         "incident_id": plan.get("incident_id"),
         "incident_event": plan.get("event"),
-        "note": plan.get("reason") if playbook_status != "sent" else None,
+        # what was delivered late first; why the event was not sent; for a sent one, what
+        # the delivery said (a re-send after an attempt whose outcome was unknown)
+        "note": "; ".join(
+            n
+            for n in (
+                late_note(late),
+                plan.get("reason") if playbook_status != "sent" else answer.get("note"),
+            )
+            if n
+        )
+        or None,
         **{f"exported_{t.lower()}": rows.get(t) for t in TIERS},
         **{
             f"cooldown_{t.lower()}": audience[t].get("cooldown_suppressed")
@@ -259,6 +277,14 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
         "audience_changes": audience_changes(audience, outcome.previous_run_date),
         "anomalies": "; ".join(outcome.anomalies) if outcome.anomalies else None,
     }
+
+
+def late_note(late: list[dict[str, Any]] | None) -> str | None:
+    """The owed events a run delivered first, in one line (None: none)."""
+    if not late:
+        return None
+    events = ", ".join(f"{d['event']} of {d['incident_id']} ({d['run_date']})" for d in late)
+    return f"delivered late first: {events}"
 
 
 def audience_changes(

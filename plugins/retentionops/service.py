@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -517,30 +517,171 @@ def prepare_playbook(
         delivery=delivery,
     )
     write_json_atomic(pack.run_dir(settings, run_date, run.run_id) / PLAYBOOK_REQUEST_FILE, payload)
-    if not plan["send"]:  # the task log says why nothing goes out (the run log row too)
+    if plan["send"]:  # kept in the ledger before anything is posted: owed until delivered
+        from retentionops import ledger
+
+        with open_warehouse(settings) as warehouse:
+            ledger.record(warehouse, settings, payload)
+    else:  # the task log says why nothing goes out (the run log row too)
         log.info("playbook: nothing sent for %s: %s", day, plan["reason"])
     return {"payload": payload, "send": plan["send"], "reason": plan["reason"]}
 
 
-def record_delivery(
-    settings: Settings, payload: dict[str, Any], answer: dict[str, Any], run_id: str
-) -> None:
-    """Record in the delivery ledger that the receiver got the payload's event."""
-    from retentionops import incidents
+class EventNotSent(ServiceError):
+    """The ledger did not let this run send the event (another run holds it, or it was
+    delivered before): the message says why. Nothing was posted."""
 
-    with open_warehouse(settings) as warehouse:
+
+class EventsOwed(ServiceError):
+    """Earlier events of the incident are still owed (the receiver was down): today's is
+    kept in the ledger and goes out after them, never before. Nothing new was posted."""
+
+
+#: The note a delivery carries when the attempt before it had no answer in time.
+UNKNOWN_RETRIED = (
+    "outcome unknown on the last attempt (no answer in time): re-sent with the same key"
+)
+
+#: ``post(payload, failures)``: POST one body with the retry policy, return the answer;
+#: ``failures`` collects the errors of the attempts it retried.
+Post = Callable[[dict[str, Any], list[BaseException]], dict[str, Any]]
+
+
+def send_event(
+    settings: Settings,
+    payload: dict[str, Any],
+    run_id: str,
+    post: Post,
+    *,
+    resend: bool = False,
+) -> dict[str, Any]:
+    """Deliver one incident event through the ledger, the one way every door sends: claim
+    it (``ledger.claim``), POST it, then record the answer: the receipt (``deliveries``)
+    and the ledger's ``delivered`` in one transaction. Returns the receiver's answer (with
+    a ``note`` when the attempt before had no answer in time).
+
+    Raises :class:`EventNotSent` when the claim is refused, and the webhook's error when
+    the POST failed, after the ledger says why: ``pending`` (down, unreachable, 5xx: owed,
+    a later run delivers it in order), ``unknown`` (a timeout after sending: the receiver
+    may have acted; :class:`~retentionops.playbook.WebhookOutcomeUnknown`, and the next
+    attempt re-sends with the same Idempotency-Key) or ``failed`` (refused for good). A
+    process killed after the POST leaves its claim to expire (``delivery_lease_seconds``).
+    """
+    from retentionops import incidents, ledger
+    from retentionops.playbook import (
+        PermanentWebhookError,
+        WebhookError,
+        WebhookOutcomeUnknown,
+        with_thread,
+    )
+
+    with open_warehouse(settings) as warehouse, warehouse.atomic():
+        held = ledger.claim(warehouse, settings, payload, run_id, resend=resend)
+        incident = payload["incident"]
+        thread = incidents.incident_thread(
+            warehouse, incident["incident_id"], payload["rollout_mode"]
+        )
+    if not held.held:
+        raise EventNotSent(f"not sent: {held.refusal()}")
+    payload = with_thread(payload, thread)  # an open delivered since (late) made the ticket
+    if held.after_unknown_outcome:
+        log.warning("%s: %s", held.event.summary(), UNKNOWN_RETRIED)
+    failures: list[BaseException] = []
+    try:
+        answer = post(payload, failures)
+    except WebhookError as error:
+        unanswered = any(getattr(e, "unanswered", False) for e in [*failures, error])
+        note = redact(str(error), known_secrets(settings))
+        if unanswered:
+            state = ledger.UNKNOWN
+            note += "; outcome unknown: the receiver may have acted, the next attempt "
+            note += "re-sends with the same key"
+        elif isinstance(error, PermanentWebhookError):
+            state = ledger.FAILED
+        else:
+            state = ledger.PENDING  # owed: the next run delivers it before anything newer
+        with open_warehouse(settings) as warehouse:
+            ledger.settle(warehouse, held, state, note=note)
+        if unanswered:
+            raise WebhookOutcomeUnknown(note) from None
+        raise
+    # anything else raised above (a bug, a kill) leaves the claim to expire: nothing lies
+    with open_warehouse(settings) as warehouse, warehouse.atomic():
         incidents.record_delivery(warehouse, payload, answer, run_id)
+        ledger.settle(warehouse, held, ledger.DELIVERED, answer=answer)
+    if held.after_unknown_outcome:
+        answer = {**answer, "note": UNKNOWN_RETRIED}
+    log.info(delivered_line(payload, answer))
+    return answer
 
 
-def deliver_playbook(settings: Settings, payload: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """POST the body to the Make webhook, retrying transient faults; record the delivery in
-    the ledger; return the scenario's answer.
+def deliver_owed(
+    settings: Settings,
+    run_date: Any,
+    run_id: str,
+    post: Post,
+    *,
+    delivery: Delivery | None = None,
+    rollout_mode: str | None = None,
+) -> list[dict[str, Any]]:
+    """Deliver the events owed from dates before ``run_date`` in the rollout mode (the
+    settings' unless given)
+    (the receiver was down, a sender died, no answer came), oldest first, each as recorded
+    with a first line saying it is late (``playbook.late_payload``), before anything newer.
+    An owed event whose incident's resolve reached people since is withheld instead (it
+    would contradict the closed ticket). The first delivery that fails stops the catch-up
+    (its error is raised; the rest stay owed, in order). Nothing is sent while the kill
+    switch, a silence or a dry run says so.
 
-    The webhook goes through Airflow's HTTP hook and connection: the first call of a process
-    that has not imported Airflow (the CLI, the MCP server) loads it, some seconds, shown as
-    a progress step like the post and its retries."""
+    Returns one entry per event delivered: its key, event, date and the receiver's answer.
+    """
+    from retentionops import incidents, ledger
+    from retentionops.playbook import late_payload, sending_blocked
+
+    day = as_date(run_date)
+    if sending_blocked(settings, delivery or Delivery.now()):
+        return []
+    with open_warehouse(settings) as warehouse:
+        owed = ledger.owed(warehouse, rollout_mode or settings.rollout_mode, day)
+    delivered = []
+    for event in owed:
+        if event.payload is None:  # claimed by a sender that recorded no body: cannot rebuild
+            log.warning("%s is owed but has no recorded body: resend its date", event.summary())
+            continue
+        with open_warehouse(settings) as warehouse:
+            resolved = incidents.resolve_delivered(warehouse, event.incident_id, event.rollout_mode)
+            if resolved and event.event != "resolve":
+                ledger.withhold(
+                    warehouse,
+                    event.dedupe_key,
+                    f"withheld: incident {event.incident_id} is already resolved ({resolved})",
+                )
+                continue
+        payload = late_payload(event.payload, delivered_on=day, why=event.note)
+        answer = send_event(settings, payload, run_id, post)
+        delivered.append(
+            {
+                "dedupe_key": event.dedupe_key,
+                "incident_id": event.incident_id,
+                "event": event.event,
+                "run_date": event.run_date.isoformat(),
+                "ticket_id": answer.get("ticket_id"),
+                "slack_message_ts": answer.get("slack_message_ts"),
+            }
+        )
+    return delivered
+
+
+def _webhook_post(settings: Settings) -> Post:
+    """The CLI's and the MCP server's POST: Airflow's HTTP hook (``hooks.PlaybookHook``).
+
+    The first call of a process that has not imported Airflow loads it, some seconds,
+    shown as a progress step like the post and its retries."""
     import sys
 
+    from retentionops.connections import keep_logs_off_stdout, webhook_url
+
+    webhook_url(settings)  # a missing connection: a clear error before anything is claimed
     loading = (
         progress.step("loading Airflow's HTTP hook for the webhook (first call only)")
         if "retentionops.hooks" not in sys.modules
@@ -548,14 +689,23 @@ def deliver_playbook(settings: Settings, payload: dict[str, Any], run_id: str) -
     )
     with loading:
         from retentionops.hooks import PlaybookHook
+    keep_logs_off_stdout()
 
-    event = (payload.get("incident") or {}).get("event") or "playbook"
-    with progress.step(f"posting the {event} event to the webhook"):
-        hook = PlaybookHook(method="POST", http_conn_id=settings.make_conn_id)
-        answer = hook.post_playbook(payload, settings)
-    record_delivery(settings, payload, answer, run_id)
-    log.info(delivered_line(payload, answer))
-    return answer
+    def post(payload: dict[str, Any], failures: list[BaseException]) -> dict[str, Any]:
+        event = (payload.get("incident") or {}).get("event") or "playbook"
+        with progress.step(f"posting the {event} event to the webhook"):
+            hook = PlaybookHook(method="POST", http_conn_id=settings.make_conn_id)
+            return hook.post_playbook(payload, settings, failures)
+
+    return post
+
+
+def deliver_playbook(
+    settings: Settings, payload: dict[str, Any], run_id: str, *, resend: bool = False
+) -> dict[str, Any]:
+    """POST the body to the Make webhook through the ledger (:func:`send_event`), retrying
+    transient faults; return the scenario's answer."""
+    return send_event(settings, payload, run_id, _webhook_post(settings), resend=resend)
 
 
 def delivered_line(payload: dict[str, Any], answer: dict[str, Any]) -> str:
@@ -642,11 +792,16 @@ def trigger_playbook(
     delivery = Delivery.now(resend=resend)
     context = get_operational_context(settings, day, delivery)
     plan = context["plan"]
-    if not plan["event"]:
+    if not plan["event"] and not _owed_before(settings, day):
         raise ServiceError(f"nothing to deliver on {day}: {plan['reason']}")
     run = run or Run.start(interface, "trigger_playbook", day)
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
         outcome.take_context(context)
+        if not plan["event"]:  # a day without an event still delivers what is owed
+            outcome.late = deliver_owed(
+                settings, day, run.run_id, _webhook_post(settings), delivery=delivery
+            )
+            return _trigger_answer(run, day, plan, outcome)
         part = dataclasses.replace(run, standalone=False)  # one row for the whole run
         outcome.exports = [export_audience(settings, day, tier, run=part) for tier in plan["tiers"]]
         brief = generate_brief(
@@ -671,7 +826,14 @@ def trigger_playbook(
         )
         if prepared["send"]:
             try:
-                outcome.answer = deliver_playbook(settings, prepared["payload"], run.run_id)
+                post = _webhook_post(settings)
+                outcome.late = deliver_owed(settings, day, run.run_id, post, delivery=delivery)
+                outcome.answer = send_event(
+                    settings, prepared["payload"], run.run_id, post, resend=resend
+                )
+            except EventNotSent as refused:  # another door holds it, or it was delivered
+                plan = {**plan, "send": False, "reason": str(refused)}
+                outcome.plan = plan
             except UserError as error:
                 outcome.playbook_failed = True
                 outcome.fail("trigger_playbook", redact(str(error), known_secrets(settings)))
@@ -684,6 +846,31 @@ def trigger_playbook(
                 except UserError as fallback_error:
                     outcome.fail("slack_fallback", str(fallback_error))
                 raise
+    return _trigger_answer(run, day, plan, outcome)
+
+
+def catch_up(
+    settings: Settings, run_date: Any, run: Run, delivery: Delivery | None = None
+) -> list[dict[str, Any]]:
+    """A day without an event of its own (the DAG's ``deliver_owed``): deliver what is
+    owed from earlier dates (:func:`deliver_owed`) through the webhook; nothing owed, no
+    call (and no connection needed)."""
+    day = as_date(run_date)
+    if not _owed_before(settings, day):
+        return []
+    return deliver_owed(settings, day, run.run_id, _webhook_post(settings), delivery=delivery)
+
+
+def _owed_before(settings: Settings, day: dt.date) -> bool:
+    from retentionops import ledger
+
+    with open_warehouse(settings) as warehouse:
+        return bool(ledger.owed(warehouse, settings.rollout_mode, day))
+
+
+def _trigger_answer(run: Run, day: dt.date, plan: dict[str, Any], outcome: RunOutcome) -> dict:
+    """What ``trigger_playbook`` answers: the day's event, whether it was sent and why not,
+    the receiver's answer, the exports; ``late`` lists the owed events delivered first."""
     answer = outcome.answer or {}
     return {
         "run_id": run.run_id,
@@ -697,7 +884,8 @@ def trigger_playbook(
         "reason": None if outcome.answer else plan["reason"],
         "ticket_id": answer.get("ticket_id"),
         "slack_message_ts": answer.get("slack_message_ts"),
-        "exports": outcome.exports,
+        "exports": outcome.exports or [],
+        "late": outcome.late or [],
     }
 
 

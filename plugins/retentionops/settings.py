@@ -217,6 +217,13 @@ class Settings:
         min=0,
         max=3600,
     )
+    delivery_lease_seconds: int = _setting(
+        900,
+        "how long a run's claim on an event holds while it posts; a sender killed mid-send "
+        "leaves it to expire, then the next attempt re-sends with the same key",
+        min=1,
+        max=86400,
+    )
     slack_conn_id: str = _setting(
         "slack_fallback", "Slack incoming-webhook connection used when the playbook failed"
     )
@@ -397,6 +404,16 @@ class Settings:
             self._require(exact, name, "a decimal with 3 places at most")
         if self.warehouse_backend == "bigquery":
             self._require(bool(self.bigquery_project), "bigquery_project", "set for BigQuery")
+        longest_send = self.webhook_max_wait_seconds + (self.webhook_retries + 1) * (
+            self.webhook_timeout_seconds
+        )
+        self._require(
+            self.delivery_lease_seconds > longest_send,
+            "delivery_lease_seconds",
+            f"longer than the longest send ({longest_send:g} s: webhook_max_wait_seconds + "
+            "(webhook_retries + 1) x webhook_timeout_seconds), or a slow send would lose its "
+            "claim to another run",
+        )
         self._require(0 <= self.holdout_pct <= 100, "holdout_pct", "between 0 and 100")
         destinations = split_list(self.export_destinations.lower())
         self._require(

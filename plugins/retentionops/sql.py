@@ -96,6 +96,8 @@ TABLE_CATALOG = (
         ),
     ),
     Table("deliveries", "run_date"),
+    # the ledger: one row per incident event, claimed before it is sent (ledger.py)
+    Table("incident_events", "run_date"),
     # what each run exported, one row per customer (not derived: it happened)
     Table("audience_exports", "run_date"),
     Table("ops_health_daily"),

@@ -34,6 +34,7 @@ ACTION_TASKS = [
     "prepare_playbook",
     "trigger_playbook",
     "post_slack_fallback",
+    "deliver_owed",
     "write_run_log",
 ]
 
@@ -72,9 +73,11 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
         "trigger_playbook",
     }
     assert dag.get_task("post_slack_fallback").trigger_rule == TriggerRule.ONE_FAILED
+    # a day without an event of its own still delivers what earlier days owe
+    assert dag.get_task("deliver_owed").upstream_task_ids == {"no_alert"}
     assert dag.get_task("write_run_log").upstream_task_ids == {
         "get_alert_decision", "get_operational_context", "render_brief", "export_audience",
-        "trigger_playbook", "post_slack_fallback", "no_alert",
+        "trigger_playbook", "post_slack_fallback", "deliver_owed",
     }  # fmt: skip
     assert dag.get_task("write_run_log").trigger_rule == TriggerRule.ALL_DONE
     assert [t.task_id for t in dag.leaves] == ["write_run_log"]

@@ -138,9 +138,10 @@ class IncidentDays:
     ``folder`` holds the warehouse and the runs as the six days left them (``states``:
     each day's run state); ``requests``, ``tickets`` and ``slack`` are what the playbook
     simulator had received and kept by then. Then, in a copy of the folder
-    (``rerun_folder``) and against the same simulator, 05-14 was run again and then again
-    with ``resend``: ``after_rerun`` and ``after_resend`` hold the simulator's requests,
-    tickets and Slack posts after each, ``rerun_states`` the two runs' states."""
+    (``rerun_folder``) and against the same simulator, 05-14 was run again, then again
+    with ``resend``, then 07-01 with ``resend``: ``after_rerun`` (after the first) and
+    ``after_resend`` (after the last) hold the simulator's requests, tickets and Slack
+    posts, ``rerun_states`` the three runs' states."""
 
     folder: Path
     states: dict[str, str]
@@ -157,7 +158,8 @@ class IncidentDays:
 def incident_days(airflow_db, duckdb_dag, sample_warehouse_file, tmp_path_factory):
     """The April incident's week and its resolution as daily DAG runs, once per session,
     with a 10 % holdout (``test_incident_runs`` reads the incident, ``test_audience_runs``
-    the audiences of the same runs), then a re-run and a resend of 05-14 in a copy."""
+    the audiences of the same runs), then a re-run and a resend of 05-14 and a resend of
+    the resolution in a copy."""
     from devtools.playbook_sim import PlaybookSimulator
 
     folder = tmp_path_factory.mktemp("incident-days")
@@ -195,7 +197,10 @@ def incident_days(airflow_db, duckdb_dag, sample_warehouse_file, tmp_path_factor
         where(rerun_folder, monkeypatch)
         rerun_states = [str(run("2011-05-14")[0].state)]
         after_rerun = seen(sim)
+        # a resend of 05-14 would update the closed ticket: withheld; the resolve itself
+        # can be sent again
         rerun_states.append(str(run("2011-05-14", resend=True)[0].state))
+        rerun_states.append(str(run(INCIDENT_RESOLVED, resend=True)[0].state))
         after_resend = seen(sim)
     return IncidentDays(
         folder=folder,

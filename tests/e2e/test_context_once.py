@@ -160,9 +160,10 @@ def test_the_playbook_checks_the_ledger_again_before_sending(critical_day):
         settings, CRITICAL, run=Run.of_dag("first"), slack_brief=SLACK, exports=[],
         brief_link=None, delivery=delivery, context=context,
     )  # fmt: skip
-    service.record_delivery(
-        settings, prepared["payload"], {"ticket_id": "RET-0001", "slack_message_ts": "1.2"},
-        "first",
+    # delivered through the ledger, as every door sends (the receiver's answer, as given)
+    service.send_event(
+        settings, prepared["payload"], "first",
+        lambda body, failures: {"ticket_id": "RET-0001", "slack_message_ts": "1.2"},
     )  # fmt: skip
     again = service.prepare_playbook(
         settings, CRITICAL, run=Run.of_dag("cleared"), slack_brief=SLACK, exports=[],

@@ -252,6 +252,30 @@ def test_a_missing_webhook_connection_fails_the_trigger_at_once(run_dag, monkeyp
     assert "no Airflow connection 'make_webhook'" in error and "AIRFLOW_CONN_MAKE_WEBHOOK" in error
 
 
+def test_a_quiet_day_delivers_the_open_the_webhook_missed(run_dag, playbook_sim, tmp_path):
+    playbook_sim.configure(fail_next=3, fail_status=503)  # down for the three attempts
+    dag_run, states = run_dag("2011-05-13")
+    assert states["trigger_playbook"].endswith("failed")
+    # 05-17 is a day of the open incident without an event of its own: the missed open
+    # still reaches the team, late and saying so
+    dag_run, states = run_dag("2011-05-17")
+    assert str(dag_run.state).endswith("success") and states["no_alert"].endswith("success")
+    assert states["deliver_owed"].endswith("success")
+    delivered = [r for r, status in zip(playbook_sim.requests, playbook_sim.statuses,
+                                        strict=True) if status == 200]  # fmt: skip
+    assert [(r["incident"]["event"], r["run_date"], r["mention"]) for r in delivered] == [
+        ("open", "2011-05-13", "<!here>")
+    ]
+    assert delivered[0]["brief"]["text"].startswith(":hourglass: Delivered late")
+    [(note,)] = query(
+        tmp_path, "select note from ops_runs_log where alert_date = '2011-05-17'"
+    )
+    assert note.startswith("delivered late first: open of INC-20110513 (2011-05-13)")
+    # and a later quiet day has nothing owed: nothing is sent again
+    run_dag("2011-05-18")
+    assert len([s for s in playbook_sim.statuses if s == 200]) == 1
+
+
 def test_a_timeout_is_retried(run_dag, playbook_sim, tmp_path):
     playbook_sim.configure(delay=2.0)  # the client gives up after 1 s
     dag_run, states = run_dag(WARNING_DATE)

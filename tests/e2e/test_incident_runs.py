@@ -70,7 +70,6 @@ def test_a_rerun_sends_nothing_and_a_resend_sends_the_same_event_again(incident_
     # a re-run of 05-14 rebuilds the day and sends nothing: the event was delivered
     assert days.rerun_states[0].endswith("success")
     assert days.after_rerun["requests"] == days.requests
-    assert len(query_warehouse(days.rerun_folder, "select * from ops_runs_log")) == 8
     rows = query_warehouse(
         days.rerun_folder,
         "select incident_event, playbook_status, status, note, ticket_id from ops_runs_log "
@@ -82,18 +81,26 @@ def test_a_rerun_sends_nothing_and_a_resend_sends_the_same_event_again(incident_
     assert note.startswith("already delivered (update of INC-20110513") and "resend" in note
     assert ticket_id is None
 
-    # resend: the same event again, same dedupe key, marked as a resend; the receiver acts
+    # resend of 05-14: the ticket was closed on 07-01; sending an update now would
+    # contradict it, so even a deliberate resend is withheld, and says why
     assert days.rerun_states[1].endswith("success")
+    event, playbook, status, note, ticket_id = rows[2]
+    assert (event, playbook, status, ticket_id) == ("update", "suppressed", "success", None)
+    assert note.startswith("withheld: incident INC-20110513 is already resolved (its resolve ")
+
+    # resend of the resolution itself: the same event again, same dedupe key, marked as a
+    # resend; the receiver acts on the ticket it closed
+    assert days.rerun_states[2].endswith("success")
     requests = days.after_resend["requests"]
     assert len(requests) == len(days.requests) + 1
     resent = requests[-1]
-    assert resent["resend"] is True and resent["dedupe_key"] == days.requests[1]["dedupe_key"]
+    assert resent["resend"] is True and resent["dedupe_key"] == days.requests[-1]["dedupe_key"]
+    assert resent["incident"]["event"] == "resolve"
     events = days.after_resend["tickets"]["ticket_RET-0001.json"]["events"]
     assert [e["event"] for e in events] == [
-        "open", "update", "update", "de-escalate", "resolve", "update",
+        "open", "update", "update", "de-escalate", "resolve", "resolve",
     ]  # fmt: skip
     assert len(days.after_resend["slack"]) == 6
-    assert rows[2][:3] == ("update", "sent", "success")
 
 
 def test_a_backfill_of_an_old_date_sends_nothing_and_says_why(

@@ -16,12 +16,17 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from retentionops import runlog
+from retentionops import ledger, runlog
 from retentionops.detection import DETECTION_MARKER
 from retentionops.incidents import LEDGER_TYPES
 from retentionops.incidents import parameters as incident_parameters
 from retentionops.settings import Settings
-from retentionops.sql import SQL_DIR, detection_parameters, priority_parameters
+from retentionops.sql import (
+    SQL_DIR,
+    alert_settings_fingerprint,
+    detection_parameters,
+    priority_parameters,
+)
 from retentionops.warehouse import SUMMARY_REFRESH
 
 RUN_DATE = dt.date(2011, 5, 13)
@@ -112,6 +117,11 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     ),
     # incidents.delivered_at, incident_thread, record_delivery
     "incidents/read_delivery": lambda s: ({"dedupe_key": DEDUPE_KEY}, None),
+    # incidents.resolve_delivered
+    "incidents/read_incident_resolve": lambda s: (
+        {"incident_id": "INC-20110513", "rollout_mode": "production"},
+        None,
+    ),
     "incidents/read_incident_thread": lambda s: (
         {"incident_id": "INC-20110513", "rollout_mode": "production"},
         None,
@@ -131,6 +141,57 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         },
         LEDGER_TYPES,
     ),  # fmt: skip
+    # ledger.read, record, owed, claim, settle, withhold
+    "ledger/read_event": lambda s: ({"dedupe_key": DEDUPE_KEY}, None),
+    "ledger/record_event": lambda s: (
+        {
+            "dedupe_key": DEDUPE_KEY,
+            "incident_id": "INC-20110513",
+            "event": "open",
+            "run_date": RUN_DATE,
+            "rollout_mode": "production",
+            "severity": "CRITICAL",
+            "settings_fingerprint": alert_settings_fingerprint(s),
+            "payload": '{"dedupe_key": "INC-20110513:open:2011-05-13:production"}',
+        },
+        ledger.LEDGER_TYPES,
+    ),
+    "ledger/read_owed_events": lambda s: (
+        {"rollout_mode": "production", "run_date": RUN_DATE + dt.timedelta(1)},
+        None,
+    ),
+    "ledger/withhold_event": lambda s: (
+        {"dedupe_key": DEDUPE_KEY, "note": "withheld: incident INC-20110513 is resolved"},
+        ledger.LEDGER_TYPES,
+    ),
+    "ledger/claim_event": lambda s: (
+        {
+            "dedupe_key": DEDUPE_KEY,
+            "incident_id": "INC-20110513",
+            "event": "open",
+            "run_date": RUN_DATE,
+            "rollout_mode": "production",
+            "severity": None,
+            "settings_fingerprint": alert_settings_fingerprint(s),
+            "resend": False,
+            "claim_token": "0123456789abcdef0123456789abcdef",
+            "run_id": RUN_ID,
+            "lease_seconds": s.delivery_lease_seconds,
+        },
+        ledger.LEDGER_TYPES,
+    ),
+    "ledger/settle_event": lambda s: (
+        {
+            "dedupe_key": DEDUPE_KEY,
+            "claim_token": "0123456789abcdef0123456789abcdef",
+            "state": ledger.DELIVERED,
+            "ticket_id": "RET-0001",
+            "ticket_url": None,
+            "slack_message_ts": None,
+            "note": None,
+        },
+        ledger.LEDGER_TYPES,
+    ),
     # detection.extend_history
     "markers/clear_other_history_markers": lambda s: ({"step": "alert_history@0123456789"}, None),
     # service.apply_retention: the newest date the retention DELETEs can remove

@@ -68,8 +68,12 @@ def test_success_and_response_parsing():
         "status_code": 200,
         "slack_message_ts": "1.2",
         "ticket_id": "RET-7",
+        "ticket_url": None,
         "slack_channel": None,
     }
+    # the ticket's address, when the scenario answers it, is kept (the ledger stores it)
+    answer = {"slack_message_ts": "1.2", "ticket_id": "RET-7", "ticket_url": "https://t/RET-7"}
+    assert playbook.parse_response(FakeResponse(200, answer))["ticket_url"] == "https://t/RET-7"
     with pytest.raises(playbook.PermanentWebhookError, match="Webhook response"):
         playbook.parse_response(FakeResponse(200, None, text="Accepted"))
 

@@ -1,0 +1,43 @@
+-- Claim one incident event for this run before its webhook POST (ledger.claim). One
+-- statement decides and writes: a new event is inserted as sending; a known one is taken
+-- over only when no other run may be sending it (pending, failed, unknown, a lease that ran
+-- out), or delivered when the run resends on purpose. The caller reads the row back:
+-- the claim is its own when claim_token is its token (two runs never both hold it: DuckDB
+-- has one writer, BigQuery serialises two DML statements that change the same rows).
+merge {{ tables.incident_events }} as ledger
+using (
+    select
+        @dedupe_key as dedupe_key,
+        @incident_id as incident_id,
+        @event as event,
+        @run_date as run_date,
+        @rollout_mode as rollout_mode,
+        @severity as severity,
+        @settings_fingerprint as settings_fingerprint
+) as wanted
+    on ledger.dedupe_key = wanted.dedupe_key
+when matched and (
+    ledger.state in ('pending', 'failed', 'unknown')
+    or (ledger.state = 'sending' and ledger.lease_until < current_timestamp())
+    or (@resend and ledger.state = 'delivered')
+) then
+    update set
+        state = 'sending',
+        attempts = ledger.attempts + 1,
+        claim_token = @claim_token,
+        claimed_by = @run_id,
+        lease_until = timestamp_add(current_timestamp(), interval @lease_seconds second),
+        severity = wanted.severity,
+        settings_fingerprint = wanted.settings_fingerprint,
+        updated_at = current_timestamp()
+when not matched then
+    insert (
+        dedupe_key, incident_id, event, run_date, rollout_mode, severity, state, attempts,
+        claim_token, claimed_by, lease_until, settings_fingerprint, recorded_at, updated_at
+    )
+    values (
+        wanted.dedupe_key, wanted.incident_id, wanted.event, wanted.run_date,
+        wanted.rollout_mode, wanted.severity, 'sending', 1, @claim_token, @run_id,
+        timestamp_add(current_timestamp(), interval @lease_seconds second),
+        wanted.settings_fingerprint, current_timestamp(), current_timestamp()
+    )

@@ -1,0 +1,33 @@
+-- Record an event a run decided to send, with the webhook body it built (ledger.record):
+-- new, it is pending (owed). Known and not yet delivered, its body is the latest build (the
+-- key, and so what the receiver dedupes on, stays the same); a delivered or claimed event
+-- keeps its row.
+merge {{ tables.incident_events }} as ledger
+using (
+    select
+        @dedupe_key as dedupe_key,
+        @incident_id as incident_id,
+        @event as event,
+        @run_date as run_date,
+        @rollout_mode as rollout_mode,
+        @severity as severity,
+        @settings_fingerprint as settings_fingerprint,
+        @payload as payload
+) as decided
+    on ledger.dedupe_key = decided.dedupe_key
+when matched and ledger.state in ('pending', 'failed', 'unknown') then
+    update set
+        payload = decided.payload,
+        severity = decided.severity,
+        settings_fingerprint = decided.settings_fingerprint,
+        updated_at = current_timestamp()
+when not matched then
+    insert (
+        dedupe_key, incident_id, event, run_date, rollout_mode, severity, state, attempts,
+        settings_fingerprint, payload, recorded_at, updated_at
+    )
+    values (
+        decided.dedupe_key, decided.incident_id, decided.event, decided.run_date,
+        decided.rollout_mode, decided.severity, 'pending', 0, decided.settings_fingerprint,
+        decided.payload, current_timestamp(), current_timestamp()
+    )
