@@ -141,28 +141,29 @@ airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.ready
 #   make test      the everyday gate: lint, unit, sql, dags and the whole-DAG smoke runs
 #                  (one per branch, a failed step, a failing webhook): under 4 minutes
 #   make test-all  everything, what CI runs (.ci/run): + e2e, production, system
+# PYTEST_ARGS passes options on (e.g. PYTEST_ARGS="-x -k ledger").
 SMOKE := unit or sql or dags or smoke
 test: lint
-	$(BIN)/pytest -q -m "$(SMOKE)"
+	$(BIN)/pytest -q -m "$(SMOKE)" $(PYTEST_ARGS)
 
 test-all: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # One layer at a time.
 test-fast: $(BYTECODE)
-	$(BIN)/pytest -q -m "unit or sql"
+	$(BIN)/pytest -q -m "unit or sql" $(PYTEST_ARGS)
 
 test-e2e: $(BYTECODE)
-	$(BIN)/pytest -q -m e2e
+	$(BIN)/pytest -q -m e2e $(PYTEST_ARGS)
 
 # The production-path suite alone (ZetaSQL analysis and differential runs, the GCS emulator,
 # the compose schema): docs/production-path.md.
 test-production: $(BYTECODE)
-	$(BIN)/pytest -q -m production
+	$(BIN)/pytest -q -m production $(PYTEST_ARGS)
 
 # The real commands and processes: a scheduler's backfill, make demo, make airflow, pip.
 test-system: $(BYTECODE)
-	$(BIN)/pytest -q -m system
+	$(BIN)/pytest -q -m system $(PYTEST_ARGS)
 
 # The DAG's SQL for one date on a real BigQuery dataset, compared with DuckDB. Needs
 # RETENTIONOPS_BIGQUERY_PROJECT and Google application default credentials (says so and
