@@ -277,8 +277,8 @@ class Settings:
     )
     contact_cooldown_days: int = _setting(
         14,
-        "a customer delivered in a playbook within this many days before the run date is not "
-        "exported again, in any tier; 0 = off",
+        "a customer delivered in a playbook for a date within this many days of the run date "
+        "(either side: runs come out of order) is not exported again, in any tier; 0 = off",
         min=0,
         max=365,
     )

@@ -1,17 +1,21 @@
 -- customer_priority for @run_date (design section 7): one set-based statement over
 -- retention_snapshot + churn_detection + base_customers of the same date. Tier rules,
 -- filters, bases, caps, actions and the value proxy are settings passed as parameters.
--- Across days (docs/audiences.md) each row also says, from what was delivered before
--- @run_date only (the deliveries ledger and the audiences those runs exported):
+-- Across days (docs/audiences.md) each row also says, from what was delivered before this
+-- run (the deliveries receipts and the audiences those runs exported):
 --   * new_in_tier: not in this tier at the last delivered run (@previous_run_date);
---   * cooldown_status: 'suppressed' when delivered within @contact_cooldown_days before
---     @run_date, 'bypassed' when now in a more urgent tier than any it was delivered in
---     then (@cooldown_bypass), else 'none';
+--   * cooldown_status: 'suppressed' when delivered for a date within
+--     @contact_cooldown_days of @run_date, on either side (runs come late and out of
+--     order: a customer contacted for a later date is inside an earlier date's cooldown
+--     too), 'bypassed' when now in a more urgent tier than any it was delivered in then
+--     (@cooldown_bypass), else 'none';
 --   * is_holdout: a stable draw per customer for a @holdout_period_days period.
 with
 
--- the audiences of runs whose playbook reached people (shadow runs reach nobody) in the
--- contact cooldown window: constant bounds, so BigQuery reads the window's partitions only
+-- the audiences of runs whose playbook reached people (shadow runs reach nobody) for the
+-- dates of the contact cooldown window around @run_date, its own date aside (a re-run of
+-- the date rebuilds the same audience): constant bounds, so BigQuery reads the window's
+-- partitions only
 delivered as (
     select distinct
         exported.run_date,
@@ -21,8 +25,9 @@ delivered as (
     inner join {{ tables.deliveries }} as ledger
         on exported.run_id = ledger.run_id
     where
-        exported.run_date < @run_date
+        exported.run_date != @run_date
         and exported.run_date >= date_sub(@run_date, interval @contact_cooldown_days day)
+        and exported.run_date <= date_add(@run_date, interval @contact_cooldown_days day)
         and ledger.rollout_mode != 'shadow'
 ),
 
