@@ -134,6 +134,60 @@ class Claim:
         return f"the {event.summary()} is {event.state}"
 
 
+@dataclasses.dataclass(frozen=True)
+class DeliveredIncident:
+    """An incident as the team was told it (its delivered events, one rollout mode)."""
+
+    incident_id: str
+    rollout_mode: str
+    opened_on: dt.date
+    events: tuple[tuple[str, dt.date], ...]  # (event, run date), delivered, oldest first
+    last_key: str  # the dedupe_key of the last event delivered
+    ticket_id: str | None
+    settings_fingerprint: str | None  # the settings its first delivered event was decided under
+
+    @property
+    def resolved(self) -> bool:
+        return any(event == "resolve" for event, _ in self.events)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "rollout_mode": self.rollout_mode,
+            "opened_on": self.opened_on.isoformat(),
+            "events": [{"event": e, "day": d.isoformat()} for e, d in self.events],
+            "ticket_id": self.ticket_id,
+            "resolved": self.resolved,
+            "settings_fingerprint": self.settings_fingerprint,
+        }
+
+
+def delivered_incidents(warehouse: Warehouse) -> list[DeliveredIncident]:
+    """Every incident with a delivered event, per rollout mode, as the team was told it."""
+    warehouse.ensure_tables(("incident_events",))
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in warehouse.query("ledger/read_delivered_events", {}):
+        grouped.setdefault((row["rollout_mode"], row["incident_id"]), []).append(row)
+    found = []
+    for (mode, incident_id), rows in grouped.items():
+        try:  # INC-YYYYMMDD: the id says when it opened, even if its open never arrived
+            opened = dt.datetime.strptime(incident_id.rpartition("-")[2], "%Y%m%d").date()
+        except ValueError:
+            opened = as_date(rows[0]["run_date"])
+        found.append(
+            DeliveredIncident(
+                incident_id=incident_id,
+                rollout_mode=mode,
+                opened_on=opened,
+                events=tuple((r["event"], as_date(r["run_date"])) for r in rows),
+                last_key=rows[-1]["dedupe_key"],
+                ticket_id=next((r["ticket_id"] for r in rows if r["ticket_id"]), None),
+                settings_fingerprint=rows[0]["settings_fingerprint"],
+            )
+        )
+    return found
+
+
 def _moment(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC" if isinstance(value, dt.datetime) else str(value)
 

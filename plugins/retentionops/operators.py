@@ -276,7 +276,7 @@ class PlaybookWebhookOperator(HttpOperator):
         return PlaybookHook(self.method, http_conn_id=self.http_conn_id)
 
     def execute(self, context: Any) -> Any:
-        """Send what is owed from earlier dates (``service.deliver_owed``), then the body
+        """Send what the run owes first (``service.deliver_due``), then the body
         (``service.send_event``: claim, POST, record), all through the ledger.
 
         Returns the receiver's answer with ``late`` (the owed events delivered first), or
@@ -299,8 +299,8 @@ class PlaybookWebhookOperator(HttpOperator):
             return HttpOperator.execute(self, context)
 
         run_id = context["run_id"]
-        # what is owed from earlier dates first, in order, then the day's own event
-        late = service.deliver_owed(
+        # what the run owes first (earlier dates' events, closings), then its own event
+        late = service.deliver_due(
             settings, payload["run_date"], run_id, post, rollout_mode=payload["rollout_mode"]
         )
         try:

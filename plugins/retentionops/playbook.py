@@ -400,6 +400,33 @@ def late_payload(
     }
 
 
+def closing_payload(
+    last: dict[str, Any], *, run_id: str, run_date: dt.date, reason: str
+) -> dict[str, Any]:
+    """A ``resolve`` that closes an incident the team was told about but today's settings
+    no longer see: the incident's last delivered body, as a resolve of ``run_date`` whose
+    brief says why (no audience, no mention), so no ticket stays open for ever."""
+    incident_id = last["incident"]["incident_id"]
+    banner = f":white_check_mark: {incident_id} is closed: {reason}."
+    return {
+        **last,
+        "run_id": run_id,
+        "dedupe_key": dedupe_key(incident_id, "resolve", run_date, last["rollout_mode"]),
+        "run_date": run_date.isoformat(),
+        "alert_flag": False,
+        "escalation": False,
+        "mention": None,
+        "resend": False,
+        "incident": {**last["incident"], "event": "resolve"},
+        "exports": [],
+        "brief": {
+            "text": banner[:40000],
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": banner[:3000]}}],
+        },
+        "brief_link": None,
+    }
+
+
 # -- the answer ---------------------------------------------------------------------------
 
 

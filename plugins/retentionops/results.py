@@ -138,7 +138,8 @@ class ExportResult(TypedDict):
 
 @with_config(OPEN)
 class LateDelivery(TypedDict):
-    """An owed event of an earlier date, delivered late before the day's own."""
+    """What a run delivered before the day's own event: an owed event of an earlier date
+    (late), or the resolve closing an incident today's settings no longer see."""
 
     dedupe_key: str
     incident_id: str
@@ -146,6 +147,7 @@ class LateDelivery(TypedDict):
     run_date: str
     ticket_id: str | None
     slack_message_ts: str | None
+    closed_because: NotRequired[str]
 
 
 @with_config(OPEN)
@@ -201,6 +203,28 @@ class IncidentSummary(TypedDict):
     events: list[IncidentEvent]
 
 
+@with_config(OPEN)
+class DeliveredEvent(TypedDict):
+    event: str
+    day: str
+
+
+@with_config(OPEN)
+class DeliveredIncident(TypedDict):
+    """An incident as the team was told it (the ledger), whatever today's settings say."""
+
+    incident_id: str
+    rollout_mode: Literal["shadow", "pilot", "production"]
+    opened_on: str
+    events: list[DeliveredEvent]
+    ticket_id: str | None
+    resolved: bool
+    settings_fingerprint: str | None
+    """The settings its first delivered event was decided under."""
+    seen_by_settings: bool
+    """Whether today's settings compute it too (if not, the next run closes it)."""
+
+
 # "from" is a keyword: the functional form
 IncidentList = with_config(OPEN)(
     TypedDict(
@@ -215,6 +239,7 @@ IncidentList = with_config(OPEN)(
             ],
             "alert_days_in_warmup": int,
             "incidents": list[IncidentSummary],
+            "delivered": list[DeliveredIncident],
             "warnings": NotRequired[list[str]],
         },
     )

@@ -280,11 +280,18 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
 
 
 def late_note(late: list[dict[str, Any]] | None) -> str | None:
-    """The owed events a run delivered first, in one line (None: none)."""
+    """What a run delivered before its own event, in one line (None: nothing): the owed
+    events of earlier dates, and the incidents it closed because today's settings no
+    longer see them."""
     if not late:
         return None
-    events = ", ".join(f"{d['event']} of {d['incident_id']} ({d['run_date']})" for d in late)
-    return f"delivered late first: {events}"
+    owed = [d for d in late if not d.get("closed_because")]
+    parts = []
+    if owed:
+        events = ", ".join(f"{d['event']} of {d['incident_id']} ({d['run_date']})" for d in owed)
+        parts.append(f"delivered late first: {events}")
+    parts += [f"closed {d['incident_id']}: {d['closed_because']}" for d in late if d not in owed]
+    return "; ".join(parts)
 
 
 def audience_changes(

@@ -621,7 +621,6 @@ def deliver_owed(
     run_id: str,
     post: Post,
     *,
-    delivery: Delivery | None = None,
     rollout_mode: str | None = None,
 ) -> list[dict[str, Any]]:
     """Deliver the events owed from dates before ``run_date`` in the rollout mode (the
@@ -630,17 +629,14 @@ def deliver_owed(
     with a first line saying it is late (``playbook.late_payload``), before anything newer.
     An owed event whose incident's resolve reached people since is withheld instead (it
     would contradict the closed ticket). The first delivery that fails stops the catch-up
-    (its error is raised; the rest stay owed, in order). Nothing is sent while the kill
-    switch, a silence or a dry run says so.
+    (its error is raised; the rest stay owed, in order). Called by :func:`deliver_due`.
 
     Returns one entry per event delivered: its key, event, date and the receiver's answer.
     """
     from retentionops import incidents, ledger
-    from retentionops.playbook import late_payload, sending_blocked
+    from retentionops.playbook import late_payload
 
     day = as_date(run_date)
-    if sending_blocked(settings, delivery or Delivery.now()):
-        return []
     with open_warehouse(settings) as warehouse:
         owed = ledger.owed(warehouse, rollout_mode or settings.rollout_mode, day)
     delivered = []
@@ -792,13 +788,13 @@ def trigger_playbook(
     delivery = Delivery.now(resend=resend)
     context = get_operational_context(settings, day, delivery)
     plan = context["plan"]
-    if not plan["event"] and not _owed_before(settings, day):
+    if not plan["event"] and not _due_before(settings, day):
         raise ServiceError(f"nothing to deliver on {day}: {plan['reason']}")
     run = run or Run.start(interface, "trigger_playbook", day)
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
         outcome.take_context(context)
-        if not plan["event"]:  # a day without an event still delivers what is owed
-            outcome.late = deliver_owed(
+        if not plan["event"]:  # a day without an event still delivers what is due
+            outcome.late = deliver_due(
                 settings, day, run.run_id, _webhook_post(settings), delivery=delivery
             )
             return _trigger_answer(run, day, plan, outcome)
@@ -827,7 +823,7 @@ def trigger_playbook(
         if prepared["send"]:
             try:
                 post = _webhook_post(settings)
-                outcome.late = deliver_owed(settings, day, run.run_id, post, delivery=delivery)
+                outcome.late = deliver_due(settings, day, run.run_id, post, delivery=delivery)
                 outcome.answer = send_event(
                     settings, prepared["payload"], run.run_id, post, resend=resend
                 )
@@ -849,23 +845,127 @@ def trigger_playbook(
     return _trigger_answer(run, day, plan, outcome)
 
 
+def vanished_incidents(
+    settings: Settings, run_date: Any, rollout_mode: str | None = None
+) -> list[tuple[Any, str]]:
+    """The incidents the team was told about (a delivered event, no delivered resolve) that
+    today's settings no longer see as open on ``run_date``, each with why, in words: the
+    settings changed since it opened, or today's rules resolved it on a day whose run never
+    sent that resolve. :func:`close_vanished` closes them."""
+    from retentionops import incidents, ledger
+    from retentionops.sql import alert_settings_fingerprint
+
+    day = as_date(run_date)
+    mode = rollout_mode or settings.rollout_mode
+    with open_warehouse(settings) as warehouse:
+        told = [
+            known
+            for known in ledger.delivered_incidents(warehouse)
+            if known.rollout_mode == mode and not known.resolved and known.opened_on <= day
+        ]
+        if not told:
+            return []
+        detection.extend_history(warehouse, settings, day)
+        found = []
+        for known in told:  # a handful of open incidents, each one query over the history
+            rows = incidents.incident_days(warehouse, settings, known.opened_on, day)
+            seen = [r for r in rows if r["incident_id"] == known.incident_id]
+            if seen and seen[-1]["day"] == day.isoformat():
+                continue  # still open today (or resolving today): the day's own event
+            if seen and seen[-1]["resolved_on"]:
+                why = (
+                    f"today's rules resolved it on {seen[-1]['resolved_on']}, and that "
+                    "day's resolve was never sent"
+                )
+            else:
+                why = (
+                    "today's settings no longer see this incident (it opened under settings "
+                    f"{known.settings_fingerprint}, they are now "
+                    f"{alert_settings_fingerprint(settings)})"
+                )
+            found.append((known, why))
+    return found
+
+
+def close_vanished(
+    settings: Settings,
+    run_date: Any,
+    run_id: str,
+    post: Post,
+    *,
+    rollout_mode: str | None = None,
+) -> list[dict[str, Any]]:
+    """Close each incident the team was told about that today's settings no longer see
+    (:func:`vanished_incidents`) with an explicit ``resolve`` saying why
+    (``playbook.closing_payload``), recorded in the ledger before it is sent."""
+    from retentionops import ledger
+    from retentionops.playbook import closing_payload
+
+    day = as_date(run_date)
+    closed = []
+    for known, why in vanished_incidents(settings, day, rollout_mode):
+        with open_warehouse(settings) as warehouse:
+            last = ledger.read(warehouse, known.last_key)
+            if last is None or last.payload is None:
+                log.warning("%s has no recorded body to close it from", known.incident_id)
+                continue
+            payload = closing_payload(last.payload, run_id=run_id, run_date=day, reason=why)
+            ledger.record(warehouse, settings, payload)
+        answer = send_event(settings, payload, run_id, post)
+        closed.append(
+            {
+                "dedupe_key": payload["dedupe_key"],
+                "incident_id": known.incident_id,
+                "event": "resolve",
+                "run_date": day.isoformat(),
+                "ticket_id": answer.get("ticket_id"),
+                "slack_message_ts": answer.get("slack_message_ts"),
+                "closed_because": why,
+            }
+        )
+    return closed
+
+
+def deliver_due(
+    settings: Settings,
+    run_date: Any,
+    run_id: str,
+    post: Post,
+    *,
+    delivery: Delivery | None = None,
+    rollout_mode: str | None = None,
+) -> list[dict[str, Any]]:
+    """What a run owes the team before its own event, in order: the events owed from
+    earlier dates (:func:`deliver_owed`), then the closing of incidents today's settings
+    no longer see (:func:`close_vanished`). Nothing while the kill switch, a silence or a
+    dry run says so. Every door calls this before sending the day's event."""
+    from retentionops.playbook import sending_blocked
+
+    if sending_blocked(settings, delivery or Delivery.now()):
+        return []
+    done = deliver_owed(settings, run_date, run_id, post, rollout_mode=rollout_mode)
+    return done + close_vanished(settings, run_date, run_id, post, rollout_mode=rollout_mode)
+
+
 def catch_up(
     settings: Settings, run_date: Any, run: Run, delivery: Delivery | None = None
 ) -> list[dict[str, Any]]:
-    """A day without an event of its own (the DAG's ``deliver_owed``): deliver what is
-    owed from earlier dates (:func:`deliver_owed`) through the webhook; nothing owed, no
-    call (and no connection needed)."""
+    """A day without an event of its own (the DAG's ``deliver_owed``): what the run owes
+    (:func:`deliver_due`) through the webhook; nothing due, no call (and no connection
+    needed)."""
     day = as_date(run_date)
-    if not _owed_before(settings, day):
+    if not _due_before(settings, day):
         return []
-    return deliver_owed(settings, day, run.run_id, _webhook_post(settings), delivery=delivery)
+    return deliver_due(settings, day, run.run_id, _webhook_post(settings), delivery=delivery)
 
 
-def _owed_before(settings: Settings, day: dt.date) -> bool:
+def _due_before(settings: Settings, day: dt.date) -> bool:
+    """Whether a run of ``day`` owes the team anything before its own event."""
     from retentionops import ledger
 
     with open_warehouse(settings) as warehouse:
-        return bool(ledger.owed(warehouse, settings.rollout_mode, day))
+        owed = ledger.owed(warehouse, settings.rollout_mode, day)
+    return bool(owed) or bool(vanished_incidents(settings, day))
 
 
 def _trigger_answer(run: Run, day: dt.date, plan: dict[str, Any], outcome: RunOutcome) -> dict:
@@ -893,11 +993,12 @@ def _trigger_answer(run: Run, day: dt.date, plan: dict[str, Any], outcome: RunOu
 
 
 def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
-    """The incidents of a date range, as they stood on its last day, with their events.
+    """The incidents of a date range, as they stood on its last day, with their events;
+    and every incident the team was told about (the ledger), opened by the range's end.
 
     Computes and stores the alert history it needs (one SQL5 pass) when detection has not.
     """
-    from retentionops import incidents
+    from retentionops import incidents, ledger
 
     start, end = as_date(from_date), as_date(to_date)
     if start > end:
@@ -910,6 +1011,9 @@ def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str
         detection.extend_history(warehouse, settings, end)
         days = incidents.incident_days(warehouse, settings, start, end)
         warnings = data_warnings(warehouse, settings, end)
+        told = [i for i in ledger.delivered_incidents(warehouse) if i.opened_on <= end]
+    computed = incidents.summarize(days)
+    seen = {incident["incident_id"] for incident in computed}
     warmup = [day["day"] for day in days if day["phase"] == "warmup"]
     result = {
         "from": start.isoformat(),
@@ -919,7 +1023,12 @@ def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str
         "alert_days_in_warmup": sum(
             1 for day in days if day["phase"] == "warmup" and day["alert_flag"]
         ),
-        "incidents": incidents.summarize(days),
+        "incidents": computed,
+        # what the team was told, whatever today's settings compute: an incident they no
+        # longer see is still listed (and the next run closes it with a resolve)
+        "delivered": [
+            {**known.as_dict(), "seen_by_settings": known.incident_id in seen} for known in told
+        ],
     }
     return {**result, "warnings": warnings} if warnings else result
 

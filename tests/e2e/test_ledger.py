@@ -263,3 +263,48 @@ def test_deliveries_out_of_date_order_contact_each_customer_once(queued, playboo
     bypassed = [row for row in rows if row["cooldown_bypass"] == "true"]
     assert len(rows) == len(customers) + len(bypassed)  # once each, but for escalations
     assert len(rows) > 300  # the incident's audience is hundreds of customers
+
+
+def test_raised_thresholds_never_make_a_told_incident_vanish(
+    queued, playbook_sim, monkeypatch, capsys
+):
+    assert main(["trigger", "--date", D, "--rollout-mode", "production"]) == 0  # the open
+    capsys.readouterr()
+    # the thresholds are raised: today's rules see no incident in May at all
+    monkeypatch.setenv("RETENTIONOPS_THRESHOLD_WARNING_PCT", "60")
+    monkeypatch.setenv("RETENTIONOPS_THRESHOLD_CRITICAL_PCT", "90")
+    assert main(["incidents", "--from", "2011-05-01", "--to", "2011-05-20"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["incidents"] == []  # computed under today's settings
+    [told] = listed["delivered"]  # but the team was told, and it is still listed
+    assert (told["incident_id"], told["resolved"], told["seen_by_settings"]) == (
+        "INC-20110513", False, False,
+    )  # fmt: skip
+    assert told["events"] == [{"event": "open", "day": D}] and told["ticket_id"] == "RET-0001"
+
+    # the next run has no event of its own; it closes the incident with a resolve saying why
+    assert main(["queue", "--date", "2011-05-14"]) == 0
+    capsys.readouterr()
+    assert main(["trigger", "--date", "2011-05-14", "--rollout-mode", "production"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["event"] is None and answer["sent"] is False
+    assert [(d["incident_id"], d["event"]) for d in answer["late"]] == [
+        ("INC-20110513", "resolve")
+    ]
+    closing = playbook_sim.requests[-1]
+    assert closing["incident"]["event"] == "resolve"
+    assert closing["incident"]["ticket_id"] == "RET-0001" and closing["mention"] is None
+    assert "today's settings no longer see this incident" in closing["brief"]["text"]
+    ticket = json.loads((playbook_sim.out_dir / "ticket_RET-0001.json").read_text())
+    assert ticket["status"] == "closed"
+    note = log_rows(queued, "2011-05-14")[-1][4]
+    assert note.startswith("closed INC-20110513: today's settings no longer see this incident")
+    # closed once: a later run sends nothing more
+    assert main(["queue", "--date", "2011-05-15"]) == 0
+    capsys.readouterr()
+    code = main(["trigger", "--date", "2011-05-15", "--rollout-mode", "production"])
+    assert code == 2 and "nothing to deliver" in capsys.readouterr().err
+    assert len(playbook_sim.requests) == 2
+    assert main(["incidents", "--from", "2011-05-01", "--to", "2011-05-20"]) == 0
+    [told] = json.loads(capsys.readouterr().out)["delivered"]
+    assert told["resolved"] is True and [e["event"] for e in told["events"]] == ["open", "resolve"]

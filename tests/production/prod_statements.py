@@ -160,6 +160,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         {"rollout_mode": "production", "run_date": RUN_DATE + dt.timedelta(1)},
         None,
     ),
+    "ledger/read_delivered_events": lambda s: ({}, None),
     "ledger/withhold_event": lambda s: (
         {"dedupe_key": DEDUPE_KEY, "note": "withheld: incident INC-20110513 is resolved"},
         ledger.LEDGER_TYPES,
