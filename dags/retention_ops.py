@@ -192,9 +192,10 @@ def export_audience(
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException("the day's playbook exports no audience")
-    return service.export_audiences(
-        settings, ds, planned, destination=destination(params), run=Run.of_dag(run_id)
-    )
+    with operators.permanent_errors_fail_at_once():  # a refused destination: no retries
+        return service.export_audiences(
+            settings, ds, planned, destination=destination(params), run=Run.of_dag(run_id)
+        )
 
 
 # NONE_FAILED_MIN_ONE_SUCCESS: runs on warning / critical / resolved (one branch succeeded;
@@ -244,16 +245,17 @@ def prepare_playbook(
 ) -> dict[str, Any] | None:
     """The webhook body, kept next to the run's files; a run that sends nothing (a dry run,
     an event already delivered or too old, silence, the kill switch) stops here (None)."""
-    prepared = service.prepare_playbook(
-        run_settings(params),
-        ds,
-        run=Run.of_dag(run_id),
-        slack_brief=slack,
-        exports=[e for e in exports or [] if e],
-        brief_link=files["markdown"],
-        delivery=delivery(params, dag_run),
-        context=run_context(ti),
-    )
+    with operators.permanent_errors_fail_at_once():
+        prepared = service.prepare_playbook(
+            run_settings(params),
+            ds,
+            run=Run.of_dag(run_id),
+            slack_brief=slack,
+            exports=[e for e in exports or [] if e],
+            brief_link=files["markdown"],
+            delivery=delivery(params, dag_run),
+            context=run_context(ti),
+        )
     return prepared["payload"] if prepared["send"] else None
 
 
@@ -276,12 +278,15 @@ def post_slack_fallback(
         raise AirflowSkipException(f"{error}: the brief and exports stay on disk") from None
 
 
-@task(task_id="deliver_owed")
+# retries=0: the webhook's transient faults are retried inside (playbook.retry_args), and
+# what stays owed goes out with the next run
+@task(task_id="deliver_owed", retries=0)
 def deliver_owed(
     ds: str | None = None, run_id: str | None = None, params: Any = None, dag_run: Any = None
 ) -> list[dict[str, Any]]:
-    """A day without an event of its own still delivers what is owed from earlier dates
-    (the receiver was down): oldest first, through the ledger (``service.catch_up``)."""
+    """A day without an event of its own still delivers what earlier days owe (the
+    receiver was down; an incident today's settings no longer see is closed): oldest
+    first, through the ledger (``service.catch_up``)."""
     return service.catch_up(
         run_settings(params), ds, Run.of_dag(run_id), delivery(params, dag_run)
     )

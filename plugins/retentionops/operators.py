@@ -17,7 +17,9 @@ door to the service, not the other way round).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.providers.http.operators.http import HttpOperator
@@ -311,6 +313,41 @@ class PlaybookWebhookOperator(HttpOperator):
             self.log.info("playbook: %s", refused)
             return {"not_sent": str(refused), "late": late}
         return {**answer, "late": late}
+
+
+# -- permanent errors fail at once ----------------------------------------------------------------
+
+
+def permanent_error(error: BaseException) -> bool:
+    """An error no retry can mend: a missing connection, a destination outside the export
+    root (or any export refusal), a webhook answer that breaks the contract, a bad setting
+    or date. Transient ones (a held DuckDB lock, a webhook timeout or 5xx) are retried."""
+    from retentionops.dates import DateError
+    from retentionops.exports import ExportError
+    from retentionops.playbook import PermanentWebhookError
+    from retentionops.settings import SettingsError
+
+    permanent = (
+        connections.ConnectionMissingError,
+        ExportError,
+        PermanentWebhookError,
+        SettingsError,
+        DateError,
+    )
+    return isinstance(error, permanent)
+
+
+@contextlib.contextmanager
+def permanent_errors_fail_at_once() -> Iterator[None]:
+    """Inside a task: a permanent error (:func:`permanent_error`) fails the task at once
+    with its message (``AirflowFailException``: no retry, no five minutes of backoff);
+    anything else keeps the task's retries."""
+    try:
+        yield
+    except Exception as error:
+        if permanent_error(error):
+            raise AirflowFailException(str(error)) from None
+        raise
 
 
 # -- the settings of a run -----------------------------------------------------------------------

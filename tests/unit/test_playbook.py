@@ -276,3 +276,36 @@ def test_the_task_log_line_of_a_delivery_names_the_event_the_ticket_and_the_post
         "playbook: delivered the open event of INC-20110513: ticket RET-0001, "
         "Slack message 1305244800.000100"
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "at_once"),
+    [
+        ("ExportError", True),
+        ("ConnectionMissingError", True),
+        ("PermanentWebhookError", True),
+        ("TransientWebhookError", False),
+        ("WarehouseError", False),
+    ],
+)
+def test_a_permanent_error_fails_its_task_at_once_and_a_transient_one_keeps_its_retries(
+    error, at_once
+):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from retentionops import connections, exports, operators, warehouse
+
+    kinds = {
+        "ExportError": exports.ExportError,
+        "ConnectionMissingError": connections.ConnectionMissingError,
+        "PermanentWebhookError": playbook.PermanentWebhookError,
+        "TransientWebhookError": playbook.TransientWebhookError,
+        "WarehouseError": warehouse.WarehouseError,
+    }
+    raised = kinds[error]("export folder '/etc' is outside the export root")
+    expected = AirflowFailException if at_once else kinds[error]
+    with (
+        pytest.raises(expected, match="outside the export root"),
+        operators.permanent_errors_fail_at_once(),
+    ):
+        raise raised
