@@ -85,10 +85,12 @@ class LedgerEvent:
     payload: dict[str, Any] | None
     recorded_at: dt.datetime
     updated_at: dt.datetime
+    in_flight: bool = False  # claimed, and its lease still runs (read by owed only)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LedgerEvent:
         values = {f.name: row.get(f.name) for f in dataclasses.fields(cls)}
+        values["in_flight"] = bool(values["in_flight"])
         values["run_date"] = as_date(values["run_date"])
         values["attempts"] = int(values["attempts"] or 0)
         values["payload"] = json.loads(values["payload"]) if values["payload"] else None
@@ -223,8 +225,9 @@ def record(warehouse: Warehouse, settings: Settings, payload: dict[str, Any]) ->
 
 
 def owed(warehouse: Warehouse, rollout_mode: str, run_date: dt.date) -> list[LedgerEvent]:
-    """The events of a rollout mode decided before ``run_date`` and still owed (pending,
-    unknown, or held by a sender whose lease ran out), oldest first."""
+    """The events of a rollout mode decided before ``run_date`` and not yet delivered
+    (pending, unknown, or claimed: ``in_flight`` while the claim's lease runs, else held by
+    a sender that died), oldest first."""
     warehouse.ensure_tables(("incident_events",))
     rows = warehouse.query(
         "ledger/read_owed_events", {"rollout_mode": rollout_mode, "run_date": run_date}

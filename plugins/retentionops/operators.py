@@ -301,15 +301,16 @@ class PlaybookWebhookOperator(HttpOperator):
             return HttpOperator.execute(self, context)
 
         run_id = context["run_id"]
-        # what the run owes first (earlier dates' events, closings), then its own event
-        late = service.deliver_due(
-            settings, payload["run_date"], run_id, post, rollout_mode=payload["rollout_mode"]
-        )
+        late: list[dict[str, Any]] = []
         try:
+            # what the run owes first (earlier dates' events, closings), then its own event
+            late = service.deliver_due(
+                settings, payload["run_date"], run_id, post, rollout_mode=payload["rollout_mode"]
+            )
             answer = service.send_event(
                 settings, payload, run_id, post, resend=bool(payload.get("resend"))
             )
-        except service.EventNotSent as refused:
+        except (service.EventNotSent, service.EventsOwed) as refused:
             self.log.info("playbook: %s", refused)
             return {"not_sent": str(refused), "late": late}
         return {**answer, "late": late}

@@ -641,6 +641,12 @@ def deliver_owed(
         owed = ledger.owed(warehouse, rollout_mode or settings.rollout_mode, day)
     delivered = []
     for event in owed:
+        if event.in_flight:  # another run is sending it now: nothing newer overtakes it
+            raise EventsOwed(
+                f"not sent yet: the {event.summary()} is being sent by run "
+                f"{event.claimed_by} (claimed until {event.lease_until:%Y-%m-%d %H:%M:%S} "
+                "UTC); what comes after it waits in the ledger and goes out in order"
+            )
         if event.payload is None:  # claimed by a sender that recorded no body: cannot rebuild
             log.warning("%s is owed but has no recorded body: resend its date", event.summary())
             continue
@@ -794,9 +800,13 @@ def trigger_playbook(
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
         outcome.take_context(context)
         if not plan["event"]:  # a day without an event still delivers what is due
-            outcome.late = deliver_due(
-                settings, day, run.run_id, _webhook_post(settings), delivery=delivery
-            )
+            try:
+                outcome.late = deliver_due(
+                    settings, day, run.run_id, _webhook_post(settings), delivery=delivery
+                )
+            except EventsOwed as waiting:
+                plan = {**plan, "reason": str(waiting)}
+                outcome.plan = plan
             return _trigger_answer(run, day, plan, outcome)
         part = dataclasses.replace(run, standalone=False)  # one row for the whole run
         outcome.exports = [export_audience(settings, day, tier, run=part) for tier in plan["tiers"]]
@@ -827,7 +837,8 @@ def trigger_playbook(
                 outcome.answer = send_event(
                     settings, prepared["payload"], run.run_id, post, resend=resend
                 )
-            except EventNotSent as refused:  # another door holds it, or it was delivered
+            except (EventNotSent, EventsOwed) as refused:  # another door holds it, or
+                # it was delivered, or an earlier event is in flight
                 plan = {**plan, "send": False, "reason": str(refused)}
                 outcome.plan = plan
             except UserError as error:
@@ -956,7 +967,11 @@ def catch_up(
     day = as_date(run_date)
     if not _due_before(settings, day):
         return []
-    return deliver_due(settings, day, run.run_id, _webhook_post(settings), delivery=delivery)
+    try:
+        return deliver_due(settings, day, run.run_id, _webhook_post(settings), delivery=delivery)
+    except EventsOwed as waiting:  # another run is delivering an earlier event right now
+        log.info("playbook: %s", waiting)
+        return []
 
 
 def _due_before(settings: Settings, day: dt.date) -> bool:

@@ -119,6 +119,17 @@ def test_a_sender_killed_mid_send_holds_the_event_until_its_lease_ends(queued, p
     answer = json.loads(done.stdout)
     assert answer["sent"] is False
     assert answer["reason"].startswith(f"not sent: being sent by run {event['claimed_by']}")
+    # nor does the next day's event overtake it: it waits in the ledger, in order
+    next_day = [*TRIGGER[:-3], "2011-05-14", "--rollout-mode", "production"]
+    assert subprocess.run([*TRIGGER[:3], "queue", "--date", "2011-05-14"],
+                          capture_output=True, timeout=300).returncode == 0  # fmt: skip
+    done = subprocess.run(next_day, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["event"], answer["sent"]) == ("update", False)
+    assert answer["reason"].startswith(
+        f"not sent yet: the open of INC-20110513 ({D}) is being sent by run "
+    )
     assert len(playbook_sim.requests) == 1
 
     # the lease runs out (as 15 minutes would): the next attempt re-sends with the same key,
@@ -132,8 +143,16 @@ def test_a_sender_killed_mid_send_holds_the_event_until_its_lease_ends(queued, p
     keys = [request["dedupe_key"] for request in playbook_sim.requests]
     assert keys == [KEY, KEY]
     assert tickets(playbook_sim) == ["ticket_RET-0001.json"]  # one ticket, not two
-    [event] = ledger_rows(queued)
+    event, waiting = ledger_rows(queued)
     assert (event["state"], event["attempts"], event["ticket_id"]) == ("delivered", 2, "RET-0001")
+    assert (waiting["dedupe_key"], waiting["state"]) == (
+        "INC-20110513:update:2011-05-14:production", "pending",
+    )  # fmt: skip
+    # the next run of the update: the open is delivered now, so the update follows it
+    done = subprocess.run(next_day, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ticket_id"] == "RET-0001"
+    assert [r["incident"]["event"] for r in playbook_sim.requests] == ["open", "open", "update"]
 
 
 def test_a_timeout_after_the_receiver_acted_is_an_unknown_outcome_then_one_ticket(

@@ -1,7 +1,8 @@
--- The events of one rollout mode decided before @run_date and still owed to the team,
--- oldest first (ledger.owed): never sent, or the receiver was down (pending), no answer in
--- time (unknown), or a sender that died holding it (a lease that ran out). A run delivers
--- them in this order before its own event.
+-- The events of one rollout mode decided before @run_date and not yet delivered, oldest
+-- first (ledger.owed): never sent, or the receiver was down (pending), no answer in time
+-- (unknown), or claimed (sending: in_flight while its lease runs, else a sender that died
+-- holding it). A run delivers them in this order before its own event, and waits behind
+-- one in flight.
 select
     dedupe_key,
     incident_id,
@@ -21,13 +22,11 @@ select
     settings_fingerprint,
     payload,
     recorded_at,
-    updated_at
+    updated_at,
+    state = 'sending' and lease_until >= current_timestamp() as in_flight
 from {{ tables.incident_events }}
 where
     rollout_mode = @rollout_mode
     and run_date < @run_date
-    and (
-        state in ('pending', 'unknown')
-        or (state = 'sending' and lease_until < current_timestamp())
-    )
+    and state in ('pending', 'unknown', 'sending')
 order by run_date, recorded_at
