@@ -31,7 +31,7 @@ DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
 .PHONY: install demo test test-all test-fast test-e2e test-production test-system lint lock \
-	sample artifacts airflow bench mcp-demo bigquery-smoke clean
+	sample artifacts airflow bench mcp-demo bigquery-smoke replay clean
 
 # Run a command with the local playbook simulator standing in for the Make webhook: it
 # listens on a free port of 127.0.0.1, writes its (secret) hook URL to a file, and the
@@ -175,6 +175,17 @@ bigquery-smoke: $(BYTECODE)
 lint: $(BYTECODE)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
+
+# A year of mornings with faults, on a copy of the warehouse (the sample unless loaded
+# otherwise) against the playbook simulator: what reached people and every broken
+# invariant, exit 1 if any (docs/incidents.md, "Replay"). REPLAY_FAULTS= for none.
+REPLAY_FROM ?= 2010-12-01
+REPLAY_TO ?= 2011-12-09
+REPLAY_FAULTS ?= tests/system/replay_faults.yaml
+replay: $(BYTECODE)
+	@test -f warehouse/retentionops.duckdb || $(BIN)/retentionops load-sample > /dev/null
+	$(BIN)/retentionops replay --from $(REPLAY_FROM) --to $(REPLAY_TO) \
+		$(if $(REPLAY_FAULTS),--faults $(REPLAY_FAULTS)) --keep $(AIRFLOW_HOME)/replay
 
 # The design's 90-second demo through the MCP server (stdio), in a throwaway workspace.
 mcp-demo: $(BYTECODE)

@@ -97,7 +97,7 @@ def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any
     if DETECTION_MARKER not in completed_steps(warehouse, day):
         raise DetectionError(detection_missing(day))
     # the queue reads what earlier runs delivered (cooldown, what changed)
-    warehouse.ensure_tables(("deliveries", "audience_exports"))
+    warehouse.ensure_tables(("deliveries", "incident_events", "audience_exports"))
     with warehouse.atomic():
         params = {
             **QUEUE_STEP.parameters(settings, day),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -210,6 +211,30 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> Any:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A command's JSON answer with an exit code of its own (a check that found problems)."""
+
+    result: Any
+    code: int
+
+
+def cmd_replay(args: argparse.Namespace, settings: Any) -> Any:
+    import tempfile
+
+    from retentionops import replay
+
+    start, end = getattr(args, "from"), args.to
+    schedule = replay.load_schedule(args.faults)
+    work = args.keep or tempfile.mkdtemp(prefix="retentionops-replay-")
+    with progress.step(f"replaying {start}..{end} ({_days(start, end)}) in {work}"):
+        report = replay.replay(settings, start, end, schedule, workdir=work)
+    report = {**report, "workdir": str(work)}
+    for problem in report["broken"]:
+        print(f"broken: {problem}", file=sys.stderr)
+    return Answer(report, 1 if report["broken"] else 0)
+
+
 def cmd_incidents(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
@@ -375,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="send the day's event again although it was delivered (same dedupe_key)",
     )
     _ranged(commands, "incidents", cmd_incidents, "the incidents of a date range and their events")
+    replay = _ranged(
+        commands,
+        "replay",
+        cmd_replay,
+        "run the daily loop over a range on a copy of the warehouse against the playbook "
+        "simulator, with faults; report what reached people and every broken invariant "
+        "(exit 1 if any)",
+    )
+    replay.add_argument("--faults", metavar="FILE", help="the fault schedule (YAML)")
+    replay.add_argument(
+        "--keep", metavar="FOLDER", help="work folder to keep (default: a new temporary one)"
+    )
     _dated(commands, "incident", cmd_incident, "the incident state of one date")
     recommend = _dated(
         commands, "recommend", cmd_recommend, "one customer's tier and recommended action"
@@ -418,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"retentionops {args.command}: interrupted", file=sys.stderr)
         return 130
+    if isinstance(result, Answer):
+        _print_json(result.result)
+        return result.code
     if result is not None:
         _print_json(result)
     return 0

@@ -59,6 +59,7 @@ LEDGER_TYPES = {
     "ticket_url": "STRING",
     "slack_message_ts": "STRING",
     "note": "STRING",
+    "built_by": "STRING",
 }
 
 
@@ -204,6 +205,7 @@ def _event_values(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]
         "rollout_mode": payload["rollout_mode"],
         "severity": payload.get("severity"),
         "settings_fingerprint": alert_settings_fingerprint(settings),
+        "built_by": payload.get("run_id"),
     }
 
 

@@ -532,6 +532,10 @@ class EventNotSent(ServiceError):
     delivered before): the message says why. Nothing was posted."""
 
 
+class NothingToDeliver(ServiceError):
+    """A date without an event of its own, and nothing owed from earlier ones."""
+
+
 class EventsOwed(ServiceError):
     """Earlier events of the incident are still owed (the receiver was down): today's is
     kept in the ledger and goes out after them, never before. Nothing new was posted."""
@@ -607,7 +611,9 @@ def send_event(
         raise
     # anything else raised above (a bug, a kill) leaves the claim to expire: nothing lies
     with open_warehouse(settings) as warehouse, warehouse.atomic():
-        incidents.record_delivery(warehouse, payload, answer, run_id)
+        # the receipt names the run that built the body (its audience), which is not the
+        # sending run for an event delivered late: the cooldown counts that audience
+        incidents.record_delivery(warehouse, payload, answer, payload.get("run_id") or run_id)
         ledger.settle(warehouse, held, ledger.DELIVERED, answer=answer)
     if held.after_unknown_outcome:
         answer = {**answer, "note": UNKNOWN_RETRIED}
@@ -795,7 +801,7 @@ def trigger_playbook(
     context = get_operational_context(settings, day, delivery)
     plan = context["plan"]
     if not plan["event"] and not _due_before(settings, day):
-        raise ServiceError(f"nothing to deliver on {day}: {plan['reason']}")
+        raise NothingToDeliver(f"nothing to deliver on {day}: {plan['reason']}")
     run = run or Run.start(interface, "trigger_playbook", day)
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
         outcome.take_context(context)

@@ -152,6 +152,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
             "rollout_mode": "production",
             "severity": "CRITICAL",
             "settings_fingerprint": alert_settings_fingerprint(s),
+            "built_by": RUN_ID,
             "payload": '{"dedupe_key": "INC-20110513:open:2011-05-13:production"}',
         },
         ledger.LEDGER_TYPES,
@@ -161,6 +162,14 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         None,
     ),
     "ledger/read_delivered_events": lambda s: ({}, None),
+    # replay._report
+    "replay/read_ledger": lambda s: ({}, None),
+    "replay/contacts": lambda s: ({}, None),
+    "replay/holdout_exported": lambda s: ({}, None),
+    "replay/contacts_inside_cooldown": lambda s: (
+        {"contact_cooldown_days": s.contact_cooldown_days},
+        None,
+    ),
     "ledger/withhold_event": lambda s: (
         {"dedupe_key": DEDUPE_KEY, "note": "withheld: incident INC-20110513 is resolved"},
         ledger.LEDGER_TYPES,
@@ -174,6 +183,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
             "rollout_mode": "production",
             "severity": None,
             "settings_fingerprint": alert_settings_fingerprint(s),
+            "built_by": RUN_ID,
             "resend": False,
             "claim_token": "0123456789abcdef0123456789abcdef",
             "run_id": RUN_ID,

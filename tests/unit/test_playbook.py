@@ -309,3 +309,30 @@ def test_a_permanent_error_fails_its_task_at_once_and_a_transient_one_keeps_its_
         operators.permanent_errors_fail_at_once(),
     ):
         raise raised
+
+
+def test_the_replay_finds_what_a_team_must_never_see():
+    from retentionops import replay
+
+    def ticket(tid, incident, *events):
+        kept = [{"event": e, "run_date": d, "resend": r} for e, d, r in events]
+        return {"id": tid, "incident_id": incident, "events": kept}
+
+    fine = ticket("RET-1", "INC-1", ("open", "05-13", False), ("update", "05-14", False),
+                  ("resolve", "07-01", False), ("resolve", "07-01", True))  # fmt: skip
+    assert replay._out_of_order([fine]) == []
+    late_open = ticket("RET-2", "INC-2", ("update", "05-14", False), ("open", "05-13", False))
+    assert replay._out_of_order([late_open]) == [
+        "out of order: ticket RET-2 (INC-2) starts with update, not open",
+        "out of order: ticket RET-2 (INC-2) got 05-14, 05-13",
+    ]
+    reopened = ticket("RET-3", "INC-3", ("open", "05-13", False), ("resolve", "07-01", False),
+                      ("update", "05-15", False))  # fmt: skip
+    assert "after resolve: ticket RET-3 (INC-3) got update of 05-15 after its resolve" in (
+        replay._out_of_order([reopened])
+    )
+    posts = [{"incident_id": "INC-1", "event": "open", "run_date": "05-13"}] * 2
+    assert replay._duplicated([fine, ticket("RET-9", "INC-1")], posts) == [
+        "event duplicated: incident INC-1 has 2 tickets",
+        "event duplicated: the open of INC-1 (05-13) was posted 2 times",
+    ]

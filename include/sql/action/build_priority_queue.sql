@@ -12,23 +12,35 @@
 --   * is_holdout: a stable draw per customer for a @holdout_period_days period.
 with
 
--- the audiences of runs whose playbook reached people (shadow runs reach nobody) for the
--- dates of the contact cooldown window around @run_date, its own date aside (a re-run of
--- the date rebuilds the same audience): constant bounds, so BigQuery reads the window's
--- partitions only
+-- the audiences of runs whose playbook reached people, or is owed to them (recorded in the
+-- ledger and not yet delivered: it goes out before anything newer, so those customers are
+-- as good as told), for the dates of the contact cooldown window around @run_date, its own
+-- date aside (a re-run of the date rebuilds the same audience). Shadow runs reach nobody.
+-- Constant bounds, so BigQuery reads the window's partitions only.
+told_runs as (
+    select ledger.run_id
+    from {{ tables.deliveries }} as ledger
+    where ledger.rollout_mode != 'shadow'
+    union distinct
+    select owed.built_by as run_id
+    from {{ tables.incident_events }} as owed
+    where
+        owed.state in ('pending', 'sending', 'unknown')
+        and owed.rollout_mode != 'shadow'
+        and owed.built_by is not null
+),
+
 delivered as (
     select distinct
         exported.run_date,
         exported.customer_id,
         exported.tier
     from {{ tables.audience_exports }} as exported
-    inner join {{ tables.deliveries }} as ledger
-        on exported.run_id = ledger.run_id
     where
         exported.run_date != @run_date
         and exported.run_date >= date_sub(@run_date, interval @contact_cooldown_days day)
         and exported.run_date <= date_add(@run_date, interval @contact_cooldown_days day)
-        and ledger.rollout_mode != 'shadow'
+        and exported.run_id in (select told_runs.run_id from told_runs)
 ),
 
 previous_members as (

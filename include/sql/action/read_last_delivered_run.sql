@@ -3,7 +3,7 @@
 -- with that run's tiers (new_in_tier, previous_run_date). Read first and passed to the
 -- queue as @previous_run_date, a constant: a date found by a subquery inside the queue
 -- would make BigQuery read every queue partition retention keeps to find that run's tiers.
--- The same runs as the queue's `delivered` (its contact cooldown).
+-- Delivered runs only (the queue's contact cooldown also counts audiences still owed).
 select max(exported.run_date) as previous_run_date
 from {{ tables.audience_exports }} as exported
 inner join {{ tables.deliveries }} as ledger

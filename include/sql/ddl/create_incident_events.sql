@@ -23,6 +23,7 @@ create table if not exists {{ tables.incident_events }} (
     slack_message_ts string,
     note string,
     settings_fingerprint string,
+    built_by string,
     payload string,
     recorded_at timestamp not null,
     updated_at timestamp not null

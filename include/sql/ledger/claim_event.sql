@@ -13,7 +13,8 @@ using (
         @run_date as run_date,
         @rollout_mode as rollout_mode,
         @severity as severity,
-        @settings_fingerprint as settings_fingerprint
+        @settings_fingerprint as settings_fingerprint,
+        @built_by as built_by
 ) as wanted
     on ledger.dedupe_key = wanted.dedupe_key
 when matched and (
@@ -33,11 +34,12 @@ when matched and (
 when not matched then
     insert (
         dedupe_key, incident_id, event, run_date, rollout_mode, severity, state, attempts,
-        claim_token, claimed_by, lease_until, settings_fingerprint, recorded_at, updated_at
+        claim_token, claimed_by, lease_until, settings_fingerprint, built_by, recorded_at,
+        updated_at
     )
     values (
         wanted.dedupe_key, wanted.incident_id, wanted.event, wanted.run_date,
         wanted.rollout_mode, wanted.severity, 'sending', 1, @claim_token, @run_id,
         timestamp_add(current_timestamp(), interval @lease_seconds second),
-        wanted.settings_fingerprint, current_timestamp(), current_timestamp()
+        wanted.settings_fingerprint, wanted.built_by, current_timestamp(), current_timestamp()
     )

@@ -1,4 +1,5 @@
--- Record an event a run decided to send, with the webhook body it built (ledger.record):
+-- Record an event a run decided to send, with the webhook body it built and that run's id
+-- (built_by: the run whose audience the body links; ledger.record):
 -- new, it is pending (owed). Known and not yet delivered, its body is the latest build (the
 -- key, and so what the receiver dedupes on, stays the same); a delivered or claimed event
 -- keeps its row.
@@ -12,22 +13,24 @@ using (
         @rollout_mode as rollout_mode,
         @severity as severity,
         @settings_fingerprint as settings_fingerprint,
+        @built_by as built_by,
         @payload as payload
 ) as decided
     on ledger.dedupe_key = decided.dedupe_key
 when matched and ledger.state in ('pending', 'failed', 'unknown') then
     update set
         payload = decided.payload,
+        built_by = decided.built_by,
         severity = decided.severity,
         settings_fingerprint = decided.settings_fingerprint,
         updated_at = current_timestamp()
 when not matched then
     insert (
         dedupe_key, incident_id, event, run_date, rollout_mode, severity, state, attempts,
-        settings_fingerprint, payload, recorded_at, updated_at
+        settings_fingerprint, built_by, payload, recorded_at, updated_at
     )
     values (
         decided.dedupe_key, decided.incident_id, decided.event, decided.run_date,
         decided.rollout_mode, decided.severity, 'pending', 0, decided.settings_fingerprint,
-        decided.payload, current_timestamp(), current_timestamp()
+        decided.built_by, decided.payload, current_timestamp(), current_timestamp()
     )

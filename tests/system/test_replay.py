@@ -1,0 +1,66 @@
+"""`retentionops replay` of the sample year with its fault schedule (replay_faults.yaml):
+the real command, in a process of its own, on a copy of the sample warehouse, against the
+playbook simulator on 127.0.0.1. What reached people is hand-derived from the sample's two
+incidents (docs/incidents.md) and the faults; no invariant may break.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from support import ROOT
+
+FAULTS = ROOT / "tests" / "system" / "replay_faults.yaml"
+
+
+def test_the_sample_year_with_faults_breaks_no_invariant(sample_warehouse_file, tmp_path):
+    shutil.copyfile(sample_warehouse_file, tmp_path / "warehouse.duckdb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTIONOPS_")}
+    env.update(
+        RETENTIONOPS_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
+        RETENTIONOPS_ARTIFACTS_DIR=str(tmp_path / "runs"),
+        RETENTIONOPS_EXPORT_ROOT=str(tmp_path),
+        RETENTIONOPS_SQL_CACHE_DIR=os.environ["RETENTIONOPS_SQL_CACHE_DIR"],
+    )
+    work = tmp_path / "replay"
+    done = subprocess.run(
+        [sys.executable, "-m", "retentionops.cli", "replay", "--from", "2010-12-01",
+         "--to", "2011-12-09", "--faults", str(FAULTS), "--keep", str(work)],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["broken"] == []
+    assert report["days"] == 374
+    # the two incidents, every event told once and in order, whatever the faults did
+    told = {i["incident_id"]: [(e["event"], e["day"]) for e in i["events"]]
+            for i in report["incidents"]}  # fmt: skip
+    assert told == {
+        "INC-20110513": [
+            ("open", "2011-05-13"), ("update", "2011-05-14"), ("update", "2011-05-15"),
+            ("de-escalate", "2011-05-16"), ("resolve", "2011-07-01"),
+        ],
+        # the thresholds raised on 10-01 no longer see it: closed that day, saying why
+        "INC-20110909": [
+            ("open", "2011-09-09"), ("update", "2011-09-10"), ("update", "2011-09-11"),
+            ("resolve", "2011-10-01"),
+        ],
+    }  # fmt: skip
+    assert report["events"]["delivered"] == 9 and report["tickets"] == 2 and report["posts"] == 9
+    assert report["here_pings"] == 1  # the CRITICAL open, delivered late, kept its @here
+    # the faults that fail a run say so; the rest were absorbed (claims, leases, fallbacks)
+    assert [(f["day"], f["error"][:30]) for f in report["runs_failed"]] == [
+        ("2011-05-13", "webhook answered HTTP 503 Serv"),
+        ("2011-05-14", "webhook timed out after 1.0 s;"),
+    ]
+    posts = [json.loads(p.read_text()) for p in (work / "sim").glob("slack_*.json")]
+    late = [p for p in posts if ":hourglass: Delivered late" in p["text"]]
+    assert {(p["event"], p["run_date"]) for p in late} >= {("open", "2011-05-13")}
+    closing = [p for p in posts if p["run_date"] == "2011-10-01"]
+    assert len(closing) == 1 and "no longer see this incident" in closing[0]["text"]
+    # contacts: each customer reached at most twice (an escalation, or outside 14 days)
+    assert report["contacts"]["most_dates_per_customer"] <= 2
