@@ -211,8 +211,15 @@ def _event_values(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]
 
 def read(warehouse: Warehouse, dedupe_key: str) -> LedgerEvent | None:
     """The event's row (None: never recorded)."""
-    rows = warehouse.query("ledger/read_event", {"dedupe_key": dedupe_key})
+    rows = warehouse.query("ledger/read_events", {"dedupe_key": dedupe_key})
     return LedgerEvent.from_row(rows[0]) if rows else None
+
+
+def events(warehouse: Warehouse) -> list[LedgerEvent]:
+    """Every event of the ledger, oldest first."""
+    warehouse.ensure_tables(("incident_events",))
+    rows = warehouse.query("ledger/read_events", {"dedupe_key": None})
+    return [LedgerEvent.from_row(row) for row in rows]
 
 
 def record(warehouse: Warehouse, settings: Settings, payload: dict[str, Any]) -> None:

@@ -179,13 +179,7 @@ def replay(
     module); return the report, whose ``broken`` lists every broken invariant."""
     from retentionops import service
 
-    first, last = as_date(start), as_date(end)
-    if first > last:
-        raise ServiceError(f"from {first} is after to {last}")
-    if (last - first).days + 1 > settings.max_range_days:
-        raise ServiceError(
-            f"the range {first}..{last} is longer than max_range_days ({settings.max_range_days})"
-        )
+    first, last = service.date_range(settings, start, end)
     if not settings.duckdb_file.exists():
         raise ServiceError(
             f"no warehouse at {settings.duckdb_file}: load orders first "
@@ -342,10 +336,7 @@ def _report(
     tickets = [json.loads(p.read_text()) for p in sorted(sim.out_dir.glob("ticket_*.json"))]
     posts = [json.loads(p.read_text()) for p in sorted(sim.out_dir.glob("slack_*.json"))]
     with open_warehouse(settings) as warehouse:
-        events = [
-            ledger.LedgerEvent.from_row(row)
-            for row in warehouse.query("replay/read_ledger", {})
-        ]
+        events = ledger.events(warehouse)
         told = ledger.delivered_incidents(warehouse)
         twice = warehouse.query(
             "replay/contacts_inside_cooldown",

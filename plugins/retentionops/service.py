@@ -1013,6 +1013,18 @@ def _trigger_answer(run: Run, day: dt.date, plan: dict[str, Any], outcome: RunOu
 # -- incidents --------------------------------------------------------------------------------
 
 
+def date_range(settings: Settings, from_date: Any, to_date: Any) -> tuple[dt.date, dt.date]:
+    """A range a door was given, checked once: in order, and at most ``max_range_days``."""
+    start, end = as_date(from_date), as_date(to_date)
+    if start > end:
+        raise ServiceError(f"from {start} is after to {end}")
+    if (end - start).days + 1 > settings.max_range_days:
+        raise ServiceError(
+            f"the range {start}..{end} is longer than max_range_days ({settings.max_range_days})"
+        )
+    return start, end
+
+
 def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
     """The incidents of a date range, as they stood on its last day, with their events;
     and every incident the team was told about (the ledger), opened by the range's end.
@@ -1021,13 +1033,7 @@ def list_incidents(settings: Settings, from_date: Any, to_date: Any) -> dict[str
     """
     from retentionops import incidents, ledger
 
-    start, end = as_date(from_date), as_date(to_date)
-    if start > end:
-        raise ServiceError(f"from {start} is after to {end}")
-    if (end - start).days + 1 > settings.max_range_days:
-        raise ServiceError(
-            f"the range {start}..{end} is longer than max_range_days ({settings.max_range_days})"
-        )
+    start, end = date_range(settings, from_date, to_date)
     with open_warehouse(settings) as warehouse:
         detection.extend_history(warehouse, settings, end)
         days = incidents.incident_days(warehouse, settings, start, end)
@@ -1118,13 +1124,7 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
     incident layer (design 15)."""
     from retentionops import health, incidents
 
-    start, end = as_date(from_date), as_date(to_date)
-    if start > end:
-        raise ServiceError(f"from {start} is after to {end}")
-    if (end - start).days + 1 > settings.max_range_days:
-        raise ServiceError(
-            f"the range {start}..{end} is longer than max_range_days ({settings.max_range_days})"
-        )
+    start, end = date_range(settings, from_date, to_date)
     with open_warehouse(settings) as warehouse:
         warehouse.ensure_tables()
         report = health.get_health(warehouse, start, end)

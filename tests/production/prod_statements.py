@@ -142,7 +142,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         LEDGER_TYPES,
     ),  # fmt: skip
     # ledger.read, record, owed, claim, settle, withhold
-    "ledger/read_event": lambda s: ({"dedupe_key": DEDUPE_KEY}, None),
+    "ledger/read_events": lambda s: ({"dedupe_key": DEDUPE_KEY}, None),
     "ledger/record_event": lambda s: (
         {
             "dedupe_key": DEDUPE_KEY,
@@ -163,7 +163,6 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     ),
     "ledger/read_delivered_events": lambda s: ({}, None),
     # replay._report
-    "replay/read_ledger": lambda s: ({}, None),
     "replay/contacts": lambda s: ({}, None),
     "replay/holdout_exported": lambda s: ({}, None),
     "replay/contacts_inside_cooldown": lambda s: (

@@ -1,4 +1,5 @@
--- Every event of the ledger, oldest first, without its body (retentionops replay's report).
+-- The ledger's events, oldest first: one by its dedupe_key (no row: never recorded), or
+-- every one when @dedupe_key is NULL (retentionops replay's report).
 select
     dedupe_key,
     incident_id,
@@ -16,7 +17,9 @@ select
     slack_message_ts,
     note,
     settings_fingerprint,
+    payload,
     recorded_at,
     updated_at
 from {{ tables.incident_events }}
+where @dedupe_key is null or dedupe_key = @dedupe_key
 order by run_date, recorded_at
