@@ -28,7 +28,7 @@ from retentionops.playbook import Delivery, PlaybookPlan, decide_delivery, playb
 from retentionops.settings import Settings, split_list
 from retentionops.sql import priority_parameters
 from retentionops.vocabulary import RISK_LEVELS, STATUSES, TIER_NAMES, TIERS
-from retentionops.warehouse import Warehouse
+from retentionops.warehouse import Warehouse, WarehouseError
 
 #: customer_priority for the run date (design section 6.1): a SQL step like SQL1-SQL5.
 QUEUE_STEP = SqlStep(
@@ -76,11 +76,33 @@ class Context(TypedDict):
     response: dict[str, Any]
     status_windows: dict[str, int]
     anomalies: list[str]
+    owed: list[dict[str, Any]]
     median_total_revenue: float
     value_per_customer: float
     value_basis: str
     impact_rates: list[float]
     baseline_days: int
+
+
+def owed_before(warehouse: Warehouse, rollout_mode: str, day: dt.date) -> list[dict[str, Any]]:
+    """The ledger's events of earlier dates not delivered yet (plain JSON for the context);
+    none when the warehouse has no ledger yet (opened read-only before any delivery)."""
+    from retentionops import ledger
+
+    try:
+        owed = ledger.owed(warehouse, rollout_mode, day, create=False)
+    except WarehouseError:
+        return []
+    return [
+        {
+            "incident_id": e.incident_id,
+            "event": e.event,
+            "run_date": e.run_date.isoformat(),
+            "state": e.state,
+            "note": e.note,
+        }
+        for e in owed
+    ]
 
 
 def last_delivered_run(warehouse: Warehouse, run_date: Any) -> dt.date | None:
@@ -355,6 +377,8 @@ def get_operational_context(
             "at_risk_days": settings.at_risk_days,
         },  # fmt: skip
         "anomalies": anomalies(tiers, previous, settings.audience_change_factor),
+        # earlier events the team has not been told yet: they go out before this one
+        "owed": owed_before(warehouse, plan["rollout_mode"], day),
         "median_total_revenue": round(median_revenue, 2),
         "value_per_customer": round(value, 2),
         "value_basis": basis,

@@ -194,8 +194,27 @@ def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "steps": steps, "skipped": skipped}
 
 
-def _banner(plan: dict[str, Any]) -> str | None:
-    """The first line of a brief that was not sent, or not to the production channel."""
+def _banner(plan: dict[str, Any], owed: list[dict[str, Any]] | None = None) -> str | None:
+    """The first line of a brief that was not sent, or not to the production channel; and,
+    first of all, the earlier events the team has not been told yet (the ledger)."""
+    late = _owed_line(owed or [])
+    first = _plan_banner(plan)
+    return " ".join(part for part in (late, first) if part) or None
+
+
+def _owed_line(owed: list[dict[str, Any]]) -> str | None:
+    if not owed:
+        return None
+    events = "; ".join(
+        f"the {e['event']} of {e['incident_id']} ({e['run_date']}, {e['state']}"
+        + (f": {e['note']}" if e.get("note") else "")
+        + ")"
+        for e in owed
+    )
+    return f"OWED — not delivered yet, and going out first: {events}."
+
+
+def _plan_banner(plan: dict[str, Any]) -> str | None:
     if not plan.get("event"):
         return None
     if not plan.get("send", True):
@@ -438,7 +457,7 @@ def _facts(
     return {
         "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
         "mode_tag": mode,
-        "banner": _banner(plan),
+        "banner": _banner(plan, context.get("owed") or []),
         "incident": _incident_facts(context),
         "note": context.get("note"),
         "lead": _lead(context, exported),

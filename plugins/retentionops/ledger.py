@@ -87,15 +87,26 @@ class LedgerEvent:
     recorded_at: dt.datetime
     updated_at: dt.datetime
     in_flight: bool = False  # claimed, and its lease still runs (read by owed only)
+    built_by: str | None = None  # the run whose body (and audience) it carries
+    event_number: int | None = None  # its place among its incident's events (read, events)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LedgerEvent:
         values = {f.name: row.get(f.name) for f in dataclasses.fields(cls)}
         values["in_flight"] = bool(values["in_flight"])
+        if values["event_number"] is not None:
+            values["event_number"] = int(values["event_number"])
         values["run_date"] = as_date(values["run_date"])
         values["attempts"] = int(values["attempts"] or 0)
         values["payload"] = json.loads(values["payload"]) if values["payload"] else None
         return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as plain JSON values, without the body (health, the replay)."""
+        values = dataclasses.asdict(self)
+        values.pop("payload")
+        values.pop("claim_token")  # a claim's secret handle, of no use to a reader
+        return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in values.items()}
 
     def summary(self) -> str:
         """The event in a few words: ``open of INC-20110513 (2011-05-13)``."""
@@ -233,11 +244,14 @@ def record(warehouse: Warehouse, settings: Settings, payload: dict[str, Any]) ->
     )
 
 
-def owed(warehouse: Warehouse, rollout_mode: str, run_date: dt.date) -> list[LedgerEvent]:
+def owed(
+    warehouse: Warehouse, rollout_mode: str, run_date: dt.date, *, create: bool = True
+) -> list[LedgerEvent]:
     """The events of a rollout mode decided before ``run_date`` and not yet delivered
     (pending, unknown, or claimed: ``in_flight`` while the claim's lease runs, else held by
-    a sender that died), oldest first."""
-    warehouse.ensure_tables(("incident_events",))
+    a sender that died), oldest first. ``create=False`` for a read-only warehouse."""
+    if create:
+        warehouse.ensure_tables(("incident_events",))
     rows = warehouse.query(
         "ledger/read_owed_events", {"rollout_mode": rollout_mode, "run_date": run_date}
     )

@@ -320,6 +320,18 @@ class HealthCounts(TypedDict):
 
 
 @with_config(OPEN)
+class OwedEvent(TypedDict):
+    incident_id: str
+    event: str
+    run_date: str
+    rollout_mode: Literal["shadow", "pilot", "production"]
+    state: Literal["pending", "sending", "unknown"]
+    event_number: int
+    """Its place among its incident's events (1: the first day, usually the open)."""
+    note: str | None
+
+
+@with_config(OPEN)
 class MonthFrequency(TypedDict):
     incidents_opened: int
     alert_days: int
@@ -351,6 +363,13 @@ Health = with_config(OPEN)(
                 ),
             ],
             "months_over_target": list[str] | None,
+            "owed_events": Annotated[
+                list[OwedEvent],
+                Field(
+                    description="Events decided but not delivered yet (the receiver was "
+                    "down, no answer in time, being sent): the next run sends them first."
+                ),
+            ],
             "alert_frequency_note": NotRequired[
                 Annotated[str, Field(description="How to store the missing alert history.")]
             ],

@@ -1121,8 +1121,9 @@ def measure_impact(settings: Settings, run_id: str, horizon_days: int = 30) -> d
 def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, Any]:
     """Run, webhook and export health from ops_runs_log, and the alert frequency (incidents
     opened and alert days per month against alert_frequency_target_per_month) from the
-    incident layer (design 15)."""
-    from retentionops import health, incidents
+    incident layer (design 15); and the events still owed to the team (the ledger), which
+    the next run delivers first."""
+    from retentionops import health, incidents, ledger
 
     start, end = date_range(settings, from_date, to_date)
     with open_warehouse(settings) as warehouse:
@@ -1141,6 +1142,20 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
             if warmup
             else None
         )
+        # what the team has not been told yet: the ledger's events still owed (or in flight)
+        report["owed_events"] = [
+            {
+                "incident_id": e.incident_id,
+                "event": e.event,
+                "run_date": e.run_date.isoformat(),
+                "rollout_mode": e.rollout_mode,
+                "state": e.state,
+                "event_number": e.event_number,
+                "note": e.note,
+            }
+            for e in ledger.events(warehouse)
+            if e.state in (ledger.PENDING, ledger.SENDING, ledger.UNKNOWN)
+        ]
     target = settings.alert_frequency_target_per_month
     if days is None:
         return {

@@ -18,6 +18,7 @@ import time
 
 import duckdb
 import pytest
+from support import run_folder
 
 from retentionops.cli import main
 
@@ -234,6 +235,13 @@ def test_an_opening_the_webhook_missed_goes_out_first_the_next_day(
     [event] = ledger_rows(queued)
     assert (event["state"], event["attempts"]) == ("pending", 1)
     assert "HTTP 503" in event["note"]
+    # health says what the team has not been told yet
+    assert main(["health", "--from", "2011-05-01", "--to", "2011-05-31"]) == 0
+    [owed] = json.loads(capsys.readouterr().out)["owed_events"]
+    assert (owed["incident_id"], owed["event"], owed["run_date"], owed["state"]) == (
+        "INC-20110513", "open", D, "pending",
+    )  # fmt: skip
+    assert owed["event_number"] == 1 and "HTTP 503" in owed["note"]
 
     # 05-14: the open goes out first (late, saying so, with its @here), then the update,
     # on the ticket the open created
@@ -259,8 +267,21 @@ def test_an_opening_the_webhook_missed_goes_out_first_the_next_day(
     assert [e["event"] for e in ticket["events"]] == ["open", "update"]
     assert tickets(playbook_sim) == ["ticket_RET-0001.json"]
     assert [row["state"] for row in ledger_rows(queued)] == ["delivered", "delivered"]
+    assert main(["health", "--from", "2011-05-01", "--to", "2011-05-31"]) == 0
+    assert json.loads(capsys.readouterr().out)["owed_events"] == []
+    from retentionops import ledger
+    from retentionops.warehouse import open_warehouse
+
+    with open_warehouse(queued, read_only=True) as warehouse:  # the incident's second event
+        update = ledger.read(warehouse, "INC-20110513:update:2011-05-14:production")
+    assert (update.event_number, update.built_by) == (2, answer["run_id"])
     note = log_rows(queued, "2011-05-14")[-1][4]
     assert note == "delivered late first: open of INC-20110513 (2011-05-13)"
+    # the day's brief, written before the late delivery, said the open was owed and first
+    brief = (run_folder(queued.artifacts_path.parent, "2011-05-14", answer["run_id"])
+             / "brief.md").read_text()  # fmt: skip
+    assert "OWED — not delivered yet, and going out first: the open of INC-20110513 " in brief
+    assert "(2011-05-13, pending: webhook answered HTTP 503" in brief
 
 
 def test_deliveries_out_of_date_order_contact_each_customer_once(queued, playbook_sim, capsys):
