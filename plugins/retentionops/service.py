@@ -708,14 +708,6 @@ def _webhook_post(settings: Settings) -> Post:
     return post
 
 
-def deliver_playbook(
-    settings: Settings, payload: dict[str, Any], run_id: str, *, resend: bool = False
-) -> dict[str, Any]:
-    """POST the body to the Make webhook through the ledger (:func:`send_event`), retrying
-    transient faults; return the scenario's answer."""
-    return send_event(settings, payload, run_id, _webhook_post(settings), resend=resend)
-
-
 def delivered_line(payload: dict[str, Any], answer: dict[str, Any]) -> str:
     """What a delivery did, for the task log and the CLI's log: event, ticket, Slack post."""
     incident = payload.get("incident") or {}
