@@ -100,6 +100,8 @@ def load_schedule(path: str | os.PathLike[str] | None) -> Schedule:
         loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ServiceError(f"cannot read the fault schedule {file}: {error}") from None
+    except ValueError as error:  # YAML reads 2011-02-30 as a date, and it is none
+        raise ServiceError(f"fault schedule {file} has an impossible date: {error}") from None
     if not isinstance(loaded, dict):
         raise ServiceError(f"fault schedule {file} must be a mapping of date: fault(s)")
     faults: dict[dt.date, tuple[str, ...]] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from retentionops import playbook
@@ -336,3 +338,22 @@ def test_the_replay_finds_what_a_team_must_never_see():
         "event duplicated: incident INC-1 has 2 tickets",
         "event duplicated: the open of INC-1 (05-13) was posted 2 times",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2011-05-13: webhook_dwon\n", "unknown fault(s) webhook_dwon on 2011-05-13"),
+        ("2011-02-30: webhook_down\n", "has an impossible date: day is out of range"),
+        ("- webhook_down\n", "must be a mapping of date: fault(s)"),
+        ("settings:\n  2011-05-01: {threshold_warning_pct: -5}\n", "it must be >= 0"),
+    ],
+)
+def test_a_bad_fault_schedule_is_one_clear_error(tmp_path, text, message):
+    from retentionops import replay
+    from retentionops.errors import ServiceError, UserError
+
+    path = tmp_path / "faults.yaml"
+    path.write_text(text)
+    with pytest.raises((ServiceError, UserError), match=re.escape(message)):
+        replay.load_schedule(path)
