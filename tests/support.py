@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The sample's April incident INC-20110513 (docs/incidents.md): open on 05-13 (CRITICAL),
-#: updates on 05-14 and 05-15, a de-escalation on 05-16, no alert on 05-17, resolved 07-01.
+#: updates on 05-14, 05-15 and 05-16 (SQL5 says WARNING on 05-16, but the share is still
+#: +41 % above the pre-incident level: CRITICAL), no alert on 05-17, resolved 07-01.
 INCIDENT_DAYS = ["2011-05-13", "2011-05-14", "2011-05-15", "2011-05-16", "2011-05-17"]
 INCIDENT_RESOLVED = "2011-07-01"
 

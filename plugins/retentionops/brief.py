@@ -239,7 +239,7 @@ def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
         "open": "opens",
         "update": "continues",
         "escalate": "escalates",
-        "de-escalate": "eases",
+        "de-escalate": "is lower but not over",
         "resolve": "is resolved",
         None: "is open, no change today",
     }[event]
@@ -305,16 +305,26 @@ def _lead(context: dict[str, Any], exported: list[str]) -> dict[str, str | None]
             f"WARNING threshold of the {fmt_pct(incident.get('frozen_baseline'))} before "
             f"incident {plan['incident_id']}, which is resolved."
         )
+    elif event and (event == "open" or not incident.get("frozen_baseline")):
+        happened = (
+            f"Churn risk jumped: {fmt_pct(current)} of customers are {at_risk}, against "
+            f"{usual} ({fmt_relative(decision['delta_relative_pct'])}, {plan['severity']})."
+        )
     elif event:
+        # a day of an open incident is measured against where the incident started, not
+        # against the rolling baseline that has caught up with it (docs/incidents.md)
         how = {
-            "open": "Churn risk jumped",
             "update": "Churn risk is still high",
             "escalate": "Churn risk got worse",
-            "de-escalate": "Churn risk is easing but still high",
+            "de-escalate": "Churn risk is lower, not back to normal",
         }[event]
+        relative = incident.get("relative_to_frozen_pct") or 0.0
         happened = (
-            f"{how}: {fmt_pct(current)} of customers are {at_risk}, against {usual} "
-            f"({fmt_relative(decision['delta_relative_pct'])}, {plan['severity']})."
+            f"{how}: {fmt_pct(current)} of customers are {at_risk}, "
+            f"{'still ' if relative > 0 else ''}{fmt_relative(relative)} "
+            f"{'above' if relative >= 0 else 'against'} the "
+            f"{fmt_pct(incident['frozen_baseline'])} before incident {plan['incident_id']} "
+            f"({plan['severity']})."
         )
     else:
         reason = context.get("note") or (

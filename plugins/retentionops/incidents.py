@@ -53,7 +53,9 @@ def parameters(settings: Settings, from_date: dt.date, to_date: dt.date) -> dict
         "warmup_days": warmup_days(settings),
         "incident_gap_days": settings.incident_gap_days,
         "resolve_after_days": settings.resolve_after_days,
+        "deescalate_after_days": settings.deescalate_after_days,
         "threshold_warning": settings.threshold_warning_pct,
+        "threshold_critical": settings.threshold_critical_pct,
     }
 
 

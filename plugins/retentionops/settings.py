@@ -150,6 +150,13 @@ class Settings:
         min=1,
         max=365,
     )
+    deescalate_after_days: int = _setting(
+        7,
+        "consecutive days below CRITICAL against the pre-incident baseline before a CRITICAL "
+        "incident de-escalates (a week: weekday swings do not flap its severity)",
+        min=1,
+        max=365,
+    )
     alert_frequency_target_per_month: int = _setting(
         3, "incidents a month the health report accepts (design 15: low single digits)", min=1
     )

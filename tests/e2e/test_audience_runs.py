@@ -1,6 +1,6 @@
 """Audiences across days, as DAG runs against the playbook simulator (docs/audiences.md).
 
-05-13 … 05-16 are one incident's event days (open, update, update, de-escalate): every day
+05-13 … 05-16 are one incident's event days (open, update, update, update): every day
 delivers. The contact cooldown keeps a customer out of a second day's export (unless it
 moved to a more urgent tier, and then the row says so), the holdout never reaches a file,
 and each log row, brief and webhook body carry the suppressed counts and what changed.

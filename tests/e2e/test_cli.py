@@ -197,7 +197,9 @@ def test_a_failed_cli_write_is_logged_as_failed(settings, tmp_path, capsys):
 
 def test_incidents_on_the_sample_are_the_documented_two(sample_settings, capsys):
     """README and docs/incidents.md: the April promotion is one incident (open 05-13,
-    updates, de-escalation 05-16, resolved 07-01), the August one another; the January
+    updates, still CRITICAL on 05-16 against the pre-incident level, de-escalated 06-20,
+    resolved 07-01), the August one another (escalated 09-18 against its pre-incident level,
+    resolved 11-10); the January
     ramp's alerts fall in the warm-up (97 days from 2010-12-01: until 2011-03-06)."""
     code, out, _ = run(capsys, "incidents", "--from", "2010-12-01", "--to", "2011-12-09")
     assert code == 0
@@ -208,9 +210,10 @@ def test_incidents_on_the_sample_are_the_documented_two(sample_settings, capsys)
         for i in listed["incidents"]
     ] == [
         ("INC-20110513", "2011-07-01", [("05-13", "open"), ("05-14", "update"),
-         ("05-15", "update"), ("05-16", "de-escalate"), ("07-01", "resolve")]),
+         ("05-15", "update"), ("05-16", "update"), ("06-20", "de-escalate"),
+         ("07-01", "resolve")]),
         ("INC-20110909", "2011-11-10", [("09-09", "open"), ("09-10", "update"),
-         ("09-11", "update"), ("11-10", "resolve")]),
+         ("09-11", "update"), ("09-18", "escalate"), ("11-10", "resolve")]),
     ]  # fmt: skip
     # a warm-up day says when alerts start; 2011-03-07 is the 97th day of history
     code, out, _ = run(capsys, "incident", "--date", "2011-01-10")

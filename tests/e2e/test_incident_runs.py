@@ -1,8 +1,9 @@
 """A week of DAG runs against the playbook simulator: one incident, one ticket, one thread.
 
 The sample's April promotion is incident INC-20110513 (``retentionops incidents``): open on
-05-13 (CRITICAL), updates on 05-14 and 05-15, a de-escalation to WARNING on 05-16, no alert
-on 05-17, resolved on 07-01 (README, docs/incidents.md). The age rule is off (conftest), as
+05-13 (CRITICAL), updates on 05-14, 05-15 and 05-16 (still CRITICAL against the pre-incident
+baseline), no alert on 05-17, a de-escalation to WARNING on 06-20 (not run here), resolved
+on 07-01 (README, docs/incidents.md). The age rule is off (conftest), as
 in ``make demo``, except where a test turns it on.
 """
 
@@ -38,7 +39,7 @@ def test_a_week_of_runs_is_one_ticket_updated_on_event_days_and_closed(incident_
     sent = [(r["run_date"], r["incident"]["event"]) for r in days.requests]
     assert sent == [
         ("2011-05-13", "open"), ("2011-05-14", "update"), ("2011-05-15", "update"),
-        ("2011-05-16", "de-escalate"), (RESOLVED, "resolve"),
+        ("2011-05-16", "update"), (RESOLVED, "resolve"),
     ]  # fmt: skip
     # later events name the ticket and thread the first delivery got (from the ledger)
     assert [r["incident"]["ticket_id"] for r in days.requests] == [None] + ["RET-0001"] * 4
@@ -49,7 +50,7 @@ def test_a_week_of_runs_is_one_ticket_updated_on_event_days_and_closed(incident_
     [(name, ticket)] = days.tickets.items()
     assert name == "ticket_RET-0001.json" and ticket["incident_id"] == "INC-20110513"
     assert [e["event"] for e in ticket["events"]] == [
-        "open", "update", "update", "de-escalate", "resolve",
+        "open", "update", "update", "update", "resolve",
     ]  # fmt: skip
     assert ticket["status"] == "closed" and ticket["severity"] == "WARNING"
     posts = by_time(days.slack)
@@ -98,7 +99,7 @@ def test_a_rerun_sends_nothing_and_a_resend_sends_the_same_event_again(incident_
     assert resent["incident"]["event"] == "resolve"
     events = days.after_resend["tickets"]["ticket_RET-0001.json"]["events"]
     assert [e["event"] for e in events] == [
-        "open", "update", "update", "de-escalate", "resolve", "resolve",
+        "open", "update", "update", "update", "resolve", "resolve",
     ]  # fmt: skip
     assert len(days.after_resend["slack"]) == 6
 

@@ -2,8 +2,9 @@
 
 Each test writes SQL5 rows by hand (the day's share, its rolling baseline, severity and
 alert flag) and one order on the first day (the start of the history, for warm-up), then
-reads the incident of every day. Settings: warm-up 3 days, WARNING 15 %, resolve after 3
-calm days, gap 2. With a frozen baseline of 20.00 %, a day is "elevated" from 23.00 %.
+reads the incident of every day. Settings: warm-up 3 days, WARNING 15 %, CRITICAL 25 %,
+resolve after 3 calm days, de-escalate after 3 days below CRITICAL, gap 2. With a frozen
+baseline of 20.00 %, a day is "elevated" (WARNING) from 23.00 % and CRITICAL from 25.00 %.
 """
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ def history(load_orders, settings):
     warehouse = load_orders([("a", "1", day(1).isoformat(), 10)])
 
     def write(
-        series: dict[int, tuple[float, float | None, str | None]], gap_days: int = 2
+        series: dict[int, tuple[float, float | None, str | None]],
+        gap_days: int = 2,
+        deescalate_days: int = 3,
     ) -> list[dict]:
-        tuned = load_settings(warmup_days=3, resolve_after_days=3, incident_gap_days=gap_days)
+        tuned = load_settings(
+            warmup_days=3,
+            resolve_after_days=3,
+            deescalate_after_days=deescalate_days,
+            incident_gap_days=gap_days,
+        )
         warehouse.ensure_tables(("alert_logic",))
         warehouse.con.execute("delete from alert_logic")
         for n, (current, baseline, severity) in sorted(series.items()):
@@ -65,7 +73,7 @@ def test_open_a_gap_day_then_resolve_after_three_calm_days(history):
         1: QUIET, 2: QUIET, 3: QUIET, 4: QUIET,
         5: (24.0, 20.0, "WARNING"),   # opens; frozen baseline 20.0
         6: (24.5, 21.0, None),        # a gap day: no alert, still elevated (+22.5 %)
-        7: (25.0, 22.0, "WARNING"),   # same incident (it is still open): update
+        7: (24.8, 22.0, "WARNING"),   # same incident (it is still open): update (+24 %)
         8: (21.0, 23.0, None),        # calm: +5 % against the frozen 20.0
         9: (22.0, 23.0, None),        # calm: +10 %
         10: (22.9, 23.0, None),       # calm: +14.5 %: the third calm day resolves
@@ -87,23 +95,58 @@ def test_open_a_gap_day_then_resolve_after_three_calm_days(history):
                 "previous_severity", "last_alert_day", "days_open")] == [None] * 6  # fmt: skip
 
 
-def test_escalation_and_de_escalation(history):
+def test_the_incident_is_judged_against_its_frozen_baseline(history):
+    """SQL5 de-escalating because its rolling baseline caught up (day 7) does not ease the
+    incident: +30 % against the frozen 20.00 % is still CRITICAL. It de-escalates on a day
+    without an alert once 3 days in a row were below CRITICAL against the frozen baseline
+    (days 9, 10, 11), and escalates again the day the share is back at +25 %."""
     rows = history({
         1: QUIET, 2: QUIET, 3: QUIET, 4: QUIET,
-        5: (24.0, 20.0, "WARNING"), 6: (26.0, 20.5, "CRITICAL"), 7: (26.5, 21.0, "CRITICAL"),
-        8: (25.0, 22.0, "WARNING"), 9: (24.0, 23.0, None),
+        5: (24.0, 20.0, "WARNING"),    # opens: +20 % WARNING
+        6: (26.0, 20.5, "CRITICAL"),   # +30 %: escalate
+        7: (26.0, 23.0, "WARNING"),    # SQL5 eases; +30 % against the frozen 20.0: update
+        8: (25.5, 25.0, None),         # no alert, +27.5 %: still CRITICAL, no event
+        9: (24.0, 25.0, None),         # +20 %: a first day below CRITICAL
+        10: (24.0, 24.0, None),        # the second
+        11: (24.0, 24.0, None),        # the third: de-escalate (no alert today)
+        12: (25.0, 24.0, None),        # +25 %: escalate, without an SQL5 alert
     })  # fmt: skip
     assert [(n, e) for n, e, _ in events(rows)] == [
-        (5, "open"), (6, "escalate"), (7, "update"), (8, "de-escalate"),
+        (5, "open"), (6, "escalate"), (7, "update"), (11, "de-escalate"), (12, "escalate"),
     ]  # fmt: skip
     by_day = {r["day"]: r for r in rows}
-    eighth = by_day[day(8).isoformat()]
-    assert (eighth["incident_severity"], eighth["previous_severity"]) == ("WARNING", "CRITICAL")
-    assert eighth["peak_severity"] == "CRITICAL"
-    ninth = by_day[day(9).isoformat()]  # a quiet day keeps the incident's severity
-    assert (ninth["event"], ninth["incident_severity"], ninth["last_alert_day"]) == (
-        None, "WARNING", day(8).isoformat(),
+    seventh = by_day[day(7).isoformat()]
+    assert (seventh["severity"], seventh["incident_severity"]) == ("WARNING", "CRITICAL")
+    assert seventh["relative_to_frozen_pct"] == 30.0
+    assert [by_day[day(n).isoformat()]["incident_severity"] for n in (8, 9, 10)] == ["CRITICAL"] * 3
+    eleventh = by_day[day(11).isoformat()]
+    assert (eleventh["incident_severity"], eleventh["previous_severity"]) == (
+        "WARNING", "CRITICAL",
     )  # fmt: skip
+    assert eleventh["peak_severity"] == "CRITICAL"
+    assert eleventh["last_alert_day"] == day(7).isoformat()
+
+
+def test_a_share_swinging_around_critical_does_not_flap(history):
+    """Two days below CRITICAL, one above, again and again (a weekday pattern): with 3 days
+    needed to de-escalate the incident stays CRITICAL and sends nothing; with 1 it would
+    de-escalate and escalate on every swing."""
+    series = {n: QUIET for n in range(1, 5)}
+    series[5] = (26.0, 20.0, "CRITICAL")  # opens CRITICAL: +30 %
+    series.update(
+        {
+            6: (24.0, 26.0, None),
+            7: (24.0, 26.0, None),
+            8: (25.2, 25.0, None),
+            9: (24.0, 25.0, None),
+            10: (24.0, 25.0, None),
+            11: (25.4, 25.0, None),
+        }
+    )
+    assert [(n, e) for n, e, _ in events(history(series))] == [(5, "open")]
+    assert [(n, e) for n, e, _ in events(history(series, deescalate_days=1))] == [
+        (5, "open"), (6, "de-escalate"), (8, "escalate"), (9, "de-escalate"), (11, "escalate"),
+    ]  # fmt: skip
 
 
 def test_the_rolling_baseline_catching_up_does_not_resolve(history):

@@ -656,7 +656,8 @@ def test_the_first_lines_say_what_happened_what_is_ready_and_the_ask():
     context["status_windows"] = {"active_days": 30, "at_risk_days": 90}
     lines = [
         "Churn risk is still high: 23.11 % of customers are at risk of churning (last order "
-        "31 to 90 days ago), against a usual 17.95 % (+28.75 %, WARNING).",
+        "31 to 90 days ago), still +28.75 % above the 17.95 % before incident INC-20110920 "
+        "(WARNING).",
         "Ready: 42 customers to contact, in 2 lists: P1 Prevention (12: VIP outreach + light "
         "incentive); P2 Intervention (30: Win-back sequence + free shipping / discount).",
         "Ask: @retention-oncall, start the outreach by 2011-09-23 06:00 UTC (incident "
@@ -715,3 +716,14 @@ def test_the_ask_says_which_ticket_exists_or_why_none_is_opened():
     assert ask(shadow).endswith("day 3; shadow rollout: no real ticket is opened).**")
     withheld = incident_context("update", send=False, reason="the playbook is switched off")
     assert ask(withheld).endswith("no ticket from this run: the playbook is switched off).**")
+
+
+@pytest.mark.parametrize("event", ["update", "de-escalate"])
+def test_a_later_day_of_an_incident_is_measured_against_where_it_started(event):
+    """SQL5's rolling baseline catches up with a lasting shift (here it says +3 %): the
+    brief measures the day against the incident's frozen baseline, never "easing"."""
+    context = incident_context(event, severity="WARNING")
+    context["decision"].update(baseline_value=22.44, delta_relative_pct=2.99)
+    first = markdown(context).splitlines()[2]
+    assert "still +28.75 % above the 17.95 % before incident INC-20110920 (WARNING)" in first
+    assert "easing" not in first and "22.44" not in first and "+2.99" not in first

@@ -7,8 +7,12 @@
 --   * it resolves on the first day that ends @resolve_after_days consecutive calm days (no
 --     alert, and the share below the WARNING threshold against the frozen baseline) when
 --     its last alert day lies more than @incident_gap_days before;
---   * events: open, escalate / de-escalate (an alert day of a higher / lower severity than
---     the incident's current one), update (an alert day of the same severity), resolve.
+--   * the incident's severity is judged against its frozen baseline too: a day's severity is
+--     the worse of SQL5's and the same thresholds applied to the share against the frozen
+--     baseline; the incident is CRITICAL from a CRITICAL day on until
+--     @deescalate_after_days consecutive days have not been, WARNING otherwise;
+--   * events: open, escalate / de-escalate (the incident's severity rose / fell, on any day),
+--     update (an alert day of the same severity), resolve.
 -- Each alert day is a candidate opening with its own frozen baseline and resolution; the
 -- recursive step only follows "the first candidate after the previous resolution".
 with recursive
@@ -141,31 +145,63 @@ incident_days as (
             and (incidents.resolved_on is null or days.day <= incidents.resolved_on)
 ),
 
-tracked as (
-    -- the incident's severity is its last alert day's; the code orders alert days by date
-    -- and keeps their severity in the last digit
+judged as (
+    -- a day's severity: the worse of SQL5's (on an alert day) and the thresholds applied to
+    -- the share against the incident's frozen baseline (rounded as SQL5 rounds)
     select
         *,
-        max(
-            if(alert_flag, date_diff(day, date '1970-01-01', day) * 10 + severity_rank, null)
-        ) over (
+        greatest(
+            if(alert_flag, severity_rank, 0),
+            case
+                when opened_on is null then 0
+                when
+                    round((current_value / frozen_baseline - 1) * 100, 2)
+                    >= @threshold_critical
+                    then 2
+                when
+                    round((current_value / frozen_baseline - 1) * 100, 2)
+                    >= @threshold_warning
+                    then 1
+                else 0
+            end
+        ) as day_rank
+    from incident_days
+),
+
+tracked as (
+    select
+        *,
+        max(if(alert_flag, day, null)) over (
             partition by opened_on order by day
             rows between unbounded preceding and current row
-        ) as last_alert_code,
-        max(if(alert_flag, severity_rank, null)) over (
+        ) as last_alert_on,
+        max(if(day_rank = 2, day, null)) over (
+            partition by opened_on order by day
+            rows between unbounded preceding and current row
+        ) as last_critical_on,
+        max(day_rank) over (
             partition by opened_on order by day
             rows between unbounded preceding and current row
         ) as peak_rank
-    from incident_days
+    from judged
+),
+
+leveled as (
+    -- CRITICAL until @deescalate_after_days consecutive days below it: a share swinging
+    -- around the CRITICAL threshold with the weekdays does not flap the incident's severity
+    select
+        *,
+        if(
+            date_diff(day, last_critical_on, day) < @deescalate_after_days, 2, 1
+        ) as current_rank
+    from tracked
 ),
 
 ranked as (
     select
         *,
-        mod(last_alert_code, 10) as current_rank,
-        lag(mod(last_alert_code, 10)) over (partition by opened_on order by day)
-            as previous_rank
-    from tracked
+        lag(current_rank) over (partition by opened_on order by day) as previous_rank
+    from leveled
 )
 
 select
@@ -204,19 +240,14 @@ select
         when peak_rank = 2 then 'CRITICAL'
         when peak_rank = 1 then 'WARNING'
     end as peak_severity,
-    if(
-        opened_on is null,
-        null,
-        date_add(date '1970-01-01', interval div(last_alert_code, 10) day)
-    ) as last_alert_day,
+    if(opened_on is null, null, last_alert_on) as last_alert_day,
     case
         when opened_on is null then null
         when day = opened_on then 'open'
         when day = resolved_on then 'resolve'
-        when not alert_flag then null
         when current_rank > previous_rank then 'escalate'
         when current_rank < previous_rank then 'de-escalate'
-        else 'update'
+        when alert_flag then 'update'
     end as event
 from ranked
 where day between @from_date and @run_date
