@@ -41,6 +41,12 @@ AUDIENCE_KEYS = (
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "include" / "contracts"
 #: The header carrying the delivery's idempotency key (also ``dedupe_key`` in the body).
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: The decision's fields in the body: its percentages (rounded, see :func:`rounded_pct`) and
+#: the sample size.
+DECISION_PCTS = (
+    "current_value", "baseline_value", "delta_pct", "delta_relative_pct",
+    "threshold_warning", "threshold_critical",
+)  # fmt: skip
 #: Longest wait between two webhook attempts, whatever the backoff or Retry-After say.
 MAX_RETRY_DELAY_SECONDS = 600.0
 _TRANSIENT_STATUS = frozenset({408, 429})
@@ -110,6 +116,13 @@ class Delivery:
     @classmethod
     def now(cls, *, dry_run: bool = False, resend: bool = False) -> Delivery:
         return cls(dt.datetime.now(dt.UTC), dry_run=dry_run, resend=resend)
+
+
+def rounded_pct(value: Any) -> float | None:
+    """A percentage as people read it, to 2 decimals (None stays None). The warehouse keeps
+    the exact value: SQL5's baseline_value and an incident's frozen baseline are exact
+    means (32.55142857142857), which no ticket or Slack post should show."""
+    return None if value is None else round(float(value), 2)
 
 
 def slack_mention(mention: str) -> str:
@@ -298,15 +311,6 @@ def build_payload(
         raise ValueError(f"no playbook event on {context['run_date']}: nothing to send")
     incident = context.get("incident") or {}
     delivery = delivery or Delivery.now()
-    keys = (
-        "current_value",
-        "baseline_value",
-        "delta_pct",
-        "delta_relative_pct",
-        "sample_size",
-        "threshold_warning",
-        "threshold_critical",
-    )
     due = delivery.started_at + dt.timedelta(hours=settings.response_sla_hours)
     return {
         "contract_version": CONTRACT_VERSION,
@@ -328,15 +332,19 @@ def build_payload(
             "days_open": incident.get("days_open") or 1,
             "previous_severity": incident.get("previous_severity"),
             "peak_severity": incident.get("peak_severity") or plan["severity"],
-            "pre_incident_baseline": incident.get("frozen_baseline")
-            or decision.get("baseline_value"),
+            "pre_incident_baseline": rounded_pct(
+                incident.get("frozen_baseline") or decision.get("baseline_value")
+            ),
             "ticket_id": (thread or {}).get("ticket_id"),
             "thread_ts": (thread or {}).get("slack_message_ts"),
         },
         "owner": settings.incident_owner or None,
         "due_at": due.isoformat(timespec="seconds"),
         "resend": delivery.resend,
-        "decision": {key: decision.get(key) for key in keys},
+        "decision": {
+            **{key: rounded_pct(decision.get(key)) for key in DECISION_PCTS},
+            "sample_size": decision.get("sample_size"),
+        },
         "tier_counts": {tier: info["count"] for tier, info in context["tiers"].items()},
         "audience": {
             "previous_run_date": context.get("previous_run_date"),

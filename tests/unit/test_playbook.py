@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -266,6 +267,35 @@ def test_every_event_body_satisfies_the_contract(event):
     assert body["incident"]["event"] == event and body["owner"] == "@retention-oncall"
     assert body["due_at"] == "2011-05-16T06:00:00+00:00"  # the run's start + 24 h
     assert body["incident"]["ticket_id"] == (None if event == "open" else "RET-0001")
+
+
+def test_the_body_and_the_ticket_show_percentages_to_2_decimals():
+    """SQL5's baseline and the frozen pre-incident baseline are exact means in the
+    warehouse; the body people's tools read (Slack, the ticket) carries them rounded."""
+    from devtools.playbook_sim import _ticket_body, first_violation
+
+    value = context()
+    value["incident"] = {**incident_day("open", "CRITICAL"), "frozen_baseline": 32.55142857142857}
+    value["plan"] = playbook.playbook_plan(
+        value["decision"], "production", SETTINGS, value["incident"]
+    )
+    body = playbook.build_payload(
+        run_id="scheduled__2011-05-13T00:00:00+00:00", context=value,
+        slack_brief={"text": "*brief*", "blocks": []}, exports=[], brief_link=None,
+        settings=SETTINGS, delivery=playbook.Delivery(STARTED),
+    )  # fmt: skip
+    assert first_violation(body) is None
+    assert body["decision"] == {
+        "current_value": 45.2, "baseline_value": 32.55, "delta_pct": 12.65,
+        "delta_relative_pct": 38.86, "threshold_warning": 15.0, "threshold_critical": 25.0,
+        "sample_size": 2396,
+    }  # fmt: skip
+    assert body["incident"]["pre_incident_baseline"] == 32.55
+    ticket = _ticket_body(body, "17.01")
+    assert "AT_RISK: 45.2% vs baseline 32.55% (delta 12.65 pts, relative 38.86%" in ticket
+    assert not re.search(r"\d\.\d{3}", json.dumps(body)), "a number with 3+ decimals"
+    # the context (the warehouse's values) is left exact
+    assert value["decision"]["baseline_value"] == 32.55142857142857
 
 
 def test_the_task_log_line_of_a_delivery_names_the_event_the_ticket_and_the_post():
