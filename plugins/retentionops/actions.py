@@ -24,7 +24,14 @@ from retentionops.detection import (
     mark_complete,
     stored_alert_decision,
 )
-from retentionops.playbook import Delivery, PlaybookPlan, decide_delivery, playbook_plan
+from retentionops.playbook import (
+    Delivery,
+    PlaybookPlan,
+    decide_delivery,
+    history_age,
+    playbook_plan,
+    response_due,
+)
 from retentionops.settings import Settings, split_list
 from retentionops.sql import priority_parameters
 from retentionops.vocabulary import RISK_LEVELS, STATUSES, TIER_NAMES, TIERS
@@ -315,6 +322,7 @@ def get_operational_context(
     incident = incidents.incident_on(warehouse, settings, day)
     note = incidents.day_note(warehouse, settings, day, incident)
     plan = playbook_plan(decision, settings.rollout_mode, settings, incident)
+    delivery = delivery or Delivery.now()  # one start for the age rule, sending and the due time
     plan = settle_delivery(warehouse, settings, day, plan, delivery, note)
     exported = plan["tiers"]
     thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
@@ -366,10 +374,9 @@ def get_operational_context(
         "response": {
             "owner": settings.incident_owner or None,
             "sla_hours": settings.response_sla_hours,
-            "due_at": (
-                (delivery or Delivery.now()).started_at
-                + dt.timedelta(hours=settings.response_sla_hours)
-            ).isoformat(timespec="minutes"),
+            # a historical run (a backfill, playbook.history_age) sets no deadline
+            "due_at": response_due(settings, day, delivery),
+            "historical": history_age(settings, day, delivery) is not None,
             "ticket_id": (thread or {}).get("ticket_id"),
         },
         "status_windows": {

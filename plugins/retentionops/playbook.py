@@ -209,6 +209,27 @@ def playbook_plan(
     }
 
 
+def history_age(settings: Settings, run_date: dt.date, delivery: Delivery) -> int | None:
+    """How many days old ``run_date`` is when the run starts, when that makes the run
+    historical (a backfill: older than ``notify_max_age_days``; 0 = nothing is), else None.
+
+    The one age rule: a historical run sends nothing unless resent, and its brief sets no
+    deadline (a deadline computed from today means nothing for a past date)."""
+    if not settings.notify_max_age_days:
+        return None
+    age = (delivery.started_at.date() - run_date).days
+    return age if age > settings.notify_max_age_days else None
+
+
+def response_due(settings: Settings, run_date: dt.date, delivery: Delivery) -> str | None:
+    """When the response to the run's event is due (its start + ``response_sla_hours``, to
+    the minute), or None for a historical run (:func:`history_age`)."""
+    if history_age(settings, run_date, delivery) is not None:
+        return None
+    due = delivery.started_at + dt.timedelta(hours=settings.response_sla_hours)
+    return due.isoformat(timespec="minutes")
+
+
 def _switched_off(settings: Settings, today: dt.date) -> str | None:
     """Why nothing at all is sent today (the kill switch, a silence), or None."""
     if not settings.playbook_enabled:
@@ -248,13 +269,9 @@ def decide_delivery(
         reason = note or "no alert: nothing to deliver"
     elif blocked := _switched_off(settings, today):
         reason = blocked
-    elif (
-        settings.notify_max_age_days
-        and not delivery.resend
-        and (today - run_date).days > settings.notify_max_age_days
-    ):
+    elif (age := history_age(settings, run_date, delivery)) is not None and not delivery.resend:
         reason = (
-            f"{run_date} is {(today - run_date).days} days old when this run starts "
+            f"{run_date} is {age} days old when this run starts "
             f"(notify_max_age_days = {settings.notify_max_age_days}): history is not news, "
             "nothing is sent; start the run with resend to send it anyway"
         )

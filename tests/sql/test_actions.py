@@ -145,6 +145,24 @@ def test_operational_context(detected, settings):
     assert context["plan"]["branch"] == "no_alert"
 
 
+def test_the_response_is_due_after_the_start_unless_the_run_is_historical(detected, settings):
+    """The run of D the next morning is asked to respond within response_sla_hours (24); a
+    backfill of D 9 days later (notify_max_age_days 2) has no deadline."""
+    from retentionops.playbook import Delivery
+
+    aged = load_settings(duckdb_path=settings.duckdb_path, notify_max_age_days=2)
+    actions.build_priority_queue(detected, aged, D)
+
+    def response(*started):
+        delivery = Delivery(dt.datetime(*started, tzinfo=dt.UTC))
+        return actions.get_operational_context(detected, aged, D, delivery)["response"]
+
+    next_morning = response(2011, 3, 2, 6)
+    assert (next_morning["due_at"], next_morning["historical"]) == ("2011-03-03T06:00+00:00", False)
+    backfill = response(2011, 3, 10, 6)
+    assert (backfill["due_at"], backfill["historical"]) == (None, True)
+
+
 def test_empty_tier_reason_follows_the_settings(detected):
     heavier = load_settings(duckdb_path=detected.settings.duckdb_path, weight_frequency_drop=60)
     detection.run_detection(detected, heavier, D)

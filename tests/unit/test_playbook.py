@@ -232,6 +232,25 @@ def test_history_is_not_news():
     assert decided(no_limit, run_date="2011-01-10")["send"] is True
 
 
+def test_a_historical_run_has_no_deadline():
+    """One age rule: the date that sends nothing because it is history (notify_max_age_days)
+    is the date whose brief sets no deadline; a fresh date is due SLA hours after the start."""
+    import datetime as dt
+
+    started = playbook.Delivery(STARTED)
+    old, fresh = dt.date(2011, 5, 10), dt.date(2011, 5, 13)  # 5 and 2 days old on 05-15
+    assert playbook.history_age(SETTINGS, old, started) == 5
+    assert playbook.history_age(SETTINGS, fresh, started) is None
+    assert playbook.response_due(SETTINGS, old, started) is None
+    assert playbook.response_due(SETTINGS, fresh, started) == "2011-05-16T06:00+00:00"
+    # a resend sends history again, but it is still history: no deadline from today
+    assert decided(run_date="2011-05-10", resend=True)["send"] is True
+    assert playbook.response_due(SETTINGS, old, playbook.Delivery(STARTED, resend=True)) is None
+    no_limit = load_settings(env={}, notify_max_age_days=0)  # nothing is history
+    assert playbook.history_age(no_limit, dt.date(2011, 1, 10), started) is None
+    assert playbook.response_due(no_limit, dt.date(2011, 1, 10), started) is not None
+
+
 def test_silence_and_the_kill_switch():
     silenced = load_settings(env={}, silence_until="2011-05-15", silence_reason="promo week")
     assert decided(silenced)["reason"] == "silenced until 2011-05-15 because promo week"
