@@ -206,19 +206,40 @@ def tier_definition(settings: Settings, tier: str) -> str:
 
 
 def max_score(settings: Settings, status: str) -> tuple[int, str]:
-    """The highest churn_risk_score a customer of this status can reach, and why.
+    """The highest churn_risk_score a customer of this status can reach, and where the
+    points come from, in words.
 
     Frequency drop can fire for any status; value drop never fires in v1; status
     inconsistency needs ACTIVE (rules.md, SQL3).
     """
-    parts = [f"frequency drop {settings.weight_frequency_drop}"]
+    parts = [f"{settings.weight_frequency_drop} for ordering less often than usual"]
     total = settings.weight_frequency_drop
-    if settings.weight_value_drop:
-        parts.append("value drop 0 (off in v1)")
     if status == "ACTIVE":
         total += settings.weight_status_inconsistent
-        parts.append(f"status inconsistent {settings.weight_status_inconsistent}")
-    return total, " + ".join(parts)
+        parts.append(
+            f"{settings.weight_status_inconsistent} for an active customer with few orders "
+            "whose next one is late"
+        )
+    if settings.weight_value_drop:
+        parts.append("spending less is not scored yet")
+    return total, "; ".join(parts)
+
+
+def _customers(settings: Settings, status: str, count: int | None = None) -> str:
+    """``inactive customer (last order more than 90 days ago)``, with a count when given."""
+    since = {
+        "ACTIVE": f"last order within {settings.active_days} days",
+        "AT_RISK": f"last order {settings.active_days + 1} to {settings.at_risk_days} days ago",
+        "INACTIVE": f"last order more than {settings.at_risk_days} days ago",
+    }.get(status)
+    word = status.lower().replace("_", "-")
+    noun = "customer" if count is None or count == 1 else "customers"
+    text = f"{word} {noun}" if count is None else f"{count} {word} {noun}"
+    return f"{text} ({since})" if since else text
+
+
+def _risk_words(levels: list[str]) -> str:
+    return " or ".join(level.lower() for level in levels) + " churn risk"
 
 
 def _level_floor(settings: Settings, level: str) -> int:
@@ -232,27 +253,33 @@ def _level_floor(settings: Settings, level: str) -> int:
 def empty_tier_reason(
     settings: Settings, tier: str, matrix: dict[str, dict[str, int]], day: dt.date
 ) -> str:
-    """Why a tier holds nobody on this date: impossible by the rules, filtered, or absent."""
+    """Why a tier holds nobody on this date (impossible by the rules, filtered, or absent),
+    as a sentence a retention manager reads, with the numbers behind it."""
     status, levels = tier_rule(settings, tier)
     reachable, how = max_score(settings, status)
-    floor = min(_level_floor(settings, level) for level in levels)
+    lowest = min(levels, key=lambda level: _level_floor(settings, level))
+    floor = _level_floor(settings, lowest)
     if reachable < floor:
         return (
-            f"no {status} customer can be {' or '.join(levels)} under the current scoring "
-            f"weights (max score {how} = {reachable} < {floor})"
+            f"no {_customers(settings, status)} can reach {_risk_words(levels)} with the current "
+            f"scoring: the most one can score is {reachable} points ({how}), and "
+            f"{lowest.lower()} risk starts at {floor} points"
         )
     matching = sum(matrix.get(status, {}).get(level, 0) for level in levels)
+    are = "is" if matching == 1 else "are"
     if matching and tier == "P1" and settings.p1_value_filter:
         return (
-            f"{matching} {status} + {'/'.join(levels)} customer(s) on {day}, none with revenue "
-            "above the median (p1_value_filter is on)"
+            f"{_customers(settings, status, matching)} {are} at {_risk_words(levels)} on "
+            f"{day}, but P1 only takes those with revenue above the median customer's "
+            "(p1_value_filter is on)"
         )
     if matching and tier == "P3" and settings.p3_recency_cap_days:
         return (
-            f"{matching} {status} + {'/'.join(levels)} customer(s) on {day}, none ordered within "
+            f"{_customers(settings, status, matching)} {are} at {_risk_words(levels)} on "
+            f"{day}, but P3 only takes those who ordered in the last "
             f"{settings.p3_recency_cap_days} days (p3_recency_cap_days)"
         )
-    return f"no customer is {status} + {' or '.join(levels)} risk on {day}"
+    return f"no {_customers(settings, status)} is at {_risk_words(levels)} on {day}"
 
 
 def settle_delivery(

@@ -119,7 +119,8 @@ def test_p1_value_filter_and_p3_switches(detected, settings):
     assert actions.build_priority_queue(detected, capped, D)["P3"] == 0  # 150 days > 120
     context = actions.get_operational_context(detected, capped, D)
     assert context["tiers"]["P3"]["empty_reason"] == (
-        "1 INACTIVE + MEDIUM customer(s) on 2011-03-01, none ordered within 120 days "
+        "1 inactive customer (last order more than 90 days ago) is at medium churn risk on "
+        "2011-03-01, but P3 only takes those who ordered in the last 120 days "
         "(p3_recency_cap_days)"
     )
 
@@ -135,9 +136,11 @@ def test_operational_context(detected, settings):
     }
     assert {t: v["count"] for t, v in context["tiers"].items()} == {"P1": 2, "P2": 1, "P3": 0}
     assert context["median_total_revenue"] == 35.0
+    # in words a retention manager reads, with the numbers, not a formula
     assert context["tiers"]["P3"]["empty_reason"] == (
-        "no INACTIVE customer can be HIGH under the current scoring weights "
-        "(max score frequency drop 50 + value drop 0 (off in v1) = 50 < 51)"
+        "no inactive customer (last order more than 90 days ago) can reach high churn risk "
+        "with the current scoring: the most one can score is 50 points (50 for ordering less "
+        "often than usual; spending less is not scored yet), and high risk starts at 51 points"
     )
     assert context["tiers"]["P1"]["empty_reason"] is None
     # sample of 6 < 100: no alert, nothing exported
@@ -170,11 +173,32 @@ def test_empty_tier_reason_follows_the_settings(detected):
     context = actions.get_operational_context(detected, heavier, D)
     # with 60 points for a frequency drop, INACTIVE + HIGH is reachable and 'gone' is P3
     assert context["tiers"]["P3"]["count"] == 1
+
+
+def test_the_empty_tier_reason_is_a_sentence_with_its_numbers(detected):
+    """What a retention manager reads when a tier is empty: who, what the rules ask, the
+    numbers behind it; no formula."""
     lower_bar = load_settings(duckdb_path=detected.settings.duckdb_path, risk_level_high_min=80)
-    assert (
-        "max score frequency drop 50 + value drop 0 (off in v1) + status inconsistent 20 = 70"
-        " < 80" in actions.empty_tier_reason(lower_bar, "P1", {}, dt.date(2011, 3, 1))
+    reason = actions.empty_tier_reason(lower_bar, "P1", {}, dt.date(2011, 3, 1))
+    assert reason == (
+        "no active customer (last order within 30 days) can reach high churn risk with the "
+        "current scoring: the most one can score is 70 points (50 for ordering less often "
+        "than usual; 20 for an active customer with few orders whose next one is late; "
+        "spending less is not scored yet), and high risk starts at 80 points"
     )
+    filtered = load_settings(duckdb_path=detected.settings.duckdb_path, p1_value_filter=True)
+    matrix = {"ACTIVE": {"HIGH": 2}, "AT_RISK": {}}
+    assert actions.empty_tier_reason(filtered, "P1", matrix, dt.date(2011, 3, 1)) == (
+        "2 active customers (last order within 30 days) are at high churn risk on 2011-03-01, "
+        "but P1 only takes those with revenue above the median customer's "
+        "(p1_value_filter is on)"
+    )
+    assert actions.empty_tier_reason(filtered, "P2", matrix, dt.date(2011, 3, 1)) == (
+        "no at-risk customer (last order 31 to 90 days ago) is at high or medium churn risk "
+        "on 2011-03-01"
+    )
+    for text in (reason, actions.empty_tier_reason(filtered, "P2", matrix, D)):
+        assert not set("=<+") & set(text), text
 
 
 def test_audience_is_ranked_and_limited(detected, settings):
