@@ -364,29 +364,38 @@ with DAG(
     },
     tags=["retention", "retentionops", SETTINGS.warehouse_backend],
     params={
-        # None = the settings' value: the trigger form accepts every Param as it is.
+        # Empty ("" or None) = the settings' value (operators.run_overrides). Every type
+        # admits "null": Airflow 3's form marks any other Param required (a red star, and
+        # "" refused), even a checkbox. No enum holds None: the form would offer "null".
         "rollout_mode": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, *ROLLOUT_MODES],
+            "",
+            type=["string", "null"],
+            enum=["", *ROLLOUT_MODES],
+            values_display={"": "(the rollout_mode setting)"},
+            title="Rollout mode",
             description="Empty: the rollout_mode setting. shadow: flagged, not posted; pilot: "
             "WARNING playbook in the pilot channel; production: WARNING and CRITICAL with "
             "escalation.",
         ),
         "dry_run": Param(
-            False, type="boolean", description="Build everything, send nothing (no webhook)."
+            False,
+            type=["boolean", "null"],
+            title="Dry run",
+            description="Build everything, send nothing (no webhook).",
         ),
         "export_destination": Param(
             None,
             type=["null", "string"],
             pattern=r"^(|gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?|[^:]+)$",
+            title="Export destination",
             description="A folder inside export_root for this run's CSVs, or a gs://bucket/"
             "prefix to upload them to (the local CSVs are always kept); empty = the settings "
             "(export_destinations). Files are scoped to the date and the run either way.",
         ),
         "resend": Param(
             False,
-            type="boolean",
+            type=["boolean", "null"],
+            title="Resend",
             description="Send the day's event again although it was already delivered (or is "
             "older than notify_max_age_days); the receiver gets the same dedupe_key.",
         ),
@@ -394,11 +403,15 @@ with DAG(
             None,
             type=["null", "string"],
             format="date",
+            title="Silence until",
             description="Send nothing until this date (YYYY-MM-DD); empty = the Airflow "
             "Variable retentionops_silence_until, then the silence_until setting.",
         ),
         "silence_reason": Param(
-            None, type=["null", "string"], description="Why the playbook is silenced."
+            None,
+            type=["null", "string"],
+            title="Silence reason",
+            description="Why the playbook is silenced.",
         ),
     },
 ) as dag:

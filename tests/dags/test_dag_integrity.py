@@ -258,7 +258,7 @@ def test_params_validate_in_the_trigger_form(duckdb_dag):
     # merges it into the DAG's Params and validates them (SerializedDAG.create_dagrun)
     conf = {name: spec["value"] for name, spec in specs.items()}
     assert conf == {
-        "rollout_mode": None, "dry_run": False, "export_destination": None, "resend": False,
+        "rollout_mode": "", "dry_run": False, "export_destination": None, "resend": False,
         "silence_until": None, "silence_reason": None,
     }  # fmt: skip
     assert served.params.deep_merge(conf).validate() == conf
@@ -274,9 +274,31 @@ def test_params_validate_in_the_trigger_form(duckdb_dag):
     # the same on the DAG file's own Params (what a task sees)
     params = ParamsDict(duckdb_dag.params)
     params.validate()
-    assert params["rollout_mode"] is None and params["dry_run"] is False
+    assert params["rollout_mode"] == "" and params["dry_run"] is False
     with pytest.raises(ParamValidationError, match="everywhere"):
         params["rollout_mode"] = "everywhere"
+
+
+def test_the_trigger_form_reads_well(duckdb_dag):
+    """Each field has a title, no dropdown offers "null", and nothing is required, a
+    checkbox least of all (Airflow 3's form requires every Param whose type does not admit
+    null: a red star, and an empty value keeps the Trigger button disabled)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from retentionops.operators import run_overrides
+
+    served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(duckdb_dag))
+    schemas = {name: served.params.get_param(name).dump()["schema"] for name in served.params}
+    assert [name for name, schema in schemas.items() if not schema.get("title")] == []
+    assert [name for name, schema in schemas.items() if None in schema.get("enum", [])] == []
+    booleans = [name for name, schema in schemas.items() if "boolean" in schema["type"]]
+    assert sorted(booleans) == ["dry_run", "resend"]
+    # every field may be left empty, the checkboxes included
+    assert _form_errors({n: {"value": None, "schema": s} for n, s in schemas.items()}) == []
+    # the rollout mode's empty choice is named, and means the setting (run_overrides)
+    assert schemas["rollout_mode"]["values_display"][""] == "(the rollout_mode setting)"
+    assert "rollout_mode" not in run_overrides({"rollout_mode": ""})
+    assert run_overrides({"rollout_mode": "pilot"})["rollout_mode"] == "pilot"
 
 
 def test_dag_has_no_cycles(duckdb_dag):

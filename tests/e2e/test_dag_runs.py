@@ -290,7 +290,7 @@ def test_a_timeout_is_retried(run_dag, playbook_sim, tmp_path):
 
 
 def test_dry_run_sends_nothing_and_shadow_is_flagged(run_dag, playbook_sim, tmp_path):
-    dag_run, states = run_dag(WARNING_DATE, dry_run=True, rollout_mode=None)
+    dag_run, states = run_dag(WARNING_DATE, dry_run=True, rollout_mode="")  # empty: the setting
     assert str(dag_run.state).endswith("success") and playbook_sim.requests == []
     assert states["trigger_playbook"].endswith("skipped")
     body = json.loads(
