@@ -521,9 +521,7 @@ def retry_delay(settings: Settings, attempt: int, retry_after: float | None = No
     return min(max(backoff, retry_after or 0.0), MAX_RETRY_DELAY_SECONDS)
 
 
-def retry_args(
-    settings: Settings, failures: list[BaseException] | None = None
-) -> dict[str, Any]:
+def retry_args(settings: Settings, failures: list[BaseException] | None = None) -> dict[str, Any]:
     """The one retry policy of the webhook (tenacity arguments for ``HttpHook``).
 
     Only :class:`TransientWebhookError` is retried, ``webhook_retries`` times at most, and
