@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from retentionops.dates import EARLIEST_DATE
 from retentionops.errors import UserError
 from retentionops.vocabulary import (
     EXPORT_DESTINATIONS,
@@ -33,6 +35,15 @@ from retentionops.vocabulary import (
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "include" / "retentionops.yaml"
 ENV_PREFIX = "RETENTIONOPS_"
+#: The ``RETENTIONOPS_*`` environment variables that are not settings, and who reads them.
+#: Any other ``RETENTIONOPS_*`` variable that names no setting is refused: a typo (``_ENABLE``
+#: for ``RETENTIONOPS_PLAYBOOK_ENABLED``) would otherwise leave the kill switch on, silently.
+OTHER_ENV_VARIABLES = {
+    f"{ENV_PREFIX}CONFIG": "the settings file to read (load_settings, like the CLI's --config)",
+    f"{ENV_PREFIX}SQL_CACHE_DIR": "where transpiled SQL is kept between processes (sql.py)",
+}
+#: The total of the three score weights: churn_risk_score runs from 0 to this.
+SCORE_WEIGHTS_TOTAL = 100
 
 
 class SettingsError(UserError, ValueError):
@@ -156,6 +167,25 @@ class Settings:
         "incident de-escalates (a week: weekday swings do not flap its severity)",
         min=1,
         max=365,
+    )
+    drift_days: int = _setting(
+        28,
+        "slow drift beside SQL5: compare the AT_RISK share with the share this many days "
+        "before (a multiple of 7 keeps the weekday)",
+        min=7,
+        max=364,
+    )
+    drift_threshold_pct: float = _setting(
+        15.0,
+        "a share this many percent (relative) above the share drift_days before is a "
+        "drift day",
+        min=0.01,
+    )
+    drift_mode: str = _setting(
+        "shadow",
+        "shadow: drift days are shown in the brief and health only; incident: a drift day "
+        "opens an incident of its own kind (DRIFT-YYYYMMDD) when none is open",
+        choices=("shadow", "incident"),
     )
     alert_frequency_target_per_month: int = _setting(
         3, "incidents a month the health report accepts (design 15: low single digits)", min=1
@@ -372,12 +402,7 @@ class Settings:
             if maximum is not None and value > maximum:
                 raise SettingsError(f"setting '{f.name}' is {value}; it must be <= {maximum}")
             if f.metadata.get("date") and value:
-                try:
-                    dt.date.fromisoformat(value)
-                except ValueError:
-                    raise SettingsError(
-                        f"setting '{f.name}' is {value!r}; use YYYY-MM-DD"
-                    ) from None
+                _check_date_setting(f.name, value)
         self._require(self.active_days < self.at_risk_days, "active_days", "below at_risk_days")
         weights = (
             self.weight_frequency_drop + self.weight_value_drop + self.weight_status_inconsistent
@@ -387,6 +412,13 @@ class Settings:
             "weight_frequency_drop",
             "positive for at least one signal (with every weight 0 no customer can be at risk)",
         )
+        if weights != SCORE_WEIGHTS_TOTAL:  # the risk levels and the brief read a 0-100 score
+            raise SettingsError(
+                f"the score weights must sum to {SCORE_WEIGHTS_TOTAL} (churn_risk_score runs "
+                f"from 0 to {SCORE_WEIGHTS_TOTAL}): weight_frequency_drop "
+                f"{self.weight_frequency_drop} + weight_value_drop {self.weight_value_drop} + "
+                f"weight_status_inconsistent {self.weight_status_inconsistent} = {weights}"
+            )
         self._require(
             self.risk_level_high_min <= weights,
             "risk_level_high_min",
@@ -421,7 +453,17 @@ class Settings:
             "(webhook_retries + 1) x webhook_timeout_seconds), or a slow send would lose its "
             "claim to another run",
         )
-        self._require(0 <= self.holdout_pct <= 100, "holdout_pct", "between 0 and 100")
+        self._require(
+            0 <= self.holdout_pct < 100,
+            "holdout_pct",
+            "at least 0 and below 100 (at 100 every customer is held out: nobody is contacted)",
+        )
+        self._require(
+            _dedicated_folder(self.export_root_path),
+            "export_root",
+            "a folder of its own for the exports: not the filesystem root, the home folder, "
+            "nor a folder holding this repository",
+        )
         destinations = split_list(self.export_destinations.lower())
         self._require(
             bool(destinations) and set(destinations) <= set(EXPORT_DESTINATIONS),
@@ -487,6 +529,40 @@ class Settings:
         return values
 
 
+def _check_date_setting(name: str, value: str) -> None:
+    """A date setting is a calendar date (YYYY-MM-DD) from ``EARLIEST_DATE`` on."""
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(
+            f"setting '{name}' is {value!r}: not a calendar date; use YYYY-MM-DD"
+        ) from None
+    if day < EARLIEST_DATE:
+        raise SettingsError(f"setting '{name}' is {value!r}; it must be {EARLIEST_DATE} or later")
+
+
+def _dedicated_folder(folder: Path) -> bool:
+    """Whether ``folder`` (resolved) can confine exports: a CSV written anywhere below the
+    filesystem root, the home folder or the repository could land among unrelated files."""
+    try:
+        home = Path.home().resolve()
+    except RuntimeError:  # no home folder known (a bare container user)
+        home = None
+    return (
+        folder != Path(folder.anchor) and folder != home and not PROJECT_ROOT.is_relative_to(folder)
+    )
+
+
+def check_warehouse_path(settings: Settings) -> None:
+    """Refuse, before any work, a DuckDB file that cannot be created where duckdb_path says
+    (under /proc, in a read-only folder): a door checks it first, so the error is one line
+    naming the setting, not DuckDB's own words after the run has started."""
+    if settings.warehouse_backend == "duckdb":
+        from retentionops.files import check_can_create
+
+        check_can_create(settings.duckdb_file, "the DuckDB warehouse (duckdb_path)")
+
+
 def split_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -539,10 +615,24 @@ def _coerce(name: str, raw: Any, kind: type) -> Any:
         ) from None
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """YAML's safe loader, with dates left as the text they were written as.
+
+    The safe loader turns ``2011-02-03`` into a ``datetime.date`` but fails on an impossible
+    date such as ``2011-02-30`` with a bare ``ValueError``; as text, the setting's own rule
+    checks it and names the setting and the value.
+    """
+
+
+_TextDatesLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
 def _read_yaml(path: Path) -> Any:
     """The YAML file's content, or a one-line error saying what is wrong with the file."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_TextDatesLoader) or {}
     except UnicodeDecodeError:
         raise SettingsError(f"config file {path} is not a text (UTF-8 YAML) file") from None
     except IsADirectoryError:
@@ -565,6 +655,34 @@ RENAMED = {
 }
 
 
+def _nearest(name: str, known: list[str], *, prefix: str = "", quote: bool = False) -> str:
+    """The hint after an unknown name: the closest known one, or where to find them."""
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1)
+    if not close:
+        return "no setting has a similar name (`retentionops settings` lists them)"
+    match = next(k for k in known if k.lower() == close[0])
+    shown = f"'{prefix}{match}'" if quote else f"{prefix}{match}"
+    return f"did you mean {shown}?"
+
+
+def _refuse_unknown_variables(env: dict[str, str], kinds: dict[str, type]) -> None:
+    """Refuse a ``RETENTIONOPS_*`` variable that names no setting (nor one of
+    ``OTHER_ENV_VARIABLES``), naming the nearest setting's variable."""
+    settings = [name.upper() for name in kinds]
+    known = {f"{ENV_PREFIX}{name}" for name in [*settings, *map(str.upper, RENAMED)]}
+    known |= set(OTHER_ENV_VARIABLES)
+    unknown = sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+    if unknown:
+        others = [name.removeprefix(ENV_PREFIX) for name in OTHER_ENV_VARIABLES]
+        raise SettingsError(
+            "; ".join(
+                f"unknown setting {name}: "
+                + _nearest(name.removeprefix(ENV_PREFIX), [*settings, *others], prefix=ENV_PREFIX)
+                for name in unknown
+            )
+        )
+
+
 def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     env: dict[str, str] | None = None,
@@ -583,6 +701,7 @@ def load_settings(
         values.update(loaded)
     elif config_path is not None or f"{ENV_PREFIX}CONFIG" in env:
         raise SettingsError(f"config file {path} does not exist")
+    _refuse_unknown_variables(env, kinds)
     for name in [*kinds, *RENAMED]:
         if f"{ENV_PREFIX}{name.upper()}" in env:
             values[name] = env[f"{ENV_PREFIX}{name.upper()}"]
@@ -593,11 +712,14 @@ def load_settings(
         raise SettingsError(
             "; ".join(f"setting '{name}' was replaced: {RENAMED[name]}" for name in renamed)
         )
-    unknown = sorted(set(values) - set(kinds))
+    unknown = sorted(set(values) - set(kinds), key=str)
     if unknown:
         raise SettingsError(
-            f"unknown setting(s) {', '.join(unknown)} in {path}; known settings: "
-            + ", ".join(kinds)
+            "; ".join(
+                f"unknown setting '{name}' in {path}: "
+                + _nearest(str(name), list(kinds), quote=True)
+                for name in unknown
+            )
         )
     return Settings(**{name: _coerce(name, raw, kinds[name]) for name, raw in values.items()})
 

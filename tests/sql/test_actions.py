@@ -167,7 +167,9 @@ def test_the_response_is_due_after_the_start_unless_the_run_is_historical(detect
 
 
 def test_empty_tier_reason_follows_the_settings(detected):
-    heavier = load_settings(duckdb_path=detected.settings.duckdb_path, weight_frequency_drop=60)
+    heavier = load_settings(  # the weights sum to 100; value drop never fires in v1
+        duckdb_path=detected.settings.duckdb_path, weight_frequency_drop=60, weight_value_drop=20
+    )
     detection.run_detection(detected, heavier, D)
     actions.build_priority_queue(detected, heavier, D)
     context = actions.get_operational_context(detected, heavier, D)

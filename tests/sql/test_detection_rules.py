@@ -325,8 +325,12 @@ def test_sql3_level_thresholds_are_settings(load_orders, settings):
 
 def test_sql3_factors_and_weights_are_settings(load_orders, settings):
     warehouse = load_orders(sql3_orders())
-    custom = with_settings(
-        settings, frequency_drop_factor=2.0, weight_frequency_drop=40, weight_status_inconsistent=5
+    custom = with_settings(  # the weights sum to 100; value drop never fires in v1
+        settings,
+        frequency_drop_factor=2.0,
+        weight_frequency_drop=40,
+        weight_value_drop=55,
+        weight_status_inconsistent=5,
     )
     detection.run_detection(warehouse, custom, SQL3_DAY)
     got = by_customer(warehouse, "churn_detection", "is_frequency_drop, churn_risk_score", SQL3_DAY)
