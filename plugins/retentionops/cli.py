@@ -19,11 +19,13 @@ from typing import Any, NoReturn
 from retentionops import progress
 from retentionops.connections import stdout_is_data
 from retentionops.errors import UserError
-from retentionops.settings import load_settings
+from retentionops.settings import check_warehouse_path, load_settings
 from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
 
 EXIT_USER_ERROR = 2
 INTERFACE = "cli"
+#: Commands that never open the warehouse (``mcp`` checks it itself when it starts).
+NO_WAREHOUSE = ("settings", "mcp")
 
 
 class CliError(UserError):
@@ -45,6 +47,32 @@ def _date(text: str) -> str:
         return as_date(text).isoformat()
     except DateError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _destination(text: str) -> str:
+    """An argparse type: a folder or a gs:// prefix, refused at once when its ``~user`` has
+    no known home folder (the export would fail after the run had started)."""
+    from retentionops.files import PathError, expand_home
+
+    if not text.strip().startswith("gs://"):
+        try:
+            expand_home(text.strip())
+        except PathError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from retentionops.mcp_server import package_version
+
+        print(f"{parser.prog} {package_version()}")
+        parser.exit(0)
 
 
 def _positive(text: str) -> int:
@@ -328,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", metavar="FILE", help="settings YAML (default include/retentionops.yaml)"
     )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     progress.add_flags(parser, default="auto")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
@@ -383,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--to",
+        type=_destination,
         metavar="FOLDER|gs://BUCKET/PREFIX",
         help="a folder inside export_root for the CSV, or a gs:// prefix to upload to "
         "(default: the run's folder and the settings)",
@@ -398,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resend",
         action="store_true",
         help="send the day's event again although it was delivered (same dedupe_key)",
+    )
+    trigger.add_argument(
+        "--allow-late-data",
+        action="store_true",
+        help="act on the date although its orders are late or short (data_freshness); by "
+        "default such a date delivers nothing",
     )
     _ranged(commands, "incidents", cmd_incidents, "the incidents of a date range and their events")
     replay = _ranged(
@@ -447,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "off" if args.command == "mcp" else args.progress
     try:
         settings = load_settings(args.config)
+        if args.command not in NO_WAREHOUSE:
+            check_warehouse_path(settings)
         with progress.reporting(progress.cli_reporter(mode)):
             result = args.handler(args, settings)
     except UserError as error:

@@ -124,6 +124,17 @@ HorizonDays = Annotated[
 ]
 
 
+def _export_audience(settings: "Settings", *args: Any, destination: Any, **kwargs: Any) -> Any:
+    """``service.export_audience``, its folder's ``~user`` checked first (an unknown user's
+    home is a clear tool error, not an unexpected failure)."""
+    from retentionops import service
+    from retentionops.files import expand_home
+
+    if destination and not str(destination).strip().startswith("gs://"):
+        expand_home(str(destination).strip())
+    return service.export_audience(settings, *args, destination=destination, **kwargs)
+
+
 def _annotations(**hints: Any) -> Any:
     from mcp_types import ToolAnnotations
 
@@ -313,7 +324,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
         the link, row count and each upload's outcome. Needs the queue built."""
         return call(
             "export_audience",
-            service.export_audience,
+            _export_audience,
             date,
             tier,
             destination=folder,
@@ -424,19 +435,39 @@ def _configure_logging() -> None:
         root.setLevel(logging.INFO)
 
 
+def bearer_token(token: str | None) -> str:
+    """The configured token, or "" for none: a blank or whitespace-only value is no token
+    (it would otherwise "protect" a server with a password anyone can guess)."""
+    return (token or "").strip()
+
+
+def authorized(header: bytes, token: bytes) -> bool:
+    """Whether an ``Authorization`` header carries the token: the scheme ``Bearer`` in any
+    case (RFC 7235: auth schemes are case-insensitive), then the token, compared in
+    constant time."""
+    import hmac
+
+    scheme, _, credentials = header.strip().partition(b" ")
+    return (
+        bool(token)
+        and scheme.lower() == b"bearer"
+        and hmac.compare_digest(credentials.strip(), token)
+    )
+
+
 class BearerAuth:
     """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>``."""
 
     def __init__(self, app: Any, token: str) -> None:
-        self.app, self._token = app, token.encode()
+        self.app, self._token = app, bearer_token(token).encode()
+        if not self._token:
+            raise ValueError("BearerAuth needs a non-blank token")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        import hmac
-
         if scope["type"] == "http":
             headers = dict(scope.get("headers") or [])
             given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, b"Bearer " + self._token):
+            if not authorized(given, self._token):
                 await send(
                     {
                         "type": "http.response.start",
@@ -468,10 +499,14 @@ def http_app(server: "MCPServer", host: str, token: str) -> Any:
     """The streamable HTTP app, behind the bearer token when one is configured.
 
     Without a token it serves on a loopback address only: anything else could reach the
-    tools (which write files and post to Slack) without authentication.
+    tools (which write files and post to Slack) without authentication. A blank token is no
+    token (logged, so a token set to spaces by mistake is noticed).
     """
     from retentionops.errors import UserError
 
+    if token and not bearer_token(token):
+        log.warning("mcp_http_token is blank (whitespace only): treated as no token")
+    token = bearer_token(token)
     if not token and not is_loopback(host):
         raise UserError(
             f"refusing to serve MCP over HTTP on {host} without a bearer token: set "
@@ -497,12 +532,13 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     from retentionops.connections import stdout_is_data
     from retentionops.errors import UserError
-    from retentionops.settings import load_settings
+    from retentionops.settings import check_warehouse_path, load_settings
 
     _configure_logging()
     stdout_is_data()  # on stdio, stdout is the protocol: no log line may land there
     try:
         settings = load_settings(getattr(args, "config", None))
+        check_warehouse_path(settings)  # refused now, not at the first tool call
         server = build_server(settings)
         if getattr(args, "transport", DEFAULT_TRANSPORT) == "http":
             host = getattr(args, "host", DEFAULT_HOST)
