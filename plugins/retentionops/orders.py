@@ -59,6 +59,11 @@ _DMY = (
 )
 _ISO = r"^\s*\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*$"
 _FLOAT_ID = r"^(\d+)\.0+$"
+#: The largest order amount (in absolute value) a file may hold. The warehouse stores amounts
+#: as NUMERIC (BigQuery: 29 digits before the point; DuckDB: DECIMAL(38, 9)), and sums them
+#: per customer and day: 10^15 leaves room for 10^13 such orders in one sum, and is far above
+#: any real order. A larger value (1e30) is a unit or export mistake, refused by row.
+MAX_ORDER_AMOUNT = 1e15
 
 
 class OrdersFileError(UserError, ValueError):
@@ -145,6 +150,17 @@ def _numbers(values: pd.Series, column: str, source: str) -> np.ndarray:
     problem = f"{source}: column {column!r} must be numeric but has"
     _refuse_bad(values, ~np.isfinite(numbers), problem, "Fix or remove those rows and load again.")
     return numbers
+
+
+def _refuse_huge(numbers: np.ndarray, column: str, source: str, cells: pd.Series | None) -> None:
+    """Refuse amounts beyond ``MAX_ORDER_AMOUNT``, naming the column, the value (the file's
+    ``cells`` when given, else the number) and its row."""
+    bad = np.abs(numbers) > MAX_ORDER_AMOUNT
+    if bad.any():
+        shown = cells if cells is not None else pd.Series(numbers).map("{:g}".format)
+        problem = f"{source}: column {column!r} has a value beyond {MAX_ORDER_AMOUNT:g}:"
+        fix = "Check the column's unit and format, fix or remove those rows and load again."
+        _refuse_bad(shown, bad, problem, fix)
 
 
 def _datetimes(values: pd.Series, column: str, source: str, date_format: str | None) -> pd.Series:
@@ -330,6 +346,7 @@ def clean_uci(
         )
     quantity = _numbers(frame["Quantity"], "Quantity", source)
     price = _numbers(frame["UnitPrice"], "UnitPrice", source)
+    _refuse_huge(quantity * price, "Quantity x UnitPrice", source, None)
     when = _datetimes(frame["InvoiceDate"], "InvoiceDate", source, date_format)
     customer = _text(frame["CustomerID"])
 
@@ -478,6 +495,7 @@ def read_orders(
         )
     customer = _text(renamed["customer_id"])
     amount = _numbers(renamed["order_amount"], "order_amount", file.name)
+    _refuse_huge(amount, "order_amount", file.name, renamed["order_amount"])
     when = _datetimes(renamed["order_date"], "order_date", file.name, date_format)
     orders = pd.DataFrame(
         {
