@@ -1,4 +1,24 @@
-"""The detection layer (SQL1-SQL5) for one run date, and the alert decision it yields."""
+"""The detection layer (SQL1-SQL5) for one run date, and the alert decision it yields.
+
+A date's downstream outputs (its priority queue and the queue's run marker; the exports and
+brief files of the runs that read it) survive a new detection run of the date that comes
+out identical: :func:`detect_date` reads a fingerprint of the date's detection rows in SQL
+before and after (``markers/read_detection_fingerprint``: rows and an order-independent
+hash per table) and removes the queue's marker only when they differ, or when there is
+nothing to compare with (no complete detection before; ``detection_mode: external``, whose
+rows another job wrote). Readers then refuse the queue until ``retentionops queue`` builds
+it again. The exports and brief files of earlier runs stay either way: they are the record
+of what those runs did, in their own folders.
+
+On DuckDB a run is one transaction, so the comparison and the markers commit with the rows.
+On BigQuery the CLI and MCP run the same code, job by job: the detection marker is removed
+first and written last, so a run killed half-way leaves the date unreadable, and the next
+run, finding no complete detection to compare with, rebuilds nothing but removes the queue's
+marker. The DAG's BigQuery detection group does not compare: its ``start_detection`` job
+clears both markers (``markers/clear_run_markers``), its SQL jobs rewrite the date's
+partitions with ``WRITE_TRUNCATE`` and its queue task builds the queue again right after, so
+there is nothing to keep.
+"""
 
 from __future__ import annotations
 
@@ -102,8 +122,51 @@ QUEUE_MARKER = "customer_priority"
 
 
 def clear_markers(warehouse: Warehouse, run_date: Any) -> None:
-    """A new detection run of the date starts: its detection and queue are not complete."""
+    """Forget that the date's detection and queue are complete (the DAG's BigQuery
+    ``start_detection`` job runs the same file: its queue task rebuilds the queue)."""
     warehouse.execute_file("markers/clear_run_markers", {"run_date": as_date(run_date)})
+
+
+def clear_marker(warehouse: Warehouse, run_date: Any, step: str) -> None:
+    """Forget that ``step`` of the date is complete."""
+    warehouse.execute_file(
+        "markers/clear_step_marker", {"run_date": as_date(run_date), "step": step}
+    )
+
+
+#: Per detection table, its rows of a date: (row count, order-independent hash).
+Fingerprint = dict[str, tuple[int, int]]
+
+
+def detection_fingerprint(warehouse: Warehouse, run_date: Any) -> Fingerprint:
+    """The fingerprint of the date's SQL1-SQL5 rows, computed in SQL (a table without rows
+    of the date is absent)."""
+    rows = warehouse.query("markers/read_detection_fingerprint", {"run_date": as_date(run_date)})
+    return {row["table_name"]: (int(row["row_count"]), int(row["fingerprint"])) for row in rows}
+
+
+def changed_tables(before: Fingerprint, after: Fingerprint) -> list[str]:
+    """The detection tables whose rows of the date differ between two fingerprints."""
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+
+
+def downstream_note(day: dt.date, changed: list[str] | None, *, queued: bool, why: str) -> str:
+    """What a detection run did to the date's downstream outputs, in one line.
+
+    ``changed``: the tables whose rows changed (empty: identical; None: not comparable, and
+    ``why`` says why); ``queued``: the date had a complete queue before the run.
+    """
+    if not queued:
+        return f"none: no queue of {day} to keep"
+    if changed == []:
+        return "kept: detection unchanged"
+    reason = f"detection changed in {', '.join(changed)}" if changed else why
+    return (
+        f"invalidated: {reason} (queue of {day} removed; rebuild with "
+        f"retentionops queue --date {day})"
+    )
 
 
 def mark_complete(warehouse: Warehouse, run_date: Any, step: str) -> None:
@@ -269,21 +332,46 @@ def ensure_summaries(warehouse: Warehouse, run_date: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class DetectionRun:
+    """What a detection run of a date gave: SQL5's decision, and what became of the date's
+    downstream outputs (:func:`downstream_note`)."""
+
+    decision: dict[str, Any]
+    downstream: str
+
+
 def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, Any]:
-    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision.
+    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision
+    (:func:`detect_date`, whose ``downstream`` a caller rebuilding the queue needs not)."""
+    return detect_date(warehouse, settings, run_date).decision
+
+
+def detect_date(warehouse: Warehouse, settings: Settings, run_date: Any) -> DetectionRun:
+    """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision
+    and what became of the date's queue.
 
     SQL1-SQL4 write the date's partition; SQL5's alert history is extended to the date
     (incremental: the dates already stored with the same settings are kept, since each
     date's row depends on the orders up to it only; a daily run computes its one date from
     SQL2's snapshot and the stored baseline days, reading no orders). All or nothing: on
     DuckDB the tables and the markers commit in one transaction; on BigQuery the marker,
-    written last, is what readers require.
+    written last, is what readers require. The queue's marker stays when the date's rows
+    come out identical (the module docstring).
     """
     day = as_date(run_date)
     warehouse.ensure_tables(("run_markers",))
     with warehouse.atomic():
-        clear_markers(warehouse, day)
-        if settings.detection_mode == "external":
+        done = completed_steps(warehouse, day)
+        external = settings.detection_mode == "external"
+        # what the queue was built from: the rows a complete detection vouched for
+        before = (
+            detection_fingerprint(warehouse, day)
+            if DETECTION_MARKER in done and not external
+            else None
+        )
+        clear_marker(warehouse, day, DETECTION_MARKER)
+        if external:
             verify_detection(warehouse, settings, day)
         else:
             base, *others = DETECTION_STEPS[:-1]
@@ -292,8 +380,21 @@ def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> di
             for step in others:
                 run_step(warehouse, settings, step, day)
             extend_history(warehouse, settings, day, snapshot=True)
+        changed = (
+            changed_tables(before, detection_fingerprint(warehouse, day))
+            if before is not None
+            else None
+        )
+        if changed != []:
+            clear_marker(warehouse, day, QUEUE_MARKER)
         mark_complete(warehouse, day, DETECTION_MARKER)
-    return stored_alert_decision(warehouse, settings, day)
+    why = (
+        "detection_mode is external: the rows another job wrote are not compared"
+        if external
+        else f"no complete detection of {day} to compare with"
+    )
+    downstream = downstream_note(day, changed, queued=QUEUE_MARKER in done, why=why)
+    return DetectionRun(stored_alert_decision(warehouse, settings, day), downstream)
 
 
 def detection_missing(day: Any) -> str:

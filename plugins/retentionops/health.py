@@ -1,4 +1,10 @@
-"""Meta-monitoring (design section 15) from the ``ops_health_daily`` view of ops_runs_log."""
+"""Meta-monitoring (design section 15) from the ``ops_health_daily`` view of ops_runs_log.
+
+A command refused before it did anything (``status = 'refused'``: bad input, or a missing
+precondition such as ``brief`` of a date without a queue) is not a run: it is counted as
+``refused_runs``, apart from ``failed_runs``, and the rates and timings are over the runs
+that ran. A DAG run that failed is always ``failed``.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +22,16 @@ def get_health(warehouse: Warehouse, start: dt.date, end: dt.date) -> dict[str, 
     """Run success, webhook failure and export success rates, timing, alerts per month."""
     months = warehouse.query("action/get_health", {"from_date": start, "to_date": end})
     total = {key: sum(int(m[key] or 0) for m in months) for key in (
-        "runs", "successful_runs", "skipped_runs", "failed_runs", "webhook_calls",
-        "webhook_failures", "export_runs", "export_failures", "timed_runs",
+        "runs", "successful_runs", "skipped_runs", "failed_runs", "refused_runs",
+        "webhook_calls", "webhook_failures", "export_runs", "export_failures", "timed_runs",
         "total_execution_ms", "alert_days",
     )}  # fmt: skip
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "runs": total["runs"],
+        # commands refused before they did anything: not runs, not in the rates
+        "refused_runs": total["refused_runs"],
         # a run that ended skipped (no alert) did its job: it counts as a success
         "run_success_rate": _rate(total["successful_runs"] + total["skipped_runs"], total["runs"]),
         "webhook_failure_rate": _rate(total["webhook_failures"], total["webhook_calls"]),

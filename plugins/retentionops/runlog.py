@@ -14,7 +14,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, TypedDict
 
-from retentionops.detection import as_date, jsonable
+from retentionops.dates import DateError
+from retentionops.detection import DetectionError, as_date, jsonable
+from retentionops.errors import ServiceError
 from retentionops.files import write_json_atomic
 from retentionops.settings import Settings
 from retentionops.vocabulary import INTERFACES, TIERS
@@ -62,6 +64,10 @@ RUN_LOG_TYPES = {
 }
 #: Longest error text kept in a row (the whole story stays in the task log).
 MAX_ERROR_LENGTH = 2000
+#: The errors that refuse a command for its input or a missing precondition (a bad
+#: argument, a date without detection or queue, nothing to decide): raised before the
+#: command did anything, they make a ``refused`` row, not a ``failed`` one (:func:`refusal`).
+REFUSALS = (ServiceError, DetectionError, DateError)
 
 
 class RunLogRow(TypedDict):
@@ -109,7 +115,9 @@ class RunOutcome:
     """What is known of one run; ``None`` means "not known / not part of this run".
 
     ``daily`` marks the DAG's daily run, whose purpose is the playbook: a day without an
-    event to deliver is ``skipped``; any other run without an error is ``success``.
+    event to deliver is ``skipped``; any other run without an error is ``success``. A
+    standalone command refused before it did anything (:func:`refusal`) is ``refused``:
+    health counts it apart from the runs that ran.
     ``plan`` is the day's playbook plan (its event, whether it is sent, and why not).
     ``audience`` is the context's tiers (cooldown, new / still / left) and ``anomalies``
     its volume warnings; ``previous_run_date`` the last delivered run they compare with.
@@ -135,6 +143,8 @@ class RunOutcome:
     fallback_posted: bool = False
     failed_steps: list[str] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
+    #: the command was refused before it did anything (:meth:`refuse`)
+    refused: bool = False
     #: the owed events of earlier dates this run delivered first (service.deliver_owed)
     late: list[dict[str, Any]] | None = None
 
@@ -153,6 +163,28 @@ class RunOutcome:
         self.failed_steps.append(step)
         self.errors.append(f"step {step} failed: {text}")
         return self
+
+    def refuse(self, step: str, error: str) -> RunOutcome:
+        """Record that ``step`` was refused with ``error`` before it did anything."""
+        self.refused = True
+        self.errors.append(f"step {step} refused: {error}")
+        return self
+
+    def did_something(self) -> bool:
+        """Whether the run recorded any result or failure yet."""
+        results = (self.decision, self.plan, self.counts, self.exports, self.brief_link)
+        return (
+            bool(self.failed_steps)
+            or any(r is not None for r in results)
+            or bool(self.answer or self.late or self.playbook_failed or self.fallback_posted)
+        )
+
+
+def refusal(error: BaseException, outcome: RunOutcome) -> bool:
+    """Whether ``error`` refused the run rather than failed it: an error of input or of a
+    missing precondition (:data:`REFUSALS`) raised before the run recorded anything. The
+    same error after a step did its work, and any other error, is a failure."""
+    return isinstance(error, REFUSALS) and not outcome.did_something()
 
 
 def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
@@ -174,7 +206,9 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     has_event = bool(plan.get("event"))
     failed = bool(outcome.failed_steps or outcome.errors)
 
-    if failed:
+    if outcome.refused and not outcome.failed_steps:
+        status = "refused"
+    elif failed:
         status = "failed"
     elif outcome.daily and known and not has_event:
         status = "skipped"

@@ -46,6 +46,8 @@ def test_load_then_detect_prints_the_sql5_row(settings, tmp_path, capsys):
     assert code == 0, err
     row = json.loads(out)
     assert (row["current_value"], row["sample_size"], row["severity"]) == (66.67, 3, "INFO")
+    # the first detection of the date: no queue of it to keep or invalidate
+    assert row.pop("downstream") == "none: no queue of 2011-03-01 to keep"
 
     code, out, _ = run(capsys, "decision", "--date", "2011-03-01")
     assert code == 0 and json.loads(out) == {**row, "source": "stored"}

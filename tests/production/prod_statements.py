@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from retentionops import ledger, runlog
-from retentionops.detection import DETECTION_MARKER
+from retentionops.detection import DETECTION_MARKER, QUEUE_MARKER
 from retentionops.incidents import LEDGER_TYPES
 from retentionops.incidents import parameters as incident_parameters
 from retentionops.settings import Settings
@@ -77,6 +77,13 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         None,
     ),
     "markers/read_run_markers": lambda s: ({"run_date": RUN_DATE}, None),
+    # detection.clear_marker (the detection marker, then the queue's when detection changed)
+    "markers/clear_step_marker": lambda s: (
+        {"run_date": RUN_DATE, "step": QUEUE_MARKER},
+        None,
+    ),
+    # detection.detection_fingerprint, before and after a detection run of the date
+    "markers/read_detection_fingerprint": lambda s: ({"run_date": RUN_DATE}, None),
     # actions.build_priority_queue: priority_parameters(settings, D) with the last
     # delivered run, read first (action/read_last_delivered_run)
     "action/build_priority_queue": lambda s: (

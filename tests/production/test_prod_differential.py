@@ -498,8 +498,9 @@ def test_incidents_over_the_sample_history(pair, sample_slice):
 
 
 def test_run_markers_clear_mark_and_read(pair):
-    """Detection marks the date, the queue marks its own step, a new detection run clears
-    both and marks detection again: readers then refuse the queue on both backends."""
+    """Detection marks the date, the queue marks its own step; a new detection run whose
+    rows come out the same keeps the queue's marker, one whose rows changed removes it:
+    readers then refuse the queue, on both backends (the fingerprint, read on each)."""
     day = dt.date(2024, 3, 1)
     p = pair([("A", "A1", "2024-01-10", 10), ("B", "B1", "2024-02-15", 7)])
     for warehouse in (p.duck, p.bq):
@@ -511,7 +512,16 @@ def test_run_markers_clear_mark_and_read(pair):
     steps = {r["step"] for r in p.bq.query("markers/read_run_markers", {"run_date": day})}
     history = detection.history_marker(p.duck_settings)  # the alert history up to the day
     assert steps == {"detection", "customer_priority", history}
-    p.detect(day, "markers, detection again")  # clear_run_markers, then mark detection
+    p.detect(day, "markers, detection again")  # the same rows: the queue stays valid
+    for warehouse in (p.duck, p.bq):
+        assert detection.completed_steps(warehouse, day) == {"detection", "customer_priority"}
+    # another writer adds an order of A (no load, which would clear the markers itself)
+    p.duck.con.execute(
+        "insert into orders by name select * replace ('A2' as order_id, "
+        "date '2024-02-20' as order_date) from orders where order_id = 'A1'"
+    )
+    p.zeta.set_rows("orders", duckdb_rows(p.duck, "orders"))
+    p.detect(day, "markers, detection changed")  # A's rows changed: the queue goes
     for warehouse, settings in ((p.duck, p.duck_settings), (p.bq, p.zeta_settings)):
         assert detection.completed_steps(warehouse, day) == {"detection"}
         with pytest.raises(DetectionError, match="no priority queue for 2024-03-01"):

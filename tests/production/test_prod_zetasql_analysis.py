@@ -41,6 +41,7 @@ def test_statement_is_valid_googlesql(analysed, name):
         "action/write_run_log": ("ResolvedMergeStmt",),
         "markers/mark_step_complete": ("ResolvedMergeStmt",),
         "markers/clear_run_markers": ("ResolvedDeleteStmt",),
+        "markers/clear_step_marker": ("ResolvedDeleteStmt",),
         "markers/clear_other_history_markers": ("ResolvedDeleteStmt",),
         "action/clear_audience_export": ("ResolvedDeleteStmt",),
         "action/record_audience_export": ("ResolvedInsertStmt",),

@@ -1,10 +1,12 @@
--- Health per month between @from_date and @to_date, from the ops_health_daily view.
+-- Health per month between @from_date and @to_date, from the ops_health_daily view: the
+-- runs that ran, and apart from them the commands refused before they did anything.
 select
     date_trunc(run_date, month) as month,
     sum(runs) as runs,
     sum(successful_runs) as successful_runs,
     sum(skipped_runs) as skipped_runs,
     sum(failed_runs) as failed_runs,
+    sum(refused_runs) as refused_runs,
     sum(webhook_calls) as webhook_calls,
     sum(webhook_failures) as webhook_failures,
     sum(export_runs) as export_runs,

@@ -20,6 +20,8 @@ create table if not exists {{ tables.ops_runs_log }} (
     export_p2_link string,
     export_p3_link string,
     brief_link string,
+    -- success | skipped (a daily run with no event) | failed | refused (a CLI/MCP command
+    -- refused before it did anything: bad input, a missing queue; not a run for health)
     status string,
     error_message string,
     execution_time_ms int64,
