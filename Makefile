@@ -119,22 +119,32 @@ artifacts: $(BYTECODE) $(AIRFLOW_HOME)/dags-test.ready
 		$(BIN)/airflow dags test retention_ops $(DEMO_DATE) > $(AIRFLOW_HOME)/artifacts-critical.log 2>&1)
 	$(BIN)/python -m devtools.examples $(WARNING_DATE) $(DEMO_DATE)
 
-# The Airflow UI on http://localhost:8080 without Docker: api-server, scheduler,
+# The Airflow UI on http://127.0.0.1:8080 without Docker: api-server, scheduler,
 # dag-processor and triggerer from the venv (devtools/airflow_local.py; their logs in
 # .airflow/logs/local/), this repository's dags/ and plugins/, SQLite metadata in .airflow/,
-# dev auth (everyone is admin), the sample loaded and the playbook simulator as the
-# make_webhook connection. Ctrl-C or SIGTERM (make passes it on: the recipe execs the
-# launcher) stops every process it started, LocalExecutor workers and tasks included.
+# the sample loaded and the playbook simulator as the make_webhook connection. Private by
+# default: it listens on 127.0.0.1 only and asks for a login (user admin; the password is
+# generated on the first start, shown once, and kept in .airflow/, mode 0600).
+# `make airflow HOST=0.0.0.0` (or an address) serves it beyond this machine, with a warning;
+# only HOST given on the command line counts (some shells export HOST=<hostname>).
+# Ctrl-C or SIGTERM (make passes it on: the recipe execs the launcher) stops every process it
+# started, LocalExecutor workers and tasks included.
 # AIRFLOW_PORT (8080) and AIRFLOW_PARALLELISM (4 LocalExecutor workers) can be changed.
 AIRFLOW_PORT ?= 8080
 AIRFLOW_PARALLELISM ?= 4
+AIRFLOW_BIND := 127.0.0.1
+ifeq ($(origin HOST),command line)
+ifneq ($(strip $(HOST)),)
+AIRFLOW_BIND := $(strip $(HOST))
+endif
+endif
 airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.ready
 	$(BIN)/retentionops load-sample > /dev/null
 	@export PATH=$(CURDIR)/$(BIN):$$PATH RETENTIONOPS_CATCHUP=false \
 		RETENTIONOPS_SCHEDULE_END_DATE=2011-12-09 \
-		AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM) \
-		AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True; \
-	exec $(BIN)/python -m devtools.airflow_local --port $(AIRFLOW_PORT) --playbook-sim $(SIM_OUT)
+		AIRFLOW__CORE__PARALLELISM=$(AIRFLOW_PARALLELISM); \
+	exec $(BIN)/python -m devtools.airflow_local --host $(AIRFLOW_BIND) --port $(AIRFLOW_PORT) \
+		--playbook-sim $(SIM_OUT)
 
 # The tests, in layers (one folder and marker each: README, "Tests"); each run prints its
 # 15 slowest tests.

@@ -21,6 +21,12 @@ How nothing escapes:
   ``exec``s it), and ``PR_SET_PDEATHSIG`` gives the launcher a SIGTERM if ``make`` itself
   dies first.
 
+Private by default: the api-server listens on 127.0.0.1 only, and the UI and REST API ask for
+a login (Airflow's simple auth manager, user ``admin``). Its password is generated on the first
+start, shown once, and kept (mode 0600) in the auth manager's passwords file in
+``AIRFLOW_HOME``; ``--host 0.0.0.0`` (``make airflow HOST=0.0.0.0``) serves beyond this
+machine, with a warning.
+
 A development tool (``python -m devtools.airflow_local --help``), not part of the package.
 """
 
@@ -29,8 +35,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import ipaddress
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -42,6 +50,9 @@ from typing import Any
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+#: The one user of the simple auth manager, and its role.
+ADMIN_USER = "admin"
 DEFAULT_GRACE_SECONDS = 15.0
 READY_TIMEOUT_SECONDS = 180.0
 _PR_SET_PDEATHSIG = 1
@@ -135,8 +146,8 @@ def _name(process: Any) -> str:
         return str(process.pid)
 
 
-def _health(port: int) -> dict[str, Any] | None:
-    url = f"http://127.0.0.1:{port}/api/v2/monitor/health"
+def _health(address: str, port: int) -> dict[str, Any] | None:
+    url = f"http://{address}:{port}/api/v2/monitor/health"
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
             return json.loads(answer.read())
@@ -144,10 +155,87 @@ def _health(port: int) -> dict[str, Any] | None:
         return None
 
 
-def _start(name: str, port: int, env: dict[str, str], logs: Path) -> subprocess.Popen:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_address(host: str) -> str:
+    """The address this machine's processes reach the api-server at."""
+    bare = host.strip("[]")
+    if bare in ("0.0.0.0", "::", "") or is_loopback(host):
+        return "127.0.0.1"
+    return f"[{bare}]" if ":" in bare else bare  # an IPv6 address in a URL
+
+
+def passwords_file(home: Path, env: dict[str, str]) -> Path:
+    """Where the simple auth manager keeps its users' passwords (its own default)."""
+    configured = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+    return Path(configured) if configured else home / "simple_auth_manager_passwords.json.generated"
+
+
+def ensure_login(path: Path) -> str | None:
+    """Give ``admin`` a password in the auth manager's file unless it has one; return the
+    new password (to be shown once), or None when one was already there.
+
+    Generated here rather than by Airflow, which prints it among its api-server's log lines:
+    here it is said once, in the terminal, and the file is readable by its owner only.
+    """
+    try:
+        passwords = json.loads(path.read_text().strip() or "{}")
+    except FileNotFoundError:
+        passwords = {}
+    if passwords.get(ADMIN_USER):
+        return None
+    password = secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(json.dumps({**passwords, ADMIN_USER: password}) + "\n")
+    os.chmod(path, 0o600)  # also when the file existed with a wider mode
+    return password
+
+
+def auth_env(home: Path, env: dict[str, str]) -> dict[str, str]:
+    """The environment of a private UI: the simple auth manager with one admin user, its
+    login required (never ``simple_auth_manager_all_admins``, whatever the caller set)."""
+    return {
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home, env)),
+    }
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """What to say when the api-server listens beyond this machine (None: it does not)."""
+    if is_loopback(host):
+        return None
+    return (
+        f"WARNING: serving Airflow on {host}:{port}, beyond this machine: anyone who reaches "
+        f"it gets the login page (user {ADMIN_USER}; the simple auth manager is for "
+        "development only). Leave out HOST to keep it on 127.0.0.1."
+    )
+
+
+def _say_login(path: Path, password: str | None) -> None:
+    if password:
+        _say(f"login: {ADMIN_USER} / {password} (shown once; kept in {path}, mode 0600)")
+    else:
+        _say(f"login: {ADMIN_USER}, its password is in {path}")
+
+
+def _start(name: str, host: str, port: int, env: dict[str, str], logs: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "airflow", name]
     if name == "api-server":
-        command += ["--port", str(port)]
+        command += ["--host", host, "--port", str(port)]
     log = (logs / f"{name}.log").open("ab")
     process = subprocess.Popen(
         command,
@@ -173,12 +261,19 @@ def run(args: argparse.Namespace) -> int:
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
     logs = home / "logs" / "local"
     logs.mkdir(parents=True, exist_ok=True)
+    local = _local_address(args.host)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
+        "AIRFLOW__API__HOST": args.host,
         "AIRFLOW__API__PORT": str(args.port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.port}/execution/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{local}:{args.port}/execution/",
     }
+    env.update(auth_env(home, env))
+    if warning := exposure_warning(args.host, args.port):
+        _say(warning)
+    login = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    _say_login(login, ensure_login(login))
     stack = contextlib.ExitStack()
     processes: dict[str, subprocess.Popen] = {}
     code = 0
@@ -195,14 +290,14 @@ def run(args: argparse.Namespace) -> int:
         waiting = [name for name in args.components if name != "api-server"]
         api = "api-server" in args.components
         if api:
-            processes["api-server"] = _start("api-server", args.port, env, logs)
+            processes["api-server"] = _start("api-server", args.host, args.port, env, logs)
             _say(f"started api-server (pid {processes['api-server'].pid}), log {logs}")
         shown_ready = False
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while _stop_signal is None:
-            if waiting and (not api or _health(args.port) is not None):
+            if waiting and (not api or _health(local, args.port) is not None):
                 for name in waiting:
-                    processes[name] = _start(name, args.port, env, logs)
+                    processes[name] = _start(name, args.host, args.port, env, logs)
                     _say(f"started {name} (pid {processes[name].pid})")
                 waiting = []
             dead = [name for name, p in processes.items() if p.poll() is not None]
@@ -214,10 +309,14 @@ def run(args: argparse.Namespace) -> int:
                 _say("stopping the others")
                 code = 1
                 break
-            if not shown_ready and not waiting and (not api or _health(args.port) is not None):
+            if (
+                not shown_ready
+                and not waiting
+                and (not api or _health(local, args.port) is not None)
+            ):
                 _say(
-                    f"ready: http://localhost:{args.port} (Ctrl-C or SIGTERM stops every "
-                    "process started here)"
+                    f"ready: http://{local}:{args.port} (log in as {ADMIN_USER}; Ctrl-C or "
+                    "SIGTERM stops every process started here)"
                 )
                 shown_ready = True
             if api and not shown_ready and time.monotonic() > deadline:
@@ -249,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
         "workers) on Ctrl-C, SIGTERM or SIGHUP.",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the api-server's port")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"the api-server's address (default {DEFAULT_HOST}: this machine only; "
+        "0.0.0.0 serves every network it is on, with a warning)",
+    )
     parser.add_argument(
         "--components",
         type=lambda text: [c for c in text.split(",") if c],

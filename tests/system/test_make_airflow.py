@@ -1,20 +1,24 @@
-"""`make airflow` stops every process it started when it gets SIGTERM (issue 14, item 9).
+"""`make airflow` stops every process it started when it gets SIGTERM (issue 14, item 9),
+and is private while it runs (issue 24).
 
 The real target runs in a throwaway AIRFLOW_HOME on a free port (offline: SQLite, the
 bundled sample, the playbook simulator on 127.0.0.1). Once the UI answers and the
-scheduler's LocalExecutor workers are up, ``make`` alone gets SIGTERM, as a process
-supervisor would send it; afterwards no process of the sessions it made may be left: not a
-component, not a worker, not an orphan.
+scheduler's LocalExecutor workers are up, it must listen on 127.0.0.1 only and refuse the
+REST API without a login, which the password it showed once opens. Then ``make`` alone gets
+SIGTERM, as a process supervisor would send it; afterwards no process of the sessions it
+made may be left: not a component, not a worker, not an orphan.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import psutil
@@ -65,6 +69,43 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _status(port: int, path: str, token: str | None = None, body: dict | None = None) -> tuple:
+    """(HTTP status, JSON answer) of a GET, or of a POST when there is a body."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def _assert_private(port: int, processes: list[psutil.Process], output: str) -> None:
+    """Listening on 127.0.0.1 only; the REST API refused without a login; the password shown
+    once (and only once) opens it."""
+    listening = set()
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        listening |= {
+            c.laddr.ip for c in connections if c.status == "LISTEN" and c.laddr.port == port
+        }
+    assert listening == {"127.0.0.1"}, listening
+    assert _status(port, "/api/v2/dags")[0] == 401
+    shown = re.findall(r"login: admin / (\S+) \(shown once", output)
+    assert len(shown) == 1, output[-3000:]
+    assert _status(port, "/auth/token", body={"username": "admin", "password": "wrong"})[0] == 401
+    code, answer = _status(port, "/auth/token", body={"username": "admin", "password": shown[0]})
+    assert code == 201, answer
+    assert _status(port, "/api/v2/dags", token=answer["access_token"])[0] == 200
+
+
 def _titles(processes: list[psutil.Process]) -> list[str]:
     titles = []
     for process in processes:
@@ -108,6 +149,7 @@ def test_sigterm_to_make_airflow_leaves_no_process(tmp_path):
         for part in ("api_server", "scheduler", "dag-processor", "triggerer", "airflow_local"):
             assert part in names, names
         assert len(started) >= 9  # make, launcher, 4 components, 2 workers, serve-logs...
+        _assert_private(port, started, (tmp_path / "make.log").read_text())
 
         stopping = time.monotonic()
         os.kill(make.pid, signal.SIGTERM)
