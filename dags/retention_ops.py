@@ -32,7 +32,16 @@ just before it sends).
 **Params** (manual runs): `rollout_mode` (shadow | pilot | production), `dry_run` (build
 everything, send nothing), `export_destination` (folder or gs://bucket/prefix), `resend`
 (send an event already delivered again), `silence_until` / `silence_reason` (also the Airflow
-Variables `retentionops_silence_until` / `retentionops_silence_reason`, for scheduled runs).
+Variables `retentionops_silence_until` / `retentionops_silence_reason`, for scheduled runs),
+`allow_late_data` (act on a late or short orders feed).
+
+**Trusting the orders**: `wait_for_orders` (a sensor in reschedule mode, before detection)
+waits up to `orders_wait_minutes` for the orders feed to reach D (no trading day missing;
+a Saturday without trading is not late) and then fails the run red, its log row saying
+"orders feed late: last order …": a late feed is not a quiet day. A day whose orders are
+short (under `orders_volume_low_pct` of the same weekday's usual) runs, but carries no
+incident event: nothing opens, changes or closes on it, and the brief and log say "data
+short" (retentionops/freshness.py; every decision carries `data_freshness`).
 
 **Across days**: the playbook acts on the day's incident event (open, update, escalate,
 de-escalate, resolve: docs/incidents.md), and sends nothing for a quiet day, warm-up, a run
@@ -99,6 +108,8 @@ INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 #: Task ids that the run log reads from the run's task states.
 TRIGGER_PLAYBOOK = "trigger_playbook"
 EXPORT_AUDIENCE = "export_audience"
+#: The sensor that waits for the run date's orders before detection.
+WAIT_FOR_ORDERS = "wait_for_orders"
 #: The task whose output (XCom) is the run's operational context, read once per run.
 GET_OPERATIONAL_CONTEXT = "get_operational_context"
 
@@ -122,12 +133,14 @@ def run_settings(params: Any) -> Any:
 
 
 def delivery(params: Any, dag_run: Any) -> Delivery:
-    """When this run started, and whether it is a dry run or an explicit resend."""
+    """When this run started, whether it is a dry run or an explicit resend, and whether it
+    acts on late or short orders (``allow_late_data``)."""
     params = params or {}
     return Delivery(
         operators.run_started_at(dag_run),
         dry_run=bool(params.get("dry_run")),
         resend=bool(params.get("resend")),
+        allow_late_data=bool(params.get("allow_late_data")),
     )
 
 
@@ -399,6 +412,14 @@ with DAG(
             description="Send the day's event again although it was already delivered (or is "
             "older than notify_max_age_days); the receiver gets the same dedupe_key.",
         ),
+        "allow_late_data": Param(
+            False,
+            type=["boolean", "null"],
+            title="Act on late data",
+            description="Run and deliver although the orders feed is late or the day is "
+            "short (data_freshness): wait_for_orders does not wait, and the day's event is "
+            "sent. Off: a late feed fails the run, a short day sends nothing.",
+        ),
         "silence_until": Param(
             None,
             type=["null", "string"],
@@ -415,12 +436,20 @@ with DAG(
         ),
     },
 ) as dag:
+    # D's orders first: a late feed fails the run red, it is not a quiet day
+    orders = operators.OrdersFeedSensor(task_id=WAIT_FOR_ORDERS, settings=SETTINGS)
     detect = operators.detection_task(SETTINGS)
     decision = get_alert_decision()
     queue = operators.queue_task(SETTINGS)
     context = get_operational_context()
     chain(
-        operators.create_tables_task(SETTINGS), apply_retention(), detect, decision, queue, context
+        operators.create_tables_task(SETTINGS),
+        apply_retention(),
+        orders,
+        detect,
+        decision,
+        queue,
+        context,
     )
 
     branch = choose_playbook(context)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
+from retentionops import freshness
 from retentionops.detection import (
     DETECTION_MARKER,
     QUEUE_MARKER,
@@ -28,6 +29,7 @@ from retentionops.playbook import (
     Delivery,
     PlaybookPlan,
     decide_delivery,
+    held_plan,
     history_age,
     playbook_plan,
     response_due,
@@ -71,6 +73,8 @@ class Context(TypedDict):
 
     run_date: str
     decision: dict[str, Any]
+    #: can the run trust the orders (retentionops/freshness.py); also in the decision
+    data_freshness: dict[str, Any]
     incident: dict[str, Any] | None
     note: str | None
     plan: PlaybookPlan
@@ -80,6 +84,7 @@ class Context(TypedDict):
     exported_tiers: list[str]
     previous_run_date: str | None
     cooldown_days: int
+    drift_mode: str
     response: dict[str, Any]
     status_windows: dict[str, int]
     anomalies: list[str]
@@ -350,6 +355,9 @@ def get_operational_context(
     note = incidents.day_note(warehouse, settings, day, incident)
     plan = playbook_plan(decision, settings.rollout_mode, settings, incident)
     delivery = delivery or Delivery.now()  # one start for the age rule, sending and the due time
+    data = freshness.orders_freshness(warehouse, settings, day)
+    if not delivery.allow_late_data and (held := freshness.held_reason(data)):
+        plan, note = held_plan(plan, held), held  # a late feed is not a quiet day
     plan = settle_delivery(warehouse, settings, day, plan, delivery, note)
     exported = plan["tiers"]
     thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
@@ -387,7 +395,8 @@ def get_operational_context(
         value, basis = median_revenue, "median total_revenue"
     return {
         "run_date": day.isoformat(),
-        "decision": decision,
+        "decision": {**decision, "data_freshness": data},
+        "data_freshness": data,
         "incident": incident,
         "note": note,
         "plan": plan,
@@ -397,6 +406,7 @@ def get_operational_context(
         "exported_tiers": exported,
         "previous_run_date": previous,
         "cooldown_days": settings.contact_cooldown_days,
+        "drift_mode": settings.drift_mode,
         # what the brief asks of whom by when (design 17), and the words behind AT_RISK
         "response": {
             "owner": settings.incident_owner or None,

@@ -235,7 +235,12 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
     return service.trigger_playbook(
-        settings, args.date, rollout_mode=args.rollout_mode, resend=args.resend, interface=INTERFACE
+        settings,
+        args.date,
+        rollout_mode=args.rollout_mode,
+        resend=args.resend,
+        allow_late_data=args.allow_late_data,
+        interface=INTERFACE,
     )
 
 

@@ -351,6 +351,13 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
             bool,
             Field(description="Send the day's event again although it was already delivered."),
         ] = False,
+        allow_late_data: Annotated[
+            bool,
+            Field(
+                description="Act on the date although its orders are late or short "
+                "(data_freshness); by default such a date delivers nothing."
+            ),
+        ] = False,
     ) -> results.PlaybookResult:
         """Deliver the date's incident event through the Make webhook (Slack post or thread
         reply; the incident's ticket opened, updated or closed), after exporting the tiers of
@@ -366,6 +373,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
             using=bounded,
             rollout_mode=rollout_mode,
             resend=resend,
+            allow_late_data=allow_late_data,
             interface=INTERFACE,
         )
 

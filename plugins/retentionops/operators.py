@@ -18,12 +18,14 @@ door to the service, not the other way round).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
 
 from airflow.providers.http.operators.http import HttpOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from retentionops import connections, service
 from retentionops.hooks import PlaybookHook
@@ -74,7 +76,8 @@ def _history_from_date(ds: str | None = None, ti: Any = None) -> str | None:
     if start is None:
         return None
     ti.xcom_push(key=FROM_DATE_KEY, value=start)
-    step = alert_step(as_date(start), as_date(ds), snapshot=True)
+    # ``start`` is ours, not a door's: "the whole history" lies before any date a door takes
+    step = alert_step(dt.date.fromisoformat(start), as_date(ds), snapshot=True)
     return f"{ti.task_id.rpartition('.')[0]}.{step.name}"
 
 
@@ -400,6 +403,56 @@ def run_started_at(dag_run: Any) -> Any:
     moments = [getattr(dag_run, name, None) for name in ("start_date", "queued_at", "run_after")]
     moments = [m for m in moments if m is not None]
     return max(moments) if moments else None
+
+
+class OrdersFeedLate(AirflowFailException):
+    """The run date's orders did not arrive within ``orders_wait_minutes``: the run fails
+    red, saying how late the feed is, before detection reads a stale day."""
+
+
+class OrdersFeedSensor(BaseSensorOperator):
+    """``wait_for_orders``: waits (reschedule mode: no worker slot held, no DuckDB lock
+    between pokes) until the orders feed reaches the run date (``data_freshness.status``
+    ``fresh``, retentionops/freshness.py), then hands the freshness on as its XCom. When
+    ``orders_wait_minutes`` pass first it fails with the feed's own words ("orders feed
+    late: last order …") instead of Airflow's generic timeout. A short day (few orders)
+    passes: it is held later (no incident event), not failed, since a holiday is short too.
+    """
+
+    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            mode="reschedule",
+            poke_interval=min(300, max(settings.orders_wait_minutes * 60, 1)),
+            timeout=settings.orders_wait_minutes * 60,
+            **kwargs,
+        )
+        self._last_note: str | None = None
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        settings = load_settings(**run_overrides(context.get("params")))
+        data = service.data_freshness(settings, context["ds"])
+        self._last_note = data["note"]
+        if data["status"] == "fresh":
+            return PokeReturnValue(is_done=True, xcom_value=data)
+        if (context.get("params") or {}).get("allow_late_data"):
+            self.log.warning("%s; the run goes on: allow_late_data", data["note"])
+            return PokeReturnValue(is_done=True, xcom_value=data)
+        self.log.info("%s; waiting", data["note"])
+        return PokeReturnValue(is_done=False)
+
+    def execute(self, context: Any) -> Any:
+        # the wait is the settings' when the run starts, not when the DAG file was parsed
+        settings = load_settings(**run_overrides(context.get("params")))
+        self.timeout = settings.orders_wait_minutes * 60
+        self.poke_interval = min(300, max(self.timeout, 1))
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout:
+            raise OrdersFeedLate(
+                f"{self._last_note or 'orders feed late'}; waited "
+                f"{self.timeout / 60:g} min (orders_wait_minutes): load the orders, then "
+                "clear this run"
+            ) from None
 
 
 class RunFailed(AirflowFailException):

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
 
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
@@ -102,20 +102,31 @@ class PlaybookPlan(TypedDict):
     dedupe_key: str | None  # the delivery's idempotency key: the same event, the same key
     send: bool  # whether this run sends the event (see ``reason`` when it does not)
     reason: str | None  # why nothing is sent, in words for the brief and the run log
+    # the event the data would have given on a day whose orders are late or short
+    held_event: NotRequired[str | None]
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """The facts of the run that decide whether an event is sent: when it started, and
-    whether it is a dry run or an explicit resend."""
+    """The facts of the run that decide whether an event is sent: when it started, whether
+    it is a dry run or an explicit resend, and whether it was told to act on orders that
+    are late or short (``allow_late_data``, retentionops/freshness.py)."""
 
     started_at: dt.datetime
     dry_run: bool = False
     resend: bool = False
+    allow_late_data: bool = False
 
     @classmethod
-    def now(cls, *, dry_run: bool = False, resend: bool = False) -> Delivery:
-        return cls(dt.datetime.now(dt.UTC), dry_run=dry_run, resend=resend)
+    def now(
+        cls, *, dry_run: bool = False, resend: bool = False, allow_late_data: bool = False
+    ) -> Delivery:
+        return cls(
+            dt.datetime.now(dt.UTC),
+            dry_run=dry_run,
+            resend=resend,
+            allow_late_data=allow_late_data,
+        )
 
 
 def rounded_pct(value: Any) -> float | None:
@@ -206,6 +217,27 @@ def playbook_plan(
         "dedupe_key": dedupe_key(incident_id, event, run_date, rollout_mode) if event else None,
         "send": bool(event),
         "reason": None,
+    }
+
+
+def held_plan(plan: PlaybookPlan, reason: str) -> PlaybookPlan:
+    """The plan of a day whose orders cannot be trusted (late or short: ``reason``): no
+    event, so nothing opens, escalates, de-escalates or resolves, no audience is exported
+    and nothing is sent; ``held_event`` keeps what the data would have said."""
+    return {
+        **plan,
+        "branch": NO_ALERT,
+        "event": None,
+        "alerting": False,
+        "tiers": [],
+        "escalation": False,
+        "mention": None,
+        "ticket_priority": None,
+        "slack_channel": None,
+        "dedupe_key": None,
+        "send": False,
+        "reason": reason,
+        "held_event": plan["event"],
     }
 
 

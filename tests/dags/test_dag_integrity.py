@@ -45,17 +45,20 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     dag = duckdb_dag
     # DuckDB: SQL1-SQL5 in one task and one transaction (all or nothing)
     assert set(dag.task_ids) == {
-        "create_tables", "apply_retention", "detection", "get_alert_decision", *ACTION_TASKS,
+        "create_tables", "apply_retention", "wait_for_orders", "detection", "get_alert_decision",
+        *ACTION_TASKS,
     }  # fmt: skip
-    # a straight chain: create_tables -> detection -> decision -> queue -> context
+    # a straight chain: create_tables -> orders -> detection -> decision -> queue -> context
     order = [
-        "create_tables", "apply_retention", "detection", "get_alert_decision",
+        "create_tables", "apply_retention", "wait_for_orders", "detection", "get_alert_decision",
         "build_priority_queue",
         "get_operational_context", "choose_playbook",
     ]  # fmt: skip
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.get_task("create_tables").upstream_task_ids == set()
+    # the orders sensor gives its worker slot (and the DuckDB pool's) back between looks
+    assert dag.get_task("wait_for_orders").mode == "reschedule"
     # the branch, then brief -> mapped exports -> playbook -> log; the log runs whatever happened
     for branch in ("no_alert", "warning", "critical", "resolved"):
         assert dag.get_task(branch).upstream_task_ids == {"choose_playbook"}
@@ -249,8 +252,8 @@ def test_params_validate_in_the_trigger_form(duckdb_dag):
     served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(duckdb_dag))
     specs = {name: served.params.get_param(name).dump() for name in served.params}
     assert set(specs) == {
-        "rollout_mode", "dry_run", "export_destination", "resend", "silence_until",
-        "silence_reason",
+        "rollout_mode", "dry_run", "export_destination", "resend", "allow_late_data",
+        "silence_until", "silence_reason",
     }  # fmt: skip
     # the form opens with the defaults and flags nothing: the Trigger button is enabled
     assert _form_errors(specs) == []
@@ -259,7 +262,7 @@ def test_params_validate_in_the_trigger_form(duckdb_dag):
     conf = {name: spec["value"] for name, spec in specs.items()}
     assert conf == {
         "rollout_mode": "", "dry_run": False, "export_destination": None, "resend": False,
-        "silence_until": None, "silence_reason": None,
+        "allow_late_data": False, "silence_until": None, "silence_reason": None,
     }  # fmt: skip
     assert served.params.deep_merge(conf).validate() == conf
     # a value a person types is checked by the same server-side validation
@@ -357,9 +360,13 @@ def test_bigquery_backend_uses_insert_job_operators(bigquery_dag):
             assert bigquery_dag.get_task(task_id).upstream_task_ids == expected
     # everything else is the same DAG on both backends
     assert set(bigquery_dag.task_ids) == {
-        "create_tables", "apply_retention", *DETECTION_TASKS, "get_alert_decision",
-        *ACTION_TASKS, *markers, HISTORY_FROM, CHECK_SUMMARIES, "last_delivered_run",
+        "create_tables", "apply_retention", "wait_for_orders", *DETECTION_TASKS,
+        "get_alert_decision", *ACTION_TASKS, *markers, HISTORY_FROM, CHECK_SUMMARIES,
+        "last_delivered_run",
     }  # fmt: skip
+    assert bigquery_dag.get_task("detection.start_detection").upstream_task_ids == {
+        "wait_for_orders"
+    }
 
 
 def test_bigquery_sql5_computes_only_what_the_stored_history_lacks(bigquery_dag):

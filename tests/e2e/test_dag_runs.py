@@ -267,9 +267,7 @@ def test_a_quiet_day_delivers_the_open_the_webhook_missed(run_dag, playbook_sim,
         ("open", "2011-05-13", "<!here>")
     ]
     assert delivered[0]["brief"]["text"].startswith(":hourglass: Delivered late")
-    [(note,)] = query(
-        tmp_path, "select note from ops_runs_log where alert_date = '2011-05-17'"
-    )
+    [(note,)] = query(tmp_path, "select note from ops_runs_log where alert_date = '2011-05-17'")
     assert note.startswith("delivered late first: open of INC-20110513 (2011-05-13)")
     # and a later quiet day has nothing owed: nothing is sent again
     run_dag("2011-05-18")
@@ -374,3 +372,72 @@ def test_an_export_destination_param_outside_the_export_root_is_refused(run_dag,
     assert states["render_brief"].endswith("failed") and not outside.exists()
     [(_, status, *_rest, error)] = log_rows(tmp_path, WARNING_DATE)
     assert status == "failed" and "outside the export root" in error
+
+
+def test_a_run_for_a_date_past_the_orders_fails_red_saying_the_feed_is_late(
+    run_dag, playbook_sim, tmp_path, monkeypatch
+):
+    """The sample's orders end on 2011-12-09 (a Friday). A run for 2011-12-20 used to be a
+    green "no alert" day on stale data; it now waits for the orders, gives up after
+    orders_wait_minutes (0 here: one look) and fails red before detection, and its log row
+    says how late the feed is. Nothing is detected, built or sent."""
+    monkeypatch.setenv("RETENTIONOPS_ORDERS_WAIT_MINUTES", "0")
+    dag_run, states = run_dag("2011-12-20")
+    assert str(dag_run.state).endswith("failed")
+    assert states["wait_for_orders"].endswith("failed")
+    assert states["detection"].endswith("upstream_failed")
+    assert states["write_run_log"].endswith("failed")  # logged, then fails the run
+    assert playbook_sim.requests == []
+    [(_, status, *_rest, error)] = log_rows(tmp_path, "2011-12-20")
+    assert status == "failed"
+    assert error.startswith("step wait_for_orders failed: OrdersFeedLate: data late — ")
+    assert "orders feed late: last order 2011-12-09, 11 day(s) before 2011-12-20" in error
+    assert "(9 trading day(s) missing)" in error  # 11 days, no Saturday trading: 12-10, 12-17
+    assert query_warehouse(
+        tmp_path, "select count(*) from alert_logic where alert_date > '2011-12-09'"
+    ) == [(0,)]
+    # health lists the day: a run of red days on a stuck feed is not a run of quiet days
+    from retentionops import service
+    from retentionops.settings import load_settings
+
+    [late] = service.get_health(load_settings(), "2011-12-01", "2011-12-20")["data_late_days"]
+    assert late["run_date"] == "2011-12-20" and "orders feed late" in late["said"]
+
+
+def test_a_short_day_runs_green_and_opens_nothing(run_dag, playbook_sim, tmp_path):
+    """2011-05-13 opens INC-20110513 (CRITICAL). With only 3 of its 30 orders loaded the day
+    is short: the Fridays before had 37, 31, 27 and 27 orders, whose mean without the highest
+    and the lowest is 29, and 3 is under half of it. The run is green, but no incident
+    opens, nothing is exported or sent, and the log row says why."""
+    import pandas as pd
+
+    from retentionops.settings import load_settings
+    from retentionops.warehouse import open_warehouse
+
+    with open_warehouse(load_settings()) as warehouse:
+        orders = warehouse.con.execute("select * from orders order by order_id").df()
+        day = pd.to_datetime(orders["order_date"]) == pd.Timestamp("2011-05-13")
+        short = orders[~day | (day & (day.cumsum() <= 3))].reset_index(drop=True)
+        warehouse.replace_orders(short)
+    dag_run, states = run_dag("2011-05-13")
+    assert str(dag_run.state).endswith("success"), states
+    assert states["no_alert"].endswith("success") and states["critical"].endswith("skipped")
+    assert states["export_audience"].endswith("skipped")
+    assert playbook_sim.requests == []
+    [(event, playbook, note)] = query(
+        tmp_path,
+        "select incident_event, playbook_status, note from ops_runs_log "
+        "where alert_date = '2011-05-13'",
+    )
+    assert (event, playbook) == (None, "not_needed")
+    assert note.startswith("data short: 3 orders on 2011-05-13 against a usual 29 on Fridays")
+    assert "no incident is opened, changed or closed on it" in note
+
+
+def test_a_saturday_after_the_last_order_is_not_late(run_dag, tmp_path, monkeypatch):
+    """The sample has no Saturday trading: the Saturday after its last order (a Friday) is
+    fresh, and its run is an ordinary green day."""
+    monkeypatch.setenv("RETENTIONOPS_ORDERS_WAIT_MINUTES", "0")
+    dag_run, states = run_dag("2011-12-10")
+    assert str(dag_run.state).endswith("success"), states
+    assert states["wait_for_orders"].endswith("success")

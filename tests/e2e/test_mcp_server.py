@@ -266,7 +266,7 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
 def test_trigger_playbook_hides_its_context_parameter(session):
     tools = {t.name: t for t in session["tools"]}
     assert set(tools["trigger_playbook"].input_schema["properties"]) == {
-        "date", "rollout_mode", "resend",
+        "date", "rollout_mode", "resend", "allow_late_data",
     }  # fmt: skip
 
 
@@ -407,9 +407,11 @@ def test_alert_decisions_equal_the_sql5_series(session):
     settings = session["settings"]
     with open_warehouse(settings, read_only=True) as warehouse:
         for day, severity in ((CRITICAL, "CRITICAL"), (WARNING, "WARNING"), (QUIET, "INFO")):
-            decision = ok(session, f"decision_{day}")
+            decision = dict(ok(session, f"decision_{day}"))  # a copy: the session keeps it
             # asked before any detection ran: computed read-only by the same SQL5
             expected = detection.alert_series(warehouse, settings, day, day)[0]
+            # every decision says whether its orders can be trusted: the sample's can
+            assert decision.pop("data_freshness")["status"] == "fresh"
             assert decision == {**expected, "source": "computed"}
             assert decision["severity"] == severity
             assert decision["alert_flag"] is (severity != "INFO")

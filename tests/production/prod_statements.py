@@ -66,6 +66,8 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         )
     },
     # detection.stored_alert_decision
+    # freshness.orders_freshness
+    "detection/orders_freshness": lambda s: ({"run_date": RUN_DATE}, None),
     "detection/read_alert_decision": lambda s: (
         {"from_date": RUN_DATE, "run_date": RUN_DATE},
         None,
@@ -113,6 +115,11 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
         },
         None,
     ),  # fmt: skip
+    # service.get_health: the run dates held or failed for late or short orders
+    "action/read_untrusted_days": lambda s: (
+        {"from_date": dt.date(2011, 5, 1), "to_date": RUN_DATE},
+        None,
+    ),
     "action/read_audience": lambda s: (
         {"run_id": RUN_ID, "tiers": ["P1", "P2"], "run_date": RUN_DATE},
         None,
