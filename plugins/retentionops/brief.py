@@ -257,6 +257,33 @@ def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": incident["incident_id"], "event": event, "line": line}
 
 
+def _watch(context: dict[str, Any]) -> list[str]:
+    """What a reader should keep an eye on beside the day's event: the orders feed (late,
+    short or high, when the run acted on it anyway; a held day says so in its first line)
+    and slow drift, the share against the share ``drift_days`` before (docs/incidents.md)."""
+    lines = []
+    data = context.get("data_freshness") or {}
+    if data.get("note") and not context["plan"].get("held_event"):
+        lines.append(str(data["note"]))
+    incident = context.get("incident") or {}
+    if incident.get("drift_flag"):
+        kind = str(incident.get("incident_id") or "").startswith("DRIFT-")
+        lines.append(
+            f"Slow drift: AT_RISK {fmt_pct(incident['current_value'])} against "
+            f"{fmt_pct(incident['drift_earlier_value'])} on {incident['drift_compared_with']} "
+            f"({fmt_relative(incident['drift_pct'])}); SQL5's 7-day baseline climbs along "
+            "with a slow rise. "
+            + (
+                f"Incident {incident['incident_id']} follows it."
+                if kind
+                else "A shadow check (drift_mode: shadow): nothing is opened for it."
+                if context.get("drift_mode", "shadow") == "shadow"
+                else "It is followed by the open incident."
+            )
+        )
+    return lines
+
+
 def _audience_line(context: dict[str, Any], tier: dict[str, Any]) -> str | None:
     """An exported tier across days: new / still / left since the last delivered run, the
     contact cooldown, the rows in the file (docs/audiences.md)."""
@@ -366,7 +393,11 @@ def _lead(context: dict[str, Any], exported: list[str]) -> dict[str, str | None]
         ticket_text = f"no ticket from this run: {plan['reason']}"
     else:
         ticket_text = "the ticket is opened by this run's playbook"
-    if event and event != "resolve" and lists:
+    if event and event != "resolve" and lists and response.get("historical"):
+        # a backfill (playbook.history_age): a deadline computed from today means nothing
+        ask = f"Ask: historical run for {context['run_date']} (backfill): no deadline"
+        ask += f" ({where}; {ticket_text})." if where else "."
+    elif event and event != "resolve" and lists:
         due = str(response.get("due_at", "")).replace("T", " ").replace("+00:00", " UTC")
         ask = f"Ask: {owner}, start the outreach by {due}"
         ask += f" ({where}; {ticket_text})." if where else "."
@@ -469,6 +500,7 @@ def _facts(
         "mode_tag": mode,
         "banner": _banner(plan, context.get("owed") or []),
         "incident": _incident_facts(context),
+        "watch": _watch(context),
         "note": context.get("note"),
         "lead": _lead(context, exported),
         "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
@@ -670,6 +702,8 @@ def _slack_blocks(f: dict[str, Any]) -> list[dict[str, Any]]:
         lead = f"*{e(f['banner'])}*\n{lead}"
     blocks.append(_section(lead, [f"*{e(label)}*\n{e(value)}" for label, value in f["situation"]]))
     blocks.append(_context_block(e(f["threshold_text"])))
+    for line in f["watch"]:
+        blocks.append(_context_block(f"*Watch:* {e(line)}"))
     blocks.append({"type": "divider"})
 
     tier_fields = []

@@ -48,6 +48,18 @@ def get_health(warehouse: Warehouse, start: dt.date, end: dt.date) -> dict[str, 
     }
 
 
+def drift(days: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """The slow-drift check beside SQL5 over the range (docs/incidents.md, "Slow drift"):
+    how many days drifted, and those outside any incident, which nothing else flags. In
+    shadow mode this is where the team learns how often it would have fired."""
+    drifted = [day for day in days if day.get("drift_flag")]
+    return {
+        "mode": mode,
+        "days": len(drifted),
+        "outside_incidents": [str(day["day"]) for day in drifted if day["phase"] != "incident"],
+    }
+
+
 def alert_frequency(days: list[dict[str, Any]], target: int) -> dict[str, dict[str, Any]]:
     """Per month: incidents opened and alert days against the target (design 15: "low
     single digits per month"), with warm-up alert days counted apart (they open nothing)."""

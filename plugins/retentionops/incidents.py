@@ -38,6 +38,11 @@ class IncidentDay(TypedDict):
     peak_severity: str | None
     last_alert_day: str | None
     event: str | None  # open | update | escalate | de-escalate | resolve
+    # slow drift beside SQL5: the share against the share drift_days before
+    drift_compared_with: str | None
+    drift_earlier_value: float | None
+    drift_pct: float | None
+    drift_flag: bool
 
 
 def warmup_days(settings: Settings) -> int:
@@ -56,6 +61,9 @@ def parameters(settings: Settings, from_date: dt.date, to_date: dt.date) -> dict
         "deescalate_after_days": settings.deescalate_after_days,
         "threshold_warning": settings.threshold_warning_pct,
         "threshold_critical": settings.threshold_critical_pct,
+        "drift_days": settings.drift_days,
+        "drift_threshold": settings.drift_threshold_pct,
+        "drift_opens": settings.drift_mode == "incident",
     }
 
 

@@ -97,6 +97,36 @@ class Settings:
     max_range_days: int = _setting(
         3660, "longest date range one alerts/health query may cover", min=1, max=36600
     )
+    # -- trusting the orders feed (retentionops/freshness.py) ----------------------------
+    orders_max_lag_days: int = _setting(
+        0,
+        "trading days (weekdays with orders in the feed's last 4 weeks) the newest order may "
+        "lie before the run date before the feed is late and nothing is sent",
+        min=0,
+        max=30,
+        section="trusting the orders feed",
+    )
+    orders_volume_low_pct: float = _setting(
+        50.0,
+        "a day with fewer orders than this share of the same weekday's usual (mean of 1-4 "
+        "weeks before) is short: nothing is sent on it (0 = never short)",
+        min=0,
+        max=100,
+    )
+    orders_volume_high_pct: float = _setting(
+        300.0,
+        "a day with more orders than this share of the same weekday's usual is said to be "
+        "high (shown, not held)",
+        min=100,
+        max=100000,
+    )
+    orders_wait_minutes: int = _setting(
+        360,
+        "how long the DAG's wait_for_orders waits for the run date's orders before the run "
+        "fails as late (0 = check once)",
+        min=0,
+        max=2880,
+    )
     # -- Airflow schedule and task policy ------------------------------------------------
     schedule_start_date: str = _setting(
         "2010-12-08",

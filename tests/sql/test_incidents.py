@@ -34,12 +34,14 @@ def history(load_orders, settings):
         series: dict[int, tuple[float, float | None, str | None]],
         gap_days: int = 2,
         deescalate_days: int = 3,
+        **overrides: object,
     ) -> list[dict]:
         tuned = load_settings(
             warmup_days=3,
             resolve_after_days=3,
             deescalate_after_days=deescalate_days,
             incident_gap_days=gap_days,
+            **overrides,
         )
         warehouse.ensure_tables(("alert_logic",))
         warehouse.con.execute("delete from alert_logic")
@@ -224,3 +226,30 @@ def test_a_day_sees_only_the_history_up_to_it(history, load_orders):
     later = {r["day"]: r for r in history(series)}
     earlier = history({n: v for n, v in series.items() if n <= 6})
     assert earlier[-1] == later[day(6).isoformat()]
+
+
+def test_a_slow_climb_is_drift_beside_sql5(history):
+    """Four flat weeks at 20.00 %, then five weeks climbing 0.3 points a day: SQL5's 7-day
+    baseline climbs along (INFO every day), the drift check (the share 28 days before, +15 %)
+    sees it from day 38 (23.00 against 20.00 on day 10: +15.00 %). Shadow by default: shown,
+    no incident. With drift_mode incident it opens DRIFT-20110207, judged against the 20.00
+    it started from: CRITICAL on day 45 (25.10, +25.50 %)."""
+    series = {n: QUIET for n in range(1, 29)}
+    series.update({n: (round(20 + 0.3 * (n - 28), 2), None, None) for n in range(29, 64)})
+    rows = history(series)
+    assert events(rows) == []
+    assert [n for n, r in enumerate(rows, start=1) if r["drift_flag"]] == list(range(38, 64))
+    by_day = {r["day"]: r for r in rows}
+    first = by_day[day(38).isoformat()]
+    assert (first["drift_compared_with"], first["drift_earlier_value"], first["drift_pct"]) == (
+        day(10).isoformat(), 20.0, 15.0,
+    )  # fmt: skip
+    assert by_day[day(37).isoformat()]["drift_pct"] == 13.5  # 22.70 against 20.00
+    assert by_day[day(63).isoformat()]["drift_pct"] == 38.01  # 30.50 against 22.10 (day 35)
+
+    opened = history(series, drift_mode="incident")
+    assert events(opened) == [(38, "open", "DRIFT-20110207"), (45, "escalate", "DRIFT-20110207")]
+    last = opened[-1]
+    assert (last["frozen_baseline"], last["incident_severity"], last["relative_to_frozen_pct"]) == (
+        20.0, "CRITICAL", 52.5,
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import html
 import json
 import re
 import subprocess
@@ -718,6 +719,23 @@ def test_the_ask_says_which_ticket_exists_or_why_none_is_opened():
     assert ask(withheld).endswith("no ticket from this run: the playbook is switched off).**")
 
 
+def test_a_historical_run_says_so_instead_of_a_deadline():
+    """A backfill (older than notify_max_age_days when it starts: playbook.history_age)
+    gets no deadline computed from today, in every format."""
+    context = incident_context("update", send=False, reason="2011-09-22 is 9 days old")
+    context["plan"]["tiers"] = ["P1"]
+    context["tiers"]["P1"].update(exported=True, exported_rows=5)
+    context["response"] = {"owner": "ops", "due_at": None, "historical": True}
+    line = (
+        "Ask: historical run for 2011-09-22 (backfill): no deadline (incident INC-20110920, "
+        "day 3; no ticket from this run: 2011-09-22 is 9 days old)."
+    )
+    for name, rendered in all_formats(context).items():
+        if name != "email_subject":
+            assert line in rendered, name
+            assert "start the outreach by" not in rendered and "None" not in rendered, name
+
+
 @pytest.mark.parametrize("event", ["update", "de-escalate"])
 def test_a_later_day_of_an_incident_is_measured_against_where_it_started(event):
     """SQL5's rolling baseline catches up with a lasting shift (here it says +3 %): the
@@ -727,3 +745,27 @@ def test_a_later_day_of_an_incident_is_measured_against_where_it_started(event):
     first = markdown(context).splitlines()[2]
     assert "still +28.75 % above the 17.95 % before incident INC-20110920 (WARNING)" in first
     assert "easing" not in first and "22.44" not in first and "+2.99" not in first
+
+
+def test_slow_drift_and_a_high_orders_day_are_watched_in_every_format():
+    context = incident_context("update", severity="WARNING")
+    context["incident"].update(
+        drift_flag=True, drift_pct=28.75, drift_earlier_value=17.95,
+        drift_compared_with="2011-08-23",
+    )  # fmt: skip
+    context["data_freshness"] = {
+        "note": "orders high: 175 orders on 2011-09-20 against a usual 48 on Tuesdays"
+    }
+    drift = (
+        "Slow drift: AT_RISK 23.11 % against 17.95 % on 2011-08-23 (+28.75 %); SQL5's 7-day "
+        "baseline climbs along with a slow rise. A shadow check (drift_mode: shadow): nothing "
+        "is opened for it."
+    )
+    for name, rendered in all_formats(context).items():
+        if name != "email_subject":
+            text = html.unescape(rendered.replace("\\n", "\n"))
+            assert drift in text and "orders high: 175 orders" in text, name
+    # a day held for its data says so in its first line, not again under Watch
+    context["plan"]["held_event"] = "update"
+    context["data_freshness"]["note"] = "data short: 2 orders on 2011-09-20"
+    assert "data short" not in markdown(context).split("**Watch**")[1]

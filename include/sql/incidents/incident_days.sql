@@ -12,7 +12,12 @@
 --     baseline; the incident is CRITICAL from a CRITICAL day on until
 --     @deescalate_after_days consecutive days have not been, WARNING otherwise;
 --   * events: open, escalate / de-escalate (the incident's severity rose / fell, on any day),
---     update (an alert day of the same severity), resolve.
+--     update (an alert day of the same severity), resolve;
+--   * slow drift, beside SQL5: a day whose share is @drift_threshold % or more above the
+--     share @drift_days before (a frozen earlier level; SQL5's 7-day baseline moves with a
+--     slow climb) is a drift day. Shadow unless @drift_opens: then a drift day outside
+--     warm-up opens an incident of its own kind (DRIFT-YYYYMMDD) when none is open, judged
+--     against that earlier level, and keeps an open incident from resolving.
 -- Each alert day is a candidate opening with its own frozen baseline and resolution; the
 -- recursive step only follows "the first candidate after the previous resolution".
 with recursive
@@ -31,21 +36,54 @@ days as (
         history.baseline_value,
         history.severity,
         history.alert_flag,
+        earlier.alert_date as drift_compared_with,
+        earlier.current_value as drift_earlier_value,
+        -- (current / earlier - 1) x 100 to 2 decimals, half away from zero, in exact
+        -- integer basis points (both shares have 2 decimals), as SQL5 rounds
+        if(
+            earlier.current_value > 0,
+            sign(round(history.current_value * 100) - round(earlier.current_value * 100))
+            * div(
+                cast(
+                    20000
+                    * abs(round(history.current_value * 100) - round(earlier.current_value * 100))
+                    + round(earlier.current_value * 100) as int64
+                ),
+                cast(2 * round(earlier.current_value * 100) as int64)
+            )
+            / 100,
+            null
+        ) as drift_pct,
         date_diff(history.alert_date, first_order.first_day, day) + 1 < @warmup_days
             as is_warmup,
         case history.severity when 'CRITICAL' then 2 when 'WARNING' then 1 else 0 end
             as severity_rank
     from {{ tables.alert_logic }} as history
     cross join first_order
+    left join {{ tables.alert_logic }} as earlier
+        on earlier.alert_date = date_sub(history.alert_date, interval @drift_days day)
     where history.alert_date <= @run_date
+),
+
+signals as (
+    -- a day that opens or keeps an incident: SQL5's alert, or (with @drift_opens) a
+    -- drift day that SQL5 does not alert on
+    select
+        *,
+        coalesce(drift_pct >= @drift_threshold, false) as drift_flag,
+        alert_flag
+        or (@drift_opens and not alert_flag and coalesce(drift_pct >= @drift_threshold, false))
+            as signal_flag
+    from days
 ),
 
 candidates as (
     select
         day as opened_on,
-        baseline_value as frozen_baseline
-    from days
-    where alert_flag and not is_warmup
+        if(alert_flag, 'INC-', 'DRIFT-') as id_prefix,
+        if(alert_flag, baseline_value, drift_earlier_value) as frozen_baseline
+    from signals
+    where signal_flag and not is_warmup
 ),
 
 candidate_days as (
@@ -53,14 +91,14 @@ candidate_days as (
     -- WARNING threshold against the candidate's frozen baseline (rounded as SQL5 rounds)
     select
         candidates.opened_on,
-        days.day,
-        days.alert_flag,
-        days.alert_flag
-        or round((days.current_value / candidates.frozen_baseline - 1) * 100, 2)
+        signals.day,
+        signals.signal_flag,
+        signals.signal_flag
+        or round((signals.current_value / candidates.frozen_baseline - 1) * 100, 2)
         >= @threshold_warning as unsettled
     from candidates
-    inner join days
-        on candidates.opened_on <= days.day
+    inner join signals
+        on candidates.opened_on <= signals.day
 ),
 
 streaks as (
@@ -71,7 +109,7 @@ streaks as (
             partition by opened_on order by day
             rows between unbounded preceding and current row
         ) as last_unsettled,
-        max(if(alert_flag, day, null)) over (
+        max(if(signal_flag, day, null)) over (
             partition by opened_on order by day
             rows between unbounded preceding and current row
         ) as last_alert
@@ -103,6 +141,7 @@ successors as (
 chain_links as (
     select
         candidates.opened_on,
+        candidates.id_prefix,
         candidates.frozen_baseline,
         resolutions.resolved_on,
         successors.next_opened_on
@@ -116,6 +155,7 @@ chain_links as (
 incidents as (
     select
         opened_on,
+        id_prefix,
         frozen_baseline,
         resolved_on,
         next_opened_on
@@ -124,6 +164,7 @@ incidents as (
     union all
     select
         chain_links.opened_on,
+        chain_links.id_prefix,
         chain_links.frozen_baseline,
         chain_links.resolved_on,
         chain_links.next_opened_on
@@ -134,15 +175,16 @@ incidents as (
 
 incident_days as (
     select
-        days.*,
+        signals.*,
         incidents.opened_on,
+        incidents.id_prefix,
         incidents.frozen_baseline,
         incidents.resolved_on
-    from days
+    from signals
     left join incidents
         on
-            days.day >= incidents.opened_on
-            and (incidents.resolved_on is null or days.day <= incidents.resolved_on)
+            signals.day >= incidents.opened_on
+            and (incidents.resolved_on is null or signals.day <= incidents.resolved_on)
 ),
 
 judged as (
@@ -171,7 +213,7 @@ judged as (
 tracked as (
     select
         *,
-        max(if(alert_flag, day, null)) over (
+        max(if(signal_flag, day, null)) over (
             partition by opened_on order by day
             rows between unbounded preceding and current row
         ) as last_alert_on,
@@ -214,7 +256,7 @@ select
     alert_flag,
     severity,
     current_value,
-    if(opened_on is null, null, concat('INC-', format_date('%Y%m%d', opened_on)))
+    if(opened_on is null, null, concat(id_prefix, format_date('%Y%m%d', opened_on)))
         as incident_id,
     opened_on,
     if(day = resolved_on, resolved_on, null) as resolved_on,
@@ -248,6 +290,10 @@ select
         when current_rank > previous_rank then 'escalate'
         when current_rank < previous_rank then 'de-escalate'
         when alert_flag then 'update'
-    end as event
+    end as event,
+    drift_compared_with,
+    drift_earlier_value,
+    drift_pct,
+    drift_flag and not is_warmup as drift_flag
 from ranked
 where day between @from_date and @run_date
