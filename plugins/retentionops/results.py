@@ -22,6 +22,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from retentionops.actions import Context
+from retentionops.freshness import Freshness
 from retentionops.incidents import IncidentDay
 from retentionops.pack import BriefFiles
 from retentionops.playbook import PlaybookPlan
@@ -59,6 +60,11 @@ class AlertDecision(TypedDict):
     """Stored (detection ran for the date) or computed (read-only, from the orders)."""
     warnings: NotRequired[list[str]]
     """The date lies outside the order history."""
+    data_freshness: NotRequired[Freshness]
+    """Can the date's orders be trusted: the feed late or missing, the day short or high
+    (docs/incidents.md, "Trusting the orders feed"). Not trusted: no incident event."""
+    downstream: NotRequired[str]
+    """After a detection: whether the date's queue was kept (identical rows) or removed."""
 
 
 @with_config(OPEN)
@@ -310,6 +316,8 @@ class HealthCounts(TypedDict):
     successful_runs: int
     skipped_runs: int
     failed_runs: int
+    refused_runs: int
+    """Commands refused before they did anything: not runs, not in the rates."""
     webhook_calls: int
     webhook_failures: int
     export_runs: int
@@ -332,6 +340,23 @@ class OwedEvent(TypedDict):
 
 
 @with_config(OPEN)
+class UntrustedDay(TypedDict):
+    run_date: str
+    said: str | None
+    """What its latest such run said: 'data late — orders feed late: …' / 'data short: …'."""
+
+
+@with_config(OPEN)
+class DriftHealth(TypedDict):
+    mode: Literal["shadow", "incident"]
+    days: int
+    """Days of the range whose share is drift_threshold_pct above the share drift_days
+    before (docs/incidents.md, "Slow drift")."""
+    outside_incidents: list[str]
+    """Those drift days no incident covers: what SQL5 alone would not have shown."""
+
+
+@with_config(OPEN)
 class MonthFrequency(TypedDict):
     incidents_opened: int
     alert_days: int
@@ -346,6 +371,13 @@ Health = with_config(OPEN)(
             "from": str,
             "to": str,
             "runs": int,
+            "refused_runs": Annotated[
+                int,
+                Field(
+                    description="Commands refused before they did anything (bad input, a "
+                    "date without a queue): not runs, not in the rates."
+                ),
+            ],
             "run_success_rate": float | None,
             "webhook_failure_rate": float | None,
             "export_success_rate": float | None,
@@ -370,6 +402,15 @@ Health = with_config(OPEN)(
                     "down, no answer in time, being sent): the next run sends them first."
                 ),
             ],
+            "data_late_days": Annotated[
+                list[UntrustedDay],
+                Field(
+                    description="Run dates whose runs found the orders feed late or the day "
+                    "short: no incident event was sent on them (a late feed is not a quiet "
+                    "day)."
+                ),
+            ],
+            "drift": NotRequired[DriftHealth],
             "alert_frequency_note": NotRequired[
                 Annotated[str, Field(description="How to store the missing alert history.")]
             ],

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from retentionops import actions, detection, pack, progress, runlog
+from retentionops import actions, detection, freshness, pack, progress, runlog
 from retentionops.connections import ConnectionMissingError, known_secrets, redact
 from retentionops.detection import as_date
 from retentionops.errors import ServiceError, UserError
@@ -72,7 +72,9 @@ class Run:
 
 @contextmanager
 def _recorded(settings: Settings, run: Run, operation: str, run_date: Any) -> Iterator[RunOutcome]:
-    """Run an operation and, for a standalone run, log what happened (success or failure)."""
+    """Run an operation and, for a standalone run, log what happened: success, failure, or
+    a refusal (bad input or a missing precondition, before it did anything:
+    ``runlog.refusal``), which health counts apart from the runs that ran."""
     outcome = RunOutcome(run.run_id, run_date, run.interface, run.started_at)
     try:
         yield outcome
@@ -80,7 +82,10 @@ def _recorded(settings: Settings, run: Run, operation: str, run_date: Any) -> It
         if run.standalone and not isinstance(error, KeyboardInterrupt):
             if not outcome.failed_steps:  # the operation did not record its own cause(s)
                 message = redact(f"{type(error).__name__}: {error}", known_secrets(settings))
-                outcome.fail(operation, message)
+                if runlog.refusal(error, outcome):
+                    outcome.refuse(operation, message)
+                else:
+                    outcome.fail(operation, message)
             _write_quietly(settings, outcome)
         raise
     if run.standalone:
@@ -88,7 +93,7 @@ def _recorded(settings: Settings, run: Run, operation: str, run_date: Any) -> It
 
 
 def _write_quietly(settings: Settings, outcome: RunOutcome) -> None:
-    """Log a failed run without letting a second error hide the first."""
+    """Log a failed or refused run without letting a second error hide the first."""
     try:
         write_run_log(settings, outcome)
     except Exception:
@@ -220,14 +225,21 @@ def detect(
 ) -> dict[str, Any]:
     """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision.
 
-    All five tables and the run marker of the date are written all or nothing.
+    All five tables and the run marker of the date are written all or nothing. The date's
+    queue (and with it its brief and exports) stays when the rows come out identical;
+    ``downstream`` says whether it was kept or invalidated (``detection.detect_date``).
     """
     day = as_date(run_date)
     run = run or Run.start(interface, "detect", day)
     with _recorded(settings, run, "detect", day) as outcome, open_warehouse(settings) as warehouse:
-        outcome.decision = detection.run_detection(warehouse, settings, day)
+        detected = detection.detect_date(warehouse, settings, day)
+        outcome.decision = {
+            **detected.decision,
+            "data_freshness": freshness.orders_freshness(warehouse, settings, day),
+        }
         warnings = data_warnings(warehouse, settings, day)
-    return {**outcome.decision, "warnings": warnings} if warnings else outcome.decision
+    answer = {**outcome.decision, "downstream": detected.downstream}
+    return {**answer, "warnings": warnings} if warnings else answer
 
 
 def check_summaries(settings: Settings, run_date: Any) -> bool:
@@ -284,7 +296,15 @@ def get_alert_decision(settings: Settings, run_date: Any) -> dict[str, Any]:
                     + (f" ({warnings[0]})" if warnings else "")
                 ) from None
             decision = {**rows[0], "source": "computed"}
+        decision["data_freshness"] = freshness.orders_freshness(warehouse, settings, day)
     return {**decision, "warnings": warnings} if warnings else decision
+
+
+def data_freshness(settings: Settings, run_date: Any) -> freshness.Freshness:
+    """Can a run for the date trust the orders (late, missing, short)? The DAG's
+    ``wait_for_orders`` asks this before detection; every decision carries it."""
+    with open_warehouse(settings, read_only=True) as warehouse:
+        return freshness.orders_freshness(warehouse, settings, as_date(run_date))
 
 
 def alert_series(settings: Settings, from_date: Any, to_date: Any) -> list[dict[str, Any]]:
@@ -346,9 +366,13 @@ def build_priority_queue(
         open_warehouse(settings) as warehouse,
     ):
         if detect:
-            outcome.decision = detection.run_detection(warehouse, settings, day)
+            decision = detection.run_detection(warehouse, settings, day)
         else:
-            outcome.decision = detection.stored_alert_decision(warehouse, settings, day)
+            decision = detection.stored_alert_decision(warehouse, settings, day)
+        outcome.decision = {
+            **decision,
+            "data_freshness": freshness.orders_freshness(warehouse, settings, day),
+        }
         outcome.counts = actions.build_priority_queue(warehouse, settings, day)
     return {
         "run_id": run.run_id,
@@ -774,11 +798,15 @@ def trigger_playbook(
     *,
     rollout_mode: str | None = None,
     resend: bool = False,
+    allow_late_data: bool = False,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
     """Deliver the date's incident event: export the audiences of an alert, write the brief,
     send the playbook, record the delivery, log the ticket.
+
+    On orders that are late or short (retentionops/freshness.py) the day has no event and
+    nothing is delivered, unless ``allow_late_data`` says to act on them anyway.
 
     A date without an event (no alert, a quiet day of an open incident, warm-up) is refused:
     there is nothing to deliver. An event that is not sent (already delivered, too old,
@@ -789,7 +817,7 @@ def trigger_playbook(
     """
     settings = _with_rollout(settings, rollout_mode)
     day = as_date(run_date)
-    delivery = Delivery.now(resend=resend)
+    delivery = Delivery.now(resend=resend, allow_late_data=allow_late_data)
     context = get_operational_context(settings, day, delivery)
     plan = context["plan"]
     if not plan["event"] and not _due_before(settings, day):
@@ -950,9 +978,16 @@ def deliver_due(
     dry run says so. Every door calls this before sending the day's event."""
     from retentionops.playbook import sending_blocked
 
-    if sending_blocked(settings, delivery or Delivery.now()):
+    delivery = delivery or Delivery.now()
+    if sending_blocked(settings, delivery):
         return []
     done = deliver_owed(settings, run_date, run_id, post, rollout_mode=rollout_mode)
+    with open_warehouse(settings, read_only=True) as warehouse:
+        data = freshness.orders_freshness(warehouse, settings, run_date)
+    if not data["trusted"] and not delivery.allow_late_data:
+        # nothing is closed on late or short orders; the owed events were decided before
+        log.warning("playbook: %s: no incident is closed on it", data["note"])
+        return done
     return done + close_vanished(settings, run_date, run_id, post, rollout_mode=rollout_mode)
 
 
@@ -1148,6 +1183,13 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
             for e in ledger.events(warehouse)
             if e.state in (ledger.PENDING, ledger.SENDING, ledger.UNKNOWN)
         ]
+        # a late feed is not a quiet day: the dates whose runs found it late or short
+        report["data_late_days"] = [
+            {"run_date": as_date(row["run_date"]).isoformat(), "said": row["said"]}
+            for row in warehouse.query(
+                "action/read_untrusted_days", {"from_date": start, "to_date": end}
+            )
+        ]
     target = settings.alert_frequency_target_per_month
     if days is None:
         return {
@@ -1167,6 +1209,7 @@ def get_health(settings: Settings, from_date: Any, to_date: Any) -> dict[str, An
         "alert_frequency_target_per_month": target,
         "alert_frequency": frequency,
         "months_over_target": sorted(m for m, row in frequency.items() if row["over_target"]),
+        "drift": health.drift(days, settings.drift_mode),
     }
     # the range starts in the warm-up: say so, and from when alerts count
     return {**result, "warmup": warmup_note} if warmup_note else result

@@ -45,6 +45,6 @@ EXPORT_STATUSES = ("ok", "fallback_local", "failed", "none")
 #: Who started a run (the ``interface`` column of ops_runs_log).
 INTERFACES = ("dag", "mcp", "cli")
 #: What the run log says of a run, of its playbook call and of its exports.
-RUN_STATUSES = ("success", "failed", "skipped")
+RUN_STATUSES = ("success", "failed", "skipped", "refused")
 PLAYBOOK_STATUSES = ("sent", "failed", "dry_run", "suppressed", "not_needed")
 EXPORT_STATUSES = ("ok", "failed", "none")
