@@ -40,6 +40,7 @@ from typing import Any
 
 from retentionops.dates import as_date
 from retentionops.errors import UserError
+from retentionops.files import expand_home
 from retentionops.vocabulary import TIERS
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ def write_csv(
         raise ExportError(
             f"unsupported export destination {destination!r}; use a folder or gs://bucket/prefix"
         )
-    path = _write_local(Path(destination).expanduser().resolve(), name, data)
+    path = _write_local(expand_home(destination).resolve(), name, data)
     return ExportResult(_tier(tier), str(path), len(rows), "local")
 
 

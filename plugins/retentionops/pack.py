@@ -20,7 +20,7 @@ from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
 from retentionops.detection import as_date, chart_series
-from retentionops.files import write_atomic
+from retentionops.files import expand_home, write_atomic
 from retentionops.settings import PROJECT_ROOT, Settings, gcs_bucket, split_list
 from retentionops.warehouse import Warehouse
 
@@ -113,7 +113,7 @@ def resolve_destination(settings: Settings, destination: str | None) -> str | No
             f"{settings.export_root_path} or gs://bucket/prefix"
         )
     root = settings.export_root_path
-    path = Path(text).expanduser()
+    path = expand_home(text)  # ~nosuchuser: a one-line error, not a RuntimeError
     target = (path if path.is_absolute() else root / path).resolve()
     if not target.is_relative_to(root):
         raise ExportError(

@@ -105,3 +105,12 @@ def test_dockerfile_airflow_image_matches_the_lock():
 def test_compose_image_tag_names_the_same_airflow(compose):
     tags = {s["image"] for s in compose["services"].values() if "build" in s}
     assert tags == {f"retentionops-airflow:{locked_airflow()}"}
+
+
+def test_the_ui_is_private_by_default(compose):
+    """Like `make airflow`: the api-server publishes on this machine only and asks for a
+    login (Airflow's simple auth manager with one generated admin password)."""
+    env = compose["services"]["airflow-apiserver"]["environment"]
+    assert compose["services"]["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "false"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"

@@ -318,3 +318,13 @@ def test_the_admin_password_is_generated_once_and_kept_private(tmp_path):
 def test_version_prints_the_package_version(capsys):
     code, out, err = cli(capsys, "--version")
     assert code == 0 and out == f"retentionops {version('retentionops')}\n" and err == ""
+
+
+def test_a_dag_export_destination_with_an_unknown_home_is_one_line():
+    """The DAG's export_destination Param reaches pack.resolve_destination directly."""
+    from retentionops import pack
+    from retentionops.files import PathError
+    from retentionops.settings import load_settings
+
+    with pytest.raises(PathError, match="home folder of user 'nosuchuser' is unknown"):
+        pack.resolve_destination(load_settings(), "~nosuchuser/x")
