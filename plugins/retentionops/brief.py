@@ -487,6 +487,10 @@ def _facts(
         title_state = f"RESOLVED ({plan['incident_id']})"
     elif event:
         title_state = str(plan["severity"])
+    elif plan.get("held_event"):  # the orders are late or short: nothing was acted on
+        data = context.get("data_freshness") or {}
+        state = "data late" if data.get("status") != "fresh" else "data short"
+        title_state = f"{state}, held ({severity})"
     elif (context.get("incident") or {}).get("phase") == "warmup":
         title_state = f"warm-up, not acted on ({severity})"
     elif (context.get("incident") or {}).get("incident_id"):

@@ -769,3 +769,12 @@ def test_slow_drift_and_a_high_orders_day_are_watched_in_every_format():
     context["plan"]["held_event"] = "update"
     context["data_freshness"]["note"] = "data short: 2 orders on 2011-09-20"
     assert "data short" not in markdown(context).split("**Watch**")[1]
+
+
+def test_a_held_day_says_so_in_its_title_not_that_an_incident_is_open():
+    context = incident_context("open", severity="CRITICAL")
+    context["plan"].update(event=None, held_event="open", branch="no_alert", tiers=[])
+    context["data_freshness"] = {"status": "late", "note": "data late — orders feed late"}
+    assert markdown(context).splitlines()[0].endswith("— data late, held (CRITICAL)")
+    context["data_freshness"] = {"status": "fresh", "volume": "low", "note": "data short: 3"}
+    assert markdown(context).splitlines()[0].endswith("— data short, held (CRITICAL)")
