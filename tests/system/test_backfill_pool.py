@@ -151,7 +151,8 @@ def test_a_backfill_of_two_dates_runs_every_task_once(sample_warehouse_file, tmp
     assert earlier_tries == 0  # a retried task keeps its earlier try in the history
     # quiet days run the warehouse tasks and the log; alert days also the brief and exports
     ran_by_date = {d: {t[1] for t in ran if str(t[0])[:10] == d} for d in DATES}
-    both = {"create_tables", "apply_retention", "detection", "get_alert_decision",
+    both = {"create_tables", "apply_retention", "wait_for_orders", "detection",
+            "get_alert_decision",
             "build_priority_queue", "get_operational_context", "choose_playbook",
             "write_run_log"}  # fmt: skip
     quiet = both | {"no_alert", "deliver_owed"}
@@ -163,9 +164,10 @@ def test_a_backfill_of_two_dates_runs_every_task_once(sample_warehouse_file, tmp
     pooled = sorted(
         (_moment(t[6]), _moment(t[7]), t[1]) for t in tis if t[5] == DUCKDB_POOL and t[4] >= 1
     )
-    # quiet days: 7 warehouse tasks + deliver_owed (what earlier days owe); alert days: the
-    # 7, the brief, the exports (one task for the playbook's tiers), prepare_playbook
-    assert len(pooled) == 8 + 10
+    # quiet days: 8 warehouse tasks (wait_for_orders reads it too) + deliver_owed (what
+    # earlier days owe); alert days: the 8, the brief, the exports (one task for the
+    # playbook's tiers), prepare_playbook
+    assert len(pooled) == 9 + 11
     for (_, end, task), (start, _, following) in zip(pooled, pooled[1:], strict=False):
         assert start >= end, f"{following} started before {task} ended"
 
