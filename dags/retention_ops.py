@@ -16,7 +16,10 @@ contact cooldown excluded; a local CSV, then the gcs / gsheet uploads; one task,
 reads the day's queue once for every tier), the brief (Markdown, Slack, email) and chart
 linking them, all under the run's own `artifacts/runs/D/<run id>/`, the
 Make.com playbook call (`trigger_playbook`, an HttpOperator on the `make_webhook`
-connection; `post_slack_fallback` delivers the brief to Slack if it fails), and always one
+connection; `post_slack_fallback` delivers the brief to Slack if it fails), before it, when
+`approval_required` holds the day's event, a person's approval (`approve_playbook`, Airflow's
+ApprovalOperator: Approve or Reject in the UI's Required actions, `approval_default` after
+`approval_timeout_minutes`; skipped when no approval is needed), and always one
 `ops_runs_log` row per run (`write_run_log`, trigger rule ALL_DONE) with a JSON copy.
 `apply_retention` first removes each date's detection and queue rows `retention_days`
 after they were written (so a backfill of an old date is kept like a fresh run).
@@ -112,6 +115,8 @@ EXPORT_AUDIENCE = "export_audience"
 WAIT_FOR_ORDERS = "wait_for_orders"
 #: The task whose output (XCom) is the run's operational context, read once per run.
 GET_OPERATIONAL_CONTEXT = "get_operational_context"
+#: The person's approval before the webhook; the run log pulls its verdict (see write_run_log).
+APPROVE_PLAYBOOK = "approve_playbook"
 
 on_failure: list[Any] = [operators.record_task_failure]
 if SETTINGS.failure_notifications:
@@ -320,7 +325,10 @@ def write_run_log(
     dag_run: Any = None,
     params: Any = None,
 ) -> dict[str, Any]:
-    """Record the run (ALL_DONE: whatever failed upstream); fail the run if a step failed."""
+    """Record the run (ALL_DONE: whatever failed upstream); fail the run if a step failed.
+
+    The approval's verdict is pulled, not an argument: a rejection skips the tasks right
+    after the approval (ApprovalOperator), and this task must log the run all the same."""
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
     failed = operators.failed_steps(states, ti.task_id)
     outcome = RunOutcome(
@@ -344,6 +352,7 @@ def write_run_log(
         fallback_posted=bool(fallback),
         failed_steps=failed,
         late=late,
+        approval=ti.xcom_pull(task_ids=APPROVE_PLAYBOOK),
     )
     stored = service.write_run_log(load_settings(), outcome)
     if stored["status"] == "failed":
@@ -463,10 +472,18 @@ with DAG(
     brief = render_brief(exports)
     [warning, critical, resolved] >> brief
     prepared = prepare_playbook(brief["slack"], brief["files"], exports)
+    # a person's answer is never asked twice: no retries
+    approve = operators.PlaybookApprovalOperator(
+        task_id=APPROVE_PLAYBOOK, payload=prepared, retries=0
+    )
     trigger = operators.PlaybookWebhookOperator(
         task_id=TRIGGER_PLAYBOOK,
         http_conn_id=SETTINGS.make_conn_id,
         data=prepared,
+        approval=approve.output,
+        # runs after an approval, and after one skipped because none was needed; a
+        # rejection skips it (ApprovalOperator), as prepare_playbook does when nothing is sent
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
         # transient faults are retried inside the task (playbook.retry_args), never twice
         retries=0,
     )

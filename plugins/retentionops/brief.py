@@ -22,6 +22,7 @@ from typing import Any
 
 import jinja2
 
+from retentionops import approval
 from retentionops.dates import as_date
 from retentionops.files import write_atomic
 from retentionops.vocabulary import BRIEF_FORMATS, TIER_NAMES
@@ -196,10 +197,12 @@ def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
 
 def _banner(plan: dict[str, Any], owed: list[dict[str, Any]] | None = None) -> str | None:
     """The first line of a brief that was not sent, or not to the production channel; and,
-    first of all, the earlier events the team has not been told yet (the ledger)."""
+    first of all, the earlier events the team has not been told yet (the ledger); last,
+    that the event waits for a person's approval before it is sent (approval.py)."""
     late = _owed_line(owed or [])
     first = _plan_banner(plan)
-    return " ".join(part for part in (late, first) if part) or None
+    waiting = approval.pending_line(plan)
+    return " ".join(part for part in (late, first, waiting) if part) or None
 
 
 def _owed_line(owed: list[dict[str, Any]]) -> str | None:

@@ -240,6 +240,7 @@ def cmd_trigger(args: argparse.Namespace, settings: Any) -> Any:
         rollout_mode=args.rollout_mode,
         resend=args.resend,
         allow_late_data=args.allow_late_data,
+        approved_by=args.approved_by,
         interface=INTERFACE,
     )
 
@@ -439,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="act on the date although its orders are late or short (data_freshness); by "
         "default such a date delivers nothing",
+    )
+    trigger.add_argument(
+        "--approved-by",
+        metavar="NAME",
+        help="who approved the event, when approval_required holds it (the run log names "
+        "them); without it such an event is refused",
     )
     _ranged(commands, "incidents", cmd_incidents, "the incidents of a date range and their events")
     replay = _ranged(

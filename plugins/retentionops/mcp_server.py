@@ -358,11 +358,22 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
                 "(data_freshness); by default such a date delivers nothing."
             ),
         ] = False,
+        approved_by: Annotated[
+            str | None,
+            Field(
+                description="Who approved the event, when approval_required holds it for a "
+                "person's approval (the run log names them); without it such an event is "
+                "refused.",
+                max_length=200,
+            ),
+        ] = None,
     ) -> results.PlaybookResult:
         """Deliver the date's incident event through the Make webhook (Slack post or thread
         reply; the incident's ticket opened, updated or closed), after exporting the tiers of
         an alert; logs the ticket id. Each event is delivered once: a repeat answers
-        sent=false with the reason, unless resend. Refused for a date without an event.
+        sent=false with the reason, unless resend. Refused for a date without an event, and
+        for an event that waits for a person's approval (approval_required) unless
+        approved_by names the approver.
         Reports progress while it works; retries of a failing webhook wait
         mcp_webhook_wait_seconds in all at most."""
         return await with_progress(
@@ -374,6 +385,7 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
             rollout_mode=rollout_mode,
             resend=resend,
             allow_late_data=allow_late_data,
+            approved_by=approved_by,
             interface=INTERFACE,
         )
 

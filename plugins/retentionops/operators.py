@@ -6,6 +6,8 @@
 - :class:`PlaybookWebhookOperator` posts the playbook through ``hooks.PlaybookHook``, the
   hook the MCP/CLI ``trigger_playbook`` (``service``) uses too: it classifies answers, never
   lets the URL reach a log line and retries with the one policy of ``playbook.retry_args``.
+- :class:`PlaybookApprovalOperator` is Airflow's ``ApprovalOperator`` before the webhook:
+  the run waits for a person when ``approval.required`` says so, and is skipped otherwise.
 - :func:`record_task_failure` is every task's ``on_failure_callback``: it writes the failure
   into the run's ``ops_runs_log`` row before anything else can go wrong.
 - :func:`failed_steps` and :func:`run_started_at` read a DAG run for its final log row.
@@ -24,10 +26,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from airflow.providers.http.operators.http import HttpOperator
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
+from airflow.sdk import BaseNotifier, BaseSensorOperator, Param, PokeReturnValue
+from airflow.sdk.bases.xcom import BaseXCom
+from airflow.sdk.definitions.param import ParamsDict
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
-from retentionops import connections, service
+from retentionops import approval, connections, service
+from retentionops.errors import UserError
 from retentionops.hooks import PlaybookHook
 from retentionops.playbook import IDEMPOTENCY_HEADER, parse_response, retry_args
 from retentionops.runlog import RunOutcome
@@ -270,11 +276,15 @@ class PlaybookWebhookOperator(HttpOperator):
     secret of the connection is registered with Airflow's masker before the call.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    template_fields = (*HttpOperator.template_fields, "approval")
+
+    def __init__(self, *, approval: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("method", "POST")
         kwargs.setdefault("headers", {"Content-Type": "application/json"})
         kwargs.setdefault("response_filter", parse_response)
         super().__init__(**kwargs)
+        #: what came of the approval the event waited for (None: it needed none)
+        self.approval = approval
 
     @property
     def hook(self) -> PlaybookHook:
@@ -287,6 +297,8 @@ class PlaybookWebhookOperator(HttpOperator):
         Returns the receiver's answer with ``late`` (the owed events delivered first), or
         ``{"not_sent": why, "late": ...}`` when the ledger refused the claim (another run
         holds the event, or it was delivered before): the run log says so."""
+        if self.approval and not self.approval.get("approved"):  # cleared after a rejection
+            raise AirflowSkipException(f"not sent: {self.approval['note']}")
         settings = load_settings()
         try:
             connections.webhook_url(settings)
@@ -294,6 +306,8 @@ class PlaybookWebhookOperator(HttpOperator):
             raise AirflowFailException(str(error)) from None
         connections.mask(connections.known_secrets(settings))
         payload = self.data if isinstance(self.data, dict) else json.loads(self.data)
+        if self.approval:  # what approve_playbook kept in the ledger: who approved it
+            payload = approval.approved_payload(payload, self.approval)
         # read at run time, like every other setting of a task
         self.extra_options = {**self.extra_options, "timeout": settings.webhook_timeout_seconds}
 
@@ -317,6 +331,102 @@ class PlaybookWebhookOperator(HttpOperator):
             self.log.info("playbook: %s", refused)
             return {"not_sent": str(refused), "late": late}
         return {**answer, "late": late}
+
+
+# -- a person's approval before the webhook ------------------------------------------------------
+
+
+class ApprovalWaitingNotice(BaseNotifier):
+    """Tell Slack, through the fallback connection, that the event waits for approval (with
+    the link to its Required action when ``[api] base_url`` is set). A missing connection
+    or a failed post is logged: the request is in Airflow whatever Slack does."""
+
+    def __init__(self, settings: Settings, payload: dict[str, Any]) -> None:
+        super().__init__()
+        self.settings, self.payload = settings, payload
+
+    def notify(self, context: Any) -> None:
+        try:
+            link = HITLOperator.generate_link_to_ui_from_context(context=context)
+        except ValueError:  # no base URL configured: the notice says where, without a link
+            link = None
+        try:
+            service.post_approval_request(self.settings, self.payload, link)
+        except connections.ConnectionMissingError as error:
+            self.log.info("%s: the approval request is in Airflow only", error)
+        except UserError as error:
+            self.log.warning("could not tell Slack that an approval waits: %s", error)
+
+
+class PlaybookApprovalOperator(ApprovalOperator):
+    """``approve_playbook``: Airflow's ``ApprovalOperator`` between the prepared body
+    (``payload``, the output of the task that prepared it) and the webhook.
+
+    When ``approval.required`` holds the event (``approval_required``), the run waits in
+    Airflow's Required actions (and Slack is told, :class:`ApprovalWaitingNotice`) for
+    Approve or Reject, with a Reason, up to ``approval_timeout_minutes``; then
+    ``approval_default`` applies. Reject (or the default ``withhold``) skips the webhook,
+    as ``ApprovalOperator`` does; either way the task returns the verdict
+    (``approval.verdict``), which the run log reads, and an approved event is kept in the
+    ledger (``service.record_approval``). An event needing no approval skips this task at
+    once, and the webhook runs as without it. The settings are read when the run gets
+    here, like every task's.
+    """
+
+    template_fields = (*ApprovalOperator.template_fields, "payload")
+
+    def __init__(self, *, payload: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subject", "Send the day's retention playbook?")  # set when it asks
+        super().__init__(**kwargs)
+        self.payload = payload
+        # the answer's form: the DAG's Params are the run's, not questions to the approver
+        self.params = ParamsDict(
+            {
+                "reason": Param(
+                    None,
+                    type=["null", "string"],
+                    maxLength=approval.MAX_REASON_LENGTH,
+                    title="Reason",
+                    description="Why, in a few words (optional; the run log keeps it).",
+                    source="task",
+                )
+            }
+        )
+
+    def execute(self, context: Any) -> Any:
+        settings = load_settings(**run_overrides(context.get("params")))
+        payload = self.payload or {}
+        event = (payload.get("incident") or {}).get("event")
+        if not approval.required(settings, event, payload.get("severity")):
+            raise AirflowSkipException(
+                f"no approval needed (approval_required: {settings.approval_required})"
+            )
+        self.subject, self.body = approval.request(payload, settings)
+        send = settings.approval_default == "send"
+        self.defaults = [self.APPROVE if send else self.REJECT]
+        self.response_timeout = dt.timedelta(minutes=settings.approval_timeout_minutes)
+        self.notifiers = [ApprovalWaitingNotice(settings, payload)]
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if "error" in event:  # no answer and no default, or an invalid one: fails the task
+            return super().execute_complete(context, event)
+        self.validate_chosen_options(event["chosen_options"])  # before anything is kept
+        self.validate_params_input(event.get("params_input") or {})
+        settings = load_settings(**run_overrides(context.get("params")))
+        decided = approval.verdict(
+            settings,
+            approved=list(event["chosen_options"]) == [self.APPROVE],
+            by=(event.get("responded_by_user") or {}).get("name"),
+            reason=(event.get("params_input") or {}).get("reason"),
+            timed_out=bool(event.get("timedout")),
+        )
+        service.record_approval(settings, self.payload, decided)
+        # the verdict is the task's XCom before ApprovalOperator completes: on Reject it
+        # skips the webhook by raising (DownstreamTasksSkipped), so it returns nothing
+        context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=decided)
+        super().execute_complete(context, event)
+        return decided
 
 
 # -- permanent errors fail at once ----------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import Any, NotRequired
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
-from retentionops import progress
+from retentionops import approval, progress
+from retentionops.approval import ApprovalState
 from retentionops.errors import UserError
 from retentionops.settings import Settings
 from retentionops.vocabulary import (
@@ -104,28 +105,38 @@ class PlaybookPlan(TypedDict):
     reason: str | None  # why nothing is sent, in words for the brief and the run log
     # the event the data would have given on a day whose orders are late or short
     held_event: NotRequired[str | None]
+    # the person's approval the event waits for before it is sent (retentionops/approval.py)
+    approval: NotRequired[ApprovalState | None]
 
 
 @dataclass(frozen=True)
 class Delivery:
     """The facts of the run that decide whether an event is sent: when it started, whether
-    it is a dry run or an explicit resend, and whether it was told to act on orders that
-    are late or short (``allow_late_data``, retentionops/freshness.py)."""
+    it is a dry run or an explicit resend, whether it was told to act on orders that
+    are late or short (``allow_late_data``, retentionops/freshness.py), and who approved
+    it when a CLI or MCP door was given an approver (``approved_by``, approval.py)."""
 
     started_at: dt.datetime
     dry_run: bool = False
     resend: bool = False
     allow_late_data: bool = False
+    approved_by: str | None = None
 
     @classmethod
     def now(
-        cls, *, dry_run: bool = False, resend: bool = False, allow_late_data: bool = False
+        cls,
+        *,
+        dry_run: bool = False,
+        resend: bool = False,
+        allow_late_data: bool = False,
+        approved_by: str | None = None,
     ) -> Delivery:
         return cls(
             dt.datetime.now(dt.UTC),
             dry_run=dry_run,
             resend=resend,
             allow_late_data=allow_late_data,
+            approved_by=approved_by,
         )
 
 
@@ -294,6 +305,11 @@ def decide_delivery(
     why there is no event (warm-up, a quiet day of an open incident); ``resolved`` says
     when the incident's resolve was delivered (None: it was not): after it, no other event
     of the incident is sent, resend or not (a closed ticket is never updated again).
+
+    An event that is sent may wait for a person's approval first (``approval_required``):
+    the plan then carries ``approval`` (:func:`approval.state`), pending until a person
+    approves it (the DAG's ``approve_playbook``) or a door names the approver
+    (``delivery.approved_by``).
     """
     today = delivery.started_at.date()
     reason = None
@@ -320,7 +336,11 @@ def decide_delivery(
         )
     elif delivery.dry_run:
         reason = "dry run: everything is built, nothing is sent"
-    return {**plan, "send": reason is None, "reason": reason}
+    decided: PlaybookPlan = {**plan, "send": reason is None, "reason": reason}
+    decided.pop("approval", None)
+    if reason is None and (waits := approval.state(settings, plan, delivery.approved_by)):
+        decided["approval"] = waits
+    return decided
 
 
 def load_schema(name: str) -> dict[str, Any]:

@@ -121,6 +121,9 @@ class RunOutcome:
     ``plan`` is the day's playbook plan (its event, whether it is sent, and why not).
     ``audience`` is the context's tiers (cooldown, new / still / left) and ``anomalies``
     its volume warnings; ``previous_run_date`` the last delivered run they compare with.
+    ``approval`` is what came of the approval the event waited for (``approval.Verdict``:
+    withheld, the event is ``suppressed`` and the note says who rejected it, or that nobody
+    answered; approved, the note names the approver).
     """
 
     run_id: str
@@ -147,6 +150,8 @@ class RunOutcome:
     refused: bool = False
     #: the owed events of earlier dates this run delivered first (service.deliver_owed)
     late: list[dict[str, Any]] | None = None
+    #: what came of the person's approval the event waited for (approval.Verdict)
+    approval: dict[str, Any] | None = None
 
     def take_context(self, context: dict[str, Any]) -> RunOutcome:
         """What the run's operational context says: decision, plan, tiers, anomalies."""
@@ -202,6 +207,9 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
     refused = (outcome.answer or {}).get("not_sent")
     if refused:  # the ledger refused the claim at the last moment: nothing was posted
         plan, sent_answer = {**plan, "send": False, "reason": refused}, None
+    approval = outcome.approval or {}
+    if approval and not approval.get("approved"):  # rejected, or withheld by default
+        plan, sent_answer = {**plan, "send": False, "reason": approval["note"]}, None
     known = outcome.plan is not None
     has_event = bool(plan.get("event"))
     failed = bool(outcome.failed_steps or outcome.errors)
@@ -296,6 +304,7 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
             n
             for n in (
                 late_note(late),
+                approval.get("note") if approval.get("approved") else None,
                 plan.get("reason") if playbook_status != "sent" else answer.get("note"),
             )
             if n

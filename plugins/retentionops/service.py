@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from retentionops import actions, detection, freshness, pack, progress, runlog
+from retentionops import actions, approval, detection, freshness, pack, progress, runlog
 from retentionops.connections import ConnectionMissingError, known_secrets, redact
 from retentionops.detection import as_date
 from retentionops.errors import ServiceError, UserError
@@ -518,6 +518,11 @@ def prepare_playbook(
     webhook, against the delivery ledger and the settings as they are now: an event
     delivered since the context was computed (a task cleared and run again after the
     delivery) is not sent twice.
+
+    An event waiting for a person's approval (``approval.pending``) is not kept in the
+    ledger yet: :func:`record_approval` keeps it once approved, so nothing delivers it as
+    owed before then. One whose approver a door named goes out with a first line saying
+    who approved it (``approval.approved_payload``).
     """
     from retentionops import incidents
     from retentionops.playbook import build_payload
@@ -540,8 +545,13 @@ def prepare_playbook(
         thread=thread,
         delivery=delivery,
     )
+    approver = (plan.get("approval") or {}).get("approved_by")
+    if plan["send"] and approver:
+        payload = approval.approved_payload(payload, named_approval(settings, approver))
     write_json_atomic(pack.run_dir(settings, run_date, run.run_id) / PLAYBOOK_REQUEST_FILE, payload)
-    if plan["send"]:  # kept in the ledger before anything is posted: owed until delivered
+    if approval.pending(plan):  # kept in the ledger once a person approves it
+        log.info("playbook: the %s of %s waits for approval", plan["event"], day)
+    elif plan["send"]:  # kept in the ledger before anything is posted: owed until delivered
         from retentionops import ledger
 
         with open_warehouse(settings) as warehouse:
@@ -551,6 +561,28 @@ def prepare_playbook(
     return {"payload": payload, "send": plan["send"], "reason": plan["reason"]}
 
 
+def named_approval(settings: Settings, approver: str) -> approval.Verdict:
+    """The verdict of an approval a door was given (``--approved-by``, ``approved_by``)."""
+    return approval.verdict(settings, approved=True, by=approver)
+
+
+def record_approval(
+    settings: Settings, payload: dict[str, Any], verdict: approval.Verdict
+) -> approval.Verdict:
+    """What came of an event's approval in the DAG (``approve_playbook``: a person's answer,
+    or the default after ``approval_timeout_minutes``). Approved, the event is kept in the
+    ledger with its body, whose first line says who approved it (owed until delivered, as
+    :func:`prepare_playbook` keeps an event that needs no approval); withheld, nothing is
+    kept: nothing owes it, and a re-run of the date asks again."""
+    from retentionops import ledger
+
+    if verdict["approved"]:
+        with open_warehouse(settings) as warehouse:
+            ledger.record(warehouse, settings, approval.approved_payload(payload, verdict))
+    log.info("playbook: %s", verdict["note"])
+    return verdict
+
+
 class EventNotSent(ServiceError):
     """The ledger did not let this run send the event (another run holds it, or it was
     delivered before): the message says why. Nothing was posted."""
@@ -558,6 +590,11 @@ class EventNotSent(ServiceError):
 
 class NothingToDeliver(ServiceError):
     """A date without an event of its own, and nothing owed from earlier ones."""
+
+
+class ApprovalRequired(ServiceError):
+    """The day's event waits for a person's approval and no approver was named: nothing
+    was done (the message says how to give it)."""
 
 
 class EventsOwed(ServiceError):
@@ -773,6 +810,21 @@ def post_fallback(settings: Settings, slack_brief: dict[str, Any], reason: str) 
     The Slack provider's webhook hook sends it once (never retried: a repeat would post
     twice). A missing Slack connection is a clear error; the brief and exports stay on disk.
     """
+    return _post_to_slack(settings, fallback_notice(reason), slack_brief)
+
+
+def post_approval_request(
+    settings: Settings, payload: dict[str, Any], link: str | None = None
+) -> dict[str, Any]:
+    """Tell Slack, through the fallback connection, that the day's event waits for a
+    person's approval (``link``: its Required action in Airflow), with the brief that will
+    go out; the playbook itself waits, so this is the one message people get meanwhile."""
+    notice = approval.waiting_notice(payload, settings, link)
+    return _post_to_slack(settings, notice, payload["brief"])
+
+
+def _post_to_slack(settings: Settings, notice: str, slack_brief: dict[str, Any]) -> dict[str, Any]:
+    """Post ``notice`` and the brief through the Slack fallback connection, once."""
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
     from retentionops.connections import get_connection, mask
@@ -780,7 +832,6 @@ def post_fallback(settings: Settings, slack_brief: dict[str, Any], reason: str) 
     secrets = known_secrets(settings)
     get_connection(settings.slack_conn_id)
     mask(secrets)
-    notice = fallback_notice(reason)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": notice[:3000]}}]
     blocks += slack_brief.get("blocks", [])[:49]
     try:
@@ -799,11 +850,16 @@ def trigger_playbook(
     rollout_mode: str | None = None,
     resend: bool = False,
     allow_late_data: bool = False,
+    approved_by: str | None = None,
     run: Run | None = None,
     interface: str = "cli",
 ) -> dict[str, Any]:
     """Deliver the date's incident event: export the audiences of an alert, write the brief,
     send the playbook, record the delivery, log the ticket.
+
+    An event that waits for a person's approval (``approval_required``, approval.py) is
+    sent only when ``approved_by`` names the approver, whom the run log's note names;
+    without it the run is refused (:class:`ApprovalRequired`) before anything is done.
 
     On orders that are late or short (retentionops/freshness.py) the day has no event and
     nothing is delivered, unless ``allow_late_data`` says to act on them anyway.
@@ -817,14 +873,20 @@ def trigger_playbook(
     """
     settings = _with_rollout(settings, rollout_mode)
     day = as_date(run_date)
-    delivery = Delivery.now(resend=resend, allow_late_data=allow_late_data)
+    delivery = Delivery.now(
+        resend=resend, allow_late_data=allow_late_data, approved_by=approved_by
+    )
     context = get_operational_context(settings, day, delivery)
     plan = context["plan"]
     if not plan["event"] and not _due_before(settings, day):
         raise NothingToDeliver(f"nothing to deliver on {day}: {plan['reason']}")
     run = run or Run.start(interface, "trigger_playbook", day)
     with _recorded(settings, run, "trigger_playbook", day) as outcome:
+        if approval.pending(plan):  # a refused row: someone tried to send it unapproved
+            raise ApprovalRequired(approval.refusal(plan))
         outcome.take_context(context)
+        if approver := (plan.get("approval") or {}).get("approved_by"):
+            outcome.approval = dict(named_approval(settings, approver))
         if not plan["event"]:  # a day without an event still delivers what is due
             try:
                 outcome.late = deliver_due(

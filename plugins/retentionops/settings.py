@@ -25,6 +25,8 @@ import yaml
 from retentionops.dates import EARLIEST_DATE
 from retentionops.errors import UserError
 from retentionops.vocabulary import (
+    APPROVAL_DEFAULTS,
+    APPROVAL_LEVELS,
     EXPORT_DESTINATIONS,
     EXPORT_MODES,
     RISK_LEVELS,
@@ -320,6 +322,26 @@ class Settings:
     incident_owner: str = _setting("", "who owns an incident's response (sent with each event)")
     response_sla_hours: int = _setting(
         24, "hours to respond to an event; the payload carries the due time", min=1, max=720
+    )
+    # -- approval before sending (a person in the loop, docs/incidents.md) ---------------
+    approval_required: str = _setting(
+        "none",
+        "which events wait for a person's approval before they are sent: none, critical (an "
+        "alert event of a CRITICAL incident) or all (every event that would be sent)",
+        choices=APPROVAL_LEVELS,
+        section="approval before sending (docs/incidents.md)",
+    )
+    approval_timeout_minutes: float = _setting(
+        240.0,
+        "how long the DAG waits for the answer in Airflow (Required actions) before "
+        "approval_default applies",
+        min=0.1,
+        max=10080,
+    )
+    approval_default: str = _setting(
+        "withhold",
+        "what an approval nobody answered in time does: withhold (nothing is sent) or send",
+        choices=APPROVAL_DEFAULTS,
     )
     # -- retention, measurement and outputs ----------------------------------------------
     retention_days: int = _setting(

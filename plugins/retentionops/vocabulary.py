@@ -33,6 +33,10 @@ BRANCHES = (NO_ALERT, "warning", "critical", RESOLVED)
 
 #: Rollout stages of the playbook automation (design section 16).
 ROLLOUT_MODES = ("shadow", "pilot", "production")
+#: Which events wait for a person's approval before they are sent, and what an unanswered
+#: approval does (retentionops/approval.py).
+APPROVAL_LEVELS = ("none", "critical", "all")
+APPROVAL_DEFAULTS = ("withhold", "send")
 
 #: Formats of the manager brief, and how audiences are exported.
 BRIEF_FORMATS = ("markdown", "slack", "email")

@@ -32,6 +32,7 @@ ACTION_TASKS = [
     "render_brief",
     "export_audience",
     "prepare_playbook",
+    "approve_playbook",
     "trigger_playbook",
     "post_slack_fallback",
     "deliver_owed",
@@ -70,7 +71,19 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     assert dag.get_task("render_brief").upstream_task_ids == {*branches, "export_audience"}
     assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     assert dag.get_task("prepare_playbook").upstream_task_ids == {"render_brief", "export_audience"}
-    assert dag.get_task("trigger_playbook").upstream_task_ids == {"prepare_playbook"}
+    # a person's approval (when approval_required holds the event) sits before the webhook:
+    # skipped with prepare_playbook when nothing is sent, skipped by itself when no approval
+    # is needed (the webhook still runs), and a rejection skips the webhook
+    assert dag.get_task("approve_playbook").upstream_task_ids == {"prepare_playbook"}
+    assert dag.get_task("approve_playbook").downstream_task_ids == {"trigger_playbook"}
+    assert dag.get_task("approve_playbook").trigger_rule == TriggerRule.ALL_SUCCESS
+    assert dag.get_task("trigger_playbook").upstream_task_ids == {
+        "prepare_playbook",
+        "approve_playbook",
+    }
+    assert (
+        dag.get_task("trigger_playbook").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    )
     assert dag.get_task("post_slack_fallback").upstream_task_ids == {
         "render_brief",
         "trigger_playbook",
@@ -132,9 +145,12 @@ def test_dag_policy(duckdb_dag):
     for task in dag.tasks:
         assert task.owner == "retention-ops"
         assert task.on_failure_callback, task.task_id  # the failure reaches ops_runs_log
-        if task.task_id in ("trigger_playbook", "post_slack_fallback", "write_run_log"):
-            # the webhook retries inside the task (never a second delivery by Airflow), the
-            # fallback never posts twice, the log fails on purpose after logging a failure
+        if task.task_id in (
+            "approve_playbook", "trigger_playbook", "post_slack_fallback", "write_run_log",
+        ):  # fmt: skip
+            # a person is never asked twice, the webhook retries inside the task (never a
+            # second delivery by Airflow), the fallback never posts twice, the log fails on
+            # purpose after logging a failure
             assert task.retries == 0, task.task_id
         else:
             assert task.retry_exponential_backoff > 1

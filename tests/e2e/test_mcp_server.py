@@ -266,7 +266,7 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
 def test_trigger_playbook_hides_its_context_parameter(session):
     tools = {t.name: t for t in session["tools"]}
     assert set(tools["trigger_playbook"].input_schema["properties"]) == {
-        "date", "rollout_mode", "resend", "allow_late_data",
+        "date", "rollout_mode", "resend", "allow_late_data", "approved_by",
     }  # fmt: skip
 
 
