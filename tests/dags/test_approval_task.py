@@ -2,7 +2,7 @@
 
 Its own methods, on the parsed DAG's task, without a running Airflow: Airflow's writes (the
 request, the skip of the webhook) and the service's (ledger, Slack) are recorded instead.
-tests/system/test_approval.py answers real runs through Airflow's REST API.
+tests/system/test_approval_in_airflow.py answers real runs through Airflow's REST API.
 """
 
 from __future__ import annotations
