@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NotRequired
 
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
-from retentionops import freshness
+from retentionops import freshness, holdouts
 from retentionops.detection import (
     DETECTION_MARKER,
     QUEUE_MARKER,
@@ -65,6 +65,8 @@ class TierInfo(TypedDict):
     #: how many an export of this tier takes before the row limit (holdout, cooldown and
     #: export_mode applied)
     exportable: int
+    #: after an export: the rows its file holds, the customers contacted (pack.py)
+    exported_rows: NotRequired[int | None]
 
 
 @with_config(ConfigDict(extra="allow"))  # an MCP output shape (results.py)
@@ -89,6 +91,9 @@ class Context(TypedDict):
     status_windows: dict[str, int]
     anomalies: list[str]
     owed: list[dict[str, Any]]
+    #: the incidents' holdouts that hold on the date (holdouts.py); after an export, the
+    #: export's own (the draw happens at an incident's first export)
+    holdout: holdouts.Holdout
     median_total_revenue: float
     value_per_customer: float
     value_basis: str
@@ -130,8 +135,11 @@ def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any
     day = as_date(run_date)
     if DETECTION_MARKER not in completed_steps(warehouse, day):
         raise DetectionError(detection_missing(day))
-    # the queue reads what earlier runs delivered (cooldown, what changed)
-    warehouse.ensure_tables(("deliveries", "incident_events", "audience_exports"))
+    # the queue reads what earlier runs delivered (cooldown, what changed); its readers
+    # (the context, the exports) read the incidents' holdouts
+    warehouse.ensure_tables(
+        ("deliveries", "incident_events", "audience_exports", "incident_holdouts")
+    )
     with warehouse.atomic():
         params = {
             **QUEUE_STEP.parameters(settings, day),
@@ -423,12 +431,34 @@ def get_operational_context(
         "anomalies": anomalies(tiers, previous, settings.audience_change_factor),
         # earlier events the team has not been told yet: they go out before this one
         "owed": owed_before(warehouse, plan["rollout_mode"], day),
+        "holdout": holdouts.summary(warehouse, settings, day),
         "median_total_revenue": round(median_revenue, 2),
         "value_per_customer": round(value, 2),
         "value_basis": basis,
         "impact_rates": [0.1, 0.2, 0.3],
         "baseline_days": settings.baseline_days,
     }
+
+
+def with_exports(context: Context, exports: list[dict[str, Any]] | None) -> Context:
+    """The context as the run's exports left it, for what is written after them (the brief,
+    the webhook body): each tier's rows in its file (``exported_rows``: the customers
+    contacted; None for a tier not exported) and the holdouts as the export drew them (an
+    incident draws at its first export, after the context was read)."""
+    exports = [e for e in exports or [] if e]
+    rows = {e["tier"]: int(e["row_count"]) for e in exports}
+    holdout = next((e["holdout"] for e in exports if e.get("holdout")), None)
+    holdout = holdout or context.get("holdout")
+    held = (holdout or {}).get("tiers") or {}
+    tiers = {
+        tier: {
+            **info,
+            "exported_rows": rows.get(tier),
+            **({"holdout": held[tier]["held_out"]} if tier in held else {}),
+        }
+        for tier, info in context["tiers"].items()
+    }
+    return {**context, "tiers": tiers, "holdout": holdout}  # type: ignore[typeddict-item]
 
 
 def named_tiers(tiers: Sequence[str], doing: str) -> list[str]:
@@ -454,15 +484,21 @@ def record_audiences(
     export_mode applied, at most ``limit`` per tier, best priority_score first) and return
     them per tier in file order: each file is written from exactly the recorded rows.
 
+    First the date's incident draws its holdout (its first export: every tier; later ones:
+    the customers first seen) and the holdouts whose incident resolved by the date are
+    released (``holdouts.prepare``), so the record leaves out exactly the customers held
+    out that day, whoever exports.
+
     One clear, one record and one read for all the tiers: on BigQuery each read bills the
     queue's columns over the date's whole partition, whatever tiers it keeps.
     """
     tiers = named_tiers(tiers, "record")
     day = as_date(run_date)
     require_queue(warehouse, day)
-    warehouse.ensure_tables(("audience_exports",))
+    warehouse.ensure_tables(("audience_exports", "incident_holdouts"))
     keys = {"run_id": run_id, "tiers": tiers, "run_date": day}
     with warehouse.atomic():
+        holdouts.prepare(warehouse, settings, day, run_id)
         warehouse.execute_file("action/clear_audience_export", keys)
         warehouse.execute_file(
             "action/record_audience_export",

@@ -32,9 +32,9 @@ DEFAULT_BASELINE_DAYS = 7
 GUARDRAILS = (
     "Counts and links only: this brief carries no customer id or other personal data; "
     "the audience files stay in their access-controlled export location.",
-    "Keep a holdout (a random slice of each tier not contacted) so the effect can be "
-    "measured, and respect the contact policy (opt-outs, consent, frequency caps) before "
-    "any outreach.",
+    "Do not contact the holdout by other means (it is left out of every export until the "
+    "incident resolves + the measurement horizon, so the effect can be measured), and "
+    "respect the contact policy (opt-outs, consent, frequency caps) before any outreach.",
     "Rule-based and explainable: tiers follow the status + risk rules above, and every "
     "exported row carries its priority_reason.",
     "The impact figures are illustrative scenarios, not a forecast.",
@@ -310,6 +310,11 @@ def _audience_line(context: dict[str, Any], tier: dict[str, Any]) -> str | None:
             f"{fmt_count(tier['cooldown_bypassed'])} delivered within it but more urgent now: "
             "exported, marked"
         )
+    if tier.get("holdout"):
+        parts.append(
+            f"{fmt_count(tier['holdout'])} held out (the incident's holdout: not contacted, "
+            "to measure the effect)"
+        )
     if tier.get("exported_rows") is not None:
         parts.append(f"{fmt_count(tier['exported_rows'])} in the file")
     line = "; ".join(parts)
@@ -422,6 +427,56 @@ def _ready(tier: dict[str, Any]) -> int:
     return int(tier.get("exportable", tier["count"]))
 
 
+def _n_assumption(
+    context: dict[str, Any], exported: list[str], contacted: dict[str, int]
+) -> str:
+    """What N counts: the customers contacted today, per tier, and who is not counted."""
+    tiers = context["tiers"]
+    per_tier = " + ".join(f"{k} {fmt_count(contacted[k])}" for k in exported)
+    done = any(tiers[k].get("exported_rows") is not None for k in exported)
+    text = f"N = {fmt_count(sum(contacted.values()))} customers contacted today" + (
+        f", the rows exported ({per_tier})"
+        if done
+        else f", what the export takes ({per_tier}, before the row limit)"
+        if exported
+        else ""
+    )
+    held = sum(int(tiers[k].get("holdout") or 0) for k in exported)
+    kept = sum(int(tiers[k].get("cooldown_suppressed") or 0) for k in exported)
+    left_out = []
+    if held:
+        left_out.append(f"{fmt_count(held)} held out (the holdout, which measures C)")
+    if kept:
+        left_out.append(
+            f"{fmt_count(kept)} kept back by the {context.get('cooldown_days')}-day contact "
+            "cooldown (contacted recently)"
+        )
+    if left_out:
+        text += "; not counted: " + " and ".join(left_out)
+    return text + "."
+
+
+def _holdout_lines(context: dict[str, Any], exported: list[str]) -> list[str]:
+    """The holdout in words: each incident's (the tiers drawn, or why not, until when it
+    holds), or that the day's incident draws it at its first export, or that none holds."""
+    from retentionops.holdouts import lines, pct_text
+
+    holdout = context.get("holdout")
+    said = lines(holdout)
+    incident = context.get("incident") or {}
+    mine = incident.get("incident_id") if incident.get("phase") == "incident" else None
+    drawn = {i["incident_id"] for i in (holdout or {}).get("incidents") or []}
+    if mine and mine not in drawn and holdout is not None:
+        said.append(
+            f"Holdout of {mine}: not drawn yet; its first export draws "
+            f"{pct_text(holdout['holdout_pct'])} of each tier (tiers under "
+            f"{holdout['min_customers']} held out get none)."
+        )
+    if not said and exported and holdout is not None:
+        said.append("No holdout holds on this date: every eligible customer is contacted.")
+    return said
+
+
 def _facts(
     context: dict[str, Any],
     links: dict[str, str] | None,
@@ -466,8 +521,10 @@ def _facts(
     chart_url, chart_text = _split_link(chart_link) if chart_link else (None, "")
     artifacts.append({"label": "AT_RISK % chart", "url": chart_url, "text": chart_text})
 
-    counts = {key: int(tier["count"]) for key, tier in context["tiers"].items()}
-    n_customers = sum(counts.get(key, 0) for key in exported)
+    # N: the customers contacted today, the exported rows (before the export: what it
+    # takes), not the tiers: the holdout and the contact cooldown are not contacted
+    contacted = {key: _ready(context["tiers"][key]) for key in exported}
+    n_customers = sum(contacted.values())
     value = float(context["value_per_customer"])
     rates = [float(rate) for rate in context["impact_rates"]]
     impact_rows = [
@@ -554,19 +611,15 @@ def _facts(
             "value_basis": _one_line(context["value_basis"]),
             "rows": impact_rows if exported else [],
             "assumptions": [
-                f"N = {fmt_count(n_customers)} customers in the exported tiers"
-                + (
-                    f" ({' + '.join(f'{k} {fmt_count(counts.get(k, 0))}' for k in exported)})"
-                    if exported
-                    else ""
-                )
-                + "; every one of them is contacted.",
+                _n_assumption(context, exported, contacted),
+                *_holdout_lines(context, exported),
                 f"V = {fmt_money(value)} per customer ({_one_line(context['value_basis'])}), "
                 "in the currency of total_revenue.",
                 "C = the share of contacted customers kept because of the action: an "
-                "assumption, not a measured rate.",
-                "No costs, holdout, cannibalisation or timing are modelled; amounts are "
-                "rounded to 2 decimals (half up).",
+                "assumption, not a measured rate (`retentionops impact` measures it against "
+                "the holdout).",
+                "No costs, cannibalisation or timing are modelled; amounts are rounded to 2 "
+                "decimals (half up).",
             ],
         },
         "guardrails": GUARDRAILS,

@@ -300,7 +300,9 @@ def cmd_recommend(args: argparse.Namespace, settings: Any) -> Any:
 def cmd_impact(args: argparse.Namespace, settings: Any) -> Any:
     from retentionops import service
 
-    return service.measure_impact(settings, args.run_id, args.horizon_days)
+    return service.measure_impact(
+        settings, args.run_id, args.horizon_days, incident_id=args.incident
+    )
 
 
 def cmd_run_log(args: argparse.Namespace, settings: Any) -> Any:
@@ -465,9 +467,17 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "recommend", cmd_recommend, "one customer's tier and recommended action"
     )
     recommend.add_argument("--customer", required=True, metavar="CUSTOMER_ID")
-    impact = commands.add_parser("impact", help="treated vs holdout repurchase of a run")
-    impact.add_argument("--run-id", required=True)
-    impact.add_argument("--horizon-days", type=_positive, default=30)
+    impact = commands.add_parser(
+        "impact", help="treated vs held-out repurchase of a run or of an incident"
+    )
+    measured = impact.add_mutually_exclusive_group(required=True)
+    measured.add_argument("--run-id", help="a run's exports against its date's holdout")
+    measured.add_argument(
+        "--incident", help="an incident (INC-YYYYMMDD): everyone it contacted, its holdout"
+    )
+    impact.add_argument(
+        "--horizon-days", type=_positive, default=None, help="default: impact_horizon_days"
+    )
     impact.set_defaults(handler=cmd_impact)
     run_log = _dated(commands, "run-log", cmd_run_log, "print the latest run-log row of a date")
     run_log.add_argument("--all", action="store_true", help="every run of the date")

@@ -120,7 +120,21 @@ RunId = Annotated[
 ]
 HorizonDays = Annotated[
     int,
-    Field(ge=1, le=365, description="Repurchase window after the run date, in days."),
+    Field(
+        ge=1,
+        le=365,
+        description="Repurchase window after the contact, in days (default: the "
+        "impact_horizon_days setting, 30).",
+    ),
+]
+IncidentId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="An incident id (INC-YYYYMMDD, from list_incidents): everyone it "
+        "contacted against its whole holdout.",
+    ),
 ]
 
 
@@ -413,11 +427,23 @@ def build_server(settings: "Settings | None" = None) -> "MCPServer":
         return call("get_recommended_action", service.get_recommended_action, customer_id, date)
 
     @server.tool(title="Measure impact", annotations=read, structured_output=True)
-    def measure_impact(run_id: RunId, horizon_days: HorizonDays = 30) -> results.ImpactResult:
-        """Treated vs holdout repurchase rates per exported tier of a run within the horizon,
-        the uplift with a 95 % interval and the illustrative revenue protected; before the
-        horizon has passed, the date it becomes measurable. Read-only."""
-        return call("measure_impact", service.measure_impact, run_id, horizon_days)
+    def measure_impact(
+        run_id: RunId | None = None,
+        horizon_days: HorizonDays | None = None,
+        incident_id: IncidentId | None = None,
+    ) -> results.ImpactResult:
+        """Treated vs held-out repurchase per tier within the horizon, of a run (its exports
+        against its date's holdout) or of an incident (name one): the group sizes, rates,
+        uplift with a 95 % interval, the minimum detectable uplift at 80 % power and a
+        verdict per tier (underpowered, no holdout and why); before the horizon has passed,
+        the date it becomes measurable. Read-only."""
+        return call(
+            "measure_impact",
+            service.measure_impact,
+            run_id,
+            horizon_days,
+            incident_id=incident_id,
+        )
 
     @server.tool(title="Health", annotations=read, structured_output=True)
     def get_health(from_date: FromDate, to_date: ToDate) -> results.Health:

@@ -203,16 +203,12 @@ def render_brief_files(
     chart = render_chart(
         series, folder / BRIEF_FILES["chart"], run_date=day.isoformat(), days=CHART_DAYS
     )
+    from retentionops.actions import with_exports
+
     exports = [e for e in exports or [] if e]
-    # the brief shows the rows each file holds, next to the tier's counts
-    rows = {e["tier"]: int(e["row_count"]) for e in exports}
-    context = {
-        **context,
-        "tiers": {
-            tier: {**info, "exported_rows": rows.get(tier)}
-            for tier, info in context["tiers"].items()
-        },
-    }
+    # the brief shows the rows each file holds (the customers contacted), next to the
+    # tier's counts, and the holdout as the exports drew it
+    context = with_exports(context, exports)
     # the Markdown brief sits in the run's folder: its links resolve from there
     local = {e["tier"]: brief_link(e, folder) for e in exports}
     shared = {e["tier"]: brief_link(e) for e in exports}

@@ -418,10 +418,15 @@ def build_payload(
         "audience": {
             "previous_run_date": context.get("previous_run_date"),
             "tiers": {
-                tier: {key: int(info.get(key) or 0) for key in AUDIENCE_KEYS}
+                tier: {
+                    **{key: int(info.get(key) or 0) for key in AUDIENCE_KEYS},
+                    # the customers this run contacts (its file's rows), beside the holdout
+                    "treated": int(info.get("exported_rows") or 0),
+                }
                 for tier, info in context["tiers"].items()
             },
             "anomalies": list(context.get("anomalies") or [])[:10],
+            **holdout_body(context.get("holdout")),
         },
         "exports": [
             {
@@ -434,6 +439,35 @@ def build_payload(
         ],
         "brief": {"text": slack_brief["text"], "blocks": slack_brief.get("blocks", [])},
         "brief_link": brief_link,
+    }
+
+
+def holdout_body(holdout: dict[str, Any] | None) -> dict[str, Any]:
+    """``audience.holdout`` of the body: the incidents' holdouts that hold on the date, each
+    tier drawn or not and why (holdouts.py); nothing when the context has none."""
+    if not holdout:
+        return {}
+    incidents = [
+        {
+            "incident_id": incident["incident_id"],
+            "opened_on": incident["opened_on"],
+            "resolved_on": incident["resolved_on"],
+            "held_until": incident["held_until"],
+            "holdout_pct": float(incident["holdout_pct"]),
+            "tiers": {
+                tier: {key: info[key] for key in ("customers", "drawn", "held_out", "note")}
+                for tier, info in incident["tiers"].items()
+            },
+        }
+        for incident in holdout["incidents"]
+    ]
+    return {
+        "holdout": {
+            "holdout_pct": float(holdout["holdout_pct"]),
+            "min_customers": int(holdout["min_customers"]),
+            "horizon_days": int(holdout["horizon_days"]),
+            "incidents": incidents,
+        }
     }
 
 

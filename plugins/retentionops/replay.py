@@ -15,7 +15,10 @@ happened, exiting non-zero on any broken invariant:
 - **after resolve**: nothing reaches a ticket after its resolve (but a resend of it);
 - **contacted twice**: no customer delivered twice for dates inside the contact cooldown
   of each other, unless the later contact was in a more urgent tier (the escalation);
-- **holdout treated**: no held-out customer in a delivered audience.
+- **holdout treated**: no customer an incident held out in any export (every door: the
+  day's delivery and an analyst's export of every tier, every day) from the incident's
+  opening until its resolution + ``impact_horizon_days`` (the release the holdout
+  recorded, and independently the ledger's delivered resolve).
 
 The fault schedule is a YAML mapping (``docs/incidents.md``, "Replay")::
 
@@ -207,9 +210,9 @@ def replay(
     with simulator as sim, _env(
         {"AIRFLOW_CONN_MAKE_WEBHOOK": json.dumps({"conn_type": "http", "host": sim.url})}
     ):
-        day = first
+        day, exported_days = first, 0
         while day <= last:
-            _run_day(service, sim, base, schedule, day, failures, work)
+            exported_days += _run_day(service, sim, base, schedule, day, failures, work)
             day += dt.timedelta(days=1)
         for again in schedule.backfill:
             _run_day(service, sim, base, schedule, again, failures, work, resend=True)
@@ -218,7 +221,14 @@ def replay(
         morning = last + dt.timedelta(days=1)
         _catch_up(service, _settings_of(base, schedule, last), morning, failures)
         report = _report(service, _settings_of(base, schedule, last), sim, first, last)
-    return {**report, "faults": _faults_of(schedule), "runs_failed": failures}
+    return {
+        **report,
+        # the days every tier was exported by an analyst's door too (the holdout invariant
+        # is checked over these exports as well as the deliveries')
+        "analyst_export_days": exported_days,
+        "faults": _faults_of(schedule),
+        "runs_failed": failures,
+    }
 
 
 def _settings_of(base: dict[str, Any], schedule: Schedule, day: dt.date) -> Settings:
@@ -235,8 +245,10 @@ def _run_day(
     work: Path,
     *,
     resend: bool = False,
-) -> None:
-    """One morning of ``day``: the queue, the context, then the day's delivery."""
+) -> bool:
+    """One morning of ``day``: the queue, the context, the day's delivery, then an
+    analyst's export of every tier (a standalone door, which reaches nobody: it is how the
+    holdout invariant sees every date, not only the event days)."""
     faults = schedule.faults.get(day, ()) if not resend else ()
     values = {**base, **schedule.settings_on(day)}
     if "gcs_credentials_missing" in faults:
@@ -262,6 +274,22 @@ def _run_day(
         failures.append({"day": day.isoformat(), "error": str(error).splitlines()[0][:300]})
     finally:
         sim.configure(fail_next=0, delay=0)
+    return not resend and _analyst_export(service, settings, day, failures)
+
+
+def _analyst_export(service: Any, settings: Settings, day: dt.date, failures: list) -> bool:
+    """Every tier of ``day`` exported by a standalone door (local CSVs only); False when it
+    could not be (no queue: the day's run failed before it)."""
+    from retentionops.vocabulary import TIERS
+
+    try:
+        service.export_audiences(settings, day, list(TIERS), destinations=["csv"])
+    except UserError as error:
+        failures.append(
+            {"day": day.isoformat(), "error": "analyst export: " + str(error).splitlines()[0]}
+        )
+        return False
+    return True
 
 
 def _catch_up(service: Any, settings: Settings, day: dt.date, failures: list) -> None:
@@ -332,7 +360,7 @@ def _faults_of(schedule: Schedule) -> dict[str, Any]:
 def _report(
     service: Any, settings: Settings, sim: Any, first: dt.date, last: dt.date
 ) -> dict[str, Any]:
-    from retentionops import ledger
+    from retentionops import holdouts, ledger
     from retentionops.warehouse import open_warehouse
 
     tickets = [json.loads(p.read_text()) for p in sorted(sim.out_dir.glob("ticket_*.json"))]
@@ -344,7 +372,14 @@ def _report(
             "replay/contacts_inside_cooldown",
             {"contact_cooldown_days": settings.contact_cooldown_days},
         )
-        held = warehouse.query("replay/holdout_exported", {})
+        held = warehouse.query(
+            "replay/holdout_exported", {"horizon_days": settings.impact_horizon_days}
+        )
+        drawn = [
+            holdout
+            for incident_id in dict.fromkeys(known.incident_id for known in told)
+            if (holdout := holdouts.incident_holdout(warehouse, settings, incident_id))
+        ]
         [contacts] = warehouse.query("replay/contacts", {})
     broken = [
         *_lost(events),
@@ -357,7 +392,7 @@ def _report(
         ],
         *[
             f"holdout treated: customer {r['customer_id']} exported on {r['run_date']} "
-            f"(run {r['run_id']}) while held out"
+            f"(run {r['run_id']}) while {r['incident_id']} held it out"
             for r in held
         ],
     ]
@@ -371,6 +406,8 @@ def _report(
         "posts": len(posts),
         "here_pings": sum(1 for post in posts if post.get("mention")),
         "contacts": {key: int(value or 0) for key, value in contacts.items()},
+        # each incident's holdout: drawn at its first export, held until resolve + horizon
+        "holdouts": drawn,
         "broken": broken,
     }
 

@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 
 from retentionops.actions import Context
 from retentionops.freshness import Freshness
+from retentionops.holdouts import Holdout, IncidentHoldout
 from retentionops.incidents import IncidentDay
 from retentionops.pack import BriefFiles
 from retentionops.playbook import PlaybookPlan
@@ -140,6 +141,10 @@ class ExportResult(TypedDict):
     uploads: list[Upload]
     status: Literal["ok", "fallback_local"]
     """``fallback_local``: an upload failed, ``link`` is the local CSV."""
+    held_out: NotRequired[int]
+    """The tier's customers an incident's holdout held out on the date: not in the file."""
+    holdout: NotRequired[Holdout]
+    """The holdouts that hold on the date, as this export drew them."""
 
 
 @with_config(OPEN)
@@ -276,8 +281,10 @@ class RecommendedAction(TypedDict):
 @with_config(OPEN)
 class TierImpact(TypedDict):
     treated_customers: int
+    """Contacted: exported by the run (or, for an incident, by any export of its dates)."""
     treated_repurchasers: int
     holdout_customers: int
+    """Held out by the incident's holdout: in no export while it held."""
     holdout_repurchasers: int
     treated_rate: float | None
     holdout_rate: float | None
@@ -285,27 +292,42 @@ class TierImpact(TypedDict):
     ci_low: float | None
     """95 % interval of the uplift."""
     ci_high: float | None
-    illustrative_revenue_protected: float | None
+    mde: float | None
+    """The smallest uplift these group sizes show with 80 % power (two-sided 5 %)."""
+    underpowered: bool
+    """Fewer held out than holdout_min_customers."""
+    verdict: str
+    """The tier's result in one sentence (no holdout and why, underpowered, an effect...)."""
+    revenue_difference: float | None
+    """Revenue within the horizon per contacted customer above the holdout's, times the
+    contacted."""
 
 
 @with_config(OPEN)
 class ImpactResult(TypedDict):
-    """``measure_impact``: treated vs holdout per tier, or when it becomes measurable."""
+    """``measure_impact``: treated vs held out per tier, of a run or of an incident, or
+    when it becomes measurable."""
 
-    run_id: str
-    run_date: str
     horizon_days: int
     horizon_end: str
     tiers: list[str]
     proxy: str
     measurable: bool
+    run_id: NotRequired[str]
+    run_date: NotRequired[str]
+    incident_id: NotRequired[str | None]
+    opened_on: NotRequired[str]
+    resolved_on: NotRequired[str | None]
+    held_until: NotRequired[str | None]
+    holdout_pct: NotRequired[float]
+    holdouts: NotRequired[list[IncidentHoldout]]
+    """The incidents' holdouts compared with: each tier drawn, or why not."""
     # measurable = false
     measurable_from: NotRequired[str]
     message: NotRequired[str]
     # measurable = true
     per_tier: NotRequired[dict[str, TierImpact]]
-    value_per_customer: NotRequired[float | None]
-    value_basis: NotRequired[str]
+    verdicts: NotRequired[list[str]]
     note: NotRequired[str | None]
     caveat: NotRequired[str]
 

@@ -61,6 +61,13 @@ RUN_LOG_TYPES = {
     "cooldown_p3": "INT64",
     "audience_changes": "STRING",
     "anomalies": "STRING",
+    "holdout_p1": "INT64",
+    "holdout_p2": "INT64",
+    "holdout_p3": "INT64",
+    "treated_p1": "INT64",
+    "treated_p2": "INT64",
+    "treated_p3": "INT64",
+    "holdout_note": "STRING",
 }
 #: Longest error text kept in a row (the whole story stays in the task log).
 MAX_ERROR_LENGTH = 2000
@@ -108,6 +115,13 @@ class RunLogRow(TypedDict):
     cooldown_p3: int | None
     audience_changes: str | None
     anomalies: str | None
+    holdout_p1: int | None
+    holdout_p2: int | None
+    holdout_p3: int | None
+    treated_p1: int | None
+    treated_p2: int | None
+    treated_p3: int | None
+    holdout_note: str | None
 
 
 @dataclasses.dataclass
@@ -137,6 +151,9 @@ class RunOutcome:
     audience: dict[str, dict[str, Any]] | None = None
     anomalies: list[str] | None = None
     previous_run_date: str | None = None
+    #: the incidents' holdouts that hold on the run date (holdouts.summary; an export's own
+    #: summary, which has its draw, wins)
+    holdout: dict[str, Any] | None = None
     exports: list[dict[str, Any]] | None = None
     export_failed: bool = False
     brief_link: str | None = None
@@ -160,6 +177,7 @@ class RunOutcome:
         self.audience = context["tiers"]
         self.anomalies = context.get("anomalies")
         self.previous_run_date = context.get("previous_run_date")
+        self.holdout = context.get("holdout")
         return self
 
     def fail(self, step: str, error: BaseException | str) -> RunOutcome:
@@ -319,7 +337,36 @@ def summarize(outcome: RunOutcome, now: dt.datetime | None = None) -> RunLogRow:
         },
         "audience_changes": audience_changes(audience, outcome.previous_run_date),
         "anomalies": "; ".join(outcome.anomalies) if outcome.anomalies else None,
+        **holdout_columns(audience, exports, outcome.holdout),
     }
+
+
+def holdout_columns(
+    audience: dict[str, dict[str, Any]],
+    exports: list[dict[str, Any]] | None,
+    holdout: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The measurement's two groups per tier: ``holdout_pN``, the tier's customers held out
+    on the date (as the run's export drew them, else as the context counted them);
+    ``treated_pN``, the customers this run contacted (its file's rows; None: it exported
+    nothing); and ``holdout_note``, each incident's holdout in words (holdouts.describe)."""
+    from retentionops import holdouts
+
+    summary = next((e["holdout"] for e in exports or [] if e.get("holdout")), None) or holdout
+    held = (summary or {}).get("tiers") or {}
+    rows = {e["tier"]: int(e["row_count"]) for e in exports or []}
+    columns: dict[str, Any] = {}
+    for tier in TIERS:
+        if tier in held:
+            columns[f"holdout_{tier.lower()}"] = int(held[tier]["held_out"])
+        elif tier in audience and audience[tier].get("holdout") is not None:
+            columns[f"holdout_{tier.lower()}"] = int(audience[tier]["holdout"])
+        else:
+            columns[f"holdout_{tier.lower()}"] = None
+    for tier in TIERS:
+        columns[f"treated_{tier.lower()}"] = rows.get(tier, 0) if exports else None
+    columns["holdout_note"] = " ".join(holdouts.lines(summary)) or None  # type: ignore[arg-type]
+    return columns
 
 
 def late_note(late: list[dict[str, Any]] | None) -> str | None:

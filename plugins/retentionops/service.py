@@ -409,6 +409,8 @@ def generate_brief(
     with _recorded(settings, run, "generate_brief", day) as outcome:
         with open_warehouse(settings) as warehouse:
             context = _run_context(settings, day, delivery, context, warehouse)
+            # what the exports did: the rows contacted, the holdout as they drew it
+            context = actions.with_exports(context, exports)
             files, links = pack.render_brief_files(
                 warehouse, settings, context, run_id=run.run_id, exports=exports
             )
@@ -453,8 +455,9 @@ def export_audiences(
     run: Run | None = None,
     interface: str = "cli",
 ) -> list[dict[str, Any]]:
-    """Export the run's audience of each tier: record who is exported (holdout, contact
-    cooldown and export_mode applied), write each tier's local CSV in the run's own folder,
+    """Export the run's audience of each tier: record who is exported (the incidents'
+    holdouts, drawn first when the date belongs to an incident, the contact cooldown and
+    export_mode applied), write each tier's local CSV in the run's own folder,
     then upload it (``export_destinations``: gcs, gsheet); a failed upload keeps the local
     CSV as the link (``status: fallback_local``, the error kept). ``destination`` (a folder
     in export_root or a gs:// prefix) overrides where the files go, still scoped to the run.
@@ -469,13 +472,15 @@ def export_audiences(
         raise ServiceError(str(error)) from None
     if limit is not None and limit < 1:
         raise ServiceError("limit must be a positive number of rows")
-    from retentionops import exports
+    from retentionops import exports, holdouts
 
     run = run or Run.start(interface, "export_audience", day)
     with _recorded(settings, run, f"export_audience[{'+'.join(tiers)}]", day) as outcome:
         target = pack.export_target(settings, day, run.run_id, destination, destinations)
         with open_warehouse(settings) as warehouse:
             audiences = actions.record_audiences(warehouse, settings, day, tiers, run.run_id, limit)
+            # the holdouts as the record left them (an incident draws at its first export)
+            held = holdouts.summary(warehouse, settings, day)
         results = []
         for tier in tiers:
             written = exports.export_tier(audiences[tier], day, tier, **target)
@@ -484,6 +489,9 @@ def export_audiences(
                     **dataclasses.asdict(written),
                     "link": pack.display_link(written.link),
                     "local_link": pack.display_link(written.local_link or written.link),
+                    # the tier's customers held out that day: not in the file
+                    "held_out": held["tiers"][tier]["held_out"],
+                    "holdout": held,
                 }
             )
         outcome.exports = results
@@ -537,7 +545,7 @@ def prepare_playbook(
         thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
     payload = build_payload(
         run_id=run.run_id,
-        context=context,
+        context=actions.with_exports(context, exports),  # contacted, held out: as exported
         slack_brief=slack_brief,
         exports=exports,
         brief_link=brief_link,
@@ -1199,11 +1207,25 @@ def get_recommended_action(settings: Settings, customer_id: str, run_date: Any) 
         return impact.recommended_action(warehouse, settings, customer_id, day)
 
 
-def measure_impact(settings: Settings, run_id: str, horizon_days: int = 30) -> dict[str, Any]:
-    """Treated vs holdout repurchase within the horizon, per tier a run exported."""
+def measure_impact(
+    settings: Settings,
+    run_id: str | None = None,
+    horizon_days: int | None = None,
+    *,
+    incident_id: str | None = None,
+) -> dict[str, Any]:
+    """Treated vs held out, repurchase within the horizon (``impact_horizon_days`` unless
+    given), per tier: of a run (its exports against the holdout of its date) or of an
+    incident (everyone it contacted against its whole holdout); sizes, the 95 % interval,
+    the minimum detectable uplift and a verdict per tier (underpowered, no holdout...)."""
     from retentionops import impact
 
+    if (run_id is None) == (incident_id is None):
+        raise ServiceError("measure the impact of a run (run_id) or of an incident "
+                           "(incident_id): name one of them")  # fmt: skip
     with open_warehouse(settings, read_only=True) as warehouse:
+        if incident_id is not None:
+            return impact.measure_incident_impact(warehouse, settings, incident_id, horizon_days)
         return impact.measure_impact(warehouse, settings, run_id, horizon_days)
 
 

@@ -351,18 +351,29 @@ class Settings:
         section="retention, measurement and outputs",
     )
     holdout_pct: float = _setting(
-        0.0, "share of each tier (percent) kept out of every export, to measure impact", min=0
+        10.0,
+        "share of each tier (percent) an incident holds out, drawn at its first export and "
+        "kept out of every export until it resolves + impact_horizon_days, to measure its "
+        "impact; 0 = none",
+        min=0,
     )
-    holdout_period_days: int = _setting(
-        28,
-        "a customer's holdout assignment holds for this many days (fixed periods from "
-        "1970-01-01), so a held-out customer is never exported while the period runs",
-        min=1,
-        max=3650,
+    holdout_min_customers: int = _setting(
+        10,
+        "a tier whose holdout would hold fewer customers than this (tier x holdout_pct, "
+        "rounded down) gets none: its impact cannot be measured, and the brief says so",
+        min=0,
     )
     holdout_salt: str = _setting(
         "retentionops",
-        "changing it draws a new holdout (assignment = hash of customer, salt, period)",
+        "changing it draws other holdouts for later incidents (assignment = hash of "
+        "customer, salt, incident)",
+    )
+    impact_horizon_days: int = _setting(
+        30,
+        "impact is repurchase within this many days of the contact; an incident's holdout is "
+        "held until it resolves + this many days",
+        min=1,
+        max=365,
     )
     contact_cooldown_days: int = _setting(
         14,
@@ -704,6 +715,8 @@ RENAMED = {
     "export_destination": "local CSVs always go to the run's folder; put a gs:// prefix in "
     "export_gcs_uri and add gcs to export_destinations (a run may still name a folder or "
     "gs:// prefix with the export_destination Param)",
+    "holdout_period_days": "the holdout is drawn per incident and held until it resolves + "
+    "impact_horizon_days (docs/audiences.md); remove the key",
 }
 
 

@@ -49,6 +49,9 @@ class Table:
     #: columns added after the table first shipped: ``ensure_tables`` adds them to older
     #: warehouses (``alter table ... add column if not exists``)
     added_columns: tuple[tuple[str, str], ...] = ()
+    #: columns a later version retired: ``ensure_tables`` drops them from older warehouses
+    #: (``alter table ... drop column if exists``), so no writer has to fill them
+    dropped_columns: tuple[str, ...] = ()
 
 
 #: Every table of the package, in creation order (the one list of table names).
@@ -80,6 +83,8 @@ TABLE_CATALOG = (
             ("cooldown_status", "string"),
             ("previous_run_date", "date"),
         ),
+        # the period-based holdout, replaced by incident_holdouts (docs/audiences.md)
+        dropped_columns=("is_holdout",),
     ),
     Table("run_markers", "run_date", derived=True),
     Table(
@@ -93,6 +98,9 @@ TABLE_CATALOG = (
             *((f"cooldown_{tier}", "int64") for tier in ("p1", "p2", "p3")),
             ("audience_changes", "string"),
             ("anomalies", "string"),
+            *((f"holdout_{tier}", "int64") for tier in ("p1", "p2", "p3")),
+            *((f"treated_{tier}", "int64") for tier in ("p1", "p2", "p3")),
+            ("holdout_note", "string"),
         ),
     ),
     Table("deliveries", "run_date"),
@@ -100,6 +108,9 @@ TABLE_CATALOG = (
     Table("incident_events", "run_date"),
     # what each run exported, one row per customer (not derived: it happened)
     Table("audience_exports", "run_date"),
+    # each incident's holdout, one row per customer it saw (not derived, not retained: a
+    # decision, kept for as long as it is measured; holdouts.py)
+    Table("incident_holdouts"),
     Table("ops_health_daily"),
 )
 TABLES = tuple(t.name for t in TABLE_CATALOG)
@@ -461,9 +472,6 @@ def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
         urgency_bonus_cap=settings.urgency_bonus_cap,
         urgency_days_per_point=settings.urgency_days_per_point,
         value_proxy_factor=settings.value_proxy_factor,
-        holdout_bp=round(settings.holdout_pct * 100),
-        holdout_period_days=settings.holdout_period_days,
-        holdout_salt=settings.holdout_salt,
         contact_cooldown_days=settings.contact_cooldown_days,
         cooldown_bypass=settings.cooldown_bypass_on_escalation,
         # the last delivered run, a fact of the warehouse read when the queue runs

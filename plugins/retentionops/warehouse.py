@@ -171,7 +171,8 @@ def _partition_field(name: str) -> str:
 
 
 def ddl_statements(settings: Settings, names: tuple[str, ...]) -> list[str]:
-    """Create each table that is missing, then add the columns later versions added."""
+    """Create each table that is missing, then add the columns later versions added and
+    drop those they retired."""
     refs = table_refs(settings)
     statements = []
     for name in names:
@@ -179,6 +180,10 @@ def ddl_statements(settings: Settings, names: tuple[str, ...]) -> list[str]:
         statements += [
             f"alter table {refs[name]} add column if not exists {column} {kind}"
             for column, kind in table(name).added_columns
+        ]
+        statements += [
+            f"alter table {refs[name]} drop column if exists {column}"
+            for column in table(name).dropped_columns
         ]
     return statements
 

@@ -48,10 +48,14 @@ def test_four_days_deliver_each_customer_once_and_never_the_holdout(incident_day
     for day in WEEK:
         assert incident_days.states[day].endswith("success"), day
         row = latest_row(tmp_path, day)
+        # the incident's holdout, drawn by its first export (05-13), extended by the later
+        # days' exports: held until the incident resolves + 30 days, so on every one of
+        # these days
         held = {
             c for (c,) in query_warehouse(
-                tmp_path, "select customer_id from customer_priority where run_date = ? "
-                "and is_holdout", [dt.date.fromisoformat(day)],
+                tmp_path, "select customer_id from incident_holdouts where held_out "
+                "and incident_id = 'INC-20110513' and assigned_on <= ?",
+                [dt.date.fromisoformat(day)],
             )
         }  # fmt: skip
         assert held, "a 10 % holdout of hundreds of customers is not empty"
@@ -98,6 +102,21 @@ def test_four_days_deliver_each_customer_once_and_never_the_holdout(incident_day
             assert now["new"] + now["still"] == now["count"] == bodies[later]["tier_counts"][tier]
             assert now["still"] + now["left"] == before[tier]["count"]
         assert after["P2"]["cooldown_suppressed"] == latest_row(tmp_path, later)["cooldown"][1]
+    # the bodies say who is held out and who is contacted: P2's holdout (drawn on 05-13),
+    # P1 too small for one (47 customers: 4 under the minimum 10)
+    first = bodies[WEEK[0]]["audience"]
+    [incident] = first["holdout"]["incidents"]
+    assert incident["incident_id"] == "INC-20110513" and incident["tiers"]["P1"]["drawn"] is False
+    assert first["tiers"]["P2"]["holdout"] == incident["tiers"]["P2"]["held_out"] > 0
+    first_row = latest_row(tmp_path, WEEK[0])
+    assert first["tiers"]["P2"]["treated"] == first_row["exported"][1]
+    assert first["tiers"]["P2"]["treated"] + first["tiers"]["P2"]["holdout"] == 300
+    held_logged = query_warehouse(
+        tmp_path, "select holdout_p1, holdout_p2, treated_p2, holdout_note from ops_runs_log "
+        "where run_id = ?", [first_row["run_id"]],
+    )[0]  # fmt: skip
+    assert held_logged[:3] == (0, first["tiers"]["P2"]["holdout"], first["tiers"]["P2"]["treated"])
+    assert held_logged[3].startswith("Holdout of INC-20110513 (10 % of each tier")
 
 
 def test_a_failing_gcs_upload_keeps_every_csv_linked(run_dag, tmp_path, monkeypatch, httpserver):

@@ -59,9 +59,16 @@ def test_critical_date_exports_three_tiers_and_logs_success(run_dag, playbook_si
     folder = run_folder(tmp_path, "2011-05-13", dag_run.run_id)  # the run's own files
     files = {tier: folder / f"audience_{tier}_2011-05-13.csv" for tier in ("p1", "p2", "p3")}
     assert [str(files[t]) for t in ("p1", "p2", "p3")] == [l1, l2, l3]
-    # CSV rows = tier counts in the log (below the 2000 limit), total = their sum
+    # CSV rows = tier counts in the log (below the 2000 limit) but the incident's holdout,
+    # drawn by this first export (P2; P1's 47 are too few for one); total = their sum
+    [(h1, h2, h3, t1, t2, t3)] = query(
+        tmp_path, "select holdout_p1, holdout_p2, holdout_p3, treated_p1, treated_p2, "
+        "treated_p3 from ops_runs_log"
+    )  # fmt: skip
+    assert h1 == h3 == 0 and 0 < h2 < p2 // 5
     counts = [len(csv_rows(files[t])) for t in ("p1", "p2", "p3")]
-    assert counts == [p1, p2, p3] and total == sum(counts)
+    assert counts == [p1, p2 - h2, p3] == [t1, t2, t3] and total == sum(counts)
+    assert body["audience"]["tiers"]["P2"]["holdout"] == h2
     # customer_priority for D holds exactly the customers the tier rules admit
     admitted = query(
         tmp_path,
@@ -106,7 +113,9 @@ def test_warning_date_exports_p1_and_p2_only(run_dag, tmp_path):
     dag_run, states = run_dag("2011-09-09")
     assert str(dag_run.state).endswith("success") and states["warning"].endswith("success")
     [(_, status, p1, p2, _, total, l1, l2, l3, _)] = log_rows(tmp_path, "2011-09-09")
-    assert status == "success" and l3 is None and total == p1 + p2
+    [(h1, h2)] = query(tmp_path, "select holdout_p1, holdout_p2 from ops_runs_log")
+    assert status == "success" and l3 is None and total == p1 + p2 - h1 - h2
+    assert h1 == 0 and h2 > 0  # P1 of 39 is too few for a 10 % holdout; P2 of 168 is not
     folder = run_folder(tmp_path, "2011-09-09", dag_run.run_id)
     assert sorted(p.name for p in folder.glob("audience_*.csv")) == [
         "audience_p1_2011-09-09.csv",

@@ -48,7 +48,7 @@ REQUIRED = {
     "export_audience": ["date", "tier"],
     "trigger_playbook": ["date"],
     "get_recommended_action": ["customer_id", "date"],
-    "measure_impact": ["run_id"],
+    "measure_impact": [],  # a run_id or an incident_id: the service refuses neither / both
     "get_health": ["from_date", "to_date"],
     "get_incident": ["date"],
     "list_incidents": ["from_date", "to_date"],
@@ -156,6 +156,8 @@ async def _conversation(env: dict[str, str], base: Path, sim: PlaybookSimulator)
             await call("impact", "measure_impact", run_id=run_id)
             await call("impact_unknown", "measure_impact", run_id="nope")
             await call("impact_later", "measure_impact", run_id=run_id, horizon_days=365)
+            await call("impact_incident", "measure_impact", incident_id="INC-20110513")
+            await call("impact_neither", "measure_impact")
             await call("health", "get_health", from_date="2011-01-01", to_date="2011-12-31")
             await call(
                 "health_reversed", "get_health", from_date="2011-12-31", to_date="2011-01-01"
@@ -260,7 +262,8 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
     assert props["date"]["description"]
     brief = tools["generate_brief"].input_schema["properties"]["format"]
     assert brief["enum"] == ["markdown", "slack", "email"] and brief["default"] == "slack"
-    assert tools["measure_impact"].input_schema["properties"]["horizon_days"]["default"] == 30
+    # no default in the schema: the impact_horizon_days setting (30) decides
+    assert tools["measure_impact"].input_schema["properties"]["horizon_days"].get("default") is None
 
 
 def test_trigger_playbook_hides_its_context_parameter(session):
@@ -438,6 +441,15 @@ def test_queue_context_and_brief_match_the_library(session):
         del plan["send"], plan["reason"]
     for answer in (context, expected_context):
         del answer["response"]["ticket_id"], answer["response"]["due_at"]
+    # the session's exports drew the incident's holdout since: asked before, none held
+    assert context["holdout"]["incidents"] == [] and context["tiers"]["P2"]["holdout"] == 0
+    [drawn] = expected_context["holdout"]["incidents"]
+    assert drawn["incident_id"] == "INC-20110513"
+    assert expected_context["tiers"]["P2"]["holdout"] == drawn["tiers"]["P2"]["held_out"] > 0
+    for answer in (context, expected_context):
+        del answer["holdout"]
+        for tier in answer["tiers"].values():
+            del tier["holdout"], tier["exportable"]
     assert expected_context == context
     assert {t: v["count"] for t, v in context["tiers"].items()} == queue["tiers"]
     assert context["exported_tiers"] == ["P1", "P2", "P3"]
@@ -545,7 +557,17 @@ def test_impact_and_health_match_the_library(session):
     assert measured == json.loads(json.dumps(expected, default=str))
     assert measured["measurable"] is True
     assert measured["per_tier"]["P1"]["treated_customers"] == 47
+    # P1's 47 customers are too few for a 10 % holdout: it is said, not a bare interval
+    assert measured["per_tier"]["P1"]["verdict"] == (
+        "P1: 47 customers, a 10 % holdout would be 4, under the minimum 10: no holdout, its "
+        "impact cannot be measured"
+    )
     assert "no run 'nope'" in error(session, "impact_unknown")
+    incident = ok(session, "impact_incident")
+    assert incident == json.loads(json.dumps(service.measure_impact(
+        session["settings"], incident_id="INC-20110513"), default=str))  # fmt: skip
+    assert incident["incident_id"] == "INC-20110513" and incident["per_tier"]["P2"]["mde"] > 0
+    assert "name one of them" in error(session, "impact_neither")
 
     reported = ok(session, "health")
     assert reported == json.loads(

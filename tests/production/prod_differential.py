@@ -38,15 +38,17 @@ EXACT_FLOATS = frozenset(
 )  # fmt: skip
 #: The time the statement ran (CURRENT_TIMESTAMP()): the one value that may differ
 #: (created_at of the queue, exported_at of the audience ledger).
-RUN_TIME_COLUMNS = frozenset({"created_at", "exported_at"})
+RUN_TIME_COLUMNS = frozenset({"created_at", "exported_at", "assigned_at"})
 FLOAT_TOLERANCE = 1e-9
 #: The ON key of each MERGE of the package (action/write_run_log, markers/mark_step_complete)
 MERGE_KEYS = {"ops_runs_log": ("run_id",), "run_markers": ("run_date", "step")}
 #: Statement kinds the reference engine executes as DML
 DML = ("ResolvedDeleteStmt", "ResolvedInsertStmt", "ResolvedUpdateStmt")
-#: An INSERT whose source query has a WITH clause (SQL5's history range): its query part.
+#: An INSERT whose source query has a WITH clause (SQL5's history range, an incident's
+#: holdout draw), after the file's comments: its query part.
 _INSERT_WITH = re.compile(
-    r"\s*insert\s+into\s+`[^`]+`\s*((?:--[^\n]*\n\s*)*with\b.*)", re.IGNORECASE | re.DOTALL
+    r"\s*(?:--[^\n]*\n\s*)*insert\s+into\s+`[^`]+`\s*((?:--[^\n]*\n\s*)*with\b.*)",
+    re.IGNORECASE | re.DOTALL,
 )
 #: BigQuery's legacy type names (what the Python client's SchemaField says) -> GoogleSQL
 _LEGACY_TYPES = {"FLOAT": "FLOAT64", "INTEGER": "INT64", "BOOLEAN": "BOOL"}
@@ -281,7 +283,9 @@ class ZetaBigQuery:
                 elif kind == "ResolvedAlterTableStmt":
                     # ensure_tables' migration of an older warehouse: the catalog holds every
                     # table of ddl/ with its current columns already
-                    assert "add column if not exists" in piece.lower(), piece
+                    # (and the columns a later version retired: the DDL no longer has them)
+                    text = piece.lower()
+                    assert "column if not exists" in text or "column if exists" in text, piece
                 elif kind == "ResolvedBeginStmt":
                     snapshot = dict(self.contents)
                 elif kind == "ResolvedCommitStmt":

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from retentionops import ledger, runlog
+from retentionops import holdouts, ledger, runlog
 from retentionops.detection import DETECTION_MARKER, QUEUE_MARKER
 from retentionops.incidents import LEDGER_TYPES
 from retentionops.incidents import parameters as incident_parameters
@@ -178,7 +178,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     "ledger/read_delivered_events": lambda s: ({}, None),
     # replay._report
     "replay/contacts": lambda s: ({}, None),
-    "replay/holdout_exported": lambda s: ({}, None),
+    "replay/holdout_exported": lambda s: ({"horizon_days": s.impact_horizon_days}, None),
     "replay/contacts_inside_cooldown": lambda s: (
         {"contact_cooldown_days": s.contact_cooldown_days},
         None,
@@ -243,11 +243,46 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
             "run_id": RUN_ID,
             "run_date": RUN_DATE,
             "tiers": ["P1", "P2"],
-            "row_limit": s.export_limit,
-            "horizon_days": 30,
+            "horizon_days": s.impact_horizon_days,
         },
         None,
     ),  # fmt: skip
+    # impact.measure_incident_impact
+    "impact/measure_incident_impact": lambda s: (
+        {
+            "incident_id": "INC-20110513",
+            "from_date": RUN_DATE,
+            "to_date": dt.date(2011, 7, 1),
+            "horizon_days": s.impact_horizon_days,
+        },
+        None,
+    ),  # fmt: skip
+    # holdouts.draw (actions.record_audiences -> holdouts.prepare)
+    "holdout/draw_incident_holdout": lambda s: (
+        {
+            "incident_id": "INC-20110513",
+            "opened_on": RUN_DATE,
+            "run_date": RUN_DATE,
+            "run_id": RUN_ID,
+            "holdout_bp": holdouts.basis_points(s.holdout_pct),
+            "holdout_salt": s.holdout_salt,
+            "holdout_min_customers": s.holdout_min_customers,
+        },
+        None,
+    ),  # fmt: skip
+    # holdouts.settle_releases
+    "holdout/read_unreleased_holdouts": lambda s: ({"run_date": RUN_DATE}, None),
+    "holdout/release_incident_holdout": lambda s: (
+        {
+            "incident_id": "INC-20110513",
+            "resolved_on": dt.date(2011, 7, 1),
+            "held_until": dt.date(2011, 7, 31),
+        },
+        None,
+    ),  # fmt: skip
+    # holdouts.summary, holdouts.incident_holdout
+    "holdout/read_holdouts": lambda s: ({"run_date": RUN_DATE}, None),
+    "holdout/read_incident_holdout": lambda s: ({"incident_id": "INC-20110513"}, None),
     # impact.recommended_action
     "impact/read_customer_priority": lambda s: (
         {"run_date": RUN_DATE, "customer_id": "12347"},

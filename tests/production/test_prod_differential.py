@@ -384,16 +384,17 @@ def sample_slice(sample_orders):
     return sample_orders[sample_orders["customer_id"].isin(customers)].reset_index(drop=True)
 
 
-#: The row limit of the slice's exports: P2 holds 7 and 8 customers outside the holdout on
-#: the two dates, so the limit cuts it (and measure_impact compares a score window)
+#: The row limit of the slice's exports: P2 holds more customers outside the holdout on
+#: the two dates, so the limit cuts it
 EXPORT_LIMIT = 5
 
 
 def test_sample_slice_across_the_incidents(pair, sample_slice):
     assert 190 <= sample_slice["customer_id"].nunique() <= 210
-    # a holdout of 30 % so that on two dates is_holdout and the impact query's two groups
-    # are exercised (the slice's tiers are small: P2 holds about ten customers a date)
-    p = pair(sample_slice, holdout_pct=30)
+    # a holdout of 30 % without a minimum, so that INC-20110513's draw (at its first
+    # export, 05-13, then the customers first seen on 05-17) and the impact queries' two
+    # groups are exercised (the slice's tiers are small: P2 holds about ten customers)
+    p = pair(sample_slice, holdout_pct=30, holdout_min_customers=0)
     severities = {}
     for first, last in SQL5_RANGES:
         alerts = p.same(
@@ -405,7 +406,7 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
     # on the slice: INFO the day before each incident, then CRITICAL, then WARNING
     assert [severities[first] for first, _ in SQL5_RANGES] == ["INFO", "INFO"]
     assert set(severities.values()) == {"INFO", "WARNING", "CRITICAL"}
-    tiers_seen, holdouts, treated, cut, previous = set(), 0, 0, 0, None
+    tiers_seen, treated, cut, previous = set(), 0, 0, None
     for day, severity in DAILY.items():
         label = f"sample slice {day}"
         # the engine keeps this date and the previous one of the per-customer tables
@@ -429,6 +430,10 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
             label, "action/read_audience", {"run_id": run_id, "tiers": tiers, "run_date": day},
             ordered=True,  # ranked: the order itself must agree
         )  # fmt: skip
+        # the incident's holdout, drawn by the export on each engine alike (the hash too)
+        p.same_table(label, "incident_holdouts")
+        held = {r["customer_id"] for r in p.zeta.rows("incident_holdouts") if r["held_out"]}
+        p.same(label, "holdout/read_holdouts", {"run_date": day})
         for tier in tiers:
             audience = audiences[tier]
             compare(f"{label}: record_audiences {tier}", recorded[tier], audience, ordered=True)
@@ -436,28 +441,42 @@ def test_sample_slice_across_the_incidents(pair, sample_slice):
             # contact cooldown (none here: nothing was delivered), cut at the limit
             best = sorted(
                 (-r["priority_score"], r["customer_id"]) for r in queue
-                if r["priority_tier"] == tier and not r["is_holdout"]
+                if r["priority_tier"] == tier and r["customer_id"] not in held
                 and r["cooldown_status"] != "suppressed"
             )  # fmt: skip
             assert [r["customer_id"] for r in audience] == [c for _, c in best[:EXPORT_LIMIT]]
             cut += len(best) > EXPORT_LIMIT
             tiers_seen |= {r["priority_tier"] for r in audience}
         p.same_table(label, "audience_exports", day)
-        holdouts += sum(r["is_holdout"] for r in queue)
-        treated += sum(not r["is_holdout"] for r in queue)
+        treated += sum(len(audience) for audience in audiences.values())
         customer = min(r["customer_id"] for r in queue)
         p.same(label, "impact/read_customer_priority", {"run_date": day, "customer_id": customer})
-        # treated: what the run exported (the ledger), against the holdout of its window
+        # treated: what the run exported (the ledger), against the holdout of its date
         p.same(
             label, "impact/measure_impact",
             {"run_id": run_id, "run_date": day, "tiers": ["P1", "P2", "P3"],
-             "row_limit": EXPORT_LIMIT, "horizon_days": 30},
+             "horizon_days": 30},
         )  # fmt: skip
         previous = day
     assert tiers_seen == {"P1", "P2"}  # P3 is empty under the default weights (README)
     assert cut == 2  # P2 on both dates
-    assert 0 < holdouts < treated
+    assert 0 < len(held) < treated
+    assert {r["assigned_on"] for r in p.zeta.rows("incident_holdouts")} == set(DAILY)
     p.same("sample slice", "impact/last_order_date", {})
+    incident = {"incident_id": "INC-20110513"}
+    p.same("sample slice", "holdout/read_incident_holdout", incident)
+    p.same(
+        "sample slice", "impact/measure_incident_impact",
+        {**incident, "from_date": min(DAILY), "to_date": max(DAILY), "horizon_days": 30},
+    )  # fmt: skip
+    # its release, recorded on both engines: the row of every customer it saw
+    for warehouse in (p.duck, p.bq):
+        warehouse.execute_file(
+            "holdout/release_incident_holdout",
+            {**incident, "resolved_on": dt.date(2011, 7, 13), "held_until": dt.date(2011, 8, 12)},
+        )
+    p.same_table("sample slice released", "incident_holdouts")
+    p.same("sample slice", "holdout/read_unreleased_holdouts", {"run_date": max(DAILY)})
 
 
 def test_incidents_over_the_sample_history(pair, sample_slice):

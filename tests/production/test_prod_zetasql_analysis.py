@@ -45,6 +45,8 @@ def test_statement_is_valid_googlesql(analysed, name):
         "markers/clear_other_history_markers": ("ResolvedDeleteStmt",),
         "action/clear_audience_export": ("ResolvedDeleteStmt",),
         "action/record_audience_export": ("ResolvedInsertStmt",),
+        "holdout/draw_incident_holdout": ("ResolvedInsertStmt",),
+        "holdout/release_incident_holdout": ("ResolvedUpdateStmt",),
         "incidents/record_delivery": ("ResolvedMergeStmt",),
         "ledger/record_event": ("ResolvedMergeStmt",),
         "ledger/claim_event": ("ResolvedMergeStmt",),

@@ -1,5 +1,6 @@
 """Audiences across days (docs/audiences.md) on hand-made queues: the contact cooldown, what
-changed since the last delivered run, the stable holdout, volume warnings.
+changed since the last delivered run, volume warnings (each incident's holdout:
+test_holdouts.py).
 
 Each day's SQL1-SQL3 rows are written by hand (status, risk level, revenue per customer) and
 its detection marked complete, then the real queue SQL runs. Settings: P1 = ACTIVE + HIGH
@@ -11,7 +12,6 @@ and its row in the deliveries ledger.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import pytest
 
@@ -173,44 +173,6 @@ def test_the_cooldown_window_and_point_in_time(days, deliver, warehouse):
     again = days(D1, DAY1)
     assert again["previous_run_date"] is None and across(again, "P2") == (3, 3, 0, 0, 1, 0)
     assert across(again, "P1") == (1, 1, 0, 0, 0, 0)  # p was not contacted on day 2
-
-
-def in_holdout(customer: str, day: dt.date, pct: float, period: int, salt: str) -> bool:
-    """The rule, computed independently of the SQL: md5(id|salt|period start)."""
-    start = day - dt.timedelta(days=(day - dt.date(1970, 1, 1)).days % period)
-    digest = hashlib.md5(f"{customer}|{salt}|{start.isoformat()}".encode()).hexdigest()
-    return int(digest[:8], 16) % 10000 < pct * 100
-
-
-def test_the_holdout_holds_for_its_period_and_is_never_exported(days, warehouse):
-    """Periods of 7 days from 1970-01-01: 2011-03-03 starts one (15036 days, a multiple of
-    7), so 03-03..03-09 share a draw and 03-10 draws again."""
-    assert (dt.date(2011, 3, 3) - dt.date(1970, 1, 1)).days % 7 == 0
-    members = {f"c{i:02d}": AT_RISK for i in range(40)}
-    tuned = {"holdout_pct": 50.0, "holdout_period_days": 7, "holdout_salt": "s1"}
-    held = {}
-    for offset in (0, 3, 6, 7):
-        day = D3 + dt.timedelta(days=offset)
-        days(day, members, **tuned)
-        rows = warehouse.fetch(
-            "select customer_id from customer_priority where run_date = @day and is_holdout",
-            {"day": day},
-        )
-        held[offset] = {r["customer_id"] for r in rows}
-        expected = {c for c in members if in_holdout(c, day, 50.0, 7, "s1")}
-        assert held[offset] == expected
-        exported = actions.record_audience(
-            warehouse, load_settings(**tuned), day, "P2", f"run-{offset}"
-        )
-        assert not {r["customer_id"] for r in exported} & held[offset]
-    assert held[0] == held[3] == held[6] and 0 < len(held[0]) < 40
-    assert held[7] != held[0]  # a new period, a new draw
-    days(D3, members, **{**tuned, "holdout_salt": "s2"})  # a new salt, a new draw
-    redrawn = warehouse.fetch(
-        "select customer_id from customer_priority where run_date = @day and is_holdout",
-        {"day": D3},
-    )
-    assert {r["customer_id"] for r in redrawn} != held[0]
 
 
 def test_volume_warnings_against_the_last_delivered_run():

@@ -15,20 +15,34 @@ from retentionops.settings import load_settings
 D = "2011-03-01"
 
 
-def in_holdout(customer_id: str, day: str, pct: float, period: int = 28, salt="retentionops"):
-    # the rule, computed independently of the SQL: first 32 bits of md5(id|salt|period
-    # start) mod 10000, periods of `period` days counted from 1970-01-01
-    date = dt.date.fromisoformat(day)
-    start = date - dt.timedelta(days=(date - dt.date(1970, 1, 1)).days % period)
-    digest = hashlib.md5(f"{customer_id}|{salt}|{start.isoformat()}".encode()).hexdigest()
+#: The hand-made incident whose holdout the tests draw (the data has no SQL5 alert).
+INCIDENT = "INC-20110301"
+
+
+def in_holdout(customer_id: str, pct: float, salt="retentionops", incident=INCIDENT) -> bool:
+    # the rule, computed independently of the SQL: first 32 bits of md5(id|salt|incident)
+    # mod 10000 against pct x 100
+    digest = hashlib.md5(f"{customer_id}|{salt}|{incident}".encode()).hexdigest()
     return int(digest[:8], 16) % 10000 < pct * 100
 
 
 @pytest.fixture
 def holdout_settings(settings, tmp_path, monkeypatch):
+    # 30 % of 20 customers = 6 expected: over a minimum of 5 (the hash holds out 7)
     monkeypatch.setenv("RETENTIONOPS_HOLDOUT_PCT", "30")
+    monkeypatch.setenv("RETENTIONOPS_HOLDOUT_MIN_CUSTOMERS", "5")
     monkeypatch.setenv("RETENTIONOPS_ARTIFACTS_DIR", str(tmp_path / "runs"))
     return load_settings()
+
+
+def draw_holdout(settings) -> None:
+    """The incident's first export draws its holdout; here drawn for the hand-made day."""
+    from retentionops import holdouts
+    from retentionops.warehouse import open_warehouse
+
+    day = dt.date.fromisoformat(D)
+    with open_warehouse(settings) as warehouse:
+        holdouts.draw(warehouse, settings, day, INCIDENT, day, "draw")
 
 
 @pytest.fixture
@@ -52,8 +66,9 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
     customers = impact_data
     built = service.build_priority_queue(holdout_settings, D, interface="cli")
     assert built["tiers"]["P2"] == 20
+    draw_holdout(holdout_settings)
     exported = service.export_audience(holdout_settings, D, "P2", interface="cli")
-    holdout = {c for c in customers if in_holdout(c, D, 30)}
+    holdout = {c for c in customers if in_holdout(c, 30)}
     treated = set(customers) - holdout
     assert 0 < len(holdout) < 20  # the hash splits this set (checked, not assumed)
     # holdout customers never appear in an export
@@ -82,6 +97,12 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
         len(treated & buyers) / len(treated) - len(holdout & buyers) / len(holdout)
     )
     assert p2["ci_low"] < p2["uplift"] < p2["ci_high"]
+    assert p2["mde"] > abs(p2["uplift"]) and p2["verdict"].startswith("P2: ")
+    assert (p2["treated_customers"], p2["holdout_customers"]) == (exported["row_count"], 7)
+    # the run's log row carries both groups of the tier
+    [row] = [r for r in service.run_log_rows(holdout_settings, D)
+             if r["run_id"] == exported["run_id"]]  # fmt: skip
+    assert (row["holdout_p2"], row["treated_p2"]) == (len(holdout), len(treated))
 
     # 60 days would end on 04-30, after the last order (04-15): not measurable yet
     later = service.measure_impact(holdout_settings, exported["run_id"], horizon_days=60)
@@ -92,10 +113,11 @@ def test_measure_impact_matches_a_hand_count(impact_data, holdout_settings, tmp_
 
 def test_recommended_action(impact_data, holdout_settings, load_orders):
     service.build_priority_queue(holdout_settings, D, interface="cli")
+    draw_holdout(holdout_settings)
     queued = service.get_recommended_action(holdout_settings, "c00", D)
     assert queued["queued"] is True and queued["tier"] == "P2"
     assert queued["recommended_action"] == "Win-back sequence + free shipping / discount"
-    assert queued["holdout"] is in_holdout("c00", D, 30)
+    assert queued["holdout"] is in_holdout("c00", 30)
     with pytest.raises(ServiceError, match="no order on or before"):
         service.get_recommended_action(holdout_settings, "zz", D)
     with pytest.raises(UserError, match="build_priority_queue"):

@@ -68,3 +68,19 @@ def test_the_sample_year_with_faults_breaks_no_invariant(sample_warehouse_file, 
     # cooldown unless more urgent (report["broken"] checks that): the April incident's
     # open and its de-escalation five weeks later, then the August incident
     assert report["contacts"]["most_dates_per_customer"] <= 3
+    # each incident held out 10 % of P2 (P1 too small for one) from its first export, and
+    # no export of the year, by any door, took one of them before resolve + 30 days
+    # (report["broken"]): the deliveries and an analyst's export of every tier every day
+    assert report["analyst_export_days"] == 374
+    holdouts = {h["incident_id"]: h for h in report["holdouts"]}
+    assert sorted(holdouts) == ["INC-20110513", "INC-20110909"]
+    april, august = holdouts["INC-20110513"], holdouts["INC-20110909"]
+    assert (april["resolved_on"], april["held_until"]) == ("2011-07-01", "2011-07-31")
+    # closed on 10-01 by the resolve that said the raised thresholds no longer see it
+    assert (august["resolved_on"], august["held_until"]) == ("2011-10-01", "2011-10-31")
+    for held in (april, august):
+        assert held["holdout_pct"] == 10.0
+        assert held["tiers"]["P1"]["drawn"] is False and held["tiers"]["P1"]["held_out"] == 0
+        assert "under the minimum 10: no holdout" in held["tiers"]["P1"]["note"]
+        p2 = held["tiers"]["P2"]
+        assert p2["drawn"] is True and 0.05 < p2["held_out"] / p2["seen"] < 0.15

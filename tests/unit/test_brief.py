@@ -266,7 +266,8 @@ def test_impact_table_is_hand_computed():
     assert "| 10 % | 721 × 10 % × 612.40 | 44,154.04 |" in impact
     assert "| 20 % | 721 × 20 % × 612.40 | 88,308.08 |" in impact
     assert "| 30 % | 721 × 30 % × 612.40 | 132,462.12 |" in impact
-    assert "N = 721 customers in the exported tiers (P1 300 + P2 421)" in impact
+    # before the export, N is what the export takes (here: every customer of the tiers)
+    assert "N = 721 customers contacted today, what the export takes (P1 300 + P2 421" in impact
     assert "median total_revenue" in impact
     assert "assumption, not a measured rate" in impact
 
@@ -280,6 +281,83 @@ def test_impact_counts_only_exported_tiers_and_uses_given_rates():
     impact = section(markdown(context), "Illustrative impact")
     assert "| 5 % | 1,721 × 5 % × 1,234.50 | 106,228.73 |" in impact
     assert "10 %" not in impact
+
+
+#: 2011-05-14 of the April incident as its run left it (issue 25): P1 47 and P2 313 in the
+#: tiers, but the contact cooldown keeps back everyone delivered on 05-13 and the holdout
+#: its 31: the run exports 13 P2 customers and no P1 one.
+HOLDOUT = {
+    "run_date": "2011-05-14",
+    "holdout_pct": 10.0,
+    "min_customers": 10,
+    "horizon_days": 30,
+    "tiers": {"P1": {"customers": 47, "held_out": 0}, "P2": {"customers": 313, "held_out": 31},
+              "P3": {"customers": 0, "held_out": 0}},
+    "incidents": [{
+        "incident_id": "INC-20110513", "opened_on": "2011-05-13", "resolved_on": None,
+        "held_until": None, "holdout_pct": 10.0,
+        "tiers": {
+            "P1": {"customers": 47, "drawn": False, "seen": 47, "held_out": 0,
+                   "note": "P1: 47 customers, a 10 % holdout would be 4, under the minimum "
+                   "10: no holdout, its impact cannot be measured"},
+            "P2": {"customers": 300, "drawn": True, "seen": 313, "held_out": 31, "note": None},
+        },
+    }],
+}  # fmt: skip
+
+
+def contacted_context() -> dict:
+    context = make_context("WARNING")
+    context["tiers"]["P1"].update(count=47, exported_rows=0, holdout=0, cooldown_suppressed=47,
+                                  new=0, still=47, left=0)  # fmt: skip
+    context["tiers"]["P2"].update(count=313, exported_rows=13, holdout=31, cooldown_suppressed=269,
+                                  new=13, still=300, left=0)  # fmt: skip
+    context.update(cooldown_days=14, holdout=HOLDOUT, previous_run_date="2011-05-13")
+    context["incident"] = {
+        "incident_id": "INC-20110513", "phase": "incident", "event": "update", "days_open": 2,
+        "opened_on": "2011-05-13", "peak_severity": "CRITICAL", "current_value": 46.35,
+        "frozen_baseline": 32.55, "relative_to_frozen_pct": 42.39,
+    }  # fmt: skip
+    return context
+
+
+def test_impact_counts_the_customers_contacted_not_the_tiers():
+    """Issue 25, part 3: on 05-14 the tiers hold 360 customers but the run contacts 13 (the
+    exported rows); the holdout and the cooldown are not contacted, and the brief says so.
+    N = 13, V = 612.40: 13 × 0.1 × 612.4 = 796.12; × 0.2 = 1,592.24; × 0.3 = 2,388.36."""
+    impact = section(markdown(contacted_context()), "Illustrative impact")
+    assert "| 10 % | 13 × 10 % × 612.40 | 796.12 |" in impact
+    assert "| 20 % | 13 × 20 % × 612.40 | 1,592.24 |" in impact
+    assert "| 30 % | 13 × 30 % × 612.40 | 2,388.36 |" in impact
+    assert "360" not in impact and "every one of them is contacted" not in impact
+    assert (
+        "N = 13 customers contacted today, the rows exported (P1 0 + P2 13); not counted: 31 "
+        "held out (the holdout, which measures C) and 316 kept back by the 14-day contact "
+        "cooldown (contacted recently)." in impact
+    )
+    # the holdout is stated, not denied: no "No ... holdout ... modelled" footnote
+    assert "No costs, holdout" not in impact
+    assert (
+        "Holdout of INC-20110513 (10 % of each tier, held until INC-20110513 resolves + the "
+        "30-day measurement horizon): P1: 47 customers, a 10 % holdout would be 4, under the "
+        "minimum 10: no holdout, its impact cannot be measured; P2: 31 held out of the 313 "
+        "customers it saw, never exported while it holds." in impact
+    )
+    ready = section(markdown(contacted_context()), "What is ready")
+    assert "31 held out (the incident's holdout: not contacted, to measure the effect)" in ready
+    formats = all_formats(contacted_context())
+    for name in ("markdown", "slack", "email_html", "email_text"):  # every format: the same N
+        assert "13 × 10 % × 612.40" in formats[name].replace("&#215;", "×"), name
+
+
+def test_the_brief_before_the_incidents_first_export_says_the_holdout_is_drawn_then():
+    context = contacted_context()
+    context["holdout"] = {**HOLDOUT, "incidents": []}
+    impact = section(markdown(context), "Illustrative impact")
+    assert (
+        "Holdout of INC-20110513: not drawn yet; its first export draws 10 % of each tier "
+        "(tiers under 10 held out get none)." in impact
+    )
 
 
 def test_impact_value_is_exact_decimal():

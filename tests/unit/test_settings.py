@@ -114,7 +114,8 @@ def test_factor_is_an_exact_fraction():
         ({"export_destinations": ""}, "setting 'export_destinations' ('')"),
         ({"export_mode": "changed"}, "export_mode"),
         ({"audience_change_factor": 1.0}, "audience_change_factor"),
-        ({"holdout_period_days": 0}, "holdout_period_days"),
+        ({"impact_horizon_days": 0}, "impact_horizon_days"),
+        ({"holdout_min_customers": -1}, "holdout_min_customers"),
     ],
 )  # fmt: skip
 def test_export_configuration_errors_fail_when_settings_load(overrides, message):
@@ -132,6 +133,9 @@ def test_a_replaced_setting_says_what_replaced_it(tmp_path):
         load_settings(config, env={})
     with pytest.raises(SettingsError, match="'export_destination' was replaced: .*export_gcs_uri"):
         load_settings(env={"RETENTIONOPS_EXPORT_DESTINATION": "gs://b/x"})
+    # the period-based holdout is gone: one mechanism, the incident's (docs/audiences.md)
+    with pytest.raises(SettingsError, match="'holdout_period_days' was replaced: .*per incident"):
+        load_settings(env={"RETENTIONOPS_HOLDOUT_PERIOD_DAYS": "28"})
     ok = load_settings(
         env={}, export_destinations="csv,gcs,gsheet", export_gcs_uri="gs://exports-bucket/daily",
         gsheet_spreadsheet_id="abc",

@@ -8,8 +8,9 @@
 --     @contact_cooldown_days of @run_date, on either side (runs come late and out of
 --     order: a customer contacted for a later date is inside an earlier date's cooldown
 --     too), 'bypassed' when now in a more urgent tier than any it was delivered in then
---     (@cooldown_bypass), else 'none';
---   * is_holdout: a stable draw per customer for a @holdout_period_days period.
+--     (@cooldown_bypass), else 'none'.
+-- Who is held out is not the queue's to say: each incident draws its holdout at its first
+-- export (holdout/draw_incident_holdout.sql), outside the queue's retention.
 with
 
 -- the audiences of runs whose playbook reached people, or is owed to them (recorded in the
@@ -201,32 +202,6 @@ select
     -- exact decimal arithmetic: rounding a FLOAT64 product to cents differs between engines
     -- at half a cent (49.35 x 0.3 = 14.805: DuckDB 14.81, BigQuery 14.80)
     round(scored.total_revenue * cast(@value_proxy_factor as numeric), 2) as value_proxy,
-    -- holdout: the first 32 bits of md5(customer_id | salt | period start), the same on
-    -- both backends and for every date of the period
-    mod(
-        cast(
-            concat(
-                '0x',
-                substr(
-                    to_hex(md5(concat(
-                        scored.customer_id, '|', @holdout_salt, '|',
-                        cast(
-                            date_sub(
-                                @run_date,
-                                interval mod(
-                                    date_diff(@run_date, date '1970-01-01', day),
-                                    @holdout_period_days
-                                ) day
-                            ) as string
-                        )
-                    ))),
-                    1,
-                    8
-                )
-            ) as int64
-        ),
-        10000
-    ) < @holdout_bp as is_holdout,
     previous_members.customer_id is null as new_in_tier,
     case
         when contacts.customer_id is null then 'none'

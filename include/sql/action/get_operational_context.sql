@@ -38,17 +38,29 @@ matrix as (
     group by retention_status, churn_risk_level
 ),
 
+held as (
+    -- the customers an incident's holdout holds on @run_date (docs/audiences.md)
+    select distinct customer_id
+    from {{ tables.incident_holdouts }}
+    where
+        held_out
+        and opened_on <= @run_date
+        and coalesce(held_until >= @run_date, true)
+),
+
 queue as (
     -- the columns the facets use only (BigQuery bills every column a query references)
     select
-        priority_tier,
-        value_proxy,
-        is_holdout,
-        new_in_tier,
-        cooldown_status,
-        previous_run_date
-    from {{ tables.customer_priority }}
-    where run_date = @run_date
+        queue.priority_tier,
+        queue.value_proxy,
+        held.customer_id is not null as is_holdout,
+        queue.new_in_tier,
+        queue.cooldown_status,
+        queue.previous_run_date
+    from {{ tables.customer_priority }} as queue
+    left join held
+        on queue.customer_id = held.customer_id
+    where queue.run_date = @run_date
 ),
 
 previous as (

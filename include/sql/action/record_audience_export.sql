@@ -1,8 +1,10 @@
 -- Record the customers a run exports for the tiers @tiers of @run_date, each tier in file
--- order: the queue's tier without its holdout, without customers the contact cooldown
--- keeps back (a bypass on escalation is exported), only the new ones when @new_only, at
--- most @row_limit per tier, best priority_score first (ties by customer_id). The audience
--- files are read back from here.
+-- order: the queue's tier without the customers an incident's holdout holds on @run_date
+-- (whatever the door, the date's incident or none: holdout/draw_incident_holdout.sql
+-- drew them first), without customers the contact cooldown keeps back (a bypass on
+-- escalation is exported), only the new ones when @new_only, at most @row_limit per tier,
+-- best priority_score first (ties by customer_id). The audience files are read back from
+-- here.
 insert into {{ tables.audience_exports }} (
     run_id, run_date, tier, customer_id, export_rank, exported_at
 )
@@ -25,8 +27,16 @@ from (
     where
         run_date = @run_date
         and priority_tier in unnest(@tiers)
-        -- holdout customers are never contacted: they measure the actions' effect
-        and not is_holdout
+        -- held-out customers are never contacted while their holdout holds: they measure
+        -- the incident's impact (from its opening to its resolution + the horizon)
+        and customer_id not in (
+            select held.customer_id
+            from {{ tables.incident_holdouts }} as held
+            where
+                held.held_out
+                and held.opened_on <= @run_date
+                and coalesce(held.held_until >= @run_date, true)
+        )
         and coalesce(cooldown_status, 'none') != 'suppressed'
         and (not @new_only or coalesce(new_in_tier, true))
 )

@@ -41,7 +41,14 @@ using (
         @cooldown_p2 as cooldown_p2,
         @cooldown_p3 as cooldown_p3,
         @audience_changes as audience_changes,
-        @anomalies as anomalies
+        @anomalies as anomalies,
+        @holdout_p1 as holdout_p1,
+        @holdout_p2 as holdout_p2,
+        @holdout_p3 as holdout_p3,
+        @treated_p1 as treated_p1,
+        @treated_p2 as treated_p2,
+        @treated_p3 as treated_p3,
+        @holdout_note as holdout_note
 ) as run
     on log.run_id = run.run_id
 when matched then
@@ -87,7 +94,14 @@ when matched then
             cooldown_p2 = coalesce(run.cooldown_p2, log.cooldown_p2),
             cooldown_p3 = coalesce(run.cooldown_p3, log.cooldown_p3),
             audience_changes = coalesce(run.audience_changes, log.audience_changes),
-            anomalies = coalesce(run.anomalies, log.anomalies)
+            anomalies = coalesce(run.anomalies, log.anomalies),
+            holdout_p1 = coalesce(run.holdout_p1, log.holdout_p1),
+            holdout_p2 = coalesce(run.holdout_p2, log.holdout_p2),
+            holdout_p3 = coalesce(run.holdout_p3, log.holdout_p3),
+            treated_p1 = coalesce(run.treated_p1, log.treated_p1),
+            treated_p2 = coalesce(run.treated_p2, log.treated_p2),
+            treated_p3 = coalesce(run.treated_p3, log.treated_p3),
+            holdout_note = coalesce(run.holdout_note, log.holdout_note)
 when not matched then insert (
     run_id, run_timestamp, alert_date, severity, alert_flag, current_value, baseline_value,
     delta_relative_pct, sample_size, p1_count, p2_count, p3_count, total_exported,
@@ -95,7 +109,8 @@ when not matched then insert (
     export_p3_link, brief_link, status, error_message, execution_time_ms, interface,
     playbook_status, export_status, incident_id, incident_event, note, exported_p1,
     exported_p2, exported_p3, cooldown_p1, cooldown_p2, cooldown_p3, audience_changes,
-    anomalies, created_at
+    anomalies, holdout_p1, holdout_p2, holdout_p3, treated_p1, treated_p2, treated_p3,
+    holdout_note, created_at
 ) values (
     run.run_id, run.run_timestamp, run.alert_date, run.severity, run.alert_flag,
     run.current_value, run.baseline_value, run.delta_relative_pct, run.sample_size,
@@ -105,5 +120,6 @@ when not matched then insert (
     run.execution_time_ms, run.interface, run.playbook_status, run.export_status,
     run.incident_id, run.incident_event, run.note, run.exported_p1, run.exported_p2,
     run.exported_p3, run.cooldown_p1, run.cooldown_p2, run.cooldown_p3,
-    run.audience_changes, run.anomalies, current_timestamp()
+    run.audience_changes, run.anomalies, run.holdout_p1, run.holdout_p2, run.holdout_p3,
+    run.treated_p1, run.treated_p2, run.treated_p3, run.holdout_note, current_timestamp()
 )

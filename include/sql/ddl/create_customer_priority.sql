@@ -17,9 +17,6 @@ create table if not exists {{ tables.customer_priority }} (
     avg_order_value numeric,
     recommended_action string,
     value_proxy numeric,
-    -- a share of each tier kept out of every export, to measure impact; stable per
-    -- customer for a holdout period
-    is_holdout bool not null,
     -- across days (docs/audiences.md): not in this tier at the last delivered run (whose
     -- date is previous_run_date); none | suppressed | bypassed by the contact cooldown
     new_in_tier bool,

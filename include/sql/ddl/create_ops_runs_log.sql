@@ -45,6 +45,16 @@ create table if not exists {{ tables.ops_runs_log }} (
     cooldown_p3 int64,
     audience_changes string,
     anomalies string,
+    -- the measurement's groups per tier (docs/audiences.md): customers an incident's
+    -- holdout held out on the date, customers this run contacted (its file's rows); each
+    -- incident's holdout in words (tiers drawn, or why not, and until when it holds)
+    holdout_p1 int64,
+    holdout_p2 int64,
+    holdout_p3 int64,
+    treated_p1 int64,
+    treated_p2 int64,
+    treated_p3 int64,
+    holdout_note string,
     created_at timestamp default current_timestamp()
 )
 partition by date(run_timestamp)
