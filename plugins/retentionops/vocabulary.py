@@ -43,7 +43,7 @@ BRIEF_FORMATS = ("markdown", "slack", "email")
 #: Where a tier's audience goes: the local CSV (always, first) and the uploads.
 EXPORT_DESTINATIONS = ("csv", "gcs", "gsheet")
 EXPORT_MODES = ("all", "new_only")
-#: What became of an upload (the CSV is always there).
+#: What became of an upload (the CSV is always there); the run log's export_status.
 EXPORT_STATUSES = ("ok", "fallback_local", "failed", "none")
 
 #: Who started a run (the ``interface`` column of ops_runs_log).
@@ -51,4 +51,3 @@ INTERFACES = ("dag", "mcp", "cli")
 #: What the run log says of a run, of its playbook call and of its exports.
 RUN_STATUSES = ("success", "failed", "skipped", "refused")
 PLAYBOOK_STATUSES = ("sent", "failed", "dry_run", "suppressed", "not_needed")
-EXPORT_STATUSES = ("ok", "failed", "none")
