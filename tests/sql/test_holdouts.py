@@ -136,6 +136,11 @@ def test_an_incidents_holdout_is_drawn_per_tier_once_and_kept_out_of_every_expor
     # yet, so the holdout holds, for an analyst's export too
     queue_on(D3, day2)
     assert exported(warehouse, D3, "P2", "analyst").isdisjoint(held)
+    # a backfill of a date before the incident opened, exported while its holdout still
+    # runs, would contact those customers now, inside the measurement: they stay out too
+    queue_on(D1 - dt.timedelta(1), P2_DAY1)
+    early = exported(warehouse, D1 - dt.timedelta(1), "P2", "backfill-early")
+    assert early == set(P2_DAY1) - held
 
     # the release, recorded once: resolved D3, held until D3 + 5 days; a later release
     # (other settings) does not move it

@@ -28,14 +28,16 @@ from (
         run_date = @run_date
         and priority_tier in unnest(@tiers)
         -- held-out customers are never contacted while their holdout holds: they measure
-        -- the incident's impact (from its opening to its resolution + the horizon)
+        -- the incident's impact (from its opening to its resolution + the horizon). A
+        -- holdout still running (no release recorded) holds for an export of any date: a
+        -- backfill of a date before the incident contacts its customers now, inside it
         and customer_id not in (
             select held.customer_id
             from {{ tables.incident_holdouts }} as held
             where
                 held.held_out
-                and held.opened_on <= @run_date
-                and coalesce(held.held_until >= @run_date, true)
+                and (held.held_until is null or held.held_until >= @run_date)
+                and (held.held_until is null or held.opened_on <= @run_date)
         )
         and coalesce(cooldown_status, 'none') != 'suppressed'
         and (not @new_only or coalesce(new_in_tier, true))
