@@ -30,7 +30,7 @@ SIM_OUT ?= artifacts/playbook_sim
 DEMO_DATE ?= 2011-05-13
 WARNING_DATE ?= 2011-09-09
 
-.PHONY: install demo test test-all test-fast test-e2e test-production test-system lint lock \
+.PHONY: install demo test test-all test-fast test-e2e test-production test-system lint typecheck lock \
 	sample artifacts airflow bench mcp-demo bigquery-smoke replay clean
 
 # Run a command with the local playbook simulator standing in for the Make webhook: it
@@ -148,15 +148,16 @@ airflow: $(BYTECODE) $(AIRFLOW_HOME)/airflow.ready
 
 # The tests, in layers (one folder and marker each: README, "Tests"); each run prints its
 # 15 slowest tests.
-#   make test      the everyday gate: lint, unit, sql, dags and the whole-DAG smoke runs
+#   make test      the everyday gate: lint, typecheck, unit, sql, dags and the whole-DAG
+#                  smoke runs
 #                  (one per branch, a failed step, a failing webhook): under 4 minutes
 #   make test-all  everything, what CI runs (.ci/run): + e2e, production, system
 # PYTEST_ARGS passes options on (e.g. PYTEST_ARGS="-x -k ledger").
 SMOKE := unit or sql or dags or smoke
-test: lint
+test: lint typecheck
 	$(BIN)/pytest -q -m "$(SMOKE)" $(PYTEST_ARGS)
 
-test-all: lint
+test-all: lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # One layer at a time.
@@ -185,6 +186,10 @@ bigquery-smoke: $(BYTECODE)
 lint: $(BYTECODE)
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint include/sql --disable-progress-bar
+
+# mypy, strict, on the files pyproject.toml's [tool.mypy] lists (a list that only grows).
+typecheck: $(BYTECODE)
+	$(BIN)/mypy
 
 # A year of mornings with faults, on a copy of the warehouse (the sample unless loaded
 # otherwise) against the playbook simulator: what reached people and every broken

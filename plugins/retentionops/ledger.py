@@ -92,7 +92,7 @@ class LedgerEvent:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LedgerEvent:
-        values = {f.name: row.get(f.name) for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {f.name: row.get(f.name) for f in dataclasses.fields(cls)}
         values["in_flight"] = bool(values["in_flight"])
         if values["event_number"] is not None:
             values["event_number"] = int(values["event_number"])

@@ -97,16 +97,23 @@ def load_schema(columns: tuple[Column, ...]) -> list[Any]:
     """The ``LoadJobConfig.schema`` of a table, from its DDL (types, NOT NULL as REQUIRED)."""
     from google.cloud import bigquery as bq
 
-    return [
-        bq.SchemaField(
-            column.name,
-            column.type,
-            mode="REQUIRED" if column.required else "NULLABLE",
-            precision=column.precision,
-            scale=column.scale,
+    fields = []
+    for column in columns:
+        # NUMERIC(p, s) only: BigQuery's own default stands when the DDL gives none
+        digits: dict[str, Any] = {
+            key: value
+            for key, value in (("precision", column.precision), ("scale", column.scale))
+            if value is not None
+        }
+        fields.append(
+            bq.SchemaField(
+                column.name,
+                column.type,
+                mode="REQUIRED" if column.required else "NULLABLE",
+                **digits,
+            )
         )
-        for column in columns
-    ]
+    return fields
 
 
 class Warehouse(Protocol):
@@ -124,13 +131,15 @@ class Warehouse(Protocol):
         """All writes inside commit together or not at all (DuckDB); on BigQuery writes are
         one statement each and a run marker written last stands for the whole."""
 
-    def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+    def fetch(
+        self, bigquery_sql: str, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Run rendered BigQuery SQL; return its rows as dicts."""
 
     def execute_sql(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> int:
         """Run one rendered DML statement; return the rows it changed."""
 
-    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
+    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run one SQL file of ``include/sql``; return its rows as dicts."""
 
     def execute_file(
@@ -375,7 +384,8 @@ class DuckDBWarehouse:
         import duckdb
 
         used = parameter_names(bigquery_sql)
-        missing = sorted(used - set(params or {}))
+        params = params or {}
+        missing = sorted(used - set(params))
         if missing:
             raise KeyError(f"no value for query parameter(s) {', '.join(missing)}")
         try:
@@ -387,7 +397,9 @@ class DuckDBWarehouse:
                 "(`retentionops load-sample` or `load-orders`) and run detection first"
             ) from None
 
-    def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+    def fetch(
+        self, bigquery_sql: str, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         cursor = self.execute(bigquery_sql, params)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
@@ -396,7 +408,7 @@ class DuckDBWarehouse:
         row = self.execute(bigquery_sql, params).fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
+    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return self.fetch(render(sql_name, self.settings), params)
 
     def execute_file(
@@ -469,7 +481,7 @@ class DuckDBWarehouse:
                 self.con.execute(f"delete from {refs['orders_incoming']}")
                 self.con.execute(f"insert into {refs['orders_incoming']} by name {_ORDERS_SELECT}")
                 [row] = self.query("maintenance/orders_changed_from", {})
-                changed_from = row["changed_from"]
+                changed_from: dt.date | None = row["changed_from"]
                 if changed_from is not None:
                     self.con.execute(f"delete from {refs['orders']}")
                     self.con.execute(
@@ -518,7 +530,9 @@ class BigQueryWarehouse:
             location=self.settings.bigquery_location,
         )
 
-    def fetch(self, bigquery_sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+    def fetch(
+        self, bigquery_sql: str, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         config = bigquery.query_job(
             bigquery_sql, bigquery_query_parameters(bigquery_sql, params or {})
         )
@@ -531,7 +545,7 @@ class BigQueryWarehouse:
         job.result()
         return int(job.num_dml_affected_rows or 0)
 
-    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict]:
+    def query(self, sql_name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return self.fetch(render(sql_name, self.settings), params)
 
     def execute_file(
@@ -619,7 +633,7 @@ class BigQueryWarehouse:
             ),
         ).result()
         [row] = self.query("maintenance/orders_changed_from", {})
-        changed_from = row["changed_from"]
+        changed_from: dt.date | None = row["changed_from"]
         if changed_from is None:
             return None
         script = ";\n".join(
