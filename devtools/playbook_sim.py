@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hmac
-import ipaddress
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from retentionops import playbook
+from retentionops.connections import is_loopback
 from retentionops.files import write_atomic
 
 WEBHOOK_SCHEMA = "playbook_webhook"
@@ -94,16 +94,6 @@ def first_violation(body: Any, name: str = WEBHOOK_SCHEMA) -> dict[str, str] | N
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_fault_settings(

@@ -150,3 +150,16 @@ def webhook_url(settings: Settings) -> str:
             f"connection '{settings.make_conn_id}' must hold the full webhook URL as its host"
         )
     return conn.host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``make airflow`` and the MCP
+    server's HTTP transport serve without a login or token only there)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

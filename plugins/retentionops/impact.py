@@ -123,8 +123,18 @@ def compare_groups(
 _NONE = {"customers": 0, "repurchasers": 0, "revenue_after": 0.0}
 
 
-def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, bool], dict[str, Any]]:
-    return {(r["tier"], bool(r["held_out"])): r for r in rows}
+def per_tier(
+    rows: list[dict[str, Any]], why_none: dict[str, str | None], minimum: int
+) -> dict[str, dict[str, Any]]:
+    """Each tier's comparison (:func:`compare_groups`) from the SQL's rows, one per tier and
+    group; ``why_none`` says, per tier, why nobody may be held out."""
+    groups = {(r["tier"], bool(r["held_out"])): r for r in rows}
+    return {
+        tier: compare_groups(
+            tier, groups.get((tier, False), _NONE), groups.get((tier, True), _NONE), minimum, why
+        )
+        for tier, why in why_none.items()
+    }
 
 
 def _why_none(tier: str, incidents: list[holdouts.IncidentHoldout], day: str) -> str:
@@ -196,24 +206,17 @@ def measure_impact(
         {"run_id": run_id, "run_date": day, "tiers": tiers, "horizon_days": horizon},
     )
     holding = holdouts.summary(warehouse, settings, day)["incidents"]
-    counts = _groups(rows)
-    minimum = settings.holdout_min_customers
-    per_tier = {
-        tier: compare_groups(
-            tier,
-            counts.get((tier, False), _NONE),
-            counts.get((tier, True), _NONE),
-            minimum,
-            _why_none(tier, holding, day.isoformat()),
-        )
-        for tier in tiers
-    }
+    tiers_measured = per_tier(
+        rows,
+        {tier: _why_none(tier, holding, day.isoformat()) for tier in tiers},
+        settings.holdout_min_customers,
+    )
     return {
         **result,
         "measurable": True,
-        "per_tier": per_tier,
+        "per_tier": tiers_measured,
         "holdouts": holding,
-        "verdicts": [stats["verdict"] for stats in per_tier.values()],
+        "verdicts": [stats["verdict"] for stats in tiers_measured.values()],
         "caveat": CAVEAT,
     }
 
@@ -267,23 +270,19 @@ def measure_incident_impact(
         result["note"] = f"{incident_id} has not resolved: its groups still grow with each export"
     if last_order is None or last_order < horizon_end:
         return _not_yet(result, last_order, horizon_end)
-    counts = _groups(rows)
-    minimum = settings.holdout_min_customers
-    per_tier = {
-        tier: compare_groups(
-            tier,
-            counts.get((tier, False), _NONE),
-            counts.get((tier, True), _NONE),
-            minimum,
-            info["note"] or f"{tier}: nobody held out: its impact cannot be measured",
-        )
-        for tier, info in incident["tiers"].items()
-    }
+    tiers_measured = per_tier(
+        rows,
+        {
+            tier: info["note"] or f"{tier}: nobody held out: its impact cannot be measured"
+            for tier, info in incident["tiers"].items()
+        },
+        settings.holdout_min_customers,
+    )
     return {
         **result,
         "measurable": True,
-        "per_tier": per_tier,
-        "verdicts": [stats["verdict"] for stats in per_tier.values()],
+        "per_tier": tiers_measured,
+        "verdicts": [stats["verdict"] for stats in tiers_measured.values()],
         "caveat": CAVEAT,
     }
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field
 
 from retentionops import progress
+from retentionops.connections import is_loopback
 from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
 
 if TYPE_CHECKING:
@@ -528,17 +529,6 @@ class BearerAuth:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def http_app(server: "MCPServer", host: str, token: str) -> Any:
