@@ -64,6 +64,7 @@ class Airflow:
         from devtools.airflow_local import passwords_file
 
         self.base, self.launcher, self.log = f"http://127.0.0.1:{port}", launcher, log
+        self.scheduler_log = home / "logs" / "local" / "scheduler.log"
         self.session = requests.Session()
         self.wait_for(lambda: self._healthy(), "the api-server to answer")
         passwords = json.loads(passwords_file(home, {}).read_text())
@@ -103,6 +104,19 @@ class Airflow:
             return state == "awaiting_input" and tried == attempt
 
         self.wait_for(waiting, f"approve_playbook to wait for an answer (try {attempt})")
+        # and until the scheduler has taken the paused worker's exit: an answer before that
+        # (no person answers within a second; a test does) races Airflow, which then marks
+        # the resumed task failed ("finished with state success, but the task instance's
+        # state attribute is queued")
+        exited = (
+            "Received executor event with state success for task instance TaskInstanceKey("
+            f"dag_id='{DAG}', task_id='approve_playbook', run_id='{RUN}', "
+            f"try_number={attempt},"
+        )
+        self.wait_for(
+            lambda: self.scheduler_log.exists() and exited in self.scheduler_log.read_text(),
+            f"the scheduler to take approve_playbook's pause (try {attempt})",
+        )
         return self.call("GET", f"{APPROVE}/-1/hitlDetails")
 
     def finished(self, attempt: int) -> dict[str, str | None]:
