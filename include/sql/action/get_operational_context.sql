@@ -81,7 +81,8 @@ tiers as (
         cast(null as string) as risk_level,
         queue.priority_tier as tier,
         count(*) as customers,
-        sum(cast(queue.value_proxy as float64)) as metric_value,
+        -- exact (NUMERIC), then cast: a float sum varies with the order of its terms
+        cast(sum(queue.value_proxy) as float64) as metric_value,
         countif(queue.is_holdout) as holdout_customers,
         countif(coalesce(queue.new_in_tier, true)) as new_customers,
         countif(not queue.is_holdout and queue.cooldown_status = 'suppressed')

@@ -67,6 +67,8 @@ select
     held_out,
     count(*) as customers,
     countif(repurchased) as repurchasers,
-    sum(cast(revenue_after as float64)) as revenue_after
+    -- summed exactly (NUMERIC), then cast: a float sum depends on the order of its terms,
+    -- which a parallel aggregate does not fix
+    cast(sum(revenue_after) as float64) as revenue_after
 from outcomes
 group by tier, held_out

@@ -74,7 +74,9 @@ select
     held_out,
     count(*) as customers,
     countif(repurchased) as repurchasers,
-    sum(cast(revenue_after as float64)) as revenue_after,
+    -- summed exactly (NUMERIC), then cast: a float sum depends on the order of its terms,
+    -- which a parallel aggregate does not fix
+    cast(sum(revenue_after) as float64) as revenue_after,
     max(start_date) as last_start
 from outcomes
 group by tier, held_out
