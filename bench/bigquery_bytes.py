@@ -382,7 +382,7 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     def require_queue(label: str) -> tuple:  # actions.require_queue: the date's markers
         return file(label, "markers/read_run_markers", {"run_date": day})
 
-    def context(task: str) -> list[tuple]:  # actions.get_operational_context, per task
+    def context(task: str) -> list[tuple]:  # service.context.operational_context, per task
         return [
             require_queue(f"{task}: require_queue"),
             file(f"{task}: decision", "detection/read_alert_decision", one_day),
@@ -451,7 +451,7 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     queries.append(file(QUEUE_STEP.name, QUEUE_STEP.sql_name, queue))
     queries.append(mark("mark_queue_complete", QUEUE_MARKER))
     # read once per run: the exports, the brief and the playbook take it from this task's
-    # XCom (service._run_context); with it, the day's incident state, its delivery in the
+    # XCom (service.context.run_context); with it, the day's incident state, its delivery in the
     # ledger and the incident's thread
     queries += context("get_operational_context")
     incident = f"INC-{day:%Y%m%d}"

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     from retentionops import actions, detection, pack
+    from retentionops.service import context as service_context
     from retentionops.settings import load_settings
     from retentionops.sql import detection_parameters
     from retentionops.warehouse import open_warehouse
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             timed("build_priority_queue", lambda: actions.build_priority_queue(wh, settings, day))
             ctx = timed(
                 "get_operational_context",
-                lambda: actions.get_operational_context(wh, settings, day),
+                lambda: service_context.operational_context(wh, settings, day),
             )
             chart_from = day - dt.timedelta(days=pack.CHART_DAYS - 1)
             timed(

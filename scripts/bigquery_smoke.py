@@ -78,6 +78,7 @@ def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
     from retentionops import actions, detection, runlog
     from retentionops.detection import jsonable
     from retentionops.playbook import Delivery
+    from retentionops.service import context as service_context
 
     def step(name: str, call, *args, **kwargs):
         started = time.monotonic()
@@ -93,7 +94,7 @@ def run(warehouse, settings, day: dt.date, orders, log) -> dict[str, Any]:
     started = dt.datetime(2011, 5, 14, 0, 5, tzinfo=dt.UTC)
     # a dry run: the incident layer and the delivery ledger are read, nothing is sent
     context = step(
-        "operational context", actions.get_operational_context, warehouse, settings, day,
+        "operational context", service_context.operational_context, warehouse, settings, day,
         Delivery(started, dry_run=True),
     )  # fmt: skip
     audience = step("P1 audience", actions.record_audience, warehouse, settings, day, "P1",

@@ -1,4 +1,4 @@
-"""The action pack: the priority queue, the operational context and the audiences.
+"""The action pack's leaves: the priority queue, the facts of its day and the audiences.
 
 Every number comes from SQL under ``include/sql/action/``; this module only assembles the
 results into the structures the brief, the log, the CLI and the MCP tools share.
@@ -6,6 +6,7 @@ results into the structures the brief, the log, the CLI and the MCP tools share.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any, NotRequired
@@ -23,21 +24,13 @@ from retentionops.detection import (
     completed_steps,
     detection_missing,
     mark_complete,
-    stored_alert_decision,
 )
-from retentionops.playbook import (
-    Delivery,
-    PlaybookPlan,
-    decide_delivery,
-    held_plan,
-    history_age,
-    playbook_plan,
-    response_due,
-)
+from retentionops.incidents import IncidentDay
+from retentionops.playbook import PlaybookPlan
 from retentionops.settings import Settings, split_list
 from retentionops.sql import priority_parameters
 from retentionops.vocabulary import RISK_LEVELS, STATUSES, TIER_NAMES, TIERS
-from retentionops.warehouse import Warehouse, WarehouseError
+from retentionops.warehouse import Warehouse
 
 #: customer_priority for the run date (design section 6.1): a SQL step like SQL1-SQL5.
 QUEUE_STEP = SqlStep(
@@ -76,8 +69,8 @@ class Context(TypedDict):
     run_date: str
     decision: dict[str, Any]
     #: can the run trust the orders (retentionops/freshness.py); also in the decision
-    data_freshness: dict[str, Any]
-    incident: dict[str, Any] | None
+    data_freshness: freshness.Freshness
+    incident: IncidentDay | None
     note: str | None
     plan: PlaybookPlan
     status_distribution: dict[str, int]
@@ -99,27 +92,6 @@ class Context(TypedDict):
     value_basis: str
     impact_rates: list[float]
     baseline_days: int
-
-
-def owed_before(warehouse: Warehouse, rollout_mode: str, day: dt.date) -> list[dict[str, Any]]:
-    """The ledger's events of earlier dates not delivered yet (plain JSON for the context);
-    none when the warehouse has no ledger yet (opened read-only before any delivery)."""
-    from retentionops import ledger
-
-    try:
-        owed = ledger.owed(warehouse, rollout_mode, day, create=False)
-    except WarehouseError:
-        return []
-    return [
-        {
-            "incident_id": e.incident_id,
-            "event": e.event,
-            "run_date": e.run_date.isoformat(),
-            "state": e.state,
-            "note": e.note,
-        }
-        for e in owed
-    ]
 
 
 def last_delivered_run(warehouse: Warehouse, run_date: Any) -> dt.date | None:
@@ -295,97 +267,73 @@ def empty_tier_reason(
     return f"no {_customers(settings, status)} is at {_risk_words(levels)} on {day}"
 
 
-def settle_delivery(
-    warehouse: Warehouse,
-    settings: Settings,
-    run_date: Any,
-    plan: PlaybookPlan,
-    delivery: Delivery | None = None,
-    note: str | None = None,
-) -> PlaybookPlan:
-    """Whether the run sends the plan's event, and why not, as things stand now: the
-    settings (kill switch, silence), the run (dry run, resend, age) and the delivery ledger
-    (an event already delivered is not sent again; nothing follows a delivered resolve)."""
-    from retentionops import incidents
+@dataclasses.dataclass(frozen=True)
+class QueueFacts:
+    """The date's queue folded from ``action/get_operational_context``'s facets: risk x
+    status, each tier's count, value and what changed since the last delivered run."""
 
-    return decide_delivery(
-        plan,
-        settings,
-        as_date(run_date),
-        delivery or Delivery.now(),
-        incidents.delivered_at(warehouse, plan["dedupe_key"]),
-        note,
-        incidents.resolve_delivered(warehouse, plan["incident_id"], plan["rollout_mode"]),
-    )
+    matrix: dict[str, dict[str, int]]
+    counts: dict[str, int]
+    value_sums: dict[str, float]
+    across: dict[str, dict[str, int]]
+    previous_run_date: str | None
+    median_revenue: float
 
 
-def get_operational_context(
-    warehouse: Warehouse,
-    settings: Settings,
-    run_date: Any,
-    delivery: Delivery | None = None,
-) -> Context:
-    """The one structure behind the brief, the log, the CLI and the MCP tools: the decision,
-    the incident of the day, what the playbook does and whether this run sends it."""
-    from retentionops import incidents
+#: The per-tier facts of the context's ``tier`` facet, besides its count and value.
+_ACROSS = (
+    "holdout_customers", "new_customers", "cooldown_suppressed",
+    "cooldown_bypassed", "exportable", "previous_customers",
+)  # fmt: skip
 
-    day = as_date(run_date)
-    require_queue(warehouse, day)
-    decision = stored_alert_decision(warehouse, settings, day)
-    rows = _context_rows(warehouse, day, settings)
+
+def queue_facts(warehouse: Warehouse, settings: Settings, day: dt.date) -> QueueFacts:
+    """Read the date's queue facets (one query) and fold them; a date whose queue holds no
+    customer with an order on or before it is an error."""
     matrix = {status: dict.fromkeys(RISK_LEVELS, 0) for status in STATUSES}
     counts = dict.fromkeys(TIERS, 0)
     value_sums = dict.fromkeys(TIERS, 0.0)
     across: dict[str, dict[str, int]] = {tier: {} for tier in TIERS}
     previous_run_date = None
     median_revenue = 0.0
-    for row in rows:
+    for row in _context_rows(warehouse, day, settings):
         if row["facet"] == "risk_by_status":
             matrix.setdefault(row["status"], dict.fromkeys(RISK_LEVELS, 0))
             matrix[row["status"]][row["risk_level"]] = int(row["customers"])
         elif row["facet"] == "tier":
             counts[row["tier"]] = int(row["customers"])
             value_sums[row["tier"]] = float(row["metric_value"] or 0.0)
-            across[row["tier"]] = {
-                key: int(row[key] or 0)
-                for key in (
-                    "holdout_customers", "new_customers", "cooldown_suppressed",
-                    "cooldown_bypassed", "exportable", "previous_customers",
-                )
-            }  # fmt: skip
+            across[row["tier"]] = {key: int(row[key] or 0) for key in _ACROSS}
             previous_run_date = row["previous_run_date"] or previous_run_date
         elif row["facet"] == "median_total_revenue":
             median_revenue = float(row["metric_value"] or 0.0)
-    previous = as_date(previous_run_date).isoformat() if previous_run_date else None
     if not any(sum(levels.values()) for levels in matrix.values()):
         raise DetectionError(f"no customer has an order on or before {day}")
-    incident = incidents.incident_on(warehouse, settings, day)
-    note = incidents.day_note(warehouse, settings, day, incident)
-    plan = playbook_plan(decision, settings.rollout_mode, settings, incident)
-    delivery = delivery or Delivery.now()  # one start for the age rule, sending and the due time
-    data = freshness.orders_freshness(warehouse, settings, day)
-    if not delivery.allow_late_data and (held := freshness.held_reason(data)):
-        plan, note = held_plan(plan, held), held  # a late feed is not a quiet day
-    plan = settle_delivery(warehouse, settings, day, plan, delivery, note)
-    exported = plan["tiers"]
-    thread = incidents.incident_thread(warehouse, plan["incident_id"], plan["rollout_mode"])
+    previous = as_date(previous_run_date).isoformat() if previous_run_date else None
+    return QueueFacts(matrix, counts, value_sums, across, previous, median_revenue)
+
+
+def tier_infos(
+    settings: Settings, queue: QueueFacts, exported: Sequence[str], day: dt.date
+) -> dict[str, TierInfo]:
+    """Each tier of the date as the brief and the tools show it: its count and holdout, its
+    rule in words, whether the day's playbook exports it, why it is empty, and what changed
+    since the last delivered run (new + still = count, still + left = previous_count)."""
     tiers: dict[str, TierInfo] = {}
     for tier in TIERS:
-        facts = across[tier]
+        facts, count = queue.across[tier], queue.counts[tier]
         new = facts.get("new_customers", 0)
-        previous_count = facts.get("previous_customers", 0) if previous else None
-        still = counts[tier] - new
+        previous_count = facts.get("previous_customers", 0) if queue.previous_run_date else None
+        still = count - new
         tiers[tier] = {
-            "count": counts[tier],
+            "count": count,
             # kept out of the exports to measure the effect (holdout_pct)
             "holdout": facts.get("holdout_customers", 0),
             "name": TIER_NAMES[tier],
             "definition": tier_definition(settings, tier),
             "action": getattr(settings, f"{tier.lower()}_action"),
             "exported": tier in exported,
-            "empty_reason": None
-            if counts[tier]
-            else empty_tier_reason(settings, tier, matrix, day),
+            "empty_reason": None if count else empty_tier_reason(settings, tier, queue.matrix, day),
             "new": new,
             "still": still,
             "left": (previous_count or 0) - still,
@@ -394,50 +342,20 @@ def get_operational_context(
             "cooldown_bypassed": facts.get("cooldown_bypassed", 0),
             "exportable": facts.get("exportable", 0),
         }
-    if settings.impact_value_basis == "value_proxy":
-        targeted = sum(counts[t] for t in exported) or sum(counts.values())
-        chosen = [t for t in exported] or list(TIERS)
-        value = sum(value_sums[t] for t in chosen) / targeted if targeted else 0.0
-        basis = f"mean value_proxy ({settings.value_proxy_factor:g} x total_revenue)"
-    else:
-        value, basis = median_revenue, "median total_revenue"
-    return {
-        "run_date": day.isoformat(),
-        "decision": {**decision, "data_freshness": data},
-        "data_freshness": data,
-        "incident": incident,
-        "note": note,
-        "plan": plan,
-        "status_distribution": {s: sum(levels.values()) for s, levels in matrix.items()},
-        "risk_by_status": matrix,
-        "tiers": tiers,
-        "exported_tiers": exported,
-        "previous_run_date": previous,
-        "cooldown_days": settings.contact_cooldown_days,
-        "drift_mode": settings.drift_mode,
-        # what the brief asks of whom by when (design 17), and the words behind AT_RISK
-        "response": {
-            "owner": settings.incident_owner or None,
-            "sla_hours": settings.response_sla_hours,
-            # a historical run (a backfill, playbook.history_age) sets no deadline
-            "due_at": response_due(settings, day, delivery),
-            "historical": history_age(settings, day, delivery) is not None,
-            "ticket_id": (thread or {}).get("ticket_id"),
-        },
-        "status_windows": {
-            "active_days": settings.active_days,
-            "at_risk_days": settings.at_risk_days,
-        },  # fmt: skip
-        "anomalies": anomalies(tiers, previous, settings.audience_change_factor),
-        # earlier events the team has not been told yet: they go out before this one
-        "owed": owed_before(warehouse, plan["rollout_mode"], day),
-        "holdout": holdouts.summary(warehouse, settings, day),
-        "median_total_revenue": round(median_revenue, 2),
-        "value_per_customer": round(value, 2),
-        "value_basis": basis,
-        "impact_rates": [0.1, 0.2, 0.3],
-        "baseline_days": settings.baseline_days,
-    }
+    return tiers
+
+
+def value_per_customer(
+    settings: Settings, queue: QueueFacts, exported: Sequence[str]
+) -> tuple[float, str]:
+    """What one customer is worth to the impact estimate, and the basis in words: the mean
+    value_proxy of the exported tiers (all tiers when none is), or the median revenue."""
+    if settings.impact_value_basis != "value_proxy":
+        return queue.median_revenue, "median total_revenue"
+    chosen = list(exported) or list(TIERS)
+    targeted = sum(queue.counts[t] for t in chosen)
+    value = sum(queue.value_sums[t] for t in chosen) / targeted if targeted else 0.0
+    return value, f"mean value_proxy ({settings.value_proxy_factor:g} x total_revenue)"
 
 
 def with_exports(context: Context, exports: list[dict[str, Any]] | None) -> Context:

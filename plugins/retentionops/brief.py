@@ -1,7 +1,7 @@
 """Render the manager brief (Markdown, Slack Block Kit, email) and the AT_RISK chart.
 
 Pure Python + Jinja2: importable without Airflow, never touches the warehouse. The caller
-passes the operational context (``actions.get_operational_context``), the export links and
+passes the operational context (``service.context.operational_context``), the export links and
 the chart path; every number is formatted once here (``_facts``) and the templates under
 ``include/templates/brief/`` only lay the facts out, so the formats cannot disagree.
 

@@ -9,6 +9,7 @@ that ran. A DAG run that failed is always ``failed``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from retentionops.warehouse import Warehouse
@@ -48,7 +49,7 @@ def get_health(warehouse: Warehouse, start: dt.date, end: dt.date) -> dict[str, 
     }
 
 
-def drift(days: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+def drift(days: Sequence[Mapping[str, Any]], mode: str) -> dict[str, Any]:
     """The slow-drift check beside SQL5 over the range (docs/incidents.md, "Slow drift"):
     how many days drifted, and those outside any incident, which nothing else flags. In
     shadow mode this is where the team learns how often it would have fired."""
@@ -60,7 +61,7 @@ def drift(days: list[dict[str, Any]], mode: str) -> dict[str, Any]:
     }
 
 
-def alert_frequency(days: list[dict[str, Any]], target: int) -> dict[str, dict[str, Any]]:
+def alert_frequency(days: Sequence[Mapping[str, Any]], target: int) -> dict[str, dict[str, Any]]:
     """Per month: incidents opened and alert days against the target (design 15: "low
     single digits per month"), with warm-up alert days counted apart (they open nothing)."""
     months: dict[str, dict[str, Any]] = {}

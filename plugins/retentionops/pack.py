@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def brief_link(export: dict[str, Any], brief_folder: Path | None = None) -> str:
 def render_brief_files(
     warehouse: Warehouse,
     settings: Settings,
-    context: dict[str, Any],
+    context: Mapping[str, Any],
     *,
     run_id: str,
     exports: list[dict[str, Any]] | None = None,

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -165,7 +166,7 @@ def playbook_plan(
     decision: dict[str, Any],
     rollout_mode: str,
     settings: Settings,
-    incident: dict[str, Any] | None = None,
+    incident: Mapping[str, Any] | None = None,
 ) -> PlaybookPlan:
     """What the playbook does on a day under a rollout mode (design sections 9, 16).
 
@@ -362,7 +363,7 @@ def validator(name: str) -> Any:
 def build_payload(
     *,
     run_id: str,
-    context: dict[str, Any],
+    context: Mapping[str, Any],
     slack_brief: dict[str, Any],
     exports: list[dict[str, Any]],
     brief_link: str | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -146,7 +147,7 @@ class RunOutcome:
     started_at: dt.datetime | None = None
     daily: bool = False
     decision: dict[str, Any] | None = None
-    plan: dict[str, Any] | None = None
+    plan: Mapping[str, Any] | None = None
     counts: dict[str, int] | None = None
     audience: dict[str, dict[str, Any]] | None = None
     anomalies: list[str] | None = None
@@ -170,7 +171,7 @@ class RunOutcome:
     #: what came of the person's approval the event waited for (approval.Verdict)
     approval: dict[str, Any] | None = None
 
-    def take_context(self, context: dict[str, Any]) -> RunOutcome:
+    def take_context(self, context: Mapping[str, Any]) -> RunOutcome:
         """What the run's operational context says: decision, plan, tiers, anomalies."""
         self.decision, self.plan = context["decision"], context["plan"]
         self.counts = {tier: info["count"] for tier, info in context["tiers"].items()}

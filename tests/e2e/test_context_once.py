@@ -19,13 +19,13 @@ SLACK = {"text": "the brief", "blocks": []}
 
 @pytest.fixture
 def context_reads(monkeypatch):
-    """Count what reads the context: each computation of it (``actions``), and each warehouse
-    read of its SQL (the queue reads it once too, for its tier counts)."""
-    from retentionops import actions
+    """Count what reads the context: each computation of it (``service.context``), and each
+    warehouse read of its SQL (the queue reads it once too, for its tier counts)."""
+    from retentionops.service import context
     from retentionops.warehouse import DuckDBWarehouse
 
     counts = {"computed": 0, "sql": 0}
-    compute, query = actions.get_operational_context, DuckDBWarehouse.query
+    compute, query = context.operational_context, DuckDBWarehouse.query
 
     def computed(*args, **kwargs):
         counts["computed"] += 1
@@ -35,7 +35,7 @@ def context_reads(monkeypatch):
         counts["sql"] += sql_name == "action/get_operational_context"
         return query(self, sql_name, params)
 
-    monkeypatch.setattr(actions, "get_operational_context", computed)
+    monkeypatch.setattr(context, "operational_context", computed)
     monkeypatch.setattr(DuckDBWarehouse, "query", counted)
     return counts
 

@@ -20,6 +20,8 @@ import pytest
 
 from devtools.playbook_sim import PlaybookSimulator
 from retentionops import actions, detection, runlog, service
+from retentionops.dates import as_date
+from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 from retentionops.warehouse import open_warehouse
 
@@ -426,7 +428,8 @@ def test_queue_context_and_brief_match_the_library(session):
     assert queue["tiers"] == {"P1": 47, "P2": 300, "P3": 0}
     context = ok(session, "context")
     with open_warehouse(settings) as warehouse:
-        expected_context = actions.get_operational_context(warehouse, settings, CRITICAL)
+        day = as_date(CRITICAL)
+        expected_context = service_context.operational_context(warehouse, settings, day)
         # the DAG's step, re-run for the same date, writes the same counts
         assert actions.build_priority_queue(warehouse, settings, CRITICAL) == queue["tiers"]
     expected_context = json.loads(json.dumps(expected_context, default=str))

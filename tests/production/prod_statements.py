@@ -94,7 +94,7 @@ CALLS: dict[str, Callable[[Settings], Call]] = {
     ),
     "action/read_last_delivered_run": lambda s: ({"run_date": RUN_DATE}, None),
     "action/count_queue_tiers": lambda s: ({"run_date": RUN_DATE}, None),
-    # actions.get_operational_context (_context_rows)
+    # actions.queue_facts (_context_rows)
     "action/get_operational_context": lambda s: (
         {"run_date": RUN_DATE, "new_only": False, "previous_run_date": RUN_DATE},
         None,

@@ -27,6 +27,7 @@ from support import make_orders
 
 from retentionops import actions, detection, incidents, runlog, service
 from retentionops.detection import DETECTION_STEPS, DetectionError
+from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 from retentionops.sql import DERIVED_TABLES, detection_parameters, table
 from retentionops.warehouse import WHOLE_HISTORY, DuckDBWarehouse
@@ -650,7 +651,7 @@ def test_a_load_deletes_derived_rows_from_the_changed_date_on(pair):
         assert detection.completed_steps(warehouse, days[0]) == {"detection", "customer_priority"}
         assert detection.completed_steps(warehouse, days[1]) == set()
         with pytest.raises(DetectionError, match="detection for 2024-02-20 is missing"):
-            actions.get_operational_context(warehouse, settings, days[1])
+            service_context.operational_context(warehouse, settings, days[1])
     # the date before the change can still be exported, the same on both
     keys = (days[0], "P1", "after-the-load", 10)
     audience = actions.record_audience(p.bq, p.zeta_settings, *keys)

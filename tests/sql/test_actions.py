@@ -23,6 +23,8 @@ import math
 import pytest
 
 from retentionops import actions, detection
+from retentionops.dates import as_date
+from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 
 D = "2011-03-01"
@@ -117,7 +119,7 @@ def test_p1_value_filter_and_p3_switches(detected, settings):
         duckdb_path=settings.duckdb_path, p3_risk_levels="MEDIUM", p3_recency_cap_days=120
     )
     assert actions.build_priority_queue(detected, capped, D)["P3"] == 0  # 150 days > 120
-    context = actions.get_operational_context(detected, capped, D)
+    context = service_context.operational_context(detected, capped, as_date(D))
     assert context["tiers"]["P3"]["empty_reason"] == (
         "1 inactive customer (last order more than 90 days ago) is at medium churn risk on "
         "2011-03-01, but P3 only takes those who ordered in the last 120 days "
@@ -127,7 +129,7 @@ def test_p1_value_filter_and_p3_switches(detected, settings):
 
 def test_operational_context(detected, settings):
     actions.build_priority_queue(detected, settings, D)
-    context = actions.get_operational_context(detected, settings, D)
+    context = service_context.operational_context(detected, settings, as_date(D))
     assert context["status_distribution"] == {"ACTIVE": 3, "AT_RISK": 2, "INACTIVE": 1}
     assert context["risk_by_status"] == {
         "ACTIVE": {"HIGH": 2, "MEDIUM": 0, "LOW": 1},
@@ -158,7 +160,7 @@ def test_the_response_is_due_after_the_start_unless_the_run_is_historical(detect
 
     def response(*started):
         delivery = Delivery(dt.datetime(*started, tzinfo=dt.UTC))
-        return actions.get_operational_context(detected, aged, D, delivery)["response"]
+        return service_context.operational_context(detected, aged, as_date(D), delivery)["response"]
 
     next_morning = response(2011, 3, 2, 6)
     assert (next_morning["due_at"], next_morning["historical"]) == ("2011-03-03T06:00+00:00", False)
@@ -172,7 +174,7 @@ def test_empty_tier_reason_follows_the_settings(detected):
     )
     detection.run_detection(detected, heavier, D)
     actions.build_priority_queue(detected, heavier, D)
-    context = actions.get_operational_context(detected, heavier, D)
+    context = service_context.operational_context(detected, heavier, as_date(D))
     # with 60 points for a frequency drop, INACTIVE + HIGH is reachable and 'gone' is P3
     assert context["tiers"]["P3"]["count"] == 1
 

@@ -17,6 +17,7 @@ import pytest
 
 from retentionops import actions
 from retentionops.detection import DETECTION_MARKER, mark_complete
+from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 
 D1, D2, D3 = dt.date(2011, 3, 1), dt.date(2011, 3, 2), dt.date(2011, 3, 3)
@@ -56,7 +57,7 @@ def days(warehouse, settings):
         warehouse.con.execute("insert into orders values ('a', 'o1', date '2010-12-01', 10, 'UK')")
         mark_complete(warehouse, day, DETECTION_MARKER)
         actions.build_priority_queue(warehouse, tuned, day)
-        return actions.get_operational_context(warehouse, tuned, day)
+        return service_context.operational_context(warehouse, tuned, day)
 
     return write
 

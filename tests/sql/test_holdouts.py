@@ -19,6 +19,7 @@ import pytest
 
 from retentionops import actions, holdouts, service
 from retentionops.detection import DETECTION_MARKER, mark_complete
+from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 
 D1, D2, D3 = dt.date(2011, 3, 1), dt.date(2011, 3, 2), dt.date(2011, 3, 10)
@@ -172,7 +173,7 @@ def test_the_context_counts_the_held_out_and_the_summary_says_why_a_tier_has_non
     tuned = load_settings(p1_value_filter=False, p3_recency_cap_days=0, **RULE)
     holdouts.draw(warehouse, tuned, D1, INCIDENT, D1, "run-1")
     held = {c for c in P2_DAY1 if drawn_by_hash(c, INCIDENT, 25.0, "s1")}
-    context = actions.get_operational_context(warehouse, tuned, D1)
+    context = service_context.operational_context(warehouse, tuned, D1)
     assert context["tiers"]["P2"]["holdout"] == len(held)
     assert context["tiers"]["P2"]["exportable"] == 40 - len(held)
     assert context["tiers"]["P1"]["holdout"] == 0
