@@ -10,7 +10,9 @@
   the run waits for a person when ``approval.required`` says so, and is skipped otherwise.
 - :func:`record_task_failure` is every task's ``on_failure_callback``: it writes the failure
   into the run's ``ops_runs_log`` row before anything else can go wrong.
-- :func:`failed_steps` and :func:`run_started_at` read a DAG run for its final log row.
+- :func:`run_request` is the DAG's door: each task's one typed ``RunRequest`` (settings,
+  day, run, delivery, destination) from Airflow's context; :func:`failed_steps` and
+  :func:`run_started_at` read a DAG run for its final log row.
 
 Imported by the DAG file (needs Airflow installed, not running); nothing here opens a
 connection at import time. The service layer never imports this module (it is the DAG's
@@ -33,10 +35,12 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from retentionops import approval, connections, service
+from retentionops.dates import as_date
 from retentionops.errors import UserError
 from retentionops.hooks import PlaybookHook
-from retentionops.playbook import IDEMPOTENCY_HEADER, parse_response, retry_args
+from retentionops.playbook import IDEMPOTENCY_HEADER, Delivery, parse_response, retry_args
 from retentionops.runlog import RunOutcome
+from retentionops.service import Run, RunRequest
 from retentionops.settings import Settings, load_settings
 
 # -- SQL steps --------------------------------------------------------------------------------
@@ -250,6 +254,14 @@ DUCKDB_POOL = "retentionops_duckdb"
 DUCKDB_POOL_SLOTS = 1
 #: Airflow's own pool: tasks that never open the warehouse (the branch and its markers).
 DEFAULT_POOL = "default_pool"
+
+
+def template_macros(settings: Settings) -> dict[str, Any]:
+    """The DAG's Jinja macros: ``tables``, each table's full name on the configured backend
+    (what the SQL files under include/sql/ name as ``{{ tables.orders }}`` …)."""
+    from retentionops.sql import table_refs
+
+    return {"tables": table_refs(settings)}
 
 
 def warehouse_pool(settings: Settings) -> str:
@@ -490,6 +502,37 @@ def run_overrides(params: Any) -> dict[str, Any]:
         if (params or {}).get(key):
             overrides[key] = params[key]
     return overrides
+
+
+# -- the DAG's door: one run request per task ----------------------------------------------------
+
+
+def run_request(context: Any) -> RunRequest:
+    """The run a DAG task belongs to, built once from Airflow's context: the settings of
+    the run (file, environment, the silence Variables, the run's Params), its date ``ds``,
+    the run (``Run.of_dag``), how it delivers (when it started, ``dry_run``, ``resend``,
+    ``allow_late_data``) and the ``export_destination`` Param (None: the settings')."""
+    params = context.get("params") or {}
+    started_at = run_started_at(context.get("dag_run"))
+    return RunRequest(
+        settings=load_settings(**run_overrides(params)),
+        day=as_date(context["ds"]),
+        run=Run.of_dag(context["run_id"], started_at),
+        delivery=Delivery(
+            started_at,
+            dry_run=bool(params.get("dry_run")),
+            resend=bool(params.get("resend")),
+            allow_late_data=bool(params.get("allow_late_data")),
+        ),
+        destination=params.get("export_destination") or None,
+    )
+
+
+def current_request() -> RunRequest:
+    """:func:`run_request` of the task running now (a TaskFlow task's door)."""
+    from airflow.sdk import get_current_context
+
+    return run_request(get_current_context())
 
 
 # -- the run log of a DAG run -------------------------------------------------------------------

@@ -125,6 +125,12 @@ class RunLogRow(TypedDict):
     holdout_note: str | None
 
 
+#: The DAG's steps whose failure the run log names apart: an audience export (its task id
+#: starts with this) and the webhook call.
+EXPORT_STEP = "export_audience"
+PLAYBOOK_STEP = "trigger_playbook"
+
+
 @dataclasses.dataclass
 class RunOutcome:
     """What is known of one run; ``None`` means "not known / not part of this run".
@@ -170,6 +176,52 @@ class RunOutcome:
     late: list[dict[str, Any]] | None = None
     #: what came of the person's approval the event waited for (approval.Verdict)
     approval: dict[str, Any] | None = None
+
+    @classmethod
+    def of_dag_run(
+        cls,
+        run_id: str,
+        run_date: Any,
+        *,
+        started_at: dt.datetime | None,
+        failed_steps: list[str],
+        decision: dict[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        files: Mapping[str, str] | None = None,
+        exports: list[dict[str, Any] | None] | None = None,
+        answer: dict[str, Any] | None = None,
+        fallback: dict[str, Any] | None = None,
+        late: list[dict[str, Any]] | None = None,
+        approval: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> RunOutcome:
+        """What one daily DAG run did, from its tasks' outputs (None: the task did not run
+        or returned nothing) and the steps that failed (task ids; an export task's id starts
+        with ``export_audience``, the webhook's is ``trigger_playbook``)."""
+        context = context or {}
+        return cls(
+            run_id,
+            run_date,
+            "dag",
+            started_at=started_at,
+            daily=True,
+            decision=decision or context.get("decision"),
+            plan=context.get("plan"),
+            counts={t: v["count"] for t, v in context["tiers"].items()} if context else None,
+            audience=context.get("tiers"),
+            anomalies=context.get("anomalies"),
+            previous_run_date=context.get("previous_run_date"),
+            exports=[e for e in exports or [] if e],
+            export_failed=any(step.startswith(EXPORT_STEP) for step in failed_steps),
+            brief_link=(files or {}).get("markdown"),
+            dry_run=dry_run,
+            answer=answer,
+            playbook_failed=PLAYBOOK_STEP in failed_steps,
+            fallback_posted=bool(fallback),
+            failed_steps=failed_steps,
+            late=late,
+            approval=approval,
+        )
 
     def take_context(self, context: Mapping[str, Any]) -> RunOutcome:
         """What the run's operational context says: decision, plan, tiers, anomalies."""

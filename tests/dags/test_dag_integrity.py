@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -60,17 +61,19 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     assert dag.get_task("create_tables").upstream_task_ids == set()
     # the orders sensor gives its worker slot (and the DuckDB pool's) back between looks
     assert dag.get_task("wait_for_orders").mode == "reschedule"
-    # the branch, then brief -> mapped exports -> playbook -> log; the log runs whatever happened
+    # the one gate: the branch picks the day's event marker and, on an event, the exports;
+    # the action pack then flows forward on the context (its argument), ALL_SUCCESS: on
+    # no_alert the exports are skipped by the branch, and with them the brief and playbook
     for branch in ("no_alert", "warning", "critical", "resolved"):
         assert dag.get_task(branch).upstream_task_ids == {"choose_playbook"}
-    # the exports, then the brief linking them, join the branches with something to deliver
-    # (an alert event or the incident's resolution); on no_alert both are skipped
-    branches = {"warning", "critical", "resolved"}
-    assert dag.get_task("export_audience").upstream_task_ids == branches
-    assert dag.get_task("export_audience").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
-    assert dag.get_task("render_brief").upstream_task_ids == {*branches, "export_audience"}
-    assert dag.get_task("render_brief").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
-    assert dag.get_task("prepare_playbook").upstream_task_ids == {"render_brief", "export_audience"}
+    context = "get_operational_context"
+    assert dag.get_task("export_audience").upstream_task_ids == {"choose_playbook", context}
+    assert dag.get_task("render_brief").upstream_task_ids == {context, "export_audience"}
+    assert dag.get_task("prepare_playbook").upstream_task_ids == {
+        context, "render_brief", "export_audience",
+    }  # fmt: skip
+    for name in ("export_audience", "render_brief", "prepare_playbook"):
+        assert dag.get_task(name).trigger_rule == TriggerRule.ALL_SUCCESS, name
     # a person's approval (when approval_required holds the event) sits before the webhook:
     # skipped with prepare_playbook when nothing is sent, skipped by itself when no approval
     # is needed (the webhook still runs), and a rejection skips the webhook
@@ -94,23 +97,42 @@ def test_dag_imports_with_expected_tasks_in_order(duckdb_dag):
     assert dag.get_task("write_run_log").upstream_task_ids == {
         "get_alert_decision", "get_operational_context", "render_brief", "export_audience",
         "trigger_playbook", "post_slack_fallback", "deliver_owed",
+        "no_alert", "warning", "critical", "resolved",
     }  # fmt: skip
     assert dag.get_task("write_run_log").trigger_rule == TriggerRule.ALL_DONE
     assert [t.task_id for t in dag.leaves] == ["write_run_log"]
 
 
-def test_exports_brief_and_playbook_take_the_runs_context_from_its_xcom(duckdb_dag, monkeypatch):
-    """The operational context is read once per run, by get_operational_context: the
-    exports, the brief and the playbook get that task's output (its XCom), not a read of
-    their own (tests/e2e/test_context_once.py counts the reads in a whole run). Pulled, not
-    an argument: an upstream edge would run them on the no_alert branch."""
+def test_exports_brief_and_playbook_take_the_runs_context_as_their_argument(
+    duckdb_dag, monkeypatch
+):
+    """The operational context is read once per run, by get_operational_context, and handed
+    on as a TaskFlow argument (tests/e2e/test_context_once.py counts the reads in a whole
+    run): the exports, the brief and the playbook call the service with exactly that value,
+    and with the run's one request (its date and run id), never a read of their own."""
+    import retentionops.operators as operators
     from retentionops import service
+    from retentionops.playbook import Delivery
+    from retentionops.service import Run, RunRequest
+    from retentionops.settings import load_settings
+
+    for name in ("export_audience", "render_brief", "prepare_playbook"):
+        [first, *_] = duckdb_dag.get_task(name).op_args
+        assert first.operator.task_id == "get_operational_context", name
 
     context = {"run_date": "2011-05-13", "plan": {"tiers": ["P1", "P2"]}, "note": None}
+    request = RunRequest(
+        load_settings(),
+        dt.date(2011, 5, 13),
+        Run.of_dag("manual__x"),
+        Delivery(dt.datetime(2011, 5, 14, tzinfo=dt.UTC)),
+    )
+    monkeypatch.setattr(operators, "current_request", lambda: request)
     given: dict[str, object] = {}
 
     def record(name, answer):
-        def call(*args, **kwargs):
+        def call(settings, day, *args, **kwargs):
+            assert day == request.day and kwargs.get("run", request.run) == request.run, name
             given[name] = kwargs.get("context")
             return answer
 
@@ -121,19 +143,11 @@ def test_exports_brief_and_playbook_take_the_runs_context_from_its_xcom(duckdb_d
     monkeypatch.setattr(service, "generate_brief", record("brief", {}))
     answer = {"payload": {}, "send": False, "reason": "dry run"}
     monkeypatch.setattr(service, "prepare_playbook", record("playbook", answer))
-    run = {"ds": "2011-05-13", "run_id": "manual__x", "params": {}, "dag_run": None}
-    calls = {
-        "export": lambda ti: duckdb_dag.get_task("export_audience").python_callable(ti=ti, **run),
-        "brief": lambda ti: duckdb_dag.get_task("render_brief").python_callable([], ti=ti, **run),
-        "playbook": lambda ti: duckdb_dag.get_task("prepare_playbook").python_callable(
-            {}, {"markdown": "brief.md"}, [], ti=ti, **run
-        ),
-    }
-    for name, call in calls.items():
-        ti = XComs({("get_operational_context", "return_value"): context})
-        call(ti)
-        assert given[name] is context, name
-        assert ti.pulled == [("get_operational_context", "return_value")], name
+    task = duckdb_dag.get_task
+    assert task("export_audience").python_callable(context) == []
+    assert task("render_brief").python_callable(context, []) == {}
+    assert task("prepare_playbook").python_callable(context, {}, {"markdown": "b.md"}, []) is None
+    assert given["export"] is given["brief"] is given["playbook"] is context
 
 
 def test_dag_policy(duckdb_dag):
@@ -656,7 +670,7 @@ def test_no_library_module_reads_the_dag_by_task_id():
     import re
 
     dag_only = ("choose_playbook", "render_brief", "post_slack_fallback", "no_alert_task")
-    for path in (ROOT / "plugins" / "retentionops").glob("*.py"):
+    for path in (ROOT / "plugins" / "retentionops").rglob("*.py"):
         text = path.read_text()
         for coupling in ("xcom_pull", "task_ids=", "get_task_states("):
             assert coupling not in text, (path.name, coupling)

@@ -16,6 +16,7 @@ CHECKED_SINCE_THE_START = {
     "plugins/retentionops/freshness.py",
     "plugins/retentionops/holdouts.py",
     "plugins/retentionops/ledger.py",
+    "plugins/retentionops/service/",  # the whole package, each operation's module
     "plugins/retentionops/vocabulary.py",
     "plugins/retentionops/warehouse.py",
 }
@@ -25,7 +26,9 @@ def test_the_type_checked_files_only_grow_and_stay_strict():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
     assert config["strict"] is True
     assert set(config["files"]) >= CHECKED_SINCE_THE_START
-    assert all((ROOT / name).is_file() for name in config["files"])
+    # a file, or a package folder (every module in it)
+    for name in config["files"]:
+        assert (ROOT / name).is_file() or (ROOT / name / "__init__.py").is_file(), name
 
 
 def test_make_test_and_test_all_run_the_type_checker():

@@ -62,7 +62,12 @@ from retentionops.service.playbook import (
     trigger_playbook,
 )
 from retentionops.service.request import DateRange, Run, RunRequest, date_range
-from retentionops.service.runlog import run_failure_reason, run_log_rows, write_run_log
+from retentionops.service.runlog import (
+    RunOutcome,
+    run_failure_reason,
+    run_log_rows,
+    write_run_log,
+)
 
 __all__ = [
     "ApprovalRequired",
@@ -71,6 +76,7 @@ __all__ = [
     "EventsOwed",
     "NothingToDeliver",
     "Run",
+    "RunOutcome",
     "RunRequest",
     "alert_history_from",
     "alert_series",
