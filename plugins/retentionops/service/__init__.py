@@ -19,6 +19,7 @@ with everything the run did. Errors a person can act on are ``UserError`` subcla
 message that says what to do and carries no secret.
 """
 
+from retentionops.runlog import RunOutcome
 from retentionops.service.context import get_operational_context
 from retentionops.service.delivery import (
     EventNotSent,
@@ -63,7 +64,6 @@ from retentionops.service.playbook import (
 )
 from retentionops.service.request import DateRange, Run, RunRequest, date_range
 from retentionops.service.runlog import (
-    RunOutcome,
     run_failure_reason,
     run_log_rows,
     write_run_log,
