@@ -251,8 +251,11 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
     )
     props = tools["export_audience"].input_schema["properties"]
     assert props["tier"]["enum"] == ["P1", "P2", "P3"]
-    assert props["limit"]["default"] == 2000
-    assert (props["limit"]["minimum"], props["limit"]["maximum"]) == (1, 100000)
+    # no number of its own: a call without one takes the export_limit setting (tested below)
+    assert props["limit"]["default"] is None
+    assert "export_limit setting" in props["limit"]["description"]
+    [bounded] = [branch for branch in props["limit"]["anyOf"] if branch.get("type") == "integer"]
+    assert (bounded["minimum"], bounded["maximum"]) == (1, 100000)
     assert _enum(props["destination"]) == ["csv", "gcs", "gsheet"]
     assert "destination" not in tools["export_audience"].input_schema["required"]
     assert _enum(tools["trigger_playbook"].input_schema["properties"]["rollout_mode"]) == [
@@ -268,11 +271,16 @@ def test_tools_are_the_designs_with_annotations_and_schemas(session):
     assert tools["measure_impact"].input_schema["properties"]["horizon_days"].get("default") is None
 
 
-def test_trigger_playbook_hides_its_context_parameter(session):
+def test_the_tools_hide_their_context_parameter(session):
+    """Every tool takes the request's ``ctx`` (its lifespan context has the settings); the
+    SDK keeps it out of the arguments a client sees."""
     tools = {t.name: t for t in session["tools"]}
     assert set(tools["trigger_playbook"].input_schema["properties"]) == {
         "date", "rollout_mode", "resend", "allow_late_data", "approved_by",
     }  # fmt: skip
+    assert set(tools["get_alert_decision"].input_schema["properties"]) == {"date"}
+    for name, tool in tools.items():
+        assert "ctx" not in tool.input_schema["properties"], name
 
 
 # -- typed results: the output schemas and the server's version ---------------------------
@@ -684,3 +692,29 @@ def test_unexpected_exception_is_a_short_error_naming_the_tool(settings, monkeyp
     assert result.is_error and "get_alert_decision failed unexpectedly" in text
     assert "SECRET-TOKEN" not in text and "Traceback" not in text
     assert any(r.exc_info and "SECRET-TOKEN" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_an_export_without_a_limit_takes_the_served_settings_export_limit(sample_settings):
+    """The tools read the settings from the server's lifespan context: a server built for
+    export_limit 5 exports 5 rows of P2 (265 queued) unless the call names a limit."""
+    import dataclasses
+
+    from mcp import Client
+
+    from retentionops import mcp_server
+
+    settings = dataclasses.replace(sample_settings, export_limit=5)
+    service.build_priority_queue(settings, CRITICAL)
+
+    async def run() -> tuple[Any, Any]:
+        async with Client(mcp_server.build_server(settings)) as client:
+            default = await client.call_tool("export_audience", {"date": CRITICAL, "tier": "P2"})
+            named = await client.call_tool(
+                "export_audience", {"date": CRITICAL, "tier": "P2", "limit": 7}
+            )
+            return default, named
+
+    default, named = anyio.run(run)
+    assert not default.is_error and not named.is_error, (default.content, named.content)
+    assert default.structured_content["row_count"] == 5
+    assert named.structured_content["row_count"] == 7

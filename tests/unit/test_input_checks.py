@@ -239,7 +239,7 @@ def test_an_unknown_users_home_is_a_clear_error(settings, capsys):
     one_line_error(code, err)
     assert "the home folder of user 'nosuchuser-retentionops' is unknown" in err
     from retentionops.files import PathError
-    from retentionops.mcp_server import _export_audience
+    from retentionops.mcp_tools import _export_audience
 
     with pytest.raises(PathError, match="nosuchuser-retentionops"):  # the MCP tool's folder
         _export_audience(settings, "2011-05-13", "P1", destination=UNKNOWN_USER)

@@ -236,7 +236,7 @@ def test_a_wait_counts_its_seconds_up_to_its_total():
 
 
 def test_the_mcp_client_sees_the_innermost_step_and_its_count():
-    from retentionops.mcp_server import ClientProgress
+    from retentionops.mcp_tools import ClientProgress
 
     shown = ClientProgress()
     assert shown.message() is None
