@@ -24,7 +24,7 @@ DOMAIN = {
     "actions", "approval", "brief", "detection", "freshness", "health", "holdouts",
     "impact", "incidents", "ledger", "pack", "playbook", "runlog",
 }  # fmt: skip
-DOORS = {"cli", "hooks", "mcp_server", "operators", "replay", "results"}
+DOORS = {"cli", "hooks", "mcp_server", "mcp_tools", "operators", "replay", "results"}
 #: Airflow's HTTP hook for the webhook: the service's CLI/MCP send posts through it too.
 ADAPTERS = {"hooks"}
 
