@@ -5,6 +5,7 @@
 -- the tier since the last delivered run, those the contact cooldown keeps back or lets
 -- through (bypass), how many an export takes (@new_only: the new ones), and the tier's
 -- size at the last delivered run (previous_customers, on previous_run_date).
+{% import "sql/macros/holdouts.jinja" as holdouts with context -%}
 with
 
 -- each facet reads only the tables it needs: status x risk, then revenue (SQL1-SQL3 of a
@@ -38,30 +39,11 @@ matrix as (
     group by retention_status, churn_risk_level
 ),
 
-held as (
-    -- the customers an incident's holdout holds on @run_date (docs/audiences.md)
-    select distinct customer_id
-    from {{ tables.incident_holdouts }}
-    where
-        held_out
-        and opened_on <= @run_date
-        and coalesce(held_until >= @run_date, true)
-),
-
-queue as (
-    -- the columns the facets use only (BigQuery bills every column a query references)
-    select
-        queue.priority_tier,
-        queue.value_proxy,
-        held.customer_id is not null as is_holdout,
-        queue.new_in_tier,
-        queue.cooldown_status,
-        queue.previous_run_date
-    from {{ tables.customer_priority }} as queue
-    left join held
-        on queue.customer_id = held.customer_id
-    where queue.run_date = @run_date
-),
+-- held: the customers an incident's holdout holds on @run_date (docs/audiences.md); queue:
+-- the columns the facets use only (BigQuery bills every column a query references)
+{{ holdouts.held_queue("@run_date", [
+    "priority_tier", "value_proxy", "new_in_tier", "cooldown_status", "previous_run_date"
+]) }},
 
 previous as (
     select
