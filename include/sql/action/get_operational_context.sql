@@ -5,6 +5,32 @@
 -- the tier since the last delivered run, those the contact cooldown keeps back or lets
 -- through (bypass), how many an export takes (@new_only: the new ones), and the tier's
 -- size at the last delivered run (previous_customers, on previous_run_date).
+{% import "sql/macros/holdouts.jinja" as holdouts with context -%}
+{#- One row of the long table: every column in its order, the facet's own values given by
+    name (a SQL expression each), any other its empty value. -#}
+{%- macro facet_row(facet) -%}
+{%- set columns = [
+    ("status", "cast(null as string)"),
+    ("risk_level", "cast(null as string)"),
+    ("tier", "cast(null as string)"),
+    ("customers", "0"),
+    ("metric_value", "cast(null as float64)"),
+    ("holdout_customers", "0"),
+    ("new_customers", "0"),
+    ("cooldown_suppressed", "0"),
+    ("cooldown_bypassed", "0"),
+    ("exportable", "0"),
+    ("previous_customers", "0"),
+    ("previous_run_date", "cast(null as date)"),
+] -%}
+{%- for name in kwargs if name not in columns | map("first") -%}
+{{ facet_row_has_no_such_column[name] }}
+{%- endfor -%}
+'{{ facet }}' as facet
+{%- for name, empty in columns %},
+{{ kwargs.get(name, empty) }} as {{ name }}
+{%- endfor %}
+{%- endmacro %}
 with
 
 -- each facet reads only the tables it needs: status x risk, then revenue (SQL1-SQL3 of a
@@ -21,46 +47,34 @@ statuses as (
 
 matrix as (
     select
-        'risk_by_status' as facet,
-        retention_status as status,
-        churn_risk_level as risk_level,
-        cast(null as string) as tier,
-        count(*) as customers,
-        cast(null as float64) as metric_value,
-        0 as holdout_customers,
-        0 as new_customers,
-        0 as cooldown_suppressed,
-        0 as cooldown_bypassed,
-        0 as exportable,
-        0 as previous_customers,
-        cast(null as date) as previous_run_date
+        {{ facet_row(
+            "risk_by_status",
+            status="retention_status", risk_level="churn_risk_level", customers="count(*)",
+        ) | indent(8) }}
     from statuses
     group by retention_status, churn_risk_level
 ),
 
-held as (
-    -- the customers an incident's holdout holds on @run_date (docs/audiences.md)
-    select distinct customer_id
-    from {{ tables.incident_holdouts }}
-    where
-        held_out
-        and opened_on <= @run_date
-        and coalesce(held_until >= @run_date, true)
-),
+-- held: the customers an incident's holdout holds on @run_date (docs/audiences.md); queue:
+-- the columns the facets use only (BigQuery bills every column a query references)
+{{ holdouts.held_queue("@run_date", [
+    "priority_tier", "value_proxy", "new_in_tier", "cooldown_status", "previous_run_date"
+]) }},
 
-queue as (
-    -- the columns the facets use only (BigQuery bills every column a query references)
+-- what each queued customer counts for in its tier's row
+queued as (
     select
-        queue.priority_tier,
-        queue.value_proxy,
-        held.customer_id is not null as is_holdout,
-        queue.new_in_tier,
-        queue.cooldown_status,
-        queue.previous_run_date
-    from {{ tables.customer_priority }} as queue
-    left join held
-        on queue.customer_id = held.customer_id
-    where queue.run_date = @run_date
+        priority_tier,
+        value_proxy,
+        is_holdout,
+        coalesce(new_in_tier, true) as is_new,
+        not is_holdout and cooldown_status = 'suppressed' as is_suppressed,
+        not is_holdout and cooldown_status = 'bypassed' as is_bypassed,
+        not is_holdout
+        and coalesce(cooldown_status, 'none') != 'suppressed'
+        and (not @new_only or coalesce(new_in_tier, true)) as is_exportable,
+        previous_run_date
+    from queue
 ),
 
 previous as (
@@ -74,69 +88,47 @@ previous as (
     group by previous_queue.priority_tier
 ),
 
+-- metric_value: the tier's value_proxy, summed exactly (NUMERIC), then cast (a float sum
+-- varies with the order of its terms)
 tiers as (
     select
-        'tier' as facet,
-        cast(null as string) as status,
-        cast(null as string) as risk_level,
-        queue.priority_tier as tier,
-        count(*) as customers,
-        -- exact (NUMERIC), then cast: a float sum varies with the order of its terms
-        cast(sum(queue.value_proxy) as float64) as metric_value,
-        countif(queue.is_holdout) as holdout_customers,
-        countif(coalesce(queue.new_in_tier, true)) as new_customers,
-        countif(not queue.is_holdout and queue.cooldown_status = 'suppressed')
-            as cooldown_suppressed,
-        countif(not queue.is_holdout and queue.cooldown_status = 'bypassed')
-            as cooldown_bypassed,
-        countif(
-            not queue.is_holdout
-            and coalesce(queue.cooldown_status, 'none') != 'suppressed'
-            and (not @new_only or coalesce(queue.new_in_tier, true))
-        ) as exportable,
-        coalesce(max(previous.customers), 0) as previous_customers,
-        max(queue.previous_run_date) as previous_run_date
-    from queue
+        {{ facet_row(
+            "tier",
+            tier="queued.priority_tier",
+            customers="count(*)",
+            metric_value="cast(sum(queued.value_proxy) as float64)",
+            holdout_customers="countif(queued.is_holdout)",
+            new_customers="countif(queued.is_new)",
+            cooldown_suppressed="countif(queued.is_suppressed)",
+            cooldown_bypassed="countif(queued.is_bypassed)",
+            exportable="countif(queued.is_exportable)",
+            previous_customers="coalesce(max(previous.customers), 0)",
+            previous_run_date="max(queued.previous_run_date)",
+        ) | indent(8) }}
+    from queued
     left join previous
-        on queue.priority_tier = previous.priority_tier
-    group by queue.priority_tier
+        on queued.priority_tier = previous.priority_tier
+    group by queued.priority_tier
 ),
 
 -- a tier empty today but not at the last delivered run still has a row (it "left")
 emptied as (
     select
-        'tier' as facet,
-        cast(null as string) as status,
-        cast(null as string) as risk_level,
-        previous.priority_tier as tier,
-        0 as customers,
-        0.0 as metric_value,
-        0 as holdout_customers,
-        0 as new_customers,
-        0 as cooldown_suppressed,
-        0 as cooldown_bypassed,
-        0 as exportable,
-        previous.customers as previous_customers,
-        @previous_run_date as previous_run_date
+        {{ facet_row(
+            "tier", tier="previous.priority_tier", metric_value="0.0",
+            previous_customers="previous.customers", previous_run_date="@previous_run_date",
+        ) | indent(8) }}
     from previous
     where previous.priority_tier not in (select queue.priority_tier from queue)
 ),
 
 median_revenue as (
     select distinct
-        'median_total_revenue' as facet,
-        cast(null as string) as status,
-        cast(null as string) as risk_level,
-        cast(null as string) as tier,
-        count(*) over () as customers,
-        percentile_cont(cast(total_revenue as float64), 0.5) over () as metric_value,
-        0 as holdout_customers,
-        0 as new_customers,
-        0 as cooldown_suppressed,
-        0 as cooldown_bypassed,
-        0 as exportable,
-        0 as previous_customers,
-        cast(null as date) as previous_run_date
+        {{ facet_row(
+            "median_total_revenue",
+            customers="count(*) over ()",
+            metric_value="percentile_cont(cast(total_revenue as float64), 0.5) over ()",
+        ) | indent(8) }}
     from {{ tables.base_customers }}
     where snapshot_date = @run_date
 )

@@ -4,6 +4,9 @@
 --   * facet 'incident': per incident whose holdout holds on @run_date (opened on or before
 --     it, not released before it) and per tier it drew: the tier's size when its draw was
 --     decided, whether it was drawn, the customers seen and held out, the rule and release.
+-- The two facets' columns line up (tiers names them): an incident's customers are its
+-- tier's size when its draw was decided (tier_customers).
+{% import "sql/macros/holdouts.jinja" as holdouts with context -%}
 with
 
 holding as (
@@ -19,24 +22,10 @@ holding as (
         resolved_on,
         held_until
     from {{ tables.incident_holdouts }}
-    where opened_on <= @run_date and coalesce(held_until >= @run_date, true)
+    where {{ holdouts.holds_on("@run_date") }}
 ),
 
-held as (
-    select distinct customer_id
-    from holding
-    where held_out
-),
-
-queue as (
-    select
-        queue.priority_tier,
-        held.customer_id is not null as held_out
-    from {{ tables.customer_priority }} as queue
-    left join held
-        on queue.customer_id = held.customer_id
-    where queue.run_date = @run_date
-),
+{{ holdouts.held_queue("@run_date", ["priority_tier"]) }},
 
 tiers as (
     select
@@ -44,9 +33,9 @@ tiers as (
         cast(null as string) as incident_id,
         priority_tier as tier,
         count(*) as customers,
-        cast(null as int64) as seen,
-        countif(held_out) as held_out,
         cast(null as bool) as tier_drawn,
+        cast(null as int64) as seen,
+        countif(is_holdout) as held_out,
         cast(null as int64) as holdout_bp,
         cast(null as date) as opened_on,
         cast(null as date) as resolved_on,
@@ -60,14 +49,7 @@ incidents as (
         'incident' as facet,
         incident_id,
         tier,
-        max(tier_customers) as customers,
-        count(distinct customer_id) as seen,
-        count(distinct if(held_out, customer_id, null)) as held_out,
-        logical_or(tier_drawn) as tier_drawn,
-        max(holdout_bp) as holdout_bp,
-        min(opened_on) as opened_on,
-        max(resolved_on) as resolved_on,
-        max(held_until) as held_until
+        {{ holdouts.tier_summary() | indent(8) }}
     from holding
     group by incident_id, tier
 )

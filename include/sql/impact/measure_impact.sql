@@ -3,7 +3,9 @@
 -- holdout held out on @run_date (assigned by then), in the tier their incident first saw
 -- them in. Neither group needs the date's queue, so a run stays measurable after the
 -- queue's retention. Customers the contact cooldown kept back were treated by an earlier
--- run: they are in neither group.
+-- run: they are in neither group. Both groups start on @run_date (last_start).
+{% import "sql/macros/holdouts.jinja" as holdouts with context -%}
+{% import "sql/macros/impact.jinja" as impact with context -%}
 with
 
 exported as (
@@ -26,8 +28,7 @@ held as (
     where
         held_out
         and assigned_on <= @run_date
-        and opened_on <= @run_date
-        and coalesce(held_until >= @run_date, true)
+        and {{ holdouts.holds_on("@run_date") }}
         and tier in unnest(@tiers)
     group by customer_id
 ),
@@ -36,39 +37,16 @@ cohort as (
     select
         customer_id,
         tier,
-        false as held_out
+        false as held_out,
+        @run_date as start_date
     from exported
     union all
     select
         customer_id,
         tier,
-        true as held_out
+        true as held_out,
+        @run_date as start_date
     from held
 ),
 
-outcomes as (
-    select
-        cohort.tier,
-        cohort.held_out,
-        cohort.customer_id,
-        count(orders.order_id) > 0 as repurchased,
-        coalesce(sum(orders.order_amount), 0) as revenue_after
-    from cohort
-    left join {{ tables.orders }} as orders
-        on
-            cohort.customer_id = orders.customer_id
-            and orders.order_date > @run_date
-            and orders.order_date <= date_add(@run_date, interval @horizon_days day)
-    group by cohort.tier, cohort.held_out, cohort.customer_id
-)
-
-select
-    tier,
-    held_out,
-    count(*) as customers,
-    countif(repurchased) as repurchasers,
-    -- summed exactly (NUMERIC), then cast: a float sum depends on the order of its terms,
-    -- which a parallel aggregate does not fix
-    cast(sum(revenue_after) as float64) as revenue_after
-from outcomes
-group by tier, held_out
+{{ impact.repurchases(start="@run_date") }}

@@ -6,6 +6,7 @@
 -- customer in. Customers seen but never exported (kept back by the cooldown, another
 -- tier, the row limit) are in neither group. last_start: the latest start of a group, from
 -- which the horizon must have passed.
+{% import "sql/macros/impact.jinja" as impact with context -%}
 with
 
 seen as (
@@ -52,31 +53,4 @@ cohort as (
     where held_out
 ),
 
-outcomes as (
-    select
-        cohort.tier,
-        cohort.held_out,
-        cohort.customer_id,
-        cohort.start_date,
-        count(orders.order_id) > 0 as repurchased,
-        coalesce(sum(orders.order_amount), 0) as revenue_after
-    from cohort
-    left join {{ tables.orders }} as orders
-        on
-            cohort.customer_id = orders.customer_id
-            and cohort.start_date < orders.order_date
-            and date_add(cohort.start_date, interval @horizon_days day) >= orders.order_date
-    group by cohort.tier, cohort.held_out, cohort.customer_id, cohort.start_date
-)
-
-select
-    tier,
-    held_out,
-    count(*) as customers,
-    countif(repurchased) as repurchasers,
-    -- summed exactly (NUMERIC), then cast: a float sum depends on the order of its terms,
-    -- which a parallel aggregate does not fix
-    cast(sum(revenue_after) as float64) as revenue_after,
-    max(start_date) as last_start
-from outcomes
-group by tier, held_out
+{{ impact.repurchases() }}

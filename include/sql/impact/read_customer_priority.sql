@@ -1,6 +1,7 @@
 -- One customer's detection facts and queue row at @run_date (get_recommended_action); the
 -- queue columns are NULL when no tier takes the customer. held_by names the incident whose
 -- holdout holds the customer on @run_date (NULL: none), so no export takes it.
+{% import "sql/macros/holdouts.jinja" as holdouts with context -%}
 with
 
 held as (
@@ -11,8 +12,7 @@ held as (
     where
         customer_id = @customer_id
         and held_out
-        and opened_on <= @run_date
-        and coalesce(held_until >= @run_date, true)
+        and {{ holdouts.holds_on("@run_date") }}
     group by customer_id
 )
 

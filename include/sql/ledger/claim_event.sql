@@ -4,17 +4,11 @@
 -- out), or delivered when the run resends on purpose. The caller reads the row back:
 -- the claim is its own when claim_token is its token (two runs never both hold it: DuckDB
 -- has one writer, BigQuery serialises two DML statements that change the same rows).
+{% import "sql/macros/ledger.jinja" as ledger with context -%}
 merge {{ tables.incident_events }} as ledger
 using (
     select
-        @dedupe_key as dedupe_key,
-        @incident_id as incident_id,
-        @event as event,
-        @run_date as run_date,
-        @rollout_mode as rollout_mode,
-        @severity as severity,
-        @settings_fingerprint as settings_fingerprint,
-        @built_by as built_by
+        {{ ledger.decided_event() | indent(8) }}
 ) as wanted
     on ledger.dedupe_key = wanted.dedupe_key
 when matched and (

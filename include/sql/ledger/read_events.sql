@@ -3,28 +3,10 @@
 -- its number within its incident (event_number, per rollout mode): the order of the
 -- incident's days, so a late or backfilled event takes its place among the others
 -- whenever it was recorded.
+{% import "sql/macros/ledger.jinja" as ledger with context -%}
 with numbered as (
     select
-        dedupe_key,
-        incident_id,
-        event,
-        run_date,
-        rollout_mode,
-        severity,
-        state,
-        attempts,
-        claim_token,
-        claimed_by,
-        lease_until,
-        ticket_id,
-        ticket_url,
-        slack_message_ts,
-        note,
-        settings_fingerprint,
-        built_by,
-        payload,
-        recorded_at,
-        updated_at,
+        {{ ledger.event_columns() | indent(8) }},
         row_number() over (
             partition by incident_id, rollout_mode order by run_date, recorded_at
         ) as event_number

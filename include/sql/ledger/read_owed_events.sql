@@ -3,26 +3,9 @@
 -- (unknown), or claimed (sending: in_flight while its lease runs, else a sender that died
 -- holding it). A run delivers them in this order before its own event, and waits behind
 -- one in flight.
+{% import "sql/macros/ledger.jinja" as ledger with context -%}
 select
-    dedupe_key,
-    incident_id,
-    event,
-    run_date,
-    rollout_mode,
-    severity,
-    state,
-    attempts,
-    claim_token,
-    claimed_by,
-    lease_until,
-    ticket_id,
-    ticket_url,
-    slack_message_ts,
-    note,
-    settings_fingerprint,
-    payload,
-    recorded_at,
-    updated_at,
+    {{ ledger.event_columns() | indent(4) }},
     state = 'sending' and lease_until >= current_timestamp() as in_flight
 from {{ tables.incident_events }}
 where

@@ -3,17 +3,11 @@
 -- new, it is pending (owed). Known and not yet delivered, its body is the latest build (the
 -- key, and so what the receiver dedupes on, stays the same); a delivered or claimed event
 -- keeps its row.
+{% import "sql/macros/ledger.jinja" as ledger with context -%}
 merge {{ tables.incident_events }} as ledger
 using (
     select
-        @dedupe_key as dedupe_key,
-        @incident_id as incident_id,
-        @event as event,
-        @run_date as run_date,
-        @rollout_mode as rollout_mode,
-        @severity as severity,
-        @settings_fingerprint as settings_fingerprint,
-        @built_by as built_by,
+        {{ ledger.decided_event() | indent(8) }},
         @payload as payload
 ) as decided
     on ledger.dedupe_key = decided.dedupe_key

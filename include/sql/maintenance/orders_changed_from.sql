@@ -2,26 +2,18 @@
 -- orders added, removed or changed; NULL when both hold exactly the same orders. Every
 -- derived row dated on or after it is stale (a date's rows depend on orders up to it).
 with
+{%- for name, orders in [("stored", tables.orders), ("incoming", tables.orders_incoming)] %}
 
-stored as (
+{{ name }} as (
     select
         customer_id,
         order_id,
         order_date,
         order_amount,
         country
-    from {{ tables.orders }}
+    from {{ orders }}
 ),
-
-incoming as (
-    select
-        customer_id,
-        order_id,
-        order_date,
-        order_amount,
-        country
-    from {{ tables.orders_incoming }}
-),
+{%- endfor %}
 
 removed as (
     select * from stored

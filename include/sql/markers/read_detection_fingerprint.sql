@@ -5,35 +5,22 @@
 -- table holds one row per key and date (customer, cohort month and offset, alert date),
 -- so two equal rows never cancel out.
 with row_hashes as (
-    select
-        'base_customers' as table_name,
-        to_hex(md5(to_json_string(base_row))) as row_hash
-    from {{ tables.base_customers }} as base_row
-    where base_row.snapshot_date = @run_date
+    {%- for table_name, date_column in [
+        ("base_customers", "snapshot_date"),
+        ("retention_snapshot", "snapshot_date"),
+        ("churn_detection", "snapshot_date"),
+        ("cohort_retention_evolution", "snapshot_date"),
+        ("alert_logic", "alert_date"),
+    ] %}
+    {%- if not loop.first %}
     union all
+    {%- endif %}
     select
-        'retention_snapshot' as table_name,
-        to_hex(md5(to_json_string(snapshot_row))) as row_hash
-    from {{ tables.retention_snapshot }} as snapshot_row
-    where snapshot_row.snapshot_date = @run_date
-    union all
-    select
-        'churn_detection' as table_name,
-        to_hex(md5(to_json_string(churn_row))) as row_hash
-    from {{ tables.churn_detection }} as churn_row
-    where churn_row.snapshot_date = @run_date
-    union all
-    select
-        'cohort_retention_evolution' as table_name,
-        to_hex(md5(to_json_string(cohort_row))) as row_hash
-    from {{ tables.cohort_retention_evolution }} as cohort_row
-    where cohort_row.snapshot_date = @run_date
-    union all
-    select
-        'alert_logic' as table_name,
-        to_hex(md5(to_json_string(alert_row))) as row_hash
-    from {{ tables.alert_logic }} as alert_row
-    where alert_row.alert_date = @run_date
+        '{{ table_name }}' as table_name,
+        to_hex(md5(to_json_string(detection_row))) as row_hash
+    from {{ tables[table_name] }} as detection_row
+    where detection_row.{{ date_column }} = @run_date
+    {%- endfor %}
 )
 
 select
