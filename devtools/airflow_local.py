@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import ipaddress
 import json
 import os
 import secrets
@@ -47,6 +46,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from retentionops.connections import is_loopback
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DEFAULT_PORT = 8080
@@ -153,16 +154,6 @@ def _health(address: str, port: int) -> dict[str, Any] | None:
             return json.loads(answer.read())
     except (OSError, ValueError):
         return None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _local_address(host: str) -> str:

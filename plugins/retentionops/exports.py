@@ -34,7 +34,7 @@ import logging
 import math
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +352,16 @@ def write_gsheet(
 # -- a run's tier: the local CSV, then the uploads ----------------------------------------
 
 
+def _upload(kind: str, failure: str, tier: str, write: Callable[[], ExportResult]) -> Upload:
+    """One optional upload of a tier: its link, or its error (logged as ``failure``); the
+    local CSV stands either way."""
+    try:
+        return Upload(kind, write().link)
+    except ExportError as error:
+        log.warning("%s: %s, the local CSV is linked: %s", tier, failure, error)
+        return Upload(kind, None, str(error))
+
+
 def export_tier(
     rows: Iterable[Mapping[str, Any]],
     run_date: Any,
@@ -373,24 +383,14 @@ def export_tier(
     local = write_csv(rows, folder, run_date, tier)
     uploads: list[Upload] = []
     if gcs_prefix:
-        try:
-            remote = write_csv(
-                rows, gcs_prefix, run_date, tier, filesystem=filesystem, gcp_conn_id=gcp_conn_id
-            )
-            uploads.append(Upload("gcs", remote.link))
-        except ExportError as error:  # optional: the local CSV stands, the cause is kept
-            log.warning("%s: gcs upload failed, the local CSV is linked: %s", tier, error)
-            uploads.append(Upload("gcs", None, str(error)))
+        uploads.append(_upload("gcs", "gcs upload failed", tier, lambda: write_csv(
+            rows, gcs_prefix, run_date, tier, filesystem=filesystem, gcp_conn_id=gcp_conn_id,
+        )))  # fmt: skip
     if spreadsheet_id:
-        try:
-            sheet = write_gsheet(
-                rows, run_date, tier, spreadsheet_id=spreadsheet_id, gcp_conn_id=gcp_conn_id,
-                hook=hook, run_tag=run_tag,
-            )  # fmt: skip
-            uploads.append(Upload("gsheet", sheet.link))
-        except ExportError as error:
-            log.warning("%s: gsheet export failed, the local CSV is linked: %s", tier, error)
-            uploads.append(Upload("gsheet", None, str(error)))
+        uploads.append(_upload("gsheet", "gsheet export failed", tier, lambda: write_gsheet(
+            rows, run_date, tier, spreadsheet_id=spreadsheet_id, gcp_conn_id=gcp_conn_id,
+            hook=hook, run_tag=run_tag,
+        )))  # fmt: skip
     done = [upload for upload in uploads if upload.link]
     failed = any(upload.error for upload in uploads)
     return ExportResult(

@@ -40,11 +40,19 @@ class Step:
     """One long piece of work; ``update`` moves it (``completed`` out of ``total``).
 
     ``counted``: the step was opened with a total, so only its own code moves it (a
-    statement's percentage is never fed to it: :func:`watch_query`)."""
+    statement's percentage is never fed to it: :func:`watch_query`). ``push``, when given,
+    receives the step's state (``completed``, ``total``, ``description``) after each update:
+    a live display follows the step that way."""
 
-    def __init__(self, description: str, total: float | None = None) -> None:
+    def __init__(
+        self,
+        description: str,
+        total: float | None = None,
+        push: Callable[..., None] | None = None,
+    ) -> None:
         self.description, self.total, self.completed = description, total, 0.0
         self.counted = total is not None
+        self._push = push
 
     def update(
         self,
@@ -59,6 +67,8 @@ class Step:
             self.total = total
         if description is not None:
             self.description = description
+        if self._push is not None:
+            self._push(completed=self.completed, total=self.total, description=self.description)
 
 
 class Reporter:
@@ -185,7 +195,7 @@ class RichReporter(Reporter):
     def step(self, description: str, total: float | None = None) -> Iterator[Step]:
         progress = self._progress
         task = progress.add_task(description, total=total)
-        shown = _RichStep(description, total, lambda **kw: progress.update(task, **kw))
+        shown = Step(description, total, lambda **kw: progress.update(task, **kw))
         try:
             yield shown
         except BaseException:  # a failed step stays where it stopped: the bar does not lie
@@ -196,22 +206,6 @@ class RichReporter(Reporter):
 
     def close(self) -> None:
         self._progress.stop()
-
-
-class _RichStep(Step):
-    def __init__(self, description: str, total: float | None, push: Callable[..., None]) -> None:
-        super().__init__(description, total)
-        self._push = push
-
-    def update(
-        self,
-        completed: float | None = None,
-        *,
-        total: float | None = None,
-        description: str | None = None,
-    ) -> None:
-        super().update(completed, total=total, description=description)
-        self._push(completed=self.completed, total=self.total, description=self.description)
 
 
 class LineReporter(Reporter):

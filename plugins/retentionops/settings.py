@@ -487,16 +487,11 @@ class Settings:
             "risk_level_high_min",
             f"at most the highest possible churn_risk_score ({weights}, the sum of the weights)",
         )
-        self._require(
-            self.risk_level_medium_min <= self.risk_level_high_min,
-            "risk_level_medium_min",
-            "at most risk_level_high_min",
-        )
-        self._require(
-            self.threshold_warning_pct <= self.threshold_critical_pct,
-            "threshold_warning_pct",
-            "at most threshold_critical_pct",
-        )
+        for low, high in (
+            ("risk_level_medium_min", "risk_level_high_min"),
+            ("threshold_warning_pct", "threshold_critical_pct"),
+        ):
+            self._require(getattr(self, low) <= getattr(self, high), low, f"at most {high}")
         for name in ("threshold_warning_pct", "threshold_critical_pct"):
             self._require(
                 round(getattr(self, name), 2) == getattr(self, name), name, "given to 2 decimals"
@@ -570,18 +565,15 @@ class Settings:
 
     @property
     def duckdb_file(self) -> Path:
-        path = Path(self.duckdb_path)
-        return path if path.is_absolute() else PROJECT_ROOT / path
+        return repo_path(self.duckdb_path)
 
     @property
     def artifacts_path(self) -> Path:
-        path = Path(self.artifacts_dir)
-        return path if path.is_absolute() else PROJECT_ROOT / path
+        return repo_path(self.artifacts_dir)
 
     @property
     def export_root_path(self) -> Path:
-        path = Path(self.export_root)
-        return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
+        return repo_path(self.export_root).resolve()
 
     def as_dict(self) -> dict[str, Any]:
         """The effective settings, secrets shown as set or not (never their value)."""
@@ -590,6 +582,12 @@ class Settings:
             if f.metadata.get("secret") and values[f.name]:
                 values[f.name] = "***"
         return values
+
+
+def repo_path(value: str | os.PathLike[str]) -> Path:
+    """A path setting's path: as given when absolute, else relative to the repository root."""
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _check_date_setting(name: str, value: str) -> None:

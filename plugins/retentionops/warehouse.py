@@ -561,13 +561,11 @@ class BigQueryWarehouse:
     def replace_partition(self, sql_name: str, *, table: str, params: dict[str, Any]) -> int:
         select_sql = render(sql_name, self.settings)
         day = params["run_date"]
+        parameters = bigquery_query_parameters(select_sql, params)
         if params.get("from_date", day) != day:  # a date range: one transaction
             job = self._run(
                 bigquery.range_job(
-                    self.settings,
-                    query=select_sql,
-                    parameters=bigquery_query_parameters(select_sql, params),
-                    table=table,
+                    self.settings, query=select_sql, parameters=parameters, table=table
                 )
             )
             job.result()
@@ -576,7 +574,7 @@ class BigQueryWarehouse:
             bigquery.partition_job(
                 self.settings,
                 query=select_sql,
-                parameters=bigquery_query_parameters(select_sql, params),
+                parameters=parameters,
                 table=table,
                 partition_field=_partition_field(table),
                 partition=day.strftime("%Y%m%d"),

@@ -101,7 +101,8 @@ def test_every_variable_the_repository_names_is_a_setting_or_allowed():
 def test_an_unknown_key_in_the_settings_file_names_the_nearest_setting(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("silence_untl: 2011-01-01\n")
-    with pytest.raises(SettingsError, match="'silence_untl' in .*did you mean 'silence_until'"):
+    expected = "unknown setting 'silence_untl' in .*did you mean 'silence_until'"
+    with pytest.raises(SettingsError, match=expected):
         load_settings(config, env={})
 
 
