@@ -130,6 +130,11 @@ if SETTINGS.failure_notifications:
 # an argument: the exports, the brief and the playbook never read it again.
 
 
+def switch(title: str, description: str) -> Param:
+    """A run Param that is off unless ticked (a checkbox; null admitted, see ``params``)."""
+    return Param(False, type=["boolean", "null"], title=title, description=description)
+
+
 @task(task_id="apply_retention")
 def apply_retention() -> dict[str, int]:
     return service.apply_retention(load_settings())
@@ -327,11 +332,9 @@ with DAG(
             "WARNING playbook in the pilot channel; production: WARNING and CRITICAL with "
             "escalation.",
         ),
-        "dry_run": Param(
-            False,
-            type=["boolean", "null"],
-            title="Dry run",
-            description="Build everything, send nothing (no webhook).",
+        "dry_run": switch(
+            "Dry run",
+            "Build everything, send nothing (no webhook).",
         ),
         "export_destination": Param(
             None,
@@ -342,18 +345,14 @@ with DAG(
             "prefix to upload them to (the local CSVs are always kept); empty = the settings "
             "(export_destinations). Files are scoped to the date and the run either way.",
         ),
-        "resend": Param(
-            False,
-            type=["boolean", "null"],
-            title="Resend",
-            description="Send the day's event again although it was already delivered (or is "
+        "resend": switch(
+            "Resend",
+            "Send the day's event again although it was already delivered (or is "
             "older than notify_max_age_days); the receiver gets the same dedupe_key.",
         ),
-        "allow_late_data": Param(
-            False,
-            type=["boolean", "null"],
-            title="Act on late data",
-            description="Run and deliver although the orders feed is late or the day is "
+        "allow_late_data": switch(
+            "Act on late data",
+            "Run and deliver although the orders feed is late or the day is "
             "short (data_freshness): wait_for_orders does not wait, and the day's event is "
             "sent. Off: a late feed fails the run, a short day sends nothing.",
         ),
