@@ -25,6 +25,17 @@ import jinja2
 from retentionops import approval
 from retentionops.dates import as_date
 from retentionops.files import write_atomic
+from retentionops.slack import (
+    SLACK_CONTEXT_ELEMENTS_MAX,
+    SLACK_CONTEXT_TEXT_MAX,
+    SLACK_FALLBACK_MAX,
+    SLACK_FIELD_MAX,
+    SLACK_FIELDS_MAX,
+    SLACK_HEADER_MAX,
+    SLACK_MAX_BLOCKS,
+    SLACK_SECTION_TEXT_MAX,
+    slack_escape,
+)
 from retentionops.vocabulary import BRIEF_FORMATS, TIER_NAMES
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "include" / "templates" / "brief"
@@ -39,16 +50,6 @@ GUARDRAILS = (
     "exported row carries its priority_reason.",
     "The impact figures are illustrative scenarios, not a forecast.",
 )
-
-# Block Kit limits (api.slack.com/reference/block-kit/blocks).
-SLACK_MAX_BLOCKS = 50
-SLACK_HEADER_MAX = 150
-SLACK_SECTION_TEXT_MAX = 3000
-SLACK_FIELDS_MAX = 10
-SLACK_FIELD_MAX = 2000
-SLACK_CONTEXT_ELEMENTS_MAX = 10
-SLACK_CONTEXT_TEXT_MAX = 2000
-SLACK_FALLBACK_MAX = 40_000
 
 ELLIPSIS = "…"
 
@@ -649,11 +650,6 @@ def _environment() -> jinja2.Environment:
     env.filters["md_cell"] = lambda text: str(text).replace("|", "\\|")
     env.filters["mrkdwn"] = slack_escape
     return env
-
-
-def slack_escape(text: Any) -> str:
-    """Escape the three characters Slack's mrkdwn reserves."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_brief(
