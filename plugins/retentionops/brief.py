@@ -485,16 +485,68 @@ def _facts(
     run_id: str | None,
     chart_src: str | None = None,
 ) -> dict[str, Any]:
-    """Every value the brief shows, formatted once for all formats."""
-    decision, plan = context["decision"], context["plan"]
-    links = links or {}
+    """Every value the brief shows, formatted once for all formats: one part per section
+    of the brief, top down (the templates under ``include/templates/brief/`` read them)."""
+    plan = context["plan"]
     exported = list(plan["tiers"])
-    baseline_days = int(context.get("baseline_days") or DEFAULT_BASELINE_DAYS)
-    warning = f"{_number(decision['threshold_warning'])} %"
-    critical = f"{_number(decision['threshold_critical'])} %"
-    severity = str(decision["severity"])
-    alerting = bool(decision["alert_flag"])
+    return {
+        **_heading(context),
+        "lead": _lead(context, exported),
+        "incident": _incident_facts(context),
+        "watch": _watch(context),
+        "note": context.get("note"),
+        "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
+        **_ready_facts(context, exported),
+        "playbook": _playbook(plan, context["decision"]),
+        **_situation(context),
+        **_chart(context, chart_link, chart_src),
+        "artifacts": _artifacts(exported, links or {}, chart_link),
+        "impact": _impact(context, exported),
+        "run_id": run_id,
+        **_appendix(context),
+        "guardrails": GUARDRAILS,
+    }
 
+
+def _heading(context: dict[str, Any]) -> dict[str, Any]:
+    """The head of the brief: the title (the date and its state: the severity, the
+    incident's resolution, a day held or warming up), the trial rollout's tag, the banner,
+    and whether it escalates (the mention)."""
+    decision, plan = context["decision"], context["plan"]
+    severity = str(decision["severity"])
+    incident = context.get("incident") or {}
+    event = plan.get("event")
+    if event == "resolve":
+        title_state = f"RESOLVED ({plan['incident_id']})"
+    elif event:
+        title_state = str(plan["severity"])
+    elif plan.get("held_event"):  # the orders are late or short: nothing was acted on
+        data = context.get("data_freshness") or {}
+        state = "data late" if data.get("status") != "fresh" else "data short"
+        title_state = f"{state}, held ({severity})"
+    elif incident.get("phase") == "warmup":
+        title_state = f"warm-up, not acted on ({severity})"
+    elif incident.get("incident_id"):
+        title_state = f"{incident['incident_id']} open, no change ({severity})"
+    else:
+        title_state = f"no alert ({severity})"
+    trial = bool(event) and plan["rollout_mode"] != "production"
+    mode = f"[{plan['rollout_mode'].upper()}] " if trial else ""
+    return {
+        "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
+        "mode_tag": mode,
+        "banner": _banner(plan, context.get("owed") or []),
+        "run_date": str(context["run_date"]),
+        "severity": severity,
+        "alerting": bool(decision["alert_flag"]),
+        "escalate": plan["escalation"],
+        "mention": plan["mention"],
+    }
+
+
+def _ready_facts(context: dict[str, Any], exported: list[str]) -> dict[str, Any]:
+    """What is ready: every tier (its count, definition and action, whether it is
+    exported, why it is empty, its audience across days) and the tiers exported."""
     tiers = []
     for key, tier in context["tiers"].items():
         count = int(tier["count"])
@@ -513,7 +565,57 @@ def _facts(
                 "audience": _audience_line(context, tier) if key in exported else None,
             }
         )
+    return {
+        "tiers": tiers,
+        "exported": exported,
+        "exported_text": " + ".join(exported) if exported else "none",
+    }
 
+
+def _situation(context: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of the day (the share, its usual level, the change, the customers
+    counted) and the thresholds they are held against."""
+    decision = context["decision"]
+    baseline_days = int(context.get("baseline_days") or DEFAULT_BASELINE_DAYS)
+    warning = f"{_number(decision['threshold_warning'])} %"
+    critical = f"{_number(decision['threshold_critical'])} %"
+    return {
+        "situation": [
+            ("Customers at risk (AT_RISK share)", fmt_pct(decision["current_value"])),
+            (
+                f"Usual level ({baseline_days}-day baseline)",
+                fmt_pct(decision["baseline_value"])
+                if decision["baseline_value"] is not None
+                else "n/a (warming up)",
+            ),
+            ("Change (points)", fmt_points(decision["delta_pct"])),
+            ("Change against the usual level", fmt_relative(decision["delta_relative_pct"])),
+            ("Customers counted", f"{fmt_count(decision['sample_size'])} customers"),
+        ],
+        "alert_date": str(decision["alert_date"]),
+        "threshold_text": _threshold_text(decision, warning, critical),
+        "warning": warning,
+        "critical": critical,
+    }
+
+
+def _chart(
+    context: dict[str, Any], chart_link: str | None, chart_src: str | None
+) -> dict[str, Any]:
+    """The AT_RISK chart under the numbers: where it is, and its words for who cannot see it."""
+    chart_url, chart_text = _split_link(chart_link) if chart_link else (None, "")
+    return {
+        "chart_image": chart_text or chart_url,
+        # the email's inline image: the .eml's cid (render_brief_files), else the file
+        "chart_src": chart_src or chart_text or chart_url,
+        "chart_alt": f"Share of customers at risk, last 60 days to {context['run_date']}",
+    }
+
+
+def _artifacts(
+    exported: list[str], links: dict[str, str], chart_link: str | None
+) -> list[dict[str, Any]]:
+    """The files of the run: each exported tier's audience, then the chart."""
     artifacts = []
     for key in exported:
         link = links.get(key)
@@ -521,7 +623,11 @@ def _facts(
         artifacts.append({"label": f"{key} audience", "url": url, "text": text})
     chart_url, chart_text = _split_link(chart_link) if chart_link else (None, "")
     artifacts.append({"label": "AT_RISK % chart", "url": chart_url, "text": chart_text})
+    return artifacts
 
+
+def _impact(context: dict[str, Any], exported: list[str]) -> dict[str, Any]:
+    """The illustrative impact N × C × V per assumed rate C, and what it assumes."""
     # N: the customers contacted today, the exported rows (before the export: what it
     # takes), not the tiers: the holdout and the contact cooldown are not contacted
     contacted = {key: _ready(context["tiers"][key]) for key in exported}
@@ -536,94 +642,39 @@ def _facts(
         }
         for rate in rates
     ]
+    return {
+        "n": fmt_count(n_customers),
+        "v": fmt_money(value),
+        "value_basis": _one_line(context["value_basis"]),
+        "rows": impact_rows if exported else [],
+        "assumptions": [
+            _n_assumption(context, exported, contacted),
+            *_holdout_lines(context, exported),
+            f"V = {fmt_money(value)} per customer ({_one_line(context['value_basis'])}), "
+            "in the currency of total_revenue.",
+            "C = the share of contacted customers kept because of the action: an "
+            "assumption, not a measured rate (`retentionops impact` measures it against "
+            "the holdout).",
+            "No costs, cannibalisation or timing are modelled; amounts are rounded to 2 "
+            "decimals (half up).",
+        ],
+    }
 
+
+def _appendix(context: dict[str, Any]) -> dict[str, Any]:
+    """For analysts: the snapshot's statuses and its status × risk-level matrix."""
     statuses = context["status_distribution"]
     risk = context["risk_by_status"]
     levels: list[str] = []
     for row in risk.values():
         levels += [level for level in row if level not in levels]
-
-    event = plan.get("event")
-    if event == "resolve":
-        title_state = f"RESOLVED ({plan['incident_id']})"
-    elif event:
-        title_state = str(plan["severity"])
-    elif plan.get("held_event"):  # the orders are late or short: nothing was acted on
-        data = context.get("data_freshness") or {}
-        state = "data late" if data.get("status") != "fresh" else "data short"
-        title_state = f"{state}, held ({severity})"
-    elif (context.get("incident") or {}).get("phase") == "warmup":
-        title_state = f"warm-up, not acted on ({severity})"
-    elif (context.get("incident") or {}).get("incident_id"):
-        title_state = f"{context['incident']['incident_id']} open, no change ({severity})"
-    else:
-        title_state = f"no alert ({severity})"
-    trial = bool(event) and plan["rollout_mode"] != "production"
-    mode = f"[{plan['rollout_mode'].upper()}] " if trial else ""
     return {
-        "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
-        "mode_tag": mode,
-        "banner": _banner(plan, context.get("owed") or []),
-        "incident": _incident_facts(context),
-        "watch": _watch(context),
-        "note": context.get("note"),
-        "lead": _lead(context, exported),
-        "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
-        "run_date": str(context["run_date"]),
-        "run_id": run_id,
-        "severity": severity,
-        "alerting": alerting,
-        "escalate": plan["escalation"],
-        "mention": plan["mention"],
-        "situation": [
-            ("Customers at risk (AT_RISK share)", fmt_pct(decision["current_value"])),
-            (
-                f"Usual level ({baseline_days}-day baseline)",
-                fmt_pct(decision["baseline_value"])
-                if decision["baseline_value"] is not None
-                else "n/a (warming up)",
-            ),
-            ("Change (points)", fmt_points(decision["delta_pct"])),
-            ("Change against the usual level", fmt_relative(decision["delta_relative_pct"])),
-            ("Customers counted", f"{fmt_count(decision['sample_size'])} customers"),
-        ],
-        "chart_image": chart_text or chart_url,
-        # the email's inline image: the .eml's cid (render_brief_files), else the file
-        "chart_src": chart_src or chart_text or chart_url,
-        "chart_alt": f"Share of customers at risk, last 60 days to {context['run_date']}",
-        "alert_date": str(decision["alert_date"]),
-        "threshold_text": _threshold_text(decision, warning, critical),
-        "warning": warning,
-        "critical": critical,
         "status_distribution": [(s, fmt_count(n)) for s, n in statuses.items()],
         "risk_levels": levels,
         "risk_rows": [
             (status, [fmt_count(row.get(level, 0)) for level in levels])
             for status, row in risk.items()
         ],
-        "tiers": tiers,
-        "exported": exported,
-        "exported_text": " + ".join(exported) if exported else "none",
-        "playbook": _playbook(plan, decision),
-        "artifacts": artifacts,
-        "impact": {
-            "n": fmt_count(n_customers),
-            "v": fmt_money(value),
-            "value_basis": _one_line(context["value_basis"]),
-            "rows": impact_rows if exported else [],
-            "assumptions": [
-                _n_assumption(context, exported, contacted),
-                *_holdout_lines(context, exported),
-                f"V = {fmt_money(value)} per customer ({_one_line(context['value_basis'])}), "
-                "in the currency of total_revenue.",
-                "C = the share of contacted customers kept because of the action: an "
-                "assumption, not a measured rate (`retentionops impact` measures it against "
-                "the holdout).",
-                "No costs, cannibalisation or timing are modelled; amounts are rounded to 2 "
-                "decimals (half up).",
-            ],
-        },
-        "guardrails": GUARDRAILS,
     }
 
 
