@@ -36,7 +36,7 @@ from retentionops.slack import (
     SLACK_SECTION_TEXT_MAX,
     slack_escape,
 )
-from retentionops.vocabulary import BRIEF_FORMATS, TIER_NAMES
+from retentionops.vocabulary import BRIEF_FORMATS, PLAYBOOK_TIERS, TIER_NAMES
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "include" / "templates" / "brief"
 DEFAULT_BASELINE_DAYS = 7
@@ -52,6 +52,16 @@ GUARDRAILS = (
 )
 
 ELLIPSIS = "…"
+#: What the incident line says the incident does on the day of each event (None: no
+#: event); one entry per event of the vocabulary (INCIDENT_EVENTS, tests/unit/test_brief.py).
+INCIDENT_WORDS = {
+    "open": "opens",
+    "update": "continues",
+    "escalate": "escalates",
+    "de-escalate": "is lower but not over",
+    "resolve": "is resolved",
+    None: "is open, no change today",
+}
 
 
 # -- formatting ------------------------------------------------------------------------
@@ -155,7 +165,7 @@ def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     event = plan.get("event")
     if not event:
         why = plan.get("reason") or "alert flag is false"
-        if not plan.get("reason") and severity in ("WARNING", "CRITICAL"):
+        if not plan.get("reason") and severity in PLAYBOOK_TIERS:  # an alerting severity
             why += (
                 f" although severity is {severity} "
                 "(sample below the minimum size or no baseline yet)"
@@ -239,14 +249,7 @@ def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
     if not incident or not incident.get("incident_id"):
         return None
     event = incident.get("event")
-    words = {
-        "open": "opens",
-        "update": "continues",
-        "escalate": "escalates",
-        "de-escalate": "is lower but not over",
-        "resolve": "is resolved",
-        None: "is open, no change today",
-    }[event]
+    words = INCIDENT_WORDS[event]
     line = (
         f"Incident {incident['incident_id']} {words}: day {incident['days_open']} since "
         f"{incident['opened_on']}, peak {incident['peak_severity']}; AT_RISK "
