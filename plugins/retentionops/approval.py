@@ -20,6 +20,7 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from retentionops.settings import Settings
+from retentionops.slack import slack_escape, with_first_line
 from retentionops.vocabulary import ALERT_EVENTS
 
 #: The longest reason kept from an answer (the run log's note, the line of the Slack post).
@@ -174,8 +175,6 @@ def request(payload: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
 
 def waiting_notice(payload: Mapping[str, Any], settings: Settings, link: str | None) -> str:
     """The Slack line saying an approval is waiting (mrkdwn; ``link``: the Required action)."""
-    from retentionops.brief import slack_escape
-
     where = f"<{link}|Airflow's Required actions>" if link else "Airflow's Required actions"
     return (
         f":raised_hand: Approval needed: RetentionOps waits to send "
@@ -188,16 +187,6 @@ def waiting_notice(payload: Mapping[str, Any], settings: Settings, link: str | N
 def approved_payload(payload: dict[str, Any], decided: Verdict) -> dict[str, Any]:
     """The body of an approved event: its brief's first line says who approved it (the
     brief itself was written while it waited)."""
-    from retentionops.brief import slack_escape
-
     note = decided["note"]
     line = f":white_check_mark: {slack_escape(note[:1].upper() + note[1:])}."
-    brief = payload["brief"]
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": line[:3000]}}]
-    return {
-        **payload,
-        "brief": {
-            "text": f"{line}\n{brief['text']}"[:40000],
-            "blocks": blocks + list(brief.get("blocks") or [])[:49],
-        },
-    }
+    return with_first_line(payload, line)

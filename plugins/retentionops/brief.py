@@ -25,7 +25,18 @@ import jinja2
 from retentionops import approval
 from retentionops.dates import as_date
 from retentionops.files import write_atomic
-from retentionops.vocabulary import BRIEF_FORMATS, TIER_NAMES
+from retentionops.slack import (
+    SLACK_CONTEXT_ELEMENTS_MAX,
+    SLACK_CONTEXT_TEXT_MAX,
+    SLACK_FALLBACK_MAX,
+    SLACK_FIELD_MAX,
+    SLACK_FIELDS_MAX,
+    SLACK_HEADER_MAX,
+    SLACK_MAX_BLOCKS,
+    SLACK_SECTION_TEXT_MAX,
+    slack_escape,
+)
+from retentionops.vocabulary import BRIEF_FORMATS, PLAYBOOK_TIERS, TIER_NAMES
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "include" / "templates" / "brief"
 DEFAULT_BASELINE_DAYS = 7
@@ -40,17 +51,17 @@ GUARDRAILS = (
     "The impact figures are illustrative scenarios, not a forecast.",
 )
 
-# Block Kit limits (api.slack.com/reference/block-kit/blocks).
-SLACK_MAX_BLOCKS = 50
-SLACK_HEADER_MAX = 150
-SLACK_SECTION_TEXT_MAX = 3000
-SLACK_FIELDS_MAX = 10
-SLACK_FIELD_MAX = 2000
-SLACK_CONTEXT_ELEMENTS_MAX = 10
-SLACK_CONTEXT_TEXT_MAX = 2000
-SLACK_FALLBACK_MAX = 40_000
-
 ELLIPSIS = "…"
+#: What the incident line says the incident does on the day of each event (None: no
+#: event); one entry per event of the vocabulary (INCIDENT_EVENTS, tests/unit/test_brief.py).
+INCIDENT_WORDS = {
+    "open": "opens",
+    "update": "continues",
+    "escalate": "escalates",
+    "de-escalate": "is lower but not over",
+    "resolve": "is resolved",
+    None: "is open, no change today",
+}
 
 
 # -- formatting ------------------------------------------------------------------------
@@ -154,7 +165,7 @@ def _playbook(plan: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
     event = plan.get("event")
     if not event:
         why = plan.get("reason") or "alert flag is false"
-        if not plan.get("reason") and severity in ("WARNING", "CRITICAL"):
+        if not plan.get("reason") and severity in PLAYBOOK_TIERS:  # an alerting severity
             why += (
                 f" although severity is {severity} "
                 "(sample below the minimum size or no baseline yet)"
@@ -238,14 +249,7 @@ def _incident_facts(context: dict[str, Any]) -> dict[str, Any] | None:
     if not incident or not incident.get("incident_id"):
         return None
     event = incident.get("event")
-    words = {
-        "open": "opens",
-        "update": "continues",
-        "escalate": "escalates",
-        "de-escalate": "is lower but not over",
-        "resolve": "is resolved",
-        None: "is open, no change today",
-    }[event]
+    words = INCIDENT_WORDS[event]
     line = (
         f"Incident {incident['incident_id']} {words}: day {incident['days_open']} since "
         f"{incident['opened_on']}, peak {incident['peak_severity']}; AT_RISK "
@@ -484,16 +488,68 @@ def _facts(
     run_id: str | None,
     chart_src: str | None = None,
 ) -> dict[str, Any]:
-    """Every value the brief shows, formatted once for all formats."""
-    decision, plan = context["decision"], context["plan"]
-    links = links or {}
+    """Every value the brief shows, formatted once for all formats: one part per section
+    of the brief, top down (the templates under ``include/templates/brief/`` read them)."""
+    plan = context["plan"]
     exported = list(plan["tiers"])
-    baseline_days = int(context.get("baseline_days") or DEFAULT_BASELINE_DAYS)
-    warning = f"{_number(decision['threshold_warning'])} %"
-    critical = f"{_number(decision['threshold_critical'])} %"
-    severity = str(decision["severity"])
-    alerting = bool(decision["alert_flag"])
+    return {
+        **_heading(context),
+        "lead": _lead(context, exported),
+        "incident": _incident_facts(context),
+        "watch": _watch(context),
+        "note": context.get("note"),
+        "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
+        **_ready_facts(context, exported),
+        "playbook": _playbook(plan, context["decision"]),
+        **_situation(context),
+        **_chart(context, chart_link, chart_src),
+        "artifacts": _artifacts(exported, links or {}, chart_link),
+        "impact": _impact(context, exported),
+        "run_id": run_id,
+        **_appendix(context),
+        "guardrails": GUARDRAILS,
+    }
 
+
+def _heading(context: dict[str, Any]) -> dict[str, Any]:
+    """The head of the brief: the title (the date and its state: the severity, the
+    incident's resolution, a day held or warming up), the trial rollout's tag, the banner,
+    and whether it escalates (the mention)."""
+    decision, plan = context["decision"], context["plan"]
+    severity = str(decision["severity"])
+    incident = context.get("incident") or {}
+    event = plan.get("event")
+    if event == "resolve":
+        title_state = f"RESOLVED ({plan['incident_id']})"
+    elif event:
+        title_state = str(plan["severity"])
+    elif plan.get("held_event"):  # the orders are late or short: nothing was acted on
+        data = context.get("data_freshness") or {}
+        state = "data late" if data.get("status") != "fresh" else "data short"
+        title_state = f"{state}, held ({severity})"
+    elif incident.get("phase") == "warmup":
+        title_state = f"warm-up, not acted on ({severity})"
+    elif incident.get("incident_id"):
+        title_state = f"{incident['incident_id']} open, no change ({severity})"
+    else:
+        title_state = f"no alert ({severity})"
+    trial = bool(event) and plan["rollout_mode"] != "production"
+    mode = f"[{plan['rollout_mode'].upper()}] " if trial else ""
+    return {
+        "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
+        "mode_tag": mode,
+        "banner": _banner(plan, context.get("owed") or []),
+        "run_date": str(context["run_date"]),
+        "severity": severity,
+        "alerting": bool(decision["alert_flag"]),
+        "escalate": plan["escalation"],
+        "mention": plan["mention"],
+    }
+
+
+def _ready_facts(context: dict[str, Any], exported: list[str]) -> dict[str, Any]:
+    """What is ready: every tier (its count, definition and action, whether it is
+    exported, why it is empty, its audience across days) and the tiers exported."""
     tiers = []
     for key, tier in context["tiers"].items():
         count = int(tier["count"])
@@ -512,7 +568,57 @@ def _facts(
                 "audience": _audience_line(context, tier) if key in exported else None,
             }
         )
+    return {
+        "tiers": tiers,
+        "exported": exported,
+        "exported_text": " + ".join(exported) if exported else "none",
+    }
 
+
+def _situation(context: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of the day (the share, its usual level, the change, the customers
+    counted) and the thresholds they are held against."""
+    decision = context["decision"]
+    baseline_days = int(context.get("baseline_days") or DEFAULT_BASELINE_DAYS)
+    warning = f"{_number(decision['threshold_warning'])} %"
+    critical = f"{_number(decision['threshold_critical'])} %"
+    return {
+        "situation": [
+            ("Customers at risk (AT_RISK share)", fmt_pct(decision["current_value"])),
+            (
+                f"Usual level ({baseline_days}-day baseline)",
+                fmt_pct(decision["baseline_value"])
+                if decision["baseline_value"] is not None
+                else "n/a (warming up)",
+            ),
+            ("Change (points)", fmt_points(decision["delta_pct"])),
+            ("Change against the usual level", fmt_relative(decision["delta_relative_pct"])),
+            ("Customers counted", f"{fmt_count(decision['sample_size'])} customers"),
+        ],
+        "alert_date": str(decision["alert_date"]),
+        "threshold_text": _threshold_text(decision, warning, critical),
+        "warning": warning,
+        "critical": critical,
+    }
+
+
+def _chart(
+    context: dict[str, Any], chart_link: str | None, chart_src: str | None
+) -> dict[str, Any]:
+    """The AT_RISK chart under the numbers: where it is, and its words for who cannot see it."""
+    chart_url, chart_text = _split_link(chart_link) if chart_link else (None, "")
+    return {
+        "chart_image": chart_text or chart_url,
+        # the email's inline image: the .eml's cid (render_brief_files), else the file
+        "chart_src": chart_src or chart_text or chart_url,
+        "chart_alt": f"Share of customers at risk, last 60 days to {context['run_date']}",
+    }
+
+
+def _artifacts(
+    exported: list[str], links: dict[str, str], chart_link: str | None
+) -> list[dict[str, Any]]:
+    """The files of the run: each exported tier's audience, then the chart."""
     artifacts = []
     for key in exported:
         link = links.get(key)
@@ -520,7 +626,11 @@ def _facts(
         artifacts.append({"label": f"{key} audience", "url": url, "text": text})
     chart_url, chart_text = _split_link(chart_link) if chart_link else (None, "")
     artifacts.append({"label": "AT_RISK % chart", "url": chart_url, "text": chart_text})
+    return artifacts
 
+
+def _impact(context: dict[str, Any], exported: list[str]) -> dict[str, Any]:
+    """The illustrative impact N × C × V per assumed rate C, and what it assumes."""
     # N: the customers contacted today, the exported rows (before the export: what it
     # takes), not the tiers: the holdout and the contact cooldown are not contacted
     contacted = {key: _ready(context["tiers"][key]) for key in exported}
@@ -535,94 +645,39 @@ def _facts(
         }
         for rate in rates
     ]
+    return {
+        "n": fmt_count(n_customers),
+        "v": fmt_money(value),
+        "value_basis": _one_line(context["value_basis"]),
+        "rows": impact_rows if exported else [],
+        "assumptions": [
+            _n_assumption(context, exported, contacted),
+            *_holdout_lines(context, exported),
+            f"V = {fmt_money(value)} per customer ({_one_line(context['value_basis'])}), "
+            "in the currency of total_revenue.",
+            "C = the share of contacted customers kept because of the action: an "
+            "assumption, not a measured rate (`retentionops impact` measures it against "
+            "the holdout).",
+            "No costs, cannibalisation or timing are modelled; amounts are rounded to 2 "
+            "decimals (half up).",
+        ],
+    }
 
+
+def _appendix(context: dict[str, Any]) -> dict[str, Any]:
+    """For analysts: the snapshot's statuses and its status × risk-level matrix."""
     statuses = context["status_distribution"]
     risk = context["risk_by_status"]
     levels: list[str] = []
     for row in risk.values():
         levels += [level for level in row if level not in levels]
-
-    event = plan.get("event")
-    if event == "resolve":
-        title_state = f"RESOLVED ({plan['incident_id']})"
-    elif event:
-        title_state = str(plan["severity"])
-    elif plan.get("held_event"):  # the orders are late or short: nothing was acted on
-        data = context.get("data_freshness") or {}
-        state = "data late" if data.get("status") != "fresh" else "data short"
-        title_state = f"{state}, held ({severity})"
-    elif (context.get("incident") or {}).get("phase") == "warmup":
-        title_state = f"warm-up, not acted on ({severity})"
-    elif (context.get("incident") or {}).get("incident_id"):
-        title_state = f"{context['incident']['incident_id']} open, no change ({severity})"
-    else:
-        title_state = f"no alert ({severity})"
-    trial = bool(event) and plan["rollout_mode"] != "production"
-    mode = f"[{plan['rollout_mode'].upper()}] " if trial else ""
     return {
-        "title": f"{mode}RetentionOps brief — {context['run_date']} — {title_state}",
-        "mode_tag": mode,
-        "banner": _banner(plan, context.get("owed") or []),
-        "incident": _incident_facts(context),
-        "watch": _watch(context),
-        "note": context.get("note"),
-        "lead": _lead(context, exported),
-        "anomalies": [_one_line(a) for a in context.get("anomalies") or []],
-        "run_date": str(context["run_date"]),
-        "run_id": run_id,
-        "severity": severity,
-        "alerting": alerting,
-        "escalate": plan["escalation"],
-        "mention": plan["mention"],
-        "situation": [
-            ("Customers at risk (AT_RISK share)", fmt_pct(decision["current_value"])),
-            (
-                f"Usual level ({baseline_days}-day baseline)",
-                fmt_pct(decision["baseline_value"])
-                if decision["baseline_value"] is not None
-                else "n/a (warming up)",
-            ),
-            ("Change (points)", fmt_points(decision["delta_pct"])),
-            ("Change against the usual level", fmt_relative(decision["delta_relative_pct"])),
-            ("Customers counted", f"{fmt_count(decision['sample_size'])} customers"),
-        ],
-        "chart_image": chart_text or chart_url,
-        # the email's inline image: the .eml's cid (render_brief_files), else the file
-        "chart_src": chart_src or chart_text or chart_url,
-        "chart_alt": f"Share of customers at risk, last 60 days to {context['run_date']}",
-        "alert_date": str(decision["alert_date"]),
-        "threshold_text": _threshold_text(decision, warning, critical),
-        "warning": warning,
-        "critical": critical,
         "status_distribution": [(s, fmt_count(n)) for s, n in statuses.items()],
         "risk_levels": levels,
         "risk_rows": [
             (status, [fmt_count(row.get(level, 0)) for level in levels])
             for status, row in risk.items()
         ],
-        "tiers": tiers,
-        "exported": exported,
-        "exported_text": " + ".join(exported) if exported else "none",
-        "playbook": _playbook(plan, decision),
-        "artifacts": artifacts,
-        "impact": {
-            "n": fmt_count(n_customers),
-            "v": fmt_money(value),
-            "value_basis": _one_line(context["value_basis"]),
-            "rows": impact_rows if exported else [],
-            "assumptions": [
-                _n_assumption(context, exported, contacted),
-                *_holdout_lines(context, exported),
-                f"V = {fmt_money(value)} per customer ({_one_line(context['value_basis'])}), "
-                "in the currency of total_revenue.",
-                "C = the share of contacted customers kept because of the action: an "
-                "assumption, not a measured rate (`retentionops impact` measures it against "
-                "the holdout).",
-                "No costs, cannibalisation or timing are modelled; amounts are rounded to 2 "
-                "decimals (half up).",
-            ],
-        },
-        "guardrails": GUARDRAILS,
     }
 
 
@@ -649,11 +704,6 @@ def _environment() -> jinja2.Environment:
     env.filters["md_cell"] = lambda text: str(text).replace("|", "\\|")
     env.filters["mrkdwn"] = slack_escape
     return env
-
-
-def slack_escape(text: Any) -> str:
-    """Escape the three characters Slack's mrkdwn reserves."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_brief(

@@ -27,12 +27,19 @@ from retentionops.holdouts import Holdout, IncidentHoldout
 from retentionops.incidents import IncidentDay
 from retentionops.pack import BriefFiles
 from retentionops.playbook import PlaybookPlan
+from retentionops.vocabulary import (
+    TIERS,
+    BriefFormat,
+    DriftMode,
+    ExportOutcome,
+    RolloutMode,
+    Severity,
+    Tier,
+)
 
 #: Validation keeps keys the shape does not declare (see the module docstring); a field's
 #: docstring is its description in the schema.
 OPEN = ConfigDict(extra="allow", use_attribute_docstrings=True)
-
-Severity = Literal["INFO", "WARNING", "CRITICAL"]
 
 
 @with_config(OPEN)
@@ -68,11 +75,8 @@ class AlertDecision(TypedDict):
     """After a detection: whether the date's queue was kept (identical rows) or removed."""
 
 
-@with_config(OPEN)
-class TierCounts(TypedDict):
-    P1: int
-    P2: int
-    P3: int
+#: A count per tier, one key per tier of the vocabulary.
+TierCounts = with_config(OPEN)(TypedDict("TierCounts", dict.fromkeys(TIERS, int)))
 
 
 @with_config(OPEN)
@@ -106,7 +110,7 @@ class BriefResult(TypedDict):
 
     run_id: str
     run_date: str
-    format: Literal["markdown", "slack", "email"]
+    format: BriefFormat
     brief: str | SlackBrief | EmailBrief
     """markdown: the text; slack: {text, blocks}; email: {subject, html, text}."""
     slack: SlackBrief
@@ -130,7 +134,7 @@ class ExportResult(TypedDict):
     """``export_audience``: one tier's audience written, and where."""
 
     run_id: str
-    tier: Literal["P1", "P2", "P3"]
+    tier: Tier
     link: str
     """Where to find it (the upload, or the local CSV)."""
     row_count: int
@@ -139,7 +143,7 @@ class ExportResult(TypedDict):
     local_link: str | None
     """The local CSV, always written."""
     uploads: list[Upload]
-    status: Literal["ok", "fallback_local"]
+    status: ExportOutcome
     """``fallback_local``: an upload failed, ``link`` is the local CSV."""
     held_out: NotRequired[int]
     """The tier's customers an incident's holdout held out on the date: not in the file."""
@@ -171,7 +175,7 @@ class PlaybookResult(TypedDict):
     event: str | None
     """The day's event: open, update, escalate, de-escalate or resolve."""
     severity: str | None
-    rollout_mode: Literal["shadow", "pilot", "production"]
+    rollout_mode: RolloutMode
     dedupe_key: str | None
     """The same event always has the same key."""
     sent: bool
@@ -225,7 +229,7 @@ class DeliveredIncident(TypedDict):
     """An incident as the team was told it (the ledger), whatever today's settings say."""
 
     incident_id: str
-    rollout_mode: Literal["shadow", "pilot", "production"]
+    rollout_mode: RolloutMode
     opened_on: str
     events: list[DeliveredEvent]
     ticket_id: str | None
@@ -354,7 +358,7 @@ class OwedEvent(TypedDict):
     incident_id: str
     event: str
     run_date: str
-    rollout_mode: Literal["shadow", "pilot", "production"]
+    rollout_mode: RolloutMode
     state: Literal["pending", "sending", "unknown"]
     event_number: int
     """Its place among its incident's events (1: the first day, usually the open)."""
@@ -370,7 +374,7 @@ class UntrustedDay(TypedDict):
 
 @with_config(OPEN)
 class DriftHealth(TypedDict):
-    mode: Literal["shadow", "incident"]
+    mode: DriftMode
     days: int
     """Days of the range whose share is drift_threshold_pct above the share drift_days
     before (docs/incidents.md, "Slow drift")."""

@@ -3,23 +3,34 @@
 Settings choices, SQL parameters, the brief, the exports, the run log, the CLI choices and
 the MCP tool schemas all take their words from here, so a new tier or rollout mode is one
 edit, not a search.
+
+A set a door declares (the MCP tools' results, ``results.py``) is a ``Literal`` type, and its
+tuple is read from the type: the words are spelled once, and the type checker holds every
+other spelling of them (a mapping's keys, a comparison) to the set.
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 #: Retention statuses of SQL2 and risk levels of SQL3 (rules.md).
 STATUSES = ("ACTIVE", "AT_RISK", "INACTIVE")
 RISK_LEVELS = ("HIGH", "MEDIUM", "LOW")
 #: SQL5 severities, from quiet to loud.
-SEVERITIES = ("INFO", "WARNING", "CRITICAL")
+Severity = Literal["INFO", "WARNING", "CRITICAL"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 #: Priority tiers of customer_priority (design section 7) and their names.
-TIERS = ("P1", "P2", "P3")
-TIER_NAMES = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
+Tier = Literal["P1", "P2", "P3"]
+TIERS: tuple[str, ...] = get_args(Tier)
+TIER_NAMES: dict[Tier, str] = {"P1": "Prevention", "P2": "Intervention", "P3": "Win-back"}
 
 #: The playbook of each alerting severity (design section 9): tiers exported, ticket priority.
-PLAYBOOK_TIERS = {"WARNING": ("P1", "P2"), "CRITICAL": ("P1", "P2", "P3")}
-TICKET_PRIORITIES = {"WARNING": "HIGH", "CRITICAL": "URGENT"}
+PLAYBOOK_TIERS: dict[Severity, tuple[Tier, ...]] = {
+    "WARNING": ("P1", "P2"),
+    "CRITICAL": ("P1", "P2", "P3"),
+}
+TICKET_PRIORITIES: dict[Severity, str] = {"WARNING": "HIGH", "CRITICAL": "URGENT"}
 #: The events of an incident (at most one a day); the first four deliver an alert.
 INCIDENT_EVENTS = ("open", "update", "escalate", "de-escalate", "resolve")
 ALERT_EVENTS = INCIDENT_EVENTS[:4]
@@ -32,19 +43,27 @@ RESOLVED = "resolved"
 BRANCHES = (NO_ALERT, "warning", "critical", RESOLVED)
 
 #: Rollout stages of the playbook automation (design section 16).
-ROLLOUT_MODES = ("shadow", "pilot", "production")
+RolloutMode = Literal["shadow", "pilot", "production"]
+ROLLOUT_MODES: tuple[str, ...] = get_args(RolloutMode)
+#: What slow drift does (settings' drift_mode): shown only, or an incident of its own.
+DriftMode = Literal["shadow", "incident"]
+DRIFT_MODES: tuple[str, ...] = get_args(DriftMode)
 #: Which events wait for a person's approval before they are sent, and what an unanswered
 #: approval does (retentionops/approval.py).
 APPROVAL_LEVELS = ("none", "critical", "all")
 APPROVAL_DEFAULTS = ("withhold", "send")
 
 #: Formats of the manager brief, and how audiences are exported.
-BRIEF_FORMATS = ("markdown", "slack", "email")
+BriefFormat = Literal["markdown", "slack", "email"]
+BRIEF_FORMATS: tuple[str, ...] = get_args(BriefFormat)
 #: Where a tier's audience goes: the local CSV (always, first) and the uploads.
 EXPORT_DESTINATIONS = ("csv", "gcs", "gsheet")
 EXPORT_MODES = ("all", "new_only")
-#: What became of an upload (the CSV is always there); the run log's export_status.
-EXPORT_STATUSES = ("ok", "fallback_local", "failed", "none")
+#: What became of an export's uploads (the CSV is always there): all went, or its link
+#: falls back to the local CSV; the run log's export_status adds a failed export and none.
+ExportOutcome = Literal["ok", "fallback_local"]
+ExportStatus = Literal[ExportOutcome, "failed", "none"]
+EXPORT_STATUSES: tuple[str, ...] = get_args(ExportStatus)
 
 #: Who started a run (the ``interface`` column of ops_runs_log).
 INTERFACES = ("dag", "mcp", "cli")

@@ -120,6 +120,16 @@ def all_formats(context: dict, links=LINKS, chart=CHART) -> dict[str, str]:
     }
 
 
+def bodies(context: dict) -> dict[str, str]:
+    """Every format but the email's subject, where a line of the brief stands in full (the
+    Slack payload's JSON newlines as newlines)."""
+    return {
+        name: text.replace("\\n", "\n")
+        for name, text in all_formats(context).items()
+        if name != "email_subject"
+    }
+
+
 # -- formats and numbers -------------------------------------------------------------------
 
 
@@ -225,9 +235,8 @@ def test_critical_exports_all_three_with_escalation():
 def test_no_alert_has_no_playbook_and_is_skipped():
     context = make_context("INFO", alert_flag=False)
     context["decision"].update(delta_relative_pct=3.2)
-    for name, text in all_formats(context).items():
-        if name != "email_subject":
-            assert "No playbook; run logged as skipped" in text, name
+    for name, text in bodies(context).items():
+        assert "No playbook; run logged as skipped" in text, name
     text = markdown(context)
     assert "Exported for this severity: **none**" in text
     assert "#retention-alerts" not in text
@@ -670,9 +679,8 @@ def test_the_incident_is_named_in_every_format():
         "Incident INC-20110920 continues: day 3 since 2011-09-20, peak CRITICAL; AT_RISK "
         "23.11 % against 17.95 % before the incident (+28.75 %)."
     )
-    for name, text in all_formats(context).items():
-        if name != "email_subject":
-            assert line in text.replace("\\n", "\n"), name
+    for name, text in bodies(context).items():
+        assert line in text, name
 
 
 def test_an_open_incident_without_an_event_says_so_and_sends_nothing():
@@ -699,9 +707,8 @@ def test_a_resolution_brief_is_titled_resolved_and_exports_nothing():
 def test_a_withheld_event_carries_a_not_sent_banner_with_the_reason():
     reason = "already delivered (update of INC-20110920, 2026-11-26 06:00 UTC by r1)"
     context = incident_context("update", send=False, reason=reason)
-    for name, text in all_formats(context).items():
-        if name != "email_subject":
-            assert f"NOT SENT — {reason}." in text, name
+    for name, text in bodies(context).items():
+        assert f"NOT SENT — {reason}." in text, name
     assert "NOT SENT" not in markdown(incident_context("update"))
 
 
@@ -744,10 +751,9 @@ def test_the_first_lines_say_what_happened_what_is_ready_and_the_ask():
     ]
     text = markdown(context)
     assert text.splitlines()[2:7:2] == [f"**{lines[0]}**", lines[1], f"**{lines[2]}**"]
-    for name, rendered in all_formats(context).items():
-        if name != "email_subject":
-            for line in lines:
-                assert line in rendered.replace("\\n", "\n"), (name, line)
+    for name, rendered in bodies(context).items():
+        for line in lines:
+            assert line in rendered, (name, line)
 
 
 def test_the_email_message_carries_the_chart_inline(tmp_path):
@@ -808,10 +814,9 @@ def test_a_historical_run_says_so_instead_of_a_deadline():
         "Ask: historical run for 2011-09-22 (backfill): no deadline (incident INC-20110920, "
         "day 3; no ticket from this run: 2011-09-22 is 9 days old)."
     )
-    for name, rendered in all_formats(context).items():
-        if name != "email_subject":
-            assert line in rendered, name
-            assert "start the outreach by" not in rendered and "None" not in rendered, name
+    for name, rendered in bodies(context).items():
+        assert line in rendered, name
+        assert "start the outreach by" not in rendered and "None" not in rendered, name
 
 
 @pytest.mark.parametrize("event", ["update", "de-escalate"])
@@ -839,10 +844,9 @@ def test_slow_drift_and_a_high_orders_day_are_watched_in_every_format():
         "baseline climbs along with a slow rise. A shadow check (drift_mode: shadow): nothing "
         "is opened for it."
     )
-    for name, rendered in all_formats(context).items():
-        if name != "email_subject":
-            text = html.unescape(rendered.replace("\\n", "\n"))
-            assert drift in text and "orders high: 175 orders" in text, name
+    for name, rendered in bodies(context).items():
+        text = html.unescape(rendered)
+        assert drift in text and "orders high: 175 orders" in text, name
     # a day held for its data says so in its first line, not again under Watch
     context["plan"]["held_event"] = "update"
     context["data_freshness"]["note"] = "data short: 2 orders on 2011-09-20"
