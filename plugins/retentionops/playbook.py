@@ -26,6 +26,7 @@ from retentionops import approval, progress
 from retentionops.approval import ApprovalState
 from retentionops.errors import UserError
 from retentionops.settings import Settings
+from retentionops.slack import with_first_line
 from retentionops.vocabulary import (
     ALERT_EVENTS,
     NO_ALERT,
@@ -501,15 +502,7 @@ def late_payload(
         f"was decided on {payload['run_date']} and could not be delivered then{cause}; it "
         f"reaches you on {delivered_on}."
     )
-    brief = payload["brief"]
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": banner[:3000]}}]
-    return {
-        **payload,
-        "brief": {
-            "text": f"{banner}\n{brief['text']}"[:40000],
-            "blocks": blocks + list(brief.get("blocks") or [])[:49],
-        },
-    }
+    return with_first_line(payload, banner)
 
 
 def closing_payload(

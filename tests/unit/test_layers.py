@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "retentionops"
 
 FOUNDATION = {
     "bigquery", "connections", "dates", "errors", "exports", "files", "orders", "progress",
-    "sample", "settings", "sql", "vocabulary", "warehouse",
+    "sample", "settings", "slack", "sql", "vocabulary", "warehouse",
 }  # fmt: skip
 DOMAIN = {
     "actions", "approval", "brief", "detection", "freshness", "health", "holdouts",
@@ -33,7 +33,7 @@ ADAPTERS = {"hooks"}
 SIDEWAYS = {
     ("actions", "detection"), ("actions", "freshness"), ("actions", "holdouts"),
     ("actions", "incidents"), ("actions", "playbook"),
-    ("approval", "brief"), ("brief", "approval"), ("brief", "holdouts"),
+    ("brief", "approval"), ("brief", "holdouts"),
     ("holdouts", "detection"), ("holdouts", "incidents"),
     ("impact", "actions"), ("impact", "detection"), ("impact", "holdouts"),
     ("impact", "runlog"),

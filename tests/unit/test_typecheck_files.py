@@ -17,6 +17,7 @@ CHECKED_SINCE_THE_START = {
     "plugins/retentionops/holdouts.py",
     "plugins/retentionops/ledger.py",
     "plugins/retentionops/service/",  # the whole package, each operation's module
+    "plugins/retentionops/slack.py",
     "plugins/retentionops/vocabulary.py",
     "plugins/retentionops/warehouse.py",
 }
