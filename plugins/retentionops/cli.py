@@ -69,7 +69,7 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
-        from retentionops.mcp_server import package_version
+        from retentionops import package_version
 
         print(f"{parser.prog} {package_version()}")
         parser.exit(0)

@@ -32,19 +32,6 @@ HTTP_PATH = "/mcp"
 log = logging.getLogger("retentionops.mcp")
 
 
-def package_version() -> str:
-    """The installed distribution's version; the package's own without one (plugins/ on
-    the path, as Airflow and Composer load it)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("retentionops")
-    except PackageNotFoundError:
-        from retentionops import __version__
-
-        return __version__
-
-
 def build_server(settings: "Settings | None" = None) -> "MCPServer[AppContext]":
     """The module-level MCP server (``retentionops.mcp_tools.mcp``), serving ``settings``
     (default: loaded now) from its next start."""

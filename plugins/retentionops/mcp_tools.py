@@ -52,9 +52,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from retentionops import progress, results, service
+from retentionops import package_version, progress, results, service
 from retentionops.errors import UserError
-from retentionops.mcp_server import package_version
 from retentionops.settings import Settings, load_settings
 from retentionops.vocabulary import BRIEF_FORMATS, EXPORT_DESTINATIONS, ROLLOUT_MODES, TIERS
 

@@ -53,7 +53,7 @@ def _imports(path: Path) -> set[str]:
             found |= {a.name for a in node.names} if len(parts) == 1 else {parts[1]}
         elif isinstance(node, ast.Import):
             found |= {a.name.split(".")[1] for a in node.names if "." in a.name}
-    return found - {"__version__"}
+    return found - {"__version__", "package_version"}  # the package's own names
 
 
 def _modules() -> dict[str, set[str]]:
