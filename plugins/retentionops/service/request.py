@@ -31,12 +31,12 @@ class Run:
     standalone: bool = True
 
     @classmethod
-    def start(cls, interface: str, operation: str, run_date: DateLike | None) -> Run:
-        """A new standalone run (CLI, MCP) that logs its own row."""
+    def start(cls, interface: str, operation: str, day: dt.date | None) -> Run:
+        """A new standalone run (CLI, MCP) that logs its own row (``day``: the date the
+        operation parsed, None for one without a date)."""
         if interface not in INTERFACES:
             raise ValueError(f"interface must be one of {', '.join(INTERFACES)}")
-        day = as_date(run_date) if run_date is not None else "no-date"
-        run_id = f"{interface}__{operation}__{day}__{uuid.uuid4().hex[:8]}"
+        run_id = f"{interface}__{operation}__{day or 'no-date'}__{uuid.uuid4().hex[:8]}"
         return cls(run_id, interface, dt.datetime.now(dt.UTC))
 
     @classmethod
