@@ -310,20 +310,15 @@ def vanished_incidents(
 
 
 def close_vanished(
-    settings: Settings,
-    run_date: DateLike,
-    run_id: str,
-    post: Post,
-    *,
-    rollout_mode: str | None = None,
+    settings: Settings, day: dt.date, run_id: str, post: Post, rollout_mode: str | None
 ) -> list[dict[str, Any]]:
     """Close each incident the team was told about that today's settings no longer see
-    (:func:`vanished_incidents`) with an explicit ``resolve`` saying why
-    (``playbook.closing_payload``), recorded in the ledger before it is sent."""
+    on ``day`` (:func:`vanished_incidents`) with an explicit ``resolve`` saying why
+    (``playbook.closing_payload``), recorded in the ledger before it is sent. A step of
+    :func:`deliver_due`, after the owed events."""
     from retentionops import ledger
     from retentionops.playbook import closing_payload
 
-    day = as_date(run_date)
     closed = []
     for known, why in vanished_incidents(settings, day, rollout_mode):
         with open_warehouse(settings) as warehouse:
@@ -366,14 +361,15 @@ def deliver_due(
     delivery = delivery or Delivery.now()
     if sending_blocked(settings, delivery):
         return []
-    done = deliver_owed(settings, run_date, run_id, post, rollout_mode=rollout_mode)
+    day = as_date(run_date)
+    done = deliver_owed(settings, day, run_id, post, rollout_mode=rollout_mode)
     with open_warehouse(settings, read_only=True) as warehouse:
-        data = freshness.orders_freshness(warehouse, settings, run_date)
+        data = freshness.orders_freshness(warehouse, settings, day)
     if not data["trusted"] and not delivery.allow_late_data:
         # nothing is closed on late or short orders; the owed events were decided before
         log.warning("playbook: %s: no incident is closed on it", data["note"])
         return done
-    return done + close_vanished(settings, run_date, run_id, post, rollout_mode=rollout_mode)
+    return done + close_vanished(settings, day, run_id, post, rollout_mode)
 
 
 def catch_up(
