@@ -135,6 +135,11 @@ def switch(title: str, description: str) -> Param:
     return Param(False, type=["boolean", "null"], title=title, description=description)
 
 
+def text(title: str, description: str, **schema: Any) -> Param:
+    """A run Param left empty unless given (empty: the settings' value; see ``params``)."""
+    return Param(None, type=["null", "string"], title=title, description=description, **schema)
+
+
 @task(task_id="apply_retention")
 def apply_retention() -> dict[str, int]:
     return service.apply_retention(load_settings())
@@ -257,17 +262,10 @@ def failed_steps_and_approval() -> tuple[list[str], dict[str, Any] | None]:
 
 
 @task(task_id="write_run_log", trigger_rule=TriggerRule.ALL_DONE, retries=0)
-def write_run_log(
-    decision: dict[str, Any] | None,
-    context: dict[str, Any] | None,
-    files: dict[str, str] | None,
-    exports: list[dict[str, Any]] | None,
-    answer: dict[str, Any] | None,
-    fallback: dict[str, Any] | None,
-    late: list[dict[str, Any]] | None,
-) -> dict[str, Any]:
+def write_run_log(outputs: dict[str, Any]) -> dict[str, Any]:
     """Record the run (ALL_DONE: whatever failed upstream); fail the run if a step failed.
-    The outcome is assembled by ``RunOutcome.of_dag_run`` from what the tasks returned."""
+    ``outputs`` is what the tasks returned, by name (None: skipped, failed or nothing);
+    ``RunOutcome.of_dag_run`` assembles the outcome from them."""
     run = operators.current_request()
     failed, approval = failed_steps_and_approval()
     outcome = service.RunOutcome.of_dag_run(
@@ -275,15 +273,9 @@ def write_run_log(
         run.day,
         started_at=run.delivery.started_at,
         failed_steps=failed,
-        decision=decision,
-        context=context,
-        files=files,
-        exports=exports,
-        answer=answer,
-        fallback=fallback,
-        late=late,
         approval=approval,
         dry_run=run.delivery.dry_run,
+        **outputs,
     )
     stored = service.write_run_log(run.settings, outcome)
     if stored["status"] == "failed":
@@ -336,14 +328,12 @@ with DAG(
             "Dry run",
             "Build everything, send nothing (no webhook).",
         ),
-        "export_destination": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^(|gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?|[^:]+)$",
-            title="Export destination",
-            description="A folder inside export_root for this run's CSVs, or a gs://bucket/"
-            "prefix to upload them to (the local CSVs are always kept); empty = the settings "
+        "export_destination": text(
+            "Export destination",
+            "A folder inside export_root for this run's CSVs, or a gs://bucket/prefix to "
+            "upload them to (the local CSVs are always kept); empty = the settings "
             "(export_destinations). Files are scoped to the date and the run either way.",
+            pattern=r"^(|gs://[a-z0-9][a-z0-9._-]{1,220}(/.*)?|[^:]+)$",
         ),
         "resend": switch(
             "Resend",
@@ -356,20 +346,13 @@ with DAG(
             "short (data_freshness): wait_for_orders does not wait, and the day's event is "
             "sent. Off: a late feed fails the run, a short day sends nothing.",
         ),
-        "silence_until": Param(
-            None,
-            type=["null", "string"],
+        "silence_until": text(
+            "Silence until",
+            "Send nothing until this date (YYYY-MM-DD); empty = the Airflow Variable "
+            "retentionops_silence_until, then the silence_until setting.",
             format="date",
-            title="Silence until",
-            description="Send nothing until this date (YYYY-MM-DD); empty = the Airflow "
-            "Variable retentionops_silence_until, then the silence_until setting.",
         ),
-        "silence_reason": Param(
-            None,
-            type=["null", "string"],
-            title="Silence reason",
-            description="Why the playbook is silenced.",
-        ),
+        "silence_reason": text("Silence reason", "Why the playbook is silenced."),
     },
 ) as dag:
     # D's orders first: a late feed fails the run red, it is not a quiet day
@@ -413,6 +396,14 @@ with DAG(
     owed = deliver_owed()
     markers[BRANCHES.index(NO_ALERT)] >> owed
     run_log = write_run_log(
-        decision, context, brief["files"], exports, trigger.output, fallback, owed
+        {
+            "decision": decision,
+            "context": context,
+            "files": brief["files"],
+            "exports": exports,
+            "answer": trigger.output,
+            "fallback": fallback,
+            "late": owed,
+        }
     )
     markers >> run_log  # the log is the run's one last task, whichever branch ran

@@ -165,3 +165,66 @@ def test_a_standalone_write_is_a_success_even_without_an_alert():
 def test_the_interface_is_checked():
     with pytest.raises(ValueError, match="dag, mcp, cli"):
         summarize(RunOutcome("x", "2011-05-13", "cron"))
+
+
+# -- a DAG run's outcome, from what its tasks returned (RunOutcome.of_dag_run) --------------
+
+CONTEXT = {
+    "decision": CRITICAL,
+    "plan": OPENS,
+    "tiers": {"P1": {"count": 47}, "P2": {"count": 300}, "P3": {"count": 0}},
+    "anomalies": ["P2 grew 3.0x: 300 against 100 on 2011-05-12"],
+    "previous_run_date": "2011-05-12",
+}
+
+
+def dag_run(failed_steps=(), **outputs) -> RunOutcome:
+    return RunOutcome.of_dag_run(
+        "scheduled__2011-05-13", dt.date(2011, 5, 13), started_at=T0,
+        failed_steps=list(failed_steps), **outputs,
+    )  # fmt: skip
+
+
+def test_a_dag_runs_outcome_takes_the_context_the_files_and_the_answer():
+    outcome = dag_run(
+        context=CONTEXT,
+        files={"markdown": "runs/2011-05-13/brief.md", "chart": "runs/2011-05-13/chart.png"},
+        exports=[EXPORTS[0], None, EXPORTS[1]],  # a skipped export task gives None
+        answer=ANSWER,
+    )
+    assert (outcome.decision, outcome.plan) == (CRITICAL, OPENS)  # from the context
+    assert outcome.counts == {"P1": 47, "P2": 300, "P3": 0}
+    assert outcome.exports == EXPORTS[:2] and outcome.brief_link == "runs/2011-05-13/brief.md"
+    assert (outcome.daily, outcome.interface, outcome.previous_run_date) == (
+        True, "dag", "2011-05-12",
+    )  # fmt: skip
+    row = summarize(outcome, now=NOW)
+    assert keys(row, "status", "playbook_status", "export_status", "total_exported") == (
+        "success", "sent", "ok", 347,
+    )  # fmt: skip
+
+
+def test_a_dag_runs_decision_wins_over_the_contexts_and_none_leaves_nothing():
+    assert dag_run(decision=INFO, context=CONTEXT).decision == INFO
+    bare = dag_run()  # detection failed: no task after it returned anything
+    assert (bare.decision, bare.plan, bare.counts, bare.exports, bare.brief_link) == (
+        None, None, None, [], None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("failed", "export_failed", "playbook_failed"),
+    [
+        (["export_audience"], True, False),
+        (["export_audience[2]"], True, False),  # a mapped export's index
+        (["trigger_playbook"], False, True),
+        (["render_brief", "post_slack_fallback"], False, False),
+    ],
+)
+def test_a_dag_runs_failed_steps_name_the_export_and_the_webhook(
+    failed, export_failed, playbook_failed
+):
+    outcome = dag_run(failed, context=CONTEXT, fallback={"slack_posted": True})
+    assert (outcome.export_failed, outcome.playbook_failed) == (export_failed, playbook_failed)
+    assert outcome.fallback_posted is True and outcome.failed_steps == failed
+    assert summarize(outcome, now=NOW)["status"] == "failed"

@@ -114,14 +114,9 @@ def send_event(
 
 
 def deliver_owed(
-    settings: Settings,
-    run_date: DateLike,
-    run_id: str,
-    post: Post,
-    *,
-    rollout_mode: str | None = None,
+    settings: Settings, day: dt.date, run_id: str, post: Post, rollout_mode: str | None
 ) -> list[dict[str, Any]]:
-    """Deliver the events owed from dates before ``run_date`` in the rollout mode (the
+    """Deliver the events owed from dates before ``day`` in the rollout mode (the
     settings' unless given)
     (the receiver was down, a sender died, no answer came), oldest first, each as recorded
     with a first line saying it is late (``playbook.late_payload``), before anything newer.
@@ -134,7 +129,6 @@ def deliver_owed(
     from retentionops import incidents, ledger
     from retentionops.playbook import late_payload
 
-    day = as_date(run_date)
     with open_warehouse(settings) as warehouse:
         owed = ledger.owed(warehouse, rollout_mode or settings.rollout_mode, day)
     delivered = []
@@ -362,7 +356,7 @@ def deliver_due(
     if sending_blocked(settings, delivery):
         return []
     day = as_date(run_date)
-    done = deliver_owed(settings, day, run_id, post, rollout_mode=rollout_mode)
+    done = deliver_owed(settings, day, run_id, post, rollout_mode)
     with open_warehouse(settings, read_only=True) as warehouse:
         data = freshness.orders_freshness(warehouse, settings, day)
     if not data["trusted"] and not delivery.allow_late_data:
