@@ -23,14 +23,14 @@ there is nothing to keep.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from retentionops.dates import as_date
-from retentionops.errors import UserError
+from retentionops.errors import DetectionError
+from retentionops.files import jsonable
 from retentionops.settings import Settings
 from retentionops.sql import (
     alert_history_parameters,
@@ -40,10 +40,6 @@ from retentionops.sql import (
 from retentionops.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-
-
-class DetectionError(UserError):
-    """Detection cannot give a decision for the date; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -95,18 +91,6 @@ ALERT_STEP = DETECTION_STEPS[-1]
 ALERT_DAILY_STEP = SqlStep(
     "alert_logic_daily", "detection/05_alert_logic_daily", "alert_logic", detection_parameters
 )
-
-
-def jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    """Make a warehouse row JSON- and XCom-friendly (ISO dates, floats)."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, dt.date):
-            value = value.isoformat()
-        elif isinstance(value, decimal.Decimal):
-            value = float(value)
-        out[key] = value
-    return out
 
 
 def run_step(warehouse: Warehouse, settings: Settings, step: SqlStep, run_date: Any) -> int:

@@ -14,3 +14,7 @@ class UserError(RuntimeError):
 
 class ServiceError(UserError):
     """An operation could not be done (missing prerequisite, bad argument, refused call)."""
+
+
+class DetectionError(UserError):
+    """Detection cannot give a decision for the date; the message says why."""

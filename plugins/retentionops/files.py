@@ -7,6 +7,8 @@ naming it, rather than failing mid-run with a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 import os
 import tempfile
@@ -85,3 +87,15 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
     return write_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """Make a warehouse row JSON- and XCom-friendly (ISO dates, floats)."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        elif isinstance(value, decimal.Decimal):
+            value = float(value)
+        out[key] = value
+    return out

@@ -38,7 +38,7 @@ from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
 from retentionops.dates import as_date
-from retentionops.detection import jsonable
+from retentionops.files import jsonable
 from retentionops.settings import Settings
 from retentionops.vocabulary import TIERS
 from retentionops.warehouse import Warehouse

@@ -18,8 +18,9 @@ import math
 from typing import Any
 
 from retentionops import holdouts, runlog
-from retentionops.detection import as_date, jsonable
+from retentionops.dates import as_date
 from retentionops.errors import ServiceError
+from retentionops.files import jsonable
 from retentionops.settings import Settings
 from retentionops.vocabulary import TIERS
 from retentionops.warehouse import Warehouse

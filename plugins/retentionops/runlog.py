@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-from retentionops.dates import DateError
-from retentionops.detection import DetectionError, as_date, jsonable
-from retentionops.errors import ServiceError
-from retentionops.files import write_json_atomic
+from retentionops.dates import DateError, as_date
+from retentionops.errors import DetectionError, ServiceError
+from retentionops.files import jsonable, write_json_atomic
 from retentionops.settings import Settings
 from retentionops.vocabulary import INTERFACES, TIERS
 from retentionops.warehouse import Warehouse

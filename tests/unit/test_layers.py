@@ -34,13 +34,11 @@ SIDEWAYS = {
     ("actions", "detection"), ("actions", "freshness"), ("actions", "holdouts"),
     ("actions", "incidents"), ("actions", "playbook"),
     ("brief", "approval"), ("brief", "holdouts"),
-    ("holdouts", "detection"), ("holdouts", "incidents"),
-    ("impact", "actions"), ("impact", "detection"), ("impact", "holdouts"),
-    ("impact", "runlog"),
-    ("incidents", "detection"),
+    ("holdouts", "incidents"),
+    ("impact", "actions"), ("impact", "holdouts"), ("impact", "runlog"),
     ("pack", "actions"), ("pack", "brief"), ("pack", "detection"),
     ("playbook", "approval"),
-    ("runlog", "detection"), ("runlog", "holdouts"), ("runlog", "pack"),
+    ("runlog", "holdouts"), ("runlog", "pack"),
 }  # fmt: skip
 
 
