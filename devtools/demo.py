@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from retentionops import pack, service
+from retentionops.dates import as_date
 from retentionops.settings import PROJECT_ROOT, load_settings
 
 
@@ -54,8 +55,8 @@ def playbook_outcome(row: dict[str, Any], sim_out: Path) -> list[str]:
     return [f"The playbook: {status or 'not reached'}" + (f": {note}" if note else "")]
 
 
-def report(day: str, sim_out: Path) -> int:
-    settings = load_settings()
+def report(date: str, sim_out: Path) -> int:
+    settings, day = load_settings(), as_date(date)  # the door: parsed once
     rows = [r for r in service.run_log_rows(settings, day) if r.get("interface") == "dag"]
     if not rows:
         print(f"no DAG run of {day} is logged in ops_runs_log", file=sys.stderr)

@@ -11,6 +11,7 @@ import shutil
 import sys
 
 from retentionops import pack, service
+from retentionops.dates import as_date
 from retentionops.files import write_atomic, write_json_atomic
 from retentionops.settings import PROJECT_ROOT, load_settings
 
@@ -20,7 +21,8 @@ EXAMPLES_DIR = PROJECT_ROOT / "artifacts"
 def main(warning_date: str, critical_date: str) -> list[str]:
     settings = load_settings()
     written = []
-    for label, day in (("warning", warning_date), ("critical", critical_date)):
+    for label, date in (("warning", warning_date), ("critical", critical_date)):
+        day = as_date(date)  # the door: parsed once
         latest = service.run_log_rows(settings, day)[0]  # the DAG run just made
         folder = pack.run_dir(settings, day, latest["run_id"])
         chart = EXAMPLES_DIR / f"example_chart_{label}.png"

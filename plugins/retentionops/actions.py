@@ -94,17 +94,16 @@ class Context(TypedDict):
     baseline_days: int
 
 
-def last_delivered_run(warehouse: Warehouse, run_date: Any) -> dt.date | None:
+def last_delivered_run(warehouse: Warehouse, run_date: dt.date) -> dt.date | None:
     """The last run before the date whose playbook reached people (None: none): the run the
     date's queue compares itself with (``@previous_run_date`` of the queue)."""
-    [row] = warehouse.query("action/read_last_delivered_run", {"run_date": as_date(run_date)})
+    [row] = warehouse.query("action/read_last_delivered_run", {"run_date": run_date})
     return row["previous_run_date"]
 
 
-def build_priority_queue(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, int]:
+def build_priority_queue(warehouse: Warehouse, settings: Settings, day: dt.date) -> dict[str, int]:
     """Replace ``customer_priority`` for the date (its detection must be complete) and mark
     it complete, all or nothing; return the tier counts."""
-    day = as_date(run_date)
     if DETECTION_MARKER not in completed_steps(warehouse, day):
         raise DetectionError(detection_missing(day))
     # the queue reads what earlier runs delivered (cooldown, what changed); its readers
@@ -393,7 +392,7 @@ def named_tiers(tiers: Sequence[str], doing: str) -> list[str]:
 def record_audiences(
     warehouse: Warehouse,
     settings: Settings,
-    run_date: Any,
+    day: dt.date,
     tiers: Sequence[str],
     run_id: str,
     limit: int | None = None,
@@ -411,7 +410,6 @@ def record_audiences(
     queue's columns over the date's whole partition, whatever tiers it keeps.
     """
     tiers = named_tiers(tiers, "record")
-    day = as_date(run_date)
     require_queue(warehouse, day)
     warehouse.ensure_tables(("audience_exports", "incident_holdouts"))
     keys = {"run_id": run_id, "tiers": tiers, "run_date": day}
@@ -435,7 +433,7 @@ def record_audiences(
 def record_audience(
     warehouse: Warehouse,
     settings: Settings,
-    run_date: Any,
+    run_date: dt.date,
     tier: str,
     run_id: str,
     limit: int | None = None,

@@ -93,10 +93,10 @@ ALERT_DAILY_STEP = SqlStep(
 )
 
 
-def run_step(warehouse: Warehouse, settings: Settings, step: SqlStep, run_date: Any) -> int:
+def run_step(warehouse: Warehouse, settings: Settings, step: SqlStep, run_date: dt.date) -> int:
     """Replace the run date's rows of the step's table; return the rows written."""
     return warehouse.replace_partition(
-        step.sql_name, table=step.table, params=step.parameters(settings, as_date(run_date))
+        step.sql_name, table=step.table, params=step.parameters(settings, run_date)
     )
 
 
@@ -105,16 +105,16 @@ DETECTION_MARKER = "detection"
 QUEUE_MARKER = "customer_priority"
 
 
-def clear_markers(warehouse: Warehouse, run_date: Any) -> None:
+def clear_markers(warehouse: Warehouse, run_date: dt.date) -> None:
     """Forget that the date's detection and queue are complete (the DAG's BigQuery
     ``start_detection`` job runs the same file: its queue task rebuilds the queue)."""
-    warehouse.execute_file("markers/clear_run_markers", {"run_date": as_date(run_date)})
+    warehouse.execute_file("markers/clear_run_markers", {"run_date": run_date})
 
 
-def clear_marker(warehouse: Warehouse, run_date: Any, step: str) -> None:
+def clear_marker(warehouse: Warehouse, run_date: dt.date, step: str) -> None:
     """Forget that ``step`` of the date is complete."""
     warehouse.execute_file(
-        "markers/clear_step_marker", {"run_date": as_date(run_date), "step": step}
+        "markers/clear_step_marker", {"run_date": run_date, "step": step}
     )
 
 
@@ -122,10 +122,10 @@ def clear_marker(warehouse: Warehouse, run_date: Any, step: str) -> None:
 Fingerprint = dict[str, tuple[int, int]]
 
 
-def detection_fingerprint(warehouse: Warehouse, run_date: Any) -> Fingerprint:
+def detection_fingerprint(warehouse: Warehouse, run_date: dt.date) -> Fingerprint:
     """The fingerprint of the date's SQL1-SQL5 rows, computed in SQL (a table without rows
     of the date is absent)."""
-    rows = warehouse.query("markers/read_detection_fingerprint", {"run_date": as_date(run_date)})
+    rows = warehouse.query("markers/read_detection_fingerprint", {"run_date": run_date})
     return {row["table_name"]: (int(row["row_count"]), int(row["fingerprint"])) for row in rows}
 
 
@@ -153,28 +153,27 @@ def downstream_note(day: dt.date, changed: list[str] | None, *, queued: bool, wh
     )
 
 
-def mark_complete(warehouse: Warehouse, run_date: Any, step: str) -> None:
+def mark_complete(warehouse: Warehouse, run_date: dt.date, step: str) -> None:
     """Record that ``step`` of the date is complete (written after the step's tables)."""
     warehouse.execute_file(
-        "markers/mark_step_complete", {"run_date": as_date(run_date), "step": step}
+        "markers/mark_step_complete", {"run_date": run_date, "step": step}
     )
 
 
-def completed_steps(warehouse: Warehouse, run_date: Any) -> set[str]:
+def completed_steps(warehouse: Warehouse, run_date: dt.date) -> set[str]:
     """The steps of the date whose markers say they are complete (none on a fresh file);
     the alert-history marker is about every date up to this one, not a step of it."""
     from retentionops.warehouse import WarehouseError
 
     try:
-        rows = warehouse.query("markers/read_run_markers", {"run_date": as_date(run_date)})
+        rows = warehouse.query("markers/read_run_markers", {"run_date": run_date})
     except WarehouseError:  # no marker table yet: nothing was ever completed
         return set()
     return {row["step"] for row in rows if not row["step"].startswith(HISTORY_MARKER_PREFIX)}
 
 
-def verify_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> None:
+def verify_detection(warehouse: Warehouse, settings: Settings, day: dt.date) -> None:
     """In ``external`` mode: fail unless every detection table holds rows for the date."""
-    day = as_date(run_date)
     empty = [step.table for step in DETECTION_STEPS if warehouse.count_rows(step.table, day) == 0]
     if empty:
         raise DetectionError(
@@ -225,13 +224,12 @@ def history_start(covered: dt.date | None, to_date: dt.date) -> dt.date | None:
     return covered + dt.timedelta(days=1)
 
 
-def history_from_date(warehouse: Warehouse, settings: Settings, to_date: Any) -> dt.date | None:
-    """The ``@from_date`` of the SQL5 job that extends the stored history to ``to_date``
+def history_from_date(warehouse: Warehouse, settings: Settings, day: dt.date) -> dt.date | None:
+    """The ``@from_date`` of the SQL5 job that extends the stored history to ``day``
     (None: already stored, nothing to compute): :func:`history_start` of the stored
     coverage, as the job's parameters carry it (the whole history starts at
     ``date.min`` + ``baseline_days`` + ``at_risk_days``, so that SQL5's order window is a
     valid date; ``sql.detection_parameters``)."""
-    day = as_date(to_date)
     start = history_start(history_covered_to(warehouse, settings), day)
     if start is None:
         return None
@@ -246,13 +244,13 @@ def alert_step(start: dt.date, to_date: dt.date, *, snapshot: bool) -> SqlStep:
 
 
 def extend_history(
-    warehouse: Warehouse, settings: Settings, to_date: Any, *, snapshot: bool = False
+    warehouse: Warehouse, settings: Settings, day: dt.date, *, snapshot: bool = False
 ) -> dt.date | None:
-    """Store SQL5's rows up to ``to_date``: only the dates after the stored coverage (all
+    """Store SQL5's rows up to ``day``: only the dates after the stored coverage (all
     of them on a fresh warehouse, after a load that changed old orders, or after a change of
     the settings SQL5 depends on), in one set-based pass; mark the new coverage.
 
-    ``snapshot``: SQL2's rows of ``to_date`` are stored with the current settings (a
+    ``snapshot``: SQL2's rows of ``day`` are stored with the current settings (a
     detection run, after its SQL2). A daily run, which finds the history stored up to the
     day before, then computes the date from them and the stored baseline days, without
     reading the orders (:func:`alert_step`); the rows are the same either way.
@@ -261,7 +259,6 @@ def extend_history(
     on the settings only, and both invalidations remove the marker. Returns the first date
     computed (None: already stored; ``date.min``: the whole history): :func:`history_start`.
     """
-    day = as_date(to_date)
     start = history_start(history_covered_to(warehouse, settings), day)
     if start is None:
         return None
@@ -279,7 +276,7 @@ def extend_history(
     return start
 
 
-def ensure_summaries(warehouse: Warehouse, run_date: Any) -> bool:
+def ensure_summaries(warehouse: Warehouse, day: dt.date) -> bool:
     """After SQL1 of the date: rebuild the orders' summaries (SQL4's and SQL5's input) if
     they disagree with the orders on the customers or the orders up to the date; True if
     rebuilt.
@@ -291,7 +288,6 @@ def ensure_summaries(warehouse: Warehouse, run_date: Any) -> bool:
     """
     from retentionops.warehouse import WHOLE_HISTORY
 
-    day = as_date(run_date)
     # a dataset older than the summaries gets them (empty here: the check then rebuilds)
     warehouse.ensure_tables(("first_orders", "cohort_activity"))
     [row] = warehouse.query("maintenance/check_summaries", {"run_date": day})
@@ -325,13 +321,13 @@ class DetectionRun:
     downstream: str
 
 
-def run_detection(warehouse: Warehouse, settings: Settings, run_date: Any) -> dict[str, Any]:
+def run_detection(warehouse: Warehouse, settings: Settings, run_date: dt.date) -> dict[str, Any]:
     """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision
     (:func:`detect_date`, whose ``downstream`` a caller rebuilding the queue needs not)."""
     return detect_date(warehouse, settings, run_date).decision
 
 
-def detect_date(warehouse: Warehouse, settings: Settings, run_date: Any) -> DetectionRun:
+def detect_date(warehouse: Warehouse, settings: Settings, day: dt.date) -> DetectionRun:
     """Compute (managed) or verify (external) SQL1-SQL5 for the date; return the decision
     and what became of the date's queue.
 
@@ -343,7 +339,6 @@ def detect_date(warehouse: Warehouse, settings: Settings, run_date: Any) -> Dete
     written last, is what readers require. The queue's marker stays when the date's rows
     come out identical (the module docstring).
     """
-    day = as_date(run_date)
     warehouse.ensure_tables(("run_markers",))
     with warehouse.atomic():
         done = completed_steps(warehouse, day)
@@ -381,7 +376,7 @@ def detect_date(warehouse: Warehouse, settings: Settings, run_date: Any) -> Dete
     return DetectionRun(stored_alert_decision(warehouse, settings, day), downstream)
 
 
-def detection_missing(day: Any) -> str:
+def detection_missing(day: dt.date) -> str:
     """What to say when a date's detection is missing or incomplete (every interface)."""
     return (
         f"detection for {day} is missing or incomplete: run it (`retentionops detect --date "
@@ -391,10 +386,9 @@ def detection_missing(day: Any) -> str:
 
 
 def stored_alert_decision(
-    warehouse: Warehouse, settings: Settings, run_date: Any
+    warehouse: Warehouse, settings: Settings, day: dt.date
 ) -> dict[str, Any]:
     """Read the stored SQL5 row of a date whose detection is complete."""
-    day = as_date(run_date)
     if DETECTION_MARKER not in completed_steps(warehouse, day):
         raise DetectionError(detection_missing(day))
     rows = warehouse.query("detection/read_alert_decision", {"from_date": day, "run_date": day})
@@ -404,10 +398,10 @@ def stored_alert_decision(
 
 
 def alert_series(
-    warehouse: Warehouse, settings: Settings, from_date: Any, to_date: Any
+    warehouse: Warehouse, settings: Settings, from_date: dt.date, to_date: dt.date
 ) -> list[dict[str, Any]]:
     """Compute the SQL5 decision for every date in a range in one set-based query."""
-    start, end = as_date(from_date), as_date(to_date)
+    start, end = from_date, to_date
     if start > end:
         raise DetectionError(f"--from {start} is after --to {end}")
     days = (end - start).days + 1
@@ -423,7 +417,7 @@ def alert_series(
 
 
 def chart_series(
-    warehouse: Warehouse, settings: Settings, from_date: Any, to_date: Any
+    warehouse: Warehouse, settings: Settings, from_date: dt.date, to_date: dt.date
 ) -> list[dict[str, Any]]:
     """The SQL5 decisions of a range for a chart: the stored rows, computing only the gaps.
 
@@ -432,7 +426,7 @@ def chart_series(
     to the last missing day (one pass over the orders, like any range). Days before the
     first order have no row either way.
     """
-    start, end = as_date(from_date), as_date(to_date)
+    start, end = from_date, to_date
     if start > end:
         raise DetectionError(f"--from {start} is after --to {end}")
     rows = warehouse.query("detection/read_alert_decision", {"from_date": start, "run_date": end})

@@ -49,9 +49,8 @@ class Freshness(TypedDict):
     note: str | None  # what a person reads when it is not trusted (or the volume is high)
 
 
-def orders_freshness(warehouse: Warehouse, settings: Settings, run_date: Any) -> Freshness:
-    """The feed as a run for ``run_date`` finds it (one query over the orders' summary)."""
-    day = as_date(run_date)
+def orders_freshness(warehouse: Warehouse, settings: Settings, day: dt.date) -> Freshness:
+    """The feed as a run for ``day`` finds it (one query over the orders' summary)."""
     [row] = warehouse.query("detection/orders_freshness", {"run_date": day})
     return judge(settings, day, row)
 

@@ -192,13 +192,12 @@ def settle_releases(
     return released
 
 
-def prepare(warehouse: Warehouse, settings: Settings, run_date: Any, run_id: str) -> None:
-    """Before an export of ``run_date`` (every door, ``actions.record_audiences``): draw
+def prepare(warehouse: Warehouse, settings: Settings, day: dt.date, run_id: str) -> None:
+    """Before an export of ``day`` (every door, ``actions.record_audiences``): draw
     the date's incident's holdout, then record the releases due by the date, so the
     export leaves out exactly the customers held out that day."""
     from retentionops import incidents
 
-    day = as_date(run_date)
     warehouse.ensure_tables(("incident_holdouts",))
     today = incidents.incident_on(warehouse, settings, day)
     if today and today["incident_id"] and today["phase"] == "incident":
@@ -220,9 +219,8 @@ def _tier_holdout(tier: str, row: dict[str, Any], minimum: int) -> TierHoldout:
     }
 
 
-def summary(warehouse: Warehouse, settings: Settings, run_date: Any) -> Holdout:
+def summary(warehouse: Warehouse, settings: Settings, day: dt.date) -> Holdout:
     """The holdouts that hold on the date (``holdout/read_holdouts.sql``)."""
-    day = as_date(run_date)
     rows = warehouse.query("holdout/read_holdouts", {"run_date": day})
     tiers = {tier: {"customers": 0, "held_out": 0} for tier in TIERS}
     found: dict[str, IncidentHoldout] = {}

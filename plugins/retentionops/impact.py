@@ -289,10 +289,9 @@ def measure_incident_impact(
 
 
 def recommended_action(
-    warehouse: Warehouse, settings: Settings, customer_id: str, run_date: Any
+    warehouse: Warehouse, settings: Settings, customer_id: str, day: dt.date
 ) -> dict[str, Any]:
     """The tier, action and reason of one customer at a date, or why it is not queued."""
-    day = as_date(run_date)
     customer_id = str(customer_id)
     rows = warehouse.query(
         "impact/read_customer_priority", {"run_date": day, "customer_id": customer_id}

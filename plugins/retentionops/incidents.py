@@ -68,15 +68,15 @@ def parameters(settings: Settings, from_date: dt.date, to_date: dt.date) -> dict
 
 
 def incident_days(
-    warehouse: Warehouse, settings: Settings, from_date: Any, to_date: Any
+    warehouse: Warehouse, settings: Settings, from_date: dt.date, to_date: dt.date
 ) -> list[IncidentDay]:
     """The day rows of ``from_date``..``to_date`` as they stood on ``to_date``."""
-    start, end = as_date(from_date), as_date(to_date)
+    start, end = from_date, to_date
     rows = warehouse.query("incidents/incident_days", parameters(settings, start, end))
     return [jsonable(row) for row in sorted(rows, key=lambda r: r["day"])]  # type: ignore[misc]
 
 
-def incident_on(warehouse: Warehouse, settings: Settings, day: Any) -> IncidentDay | None:
+def incident_on(warehouse: Warehouse, settings: Settings, day: dt.date) -> IncidentDay | None:
     """The incident state of one date (None: no alert history for it)."""
     rows = incident_days(warehouse, settings, day, day)
     return rows[0] if rows else None

@@ -64,9 +64,9 @@ def display_link(link: str) -> str:
         return link
 
 
-def run_dir(settings: Settings, run_date: Any, run_id: str) -> Path:
+def run_dir(settings: Settings, run_date: dt.date, run_id: str) -> Path:
     """The run's own folder: ``<artifacts_dir>/<date>/<run id>/``."""
-    return settings.artifacts_path / as_date(run_date).isoformat() / safe_name(run_id)
+    return settings.artifacts_path / run_date.isoformat() / safe_name(run_id)
 
 
 def run_tag(run_id: str) -> str:
@@ -126,14 +126,14 @@ def resolve_destination(settings: Settings, destination: str | None) -> str | No
 
 def export_target(
     settings: Settings,
-    run_date: Any,
+    run_date: dt.date,
     run_id: str,
     destination: str | None = None,
     destinations: list[str] | None = None,
 ) -> dict[str, Any]:
     """Where a run's tier goes: its local folder (always), the gcs prefix and spreadsheet of
     the uploads, each scoped to the date and the run (``<date>/<run id>/``)."""
-    day = as_date(run_date).isoformat()
+    day = run_date.isoformat()
     chosen = [d.lower() for d in destinations or split_list(settings.export_destinations)]
     given = resolve_destination(settings, destination)
     folder = run_dir(settings, run_date, run_id)

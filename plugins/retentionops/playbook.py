@@ -157,7 +157,7 @@ def slack_mention(mention: str) -> str:
     return text
 
 
-def dedupe_key(incident_id: str, event: str, run_date: Any, rollout_mode: str) -> str:
+def dedupe_key(incident_id: str, event: str, run_date: dt.date, rollout_mode: str) -> str:
     """The idempotency key of one event's delivery: a re-run, a retry or a backfill of the
     date carries the same key, so a receiver that saw it does not act again."""
     return f"{incident_id}:{event}:{run_date}:{rollout_mode}"

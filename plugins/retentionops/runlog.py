@@ -180,7 +180,7 @@ class RunOutcome:
     def of_dag_run(
         cls,
         run_id: str,
-        run_date: Any,
+        run_date: dt.date,
         *,
         started_at: dt.datetime | None,
         failed_steps: list[str],
@@ -457,13 +457,13 @@ def read(warehouse: Warehouse, run_id: str) -> dict[str, Any] | None:
     return jsonable(rows[0]) if rows else None
 
 
-def read_for_date(warehouse: Warehouse, run_date: Any) -> list[dict[str, Any]]:
+def read_for_date(warehouse: Warehouse, run_date: dt.date) -> list[dict[str, Any]]:
     """Every stored row of one run date, newest first."""
-    rows = warehouse.query("action/read_run_logs_for_date", {"run_date": as_date(run_date)})
+    rows = warehouse.query("action/read_run_logs_for_date", {"run_date": run_date})
     return [jsonable(row) for row in rows]
 
 
-def json_path(settings: Settings, run_date: Any, run_id: str) -> Path:
+def json_path(settings: Settings, run_date: dt.date, run_id: str) -> Path:
     """The JSON copy of a run's row, next to the run's other files."""
     from retentionops.pack import run_dir
 

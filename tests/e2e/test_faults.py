@@ -127,9 +127,10 @@ def test_a_run_killed_between_steps_is_never_read(sample_settings):
 
     service.build_priority_queue(sample_settings, D)  # a complete date first
     with open_warehouse(sample_settings) as warehouse:
-        detection.clear_markers(warehouse, D)
+        day = dt.date.fromisoformat(D)
+        detection.clear_markers(warehouse, day)
         for step in detection.DETECTION_STEPS[:2]:  # ... and the process dies here
-            detection.run_step(warehouse, sample_settings, step, D)
+            detection.run_step(warehouse, sample_settings, step, day)
     for read in (service.get_operational_context, service.generate_brief):
         with pytest.raises(UserError, match="detection for 2011-05-13 is missing or incomplete"):
             read(sample_settings, D)

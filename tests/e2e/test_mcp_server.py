@@ -422,7 +422,7 @@ def test_alert_decisions_equal_the_sql5_series(session):
         for day, severity in ((CRITICAL, "CRITICAL"), (WARNING, "WARNING"), (QUIET, "INFO")):
             decision = dict(ok(session, f"decision_{day}"))  # a copy: the session keeps it
             # asked before any detection ran: computed read-only by the same SQL5
-            expected = detection.alert_series(warehouse, settings, day, day)[0]
+            expected = detection.alert_series(warehouse, settings, *[as_date(day)] * 2)[0]
             # every decision says whether its orders can be trusted: the sample's can
             assert decision.pop("data_freshness")["status"] == "fresh"
             assert decision == {**expected, "source": "computed"}
@@ -439,7 +439,7 @@ def test_queue_context_and_brief_match_the_library(session):
         day = as_date(CRITICAL)
         expected_context = service_context.operational_context(warehouse, settings, day)
         # the DAG's step, re-run for the same date, writes the same counts
-        assert actions.build_priority_queue(warehouse, settings, CRITICAL) == queue["tiers"]
+        assert actions.build_priority_queue(warehouse, settings, day) == queue["tiers"]
     expected_context = json.loads(json.dumps(expected_context, default=str))
     # asked before the playbook ran, the event was still to send; the library, asked after
     # the session's delivery, says it was delivered: the rest is the same

@@ -28,6 +28,7 @@ from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 
 D = "2011-03-01"
+DAY = dt.date.fromisoformat(D)
 ORDERS = [
     ("p1a", "a1", "2011-02-01", 33), ("p1a", "a2", "2011-02-03", 33),
     ("p1a", "a3", "2011-02-05", 33),
@@ -42,7 +43,7 @@ ORDERS = [
 @pytest.fixture
 def detected(load_orders, settings):
     warehouse = load_orders(ORDERS)
-    detection.run_detection(warehouse, settings, D)
+    detection.run_detection(warehouse, settings, DAY)
     return warehouse
 
 
@@ -58,7 +59,7 @@ def queue(warehouse):
 
 
 def test_tiers_scores_reasons_and_actions(detected, settings):
-    counts = actions.build_priority_queue(detected, settings, D)
+    counts = actions.build_priority_queue(detected, settings, DAY)
     assert counts == {"P1": 2, "P2": 1, "P3": 0}
     rows = queue(detected)
     assert set(rows) == {"p1a", "p1b", "p2a"}  # exactly the customers the tier rules admit
@@ -84,23 +85,23 @@ def test_score_caps(load_orders, settings):
     # Total 70 + 20 + 8.67 = 98.67 (< 100).
     rows = [("rich", f"r{i}", f"2011-01-{i:02d}", 5000) for i in range(1, 12)]
     warehouse = load_orders(rows)
-    detection.run_detection(warehouse, settings, "2011-02-06")
-    actions.build_priority_queue(warehouse, settings, "2011-02-06")
+    detection.run_detection(warehouse, settings, dt.date(2011, 2, 6))
+    actions.build_priority_queue(warehouse, settings, dt.date(2011, 2, 6))
     (score,) = warehouse.con.execute("select priority_score from customer_priority").fetchone()
     assert score == pytest.approx(70 + 20 + 26 / 3)
     # with a P1 base of 90 the sum (118.67) is capped at 100
     raised = load_settings(duckdb_path=settings.duckdb_path, p1_base_score=90)
-    actions.build_priority_queue(warehouse, raised, "2011-02-06")
+    actions.build_priority_queue(warehouse, raised, dt.date(2011, 2, 6))
     (score,) = warehouse.con.execute("select priority_score from customer_priority").fetchone()
     assert score == 100
 
 
 def test_rerun_replaces_the_date_only(detected, settings):
-    actions.build_priority_queue(detected, settings, D)
-    detection.run_detection(detected, settings, "2011-02-28")
-    actions.build_priority_queue(detected, settings, "2011-02-28")
+    actions.build_priority_queue(detected, settings, DAY)
+    detection.run_detection(detected, settings, dt.date(2011, 2, 28))
+    actions.build_priority_queue(detected, settings, dt.date(2011, 2, 28))
     before = detected.con.execute("select count(*) from customer_priority").fetchone()[0]
-    actions.build_priority_queue(detected, settings, D)
+    actions.build_priority_queue(detected, settings, DAY)
     after = detected.con.execute(
         "select run_date, count(*) from customer_priority group by 1 order by 1"
     ).fetchall()
@@ -111,14 +112,14 @@ def test_rerun_replaces_the_date_only(detected, settings):
 def test_p1_value_filter_and_p3_switches(detected, settings):
     filtered = load_settings(duckdb_path=settings.duckdb_path, p1_value_filter=True)
     # p1b's revenue 6 is below the median 35; p1a's 99 is above
-    assert actions.build_priority_queue(detected, filtered, D)["P1"] == 1
+    assert actions.build_priority_queue(detected, filtered, DAY)["P1"] == 1
     assert set(queue(detected)) == {"p1a", "p2a"}
     medium_p3 = load_settings(duckdb_path=settings.duckdb_path, p3_risk_levels="HIGH,MEDIUM")
-    assert actions.build_priority_queue(detected, medium_p3, D)["P3"] == 1  # gone
+    assert actions.build_priority_queue(detected, medium_p3, DAY)["P3"] == 1  # gone
     capped = load_settings(
         duckdb_path=settings.duckdb_path, p3_risk_levels="MEDIUM", p3_recency_cap_days=120
     )
-    assert actions.build_priority_queue(detected, capped, D)["P3"] == 0  # 150 days > 120
+    assert actions.build_priority_queue(detected, capped, DAY)["P3"] == 0  # 150 days > 120
     context = service_context.operational_context(detected, capped, as_date(D))
     assert context["tiers"]["P3"]["empty_reason"] == (
         "1 inactive customer (last order more than 90 days ago) is at medium churn risk on "
@@ -128,7 +129,7 @@ def test_p1_value_filter_and_p3_switches(detected, settings):
 
 
 def test_operational_context(detected, settings):
-    actions.build_priority_queue(detected, settings, D)
+    actions.build_priority_queue(detected, settings, DAY)
     context = service_context.operational_context(detected, settings, as_date(D))
     assert context["status_distribution"] == {"ACTIVE": 3, "AT_RISK": 2, "INACTIVE": 1}
     assert context["risk_by_status"] == {
@@ -156,7 +157,7 @@ def test_the_response_is_due_after_the_start_unless_the_run_is_historical(detect
     from retentionops.playbook import Delivery
 
     aged = load_settings(duckdb_path=settings.duckdb_path, notify_max_age_days=2)
-    actions.build_priority_queue(detected, aged, D)
+    actions.build_priority_queue(detected, aged, DAY)
 
     def response(*started):
         delivery = Delivery(dt.datetime(*started, tzinfo=dt.UTC))
@@ -172,8 +173,8 @@ def test_empty_tier_reason_follows_the_settings(detected):
     heavier = load_settings(  # the weights sum to 100; value drop never fires in v1
         duckdb_path=detected.settings.duckdb_path, weight_frequency_drop=60, weight_value_drop=20
     )
-    detection.run_detection(detected, heavier, D)
-    actions.build_priority_queue(detected, heavier, D)
+    detection.run_detection(detected, heavier, DAY)
+    actions.build_priority_queue(detected, heavier, DAY)
     context = service_context.operational_context(detected, heavier, as_date(D))
     # with 60 points for a frequency drop, INACTIVE + HIGH is reachable and 'gone' is P3
     assert context["tiers"]["P3"]["count"] == 1
@@ -206,30 +207,30 @@ def test_the_empty_tier_reason_is_a_sentence_with_its_numbers(detected):
 
 
 def test_audience_is_ranked_and_limited(detected, settings):
-    actions.build_priority_queue(detected, settings, D)
-    rows = actions.record_audience(detected, settings, D, "P1", "run-a")
+    actions.build_priority_queue(detected, settings, DAY)
+    rows = actions.record_audience(detected, settings, DAY, "P1", "run-a")
     assert [r["customer_id"] for r in rows] == ["p1a", "p1b"]  # 87.2 before 79.9
     # the same run exporting again replaces its own record; another run has its own
-    again = actions.record_audience(detected, settings, D, "P1", "run-a", 1)
+    again = actions.record_audience(detected, settings, DAY, "P1", "run-a", 1)
     assert [r["customer_id"] for r in again] == ["p1a"]
-    assert len(actions.record_audience(detected, settings, D, "P1", "run-b")) == 2
+    assert len(actions.record_audience(detected, settings, DAY, "P1", "run-b")) == 2
     recorded = detected.fetch(
         "select run_id, count(*) as n from audience_exports group by run_id order by run_id"
     )
     assert [(r["run_id"], r["n"]) for r in recorded] == [("run-a", 1), ("run-b", 2)]
     with pytest.raises(ValueError, match="unknown tier 'P4'"):
-        actions.record_audience(detected, settings, D, "P4", "run-a")
+        actions.record_audience(detected, settings, DAY, "P4", "run-a")
 
 
 def test_the_tiers_of_a_run_are_recorded_together_each_ranked_and_limited(detected, settings):
     """A DAG run records every tier of its playbook at once (one read of the queue): each
     tier is ranked and cut at the limit on its own, as if it were recorded alone, and a
     retry of the tiers replaces only them."""
-    actions.build_priority_queue(detected, settings, D)
-    together = actions.record_audiences(detected, settings, D, ["P2", "P1"], "run-a", 1)
+    actions.build_priority_queue(detected, settings, DAY)
+    together = actions.record_audiences(detected, settings, DAY, ["P2", "P1"], "run-a", 1)
     assert list(together) == ["P2", "P1"]
     assert [r["customer_id"] for r in together["P1"]] == ["p1a"]  # 87.2 before 79.9
-    alone = actions.record_audience(detected, settings, D, "P2", "run-b", 1)
+    alone = actions.record_audience(detected, settings, DAY, "P2", "run-b", 1)
     assert [r["customer_id"] for r in together["P2"]] == ["p2a"]
     assert together["P2"] == alone
     # export_rank starts at 1 in each tier; the retry of P1 alone leaves P2's record
@@ -237,7 +238,7 @@ def test_the_tiers_of_a_run_are_recorded_together_each_ranked_and_limited(detect
         "select tier, export_rank from audience_exports where run_id = 'run-a' order by tier"
     )
     assert [(r["tier"], r["export_rank"]) for r in ranks] == [("P1", 1), ("P2", 1)]
-    retried = actions.record_audiences(detected, settings, D, ["P1"], "run-a")
+    retried = actions.record_audiences(detected, settings, DAY, ["P1"], "run-a")
     assert [r["customer_id"] for r in retried["P1"]] == ["p1a", "p1b"]
     counts = detected.fetch(
         "select tier, count(*) as n from audience_exports where run_id = 'run-a' "
@@ -245,7 +246,7 @@ def test_the_tiers_of_a_run_are_recorded_together_each_ranked_and_limited(detect
     )
     assert [(r["tier"], r["n"]) for r in counts] == [("P1", 2), ("P2", 1)]
     with pytest.raises(ValueError, match="no tier to record"):
-        actions.record_audiences(detected, settings, D, [], "run-a")
+        actions.record_audiences(detected, settings, DAY, [], "run-a")
 
 
 def test_one_run_id_keeps_the_audience_of_each_date(detected, settings):
@@ -254,9 +255,9 @@ def test_one_run_id_keeps_the_audience_of_each_date(detected, settings):
     day1 = dt.date.fromisoformat(D)
     later = day1 + dt.timedelta(days=1)
     detection.run_detection(detected, settings, later)
-    for day in (D, later):
+    for day in (day1, later):
         actions.build_priority_queue(detected, settings, day)
-    first = actions.record_audience(detected, settings, D, "P1", "run-a")
+    first = actions.record_audience(detected, settings, DAY, "P1", "run-a")
     second = actions.record_audience(detected, settings, later, "P1", "run-a", 1)
     assert [r["customer_id"] for r in first] == ["p1a", "p1b"]
     assert [(r["customer_id"], r["run_date"]) for r in second] == [("p1a", later)]
@@ -288,7 +289,7 @@ def test_run_log_is_one_row_per_run_id_and_keeps_every_cause(warehouse, settings
     assert stored["export_p2_link"] == "/x/audience_p2.csv" and stored["export_p3_link"] is None
     import json
 
-    copy = runlog.json_path(settings, D, "scheduled__2011-03-01")
+    copy = runlog.json_path(settings, DAY, "scheduled__2011-03-01")
     assert json.loads(copy.read_text())["status"] == "success"
     # two later failures of the same run keep the facts already known and every cause, in
     # order; the same cause written twice (a retried callback) is kept once

@@ -39,7 +39,11 @@ TABLE_KEYS = {
 
 
 def plus(days: int, start: dt.date = F) -> str:
-    return (start + dt.timedelta(days=days)).isoformat()
+    return on(days, start).isoformat()
+
+
+def on(days: int, start: dt.date = F) -> dt.date:
+    return start + dt.timedelta(days=days)
 
 
 def population(groups, prefix: str = "c"):
@@ -186,7 +190,7 @@ def test_point_in_time_orders_after_d_change_nothing_for_d(load_orders, settings
     assert table_dump(warehouse, D40) == tables_without
     assert all(tables_without[t] for t in TABLE_KEYS)  # every table has rows for D
     # and the same through the set-based range query reaching past D
-    series = {r["alert_date"]: r for r in detection.alert_series(warehouse, settings, F, plus(80))}
+    series = {r["alert_date"]: r for r in detection.alert_series(warehouse, settings, F, on(80))}
     assert series[D40.isoformat()] == without
 
 
@@ -428,7 +432,7 @@ def test_sql5_current_value_and_sample_size(
 def test_sql5_warm_up_baseline(load_orders, settings):
     # 100 customers, all first ordering on F: baseline needs D-7 >= F, i.e. D >= F+7
     warehouse = load_orders(population([(10, (0, 9)), (90, (0, 30))]))
-    rows = detection.alert_series(warehouse, settings, plus(-3), plus(8))
+    rows = detection.alert_series(warehouse, settings, on(-3), on(8))
     by_date = {r["alert_date"]: r for r in rows}
     assert sorted(by_date) == [plus(i) for i in range(9)]  # no rows before the first order
     # F .. F+6: fewer than 7 previous days exist -> NULL, no alert
@@ -438,15 +442,15 @@ def test_sql5_warm_up_baseline(load_orders, settings):
     assert by_date[plus(7)]["baseline_value"] == 0.0
     assert by_date[plus(8)]["baseline_value"] == 0.0
     # the stored rows agree, run one date at a time
-    assert detection.run_detection(warehouse, settings, plus(6))["baseline_value"] is None
-    assert detection.run_detection(warehouse, settings, plus(7))["baseline_value"] == 0.0
+    assert detection.run_detection(warehouse, settings, on(6))["baseline_value"] is None
+    assert detection.run_detection(warehouse, settings, on(7))["baseline_value"] == 0.0
 
 
 def test_sql5_baseline_is_mean_of_previous_seven_days(load_orders, settings):
     groups = [(10, (0,)), (1, (0, 3)), (1, (0, 5)), (1, (0, 7)), (2, (0, 8)), (1, (0, 9)),
               (84, (0, 30))]  # fmt: skip
     warehouse = load_orders(population(groups))
-    series = detection.alert_series(warehouse, settings, plus(33), plus(40))
+    series = detection.alert_series(warehouse, settings, on(33), on(40))
     # N = 100; AT_RISK from last order + 31: 10 from F+31, +1 from F+34, +1 F+36, +1 F+38,
     # +2 F+39, +1 F+40; the 84 only from F+61
     assert [r["current_value"] for r in series] == [10.0, 11.0, 11.0, 12.0, 12.0, 13.0, 15.0, 16.0]
@@ -476,7 +480,7 @@ def test_chart_series_reads_stored_days_and_computes_only_the_missing_ones(
     monkeypatch.setattr(
         warehouse, "query", lambda name, params: calls.append((name, params)) or query(name, params)
     )
-    series = detection.chart_series(warehouse, settings, plus(33), plus(40))
+    series = detection.chart_series(warehouse, settings, on(33), on(40))
     assert [r["current_value"] for r in series] == [10.0, 11.0, 11.0, 12.0, 12.0, 13.0, 15.0, 16.0]
     # one read of the stored days, then one SQL5 call spanning the missing F+37 .. F+40
     read, sql5 = "detection/read_alert_decision", "detection/05_alert_logic"
@@ -484,7 +488,7 @@ def test_chart_series_reads_stored_days_and_computes_only_the_missing_ones(
     assert (calls[1][1]["from_date"], calls[1][1]["run_date"]) == (F + dt.timedelta(days=37), D40)
     # the missing days are what SQL5 gives for them: F+40 is the CRITICAL day worked out above
     assert decision(series[-1]) == (16.0, 12.0, 4.0, 33.33, "CRITICAL", True, 100)
-    assert series == detection.alert_series(warehouse, settings, plus(33), plus(40))
+    assert series == detection.alert_series(warehouse, settings, on(33), on(40))
 
     # once every day is stored, the chart is one read and no SQL5; a stored day is taken as
     # stored (here altered by hand to 99.0, which no computation would give)
@@ -494,11 +498,11 @@ def test_chart_series_reads_stored_days_and_computes_only_the_missing_ones(
         "update alert_logic set current_value = 99 where alert_date = ?", [plus(35)]
     )
     calls.clear()
-    series = detection.chart_series(warehouse, settings, plus(33), plus(40))
+    series = detection.chart_series(warehouse, settings, on(33), on(40))
     assert [name for name, _ in calls] == [read]
     assert [r["current_value"] for r in series] == [10.0, 11.0, 99.0, 12.0, 12.0, 13.0, 15.0, 16.0]
     # days before the first order have no row, stored or computed
-    early = detection.chart_series(warehouse, settings, plus(-3), plus(1))
+    early = detection.chart_series(warehouse, settings, on(-3), on(1))
     assert [r["alert_date"] for r in early] == [plus(0), plus(1)]
 
 
@@ -517,7 +521,7 @@ def test_sql5_span_window_keeps_the_oldest_order_the_baseline_needs(load_orders,
     assert decision(row) == (0.0, pytest.approx(10 / 7), pytest.approx(-10 / 7), -100.0,
                              "INFO", False, 10)  # fmt: skip
     # the same date inside a longer range (its window starts earlier) gives the same row
-    assert detection.alert_series(warehouse, settings, plus(100), day)[-1] == row
+    assert detection.alert_series(warehouse, settings, on(100), day)[-1] == row
 
 
 def test_sql5_baseline_uses_rounded_daily_values(load_orders, settings):

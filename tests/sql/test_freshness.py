@@ -36,7 +36,9 @@ def feed(load_orders):
 
 
 def judged(warehouse, day: str, **overrides) -> dict:
-    return freshness.orders_freshness(warehouse, load_settings(**overrides), day)
+    return freshness.orders_freshness(
+        warehouse, load_settings(**overrides), dt.date.fromisoformat(day)
+    )
 
 
 def test_the_feed_reaching_the_date_is_fresh_and_a_saturday_without_trading_too(feed):
@@ -99,6 +101,6 @@ def test_a_short_day_is_not_trusted_and_one_promotion_does_not_make_a_month_shor
 
 def test_no_orders_at_all_is_missing(warehouse):
     warehouse.ensure_tables(("cohort_activity",))
-    data = freshness.orders_freshness(warehouse, load_settings(), "2011-02-04")
+    data = freshness.orders_freshness(warehouse, load_settings(), dt.date(2011, 2, 4))
     assert (data["status"], data["orders_last_date"], data["trusted"]) == ("missing", None, False)
     assert data["note"].startswith("data late: the warehouse holds no orders")

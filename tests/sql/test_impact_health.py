@@ -182,7 +182,7 @@ def test_retention_counts_from_the_write_time_so_backfills_survive(load_orders, 
     """A date's rows go retention_days after they were written (its run marker), whatever
     the date: today's backfill of 2011 stays, a run written 100 days ago goes."""
     warehouse = load_orders([("a", "1", "2011-01-01", 10), ("a", "2", "2011-01-05", 10)])
-    for day in ("2011-01-10", "2011-02-01", "2011-03-01", "2011-04-15"):
+    for day in map(dt.date.fromisoformat, ("2011-01-10", "2011-02-01", "2011-03-01", "2011-04-15")):
         detection.run_detection(warehouse, settings, day)
         actions.build_priority_queue(warehouse, settings, day)
     now = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)
@@ -224,7 +224,7 @@ def test_retention_reaches_a_due_date_later_than_the_cutoff_date(load_orders, se
     2011-03-20 (a date run ahead of the calendar) and goes; 2011-03-01, written on
     2011-05-31, stays."""
     warehouse = load_orders([("a", "1", "2011-01-01", 10), ("a", "2", "2011-01-05", 10)])
-    for day in ("2011-03-01", "2011-04-15"):
+    for day in (dt.date(2011, 3, 1), dt.date(2011, 4, 15)):
         detection.run_detection(warehouse, settings, day)
         actions.build_priority_queue(warehouse, settings, day)
     written = {dt.date(2011, 3, 1): dt.datetime(2011, 5, 31, tzinfo=dt.UTC),

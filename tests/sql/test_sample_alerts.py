@@ -24,7 +24,9 @@ def sample_warehouse(warehouse, sample_orders):
 
 
 def test_documented_dates(sample_warehouse, settings):
-    rows = detection.alert_series(sample_warehouse, settings, "2010-12-01", "2011-12-09")
+    rows = detection.alert_series(
+        sample_warehouse, settings, dt.date(2010, 12, 1), dt.date(2011, 12, 9)
+    )
     by_date = {r["alert_date"]: r for r in rows}
     assert len(rows) == 374  # every calendar day of the sample
     # warm-up: fewer than 7 previous days -> no baseline, no alert

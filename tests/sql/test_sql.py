@@ -100,7 +100,7 @@ def test_decision_row_is_json_friendly(load_orders, settings):
     from retentionops import detection
 
     warehouse = load_orders([("a", "1", "2011-01-01", 10)])
-    row = detection.run_detection(warehouse, settings, "2011-01-01")
+    row = detection.run_detection(warehouse, settings, dt.date(2011, 1, 1))
     assert row["alert_date"] == "2011-01-01"
     assert isinstance(row["alert_flag"], bool) and isinstance(row["current_value"], float)
     # one customer, ordered today: ACTIVE, so 0 % AT_RISK, no baseline yet

@@ -84,7 +84,7 @@ def prepare_playbook(
     approver = plan_approver(plan)
     if plan["send"] and approver:
         payload = approval.approved_payload(payload, named_approval(settings, approver))
-    write_json_atomic(pack.run_dir(settings, run_date, run.run_id) / PLAYBOOK_REQUEST_FILE, payload)
+    write_json_atomic(pack.run_dir(settings, day, run.run_id) / PLAYBOOK_REQUEST_FILE, payload)
     if approval.pending(plan):  # kept in the ledger once a person approves it
         log.info("playbook: the %s of %s waits for approval", plan["event"], day)
     elif plan["send"]:  # kept in the ledger before anything is posted: owed until delivered
