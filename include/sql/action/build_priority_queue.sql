@@ -11,6 +11,7 @@
 --     (@cooldown_bypass), else 'none'.
 -- Who is held out is not the queue's to say: each incident draws its holdout at its first
 -- export (holdout/draw_incident_holdout.sql), outside the queue's retention.
+{% import "sql/macros/detection.jinja" as detection with context -%}
 with
 
 -- the audiences of runs whose playbook reached people, or is owed to them (recorded in the
@@ -76,26 +77,23 @@ candidates as (
         churn.is_frequency_drop,
         churn.is_value_drop,
         churn.is_status_inconsistent
-    from {{ tables.retention_snapshot }} as snap
-    inner join {{ tables.churn_detection }} as churn
-        on snap.customer_id = churn.customer_id
-    where
-        snap.snapshot_date = @run_date
-        and churn.snapshot_date = @run_date
-        and (
-            (
-                snap.retention_status = @p1_status
-                and churn.churn_risk_level in unnest(@p1_risk_levels)
-            )
-            or (
-                snap.retention_status = @p2_status
-                and churn.churn_risk_level in unnest(@p2_risk_levels)
-            )
-            or (
-                snap.retention_status = @p3_status
-                and churn.churn_risk_level in unnest(@p3_risk_levels)
-            )
+    {{ detection.customer_day(
+        "@run_date", ("retention_snapshot", "snap"), ("churn_detection", "churn")
+    ) | indent(4) }}
+    and (
+        (
+            snap.retention_status = @p1_status
+            and churn.churn_risk_level in unnest(@p1_risk_levels)
         )
+        or (
+            snap.retention_status = @p2_status
+            and churn.churn_risk_level in unnest(@p2_risk_levels)
+        )
+        or (
+            snap.retention_status = @p3_status
+            and churn.churn_risk_level in unnest(@p3_risk_levels)
+        )
+    )
 ),
 
 median_revenue as (

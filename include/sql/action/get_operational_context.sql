@@ -5,6 +5,7 @@
 -- the tier since the last delivered run, those the contact cooldown keeps back or lets
 -- through (bypass), how many an export takes (@new_only: the new ones), and the tier's
 -- size at the last delivered run (previous_customers, on previous_run_date).
+{% import "sql/macros/detection.jinja" as detection with context -%}
 {% import "sql/macros/holdouts.jinja" as holdouts with context -%}
 {#- One row of the long table: every column in its order, the facet's own values given by
     name (a SQL expression each), any other its empty value. -#}
@@ -39,10 +40,9 @@ statuses as (
     select
         snap.retention_status,
         churn.churn_risk_level
-    from {{ tables.retention_snapshot }} as snap
-    inner join {{ tables.churn_detection }} as churn
-        on snap.customer_id = churn.customer_id
-    where snap.snapshot_date = @run_date and churn.snapshot_date = @run_date
+    {{ detection.customer_day(
+        "@run_date", ("retention_snapshot", "snap"), ("churn_detection", "churn")
+    ) | indent(4) }}
 ),
 
 matrix as (

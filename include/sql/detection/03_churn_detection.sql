@@ -1,6 +1,7 @@
 -- SQL3 churn_detection: explainable risk signals, score and level per customer at @run_date.
 -- Factor comparisons are exact integer cross-multiplications: "days > 1.5 x avg gap" with
 -- avg gap = span / (n - 1) becomes days * (n - 1) * 2 > 3 * span (factor = num / den).
+{% import "sql/macros/detection.jinja" as detection with context -%}
 with
 
 facts as (
@@ -10,12 +11,9 @@ facts as (
         snap.days_since_last_order,
         snap.retention_status,
         date_diff(base.last_order_date, base.first_order_date, day) as order_span_days
-    from {{ tables.base_customers }} as base
-    inner join {{ tables.retention_snapshot }} as snap
-        on base.customer_id = snap.customer_id
-    where
-        base.snapshot_date = @run_date
-        and snap.snapshot_date = @run_date
+    {{ detection.customer_day(
+        "@run_date", ("base_customers", "base"), ("retention_snapshot", "snap")
+    ) | indent(4) }}
 ),
 
 signals as (

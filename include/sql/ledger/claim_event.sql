@@ -26,14 +26,8 @@ when matched and (
         settings_fingerprint = wanted.settings_fingerprint,
         updated_at = current_timestamp()
 when not matched then
-    insert (
-        dedupe_key, incident_id, event, run_date, rollout_mode, severity, state, attempts,
-        claim_token, claimed_by, lease_until, settings_fingerprint, built_by, recorded_at,
-        updated_at
-    )
-    values (
-        wanted.dedupe_key, wanted.incident_id, wanted.event, wanted.run_date,
-        wanted.rollout_mode, wanted.severity, 'sending', 1, @claim_token, @run_id,
-        timestamp_add(current_timestamp(), interval @lease_seconds second),
-        wanted.settings_fingerprint, wanted.built_by, current_timestamp(), current_timestamp()
-    )
+    {{ ledger.insert_event(
+        "wanted", state="'sending'", attempts="1", claim_token="@claim_token",
+        claimed_by="@run_id",
+        lease_until="timestamp_add(current_timestamp(), interval @lease_seconds second)",
+    ) | indent(4) }}

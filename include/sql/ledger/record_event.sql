@@ -19,12 +19,6 @@ when matched and ledger.state in ('pending', 'failed', 'unknown') then
         settings_fingerprint = decided.settings_fingerprint,
         updated_at = current_timestamp()
 when not matched then
-    insert (
-        dedupe_key, incident_id, event, run_date, rollout_mode, severity, state, attempts,
-        settings_fingerprint, built_by, payload, recorded_at, updated_at
-    )
-    values (
-        decided.dedupe_key, decided.incident_id, decided.event, decided.run_date,
-        decided.rollout_mode, decided.severity, 'pending', 0, decided.settings_fingerprint,
-        decided.built_by, decided.payload, current_timestamp(), current_timestamp()
-    )
+    {{ ledger.insert_event(
+        "decided", state="'pending'", attempts="0", payload="decided.payload"
+    ) | indent(4) }}
