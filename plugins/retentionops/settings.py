@@ -15,6 +15,7 @@ import datetime as dt
 import difflib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -57,14 +58,32 @@ def _setting(default: Any, doc: str, **rules: Any) -> Any:
     return field(default=default, metadata={"doc": doc, **rules})
 
 
+# One constructor per kind of setting that carries a rule; __post_init__ applies the rules.
+def _number(default: float, doc: str, **rules: Any) -> Any:
+    """A number: at least 0 unless ``min`` says otherwise, at most ``max`` when given."""
+    return _setting(default, doc, **{"min": 0, **rules})
+
+
+def _choice(default: str, doc: str, choices: Sequence[str], **rules: Any) -> Any:
+    """One of ``choices``."""
+    return _setting(default, doc, choices=choices, **rules)
+
+
+def _date(default: str, doc: str, **rules: Any) -> Any:
+    """A calendar date, YYYY-MM-DD from EARLIEST_DATE on (empty: none)."""
+    return _setting(default, doc, date=True, **rules)
+
+
+def _levels(default: str, doc: str) -> Any:
+    """A comma-separated list of risk levels (RISK_LEVELS)."""
+    return _setting(default, doc, levels=True)
+
+
 @dataclass(frozen=True)
 class Settings:
     # -- warehouse ---------------------------------------------------------------------
-    warehouse_backend: str = _setting(
-        "duckdb",
-        "duckdb (embedded) or bigquery",
-        choices=("duckdb", "bigquery"),
-        section="warehouse",
+    warehouse_backend: str = _choice(
+        "duckdb", "duckdb (embedded) or bigquery", ("duckdb", "bigquery"), section="warehouse"
     )
     duckdb_path: str = _setting(
         "warehouse/retentionops.duckdb", "the DuckDB file, relative to the repository root"
@@ -75,181 +94,165 @@ class Settings:
     gcp_conn_id: str = _setting(
         "google_cloud_default", "Airflow connection of the Google provider (BigQuery, GCS, Sheets)"
     )
-    duckdb_lock_wait_seconds: float = _setting(
+    duckdb_lock_wait_seconds: float = _number(
         60.0,
         "how long a CLI or MCP write waits for another process's DuckDB lock (0 = not at all)",
-        min=0,
         max=3600,
     )
     # -- loading orders ------------------------------------------------------------------
-    load_max_dropped_pct: float = _setting(
+    load_max_dropped_pct: float = _number(
         50.0,
         "refuse a load that drops more than this share of the file's rows (percent)",
-        min=0,
         max=100,
         section="loading orders",
     )
-    implausible_orders: str = _setting(
+    implausible_orders: str = _choice(
         "refuse",
         "orders with an amount <= 0 or a date outside orders_min_date..today: refuse the "
         "file, drop them, or keep them (always counted in the load report)",
-        choices=("refuse", "drop", "keep"),
+        ("refuse", "drop", "keep"),
     )
-    orders_min_date: str = _setting("1990-01-01", "the earliest plausible order date", date=True)
-    max_range_days: int = _setting(
+    orders_min_date: str = _date("1990-01-01", "the earliest plausible order date")
+    max_range_days: int = _number(
         3660, "longest date range one alerts/health query may cover", min=1, max=36600
     )
     # -- trusting the orders feed (retentionops/freshness.py) ----------------------------
-    orders_max_lag_days: int = _setting(
+    orders_max_lag_days: int = _number(
         0,
         "trading days (weekdays with orders in the feed's last 4 weeks) the newest order may "
         "lie before the run date before the feed is late and nothing is sent",
-        min=0,
         max=30,
         section="trusting the orders feed",
     )
-    orders_volume_low_pct: float = _setting(
+    orders_volume_low_pct: float = _number(
         50.0,
         "a day with fewer orders than this share of the same weekday's usual (mean of 1-4 "
         "weeks before) is short: nothing is sent on it (0 = never short)",
-        min=0,
         max=100,
     )
-    orders_volume_high_pct: float = _setting(
+    orders_volume_high_pct: float = _number(
         300.0,
         "a day with more orders than this share of the same weekday's usual is said to be "
         "high (shown, not held)",
         min=100,
         max=100000,
     )
-    orders_wait_minutes: int = _setting(
+    orders_wait_minutes: int = _number(
         360,
         "how long the DAG's wait_for_orders waits for the run date's orders before the run "
         "fails as late (0 = check once)",
-        min=0,
         max=2880,
     )
     # -- Airflow schedule and task policy ------------------------------------------------
-    schedule_start_date: str = _setting(
+    schedule_start_date: str = _date(
         "2010-12-08",
         "the DAG's first run date (the sample's first date with a full baseline week)",
-        date=True,
         section="Airflow schedule and task policy",
     )
-    schedule_end_date: str = _setting("", "the DAG's last run date; empty = open-ended", date=True)
+    schedule_end_date: str = _date("", "the DAG's last run date; empty = open-ended")
     catchup: bool = _setting(True, "create runs for past dates when the DAG is unpaused")
-    task_retries: int = _setting(
-        3, "retries of every task but write_run_log (exponential backoff x2)", min=0, max=10
+    task_retries: int = _number(
+        3, "retries of every task but write_run_log (exponential backoff x2)", max=10
     )
-    retry_delay_seconds: int = _setting(
-        30, "first retry delay, then doubled, at most 10 minutes", min=0
-    )
+    retry_delay_seconds: int = _number(30, "first retry delay, then doubled, at most 10 minutes")
     # -- detection layer (SQL1-SQL5) ---------------------------------------------------
-    detection_mode: str = _setting(
+    detection_mode: str = _choice(
         "managed",
         "managed: the DAG computes SQL1-SQL5; external: another job does, the DAG checks them",
-        choices=("managed", "external"),
+        ("managed", "external"),
         section="detection layer (SQL1-SQL5, rules.md)",
     )
-    active_days: int = _setting(30, "days_since_last_order <= this -> ACTIVE", min=0)
-    at_risk_days: int = _setting(90, "<= this -> AT_RISK, otherwise INACTIVE", min=1)
-    frequency_drop_factor: float = _setting(
-        1.5, "frequency drop: days since last order > factor x average gap", min=0
+    active_days: int = _number(30, "days_since_last_order <= this -> ACTIVE")
+    at_risk_days: int = _number(90, "<= this -> AT_RISK, otherwise INACTIVE", min=1)
+    frequency_drop_factor: float = _number(
+        1.5, "frequency drop: days since last order > factor x average gap"
     )
-    status_inconsistent_factor: float = _setting(
-        0.7, "status inconsistent: ACTIVE but days since last order > factor x average gap", min=0
+    status_inconsistent_factor: float = _number(
+        0.7, "status inconsistent: ACTIVE but days since last order > factor x average gap"
     )
-    status_inconsistent_max_orders: int = _setting(
-        3, "status inconsistent: ACTIVE with at most this many orders", min=0
+    status_inconsistent_max_orders: int = _number(
+        3, "status inconsistent: ACTIVE with at most this many orders"
     )
-    weight_frequency_drop: int = _setting(50, "score weight of a frequency drop", min=0)
-    weight_value_drop: int = _setting(30, "score weight of a value drop (never fires in v1)", min=0)
-    weight_status_inconsistent: int = _setting(20, "score weight of an inconsistent status", min=0)
-    risk_level_high_min: int = _setting(51, "churn_risk_score >= this -> HIGH", min=0)
-    risk_level_medium_min: int = _setting(21, "churn_risk_score >= this -> MEDIUM, else LOW", min=0)
-    baseline_days: int = _setting(7, "baseline = mean of the previous N daily values", min=1)
-    threshold_warning_pct: float = _setting(
-        15.0, "relative delta >= this (percent, 2 decimals) -> WARNING", min=0
+    weight_frequency_drop: int = _number(50, "score weight of a frequency drop")
+    weight_value_drop: int = _number(30, "score weight of a value drop (never fires in v1)")
+    weight_status_inconsistent: int = _number(20, "score weight of an inconsistent status")
+    risk_level_high_min: int = _number(51, "churn_risk_score >= this -> HIGH")
+    risk_level_medium_min: int = _number(21, "churn_risk_score >= this -> MEDIUM, else LOW")
+    baseline_days: int = _number(7, "baseline = mean of the previous N daily values", min=1)
+    threshold_warning_pct: float = _number(
+        15.0, "relative delta >= this (percent, 2 decimals) -> WARNING"
     )
-    threshold_critical_pct: float = _setting(
-        25.0, "relative delta >= this (percent, 2 decimals) -> CRITICAL", min=0
+    threshold_critical_pct: float = _number(
+        25.0, "relative delta >= this (percent, 2 decimals) -> CRITICAL"
     )
-    min_sample_size: int = _setting(100, "fewer customers than this never alert", min=0)
+    min_sample_size: int = _number(100, "fewer customers than this never alert")
     # -- incidents across days (docs/incidents.md) ---------------------------------------
-    warmup_days: int = _setting(
+    warmup_days: int = _number(
         0,
         "days of order history before an alert may open an incident (0 = at_risk_days + "
         "baseline_days)",
-        min=0,
         max=3660,
         section="incidents across days (docs/incidents.md)",
     )
-    incident_gap_days: int = _setting(
-        2, "days without an alert an incident needs, at least, before it can resolve", min=0
+    incident_gap_days: int = _number(
+        2, "days without an alert an incident needs, at least, before it can resolve"
     )
-    resolve_after_days: int = _setting(
+    resolve_after_days: int = _number(
         3,
         "consecutive calm days (below WARNING against the pre-incident baseline) that resolve",
         min=1,
         max=365,
     )
-    deescalate_after_days: int = _setting(
+    deescalate_after_days: int = _number(
         7,
         "consecutive days below CRITICAL against the pre-incident baseline before a CRITICAL "
         "incident de-escalates (a week: weekday swings do not flap its severity)",
         min=1,
         max=365,
     )
-    drift_days: int = _setting(
+    drift_days: int = _number(
         28,
         "slow drift beside SQL5: compare the AT_RISK share with the share this many days "
         "before (a multiple of 7 keeps the weekday)",
         min=7,
         max=364,
     )
-    drift_threshold_pct: float = _setting(
+    drift_threshold_pct: float = _number(
         15.0,
-        "a share this many percent (relative) above the share drift_days before is a "
-        "drift day",
+        "a share this many percent (relative) above the share drift_days before is a drift day",
         min=0.01,
     )
-    drift_mode: str = _setting(
+    drift_mode: str = _choice(
         "shadow",
         "shadow: drift days are shown in the brief and health only; incident: a drift day "
         "opens an incident of its own kind (DRIFT-YYYYMMDD) when none is open",
-        choices=("shadow", "incident"),
+        ("shadow", "incident"),
     )
-    alert_frequency_target_per_month: int = _setting(
+    alert_frequency_target_per_month: int = _number(
         3, "incidents a month the health report accepts (design 15: low single digits)", min=1
     )
     # -- priority queue (design section 7; the design's open questions are switches) --
-    p1_status: str = _setting(
-        "ACTIVE", "P1 Prevention: retention status", choices=STATUSES, section="priority queue"
+    p1_status: str = _choice(
+        "ACTIVE", "P1 Prevention: retention status", STATUSES, section="priority queue"
     )
-    p1_risk_levels: str = _setting("HIGH", "P1: risk levels (comma-separated)", levels=True)
-    p2_status: str = _setting("AT_RISK", "P2 Intervention: retention status", choices=STATUSES)
-    p2_risk_levels: str = _setting("HIGH,MEDIUM", "P2: risk levels (comma-separated)", levels=True)
-    p3_status: str = _setting("INACTIVE", "P3 Win-back: retention status", choices=STATUSES)
-    p3_risk_levels: str = _setting("HIGH", "P3: risk levels (comma-separated)", levels=True)
+    p1_risk_levels: str = _levels("HIGH", "P1: risk levels (comma-separated)")
+    p2_status: str = _choice("AT_RISK", "P2 Intervention: retention status", STATUSES)
+    p2_risk_levels: str = _levels("HIGH,MEDIUM", "P2: risk levels (comma-separated)")
+    p3_status: str = _choice("INACTIVE", "P3 Win-back: retention status", STATUSES)
+    p3_risk_levels: str = _levels("HIGH", "P3: risk levels (comma-separated)")
     p1_value_filter: bool = _setting(
         False, "open question: P1 only above the median total_revenue at D"
     )
-    p3_recency_cap_days: int = _setting(
-        0, "open question: P3 only if the last order is at most N days old (0 = off)", min=0
+    p3_recency_cap_days: int = _number(
+        0, "open question: P3 only if the last order is at most N days old (0 = off)"
     )
-    p1_base_score: int = _setting(70, "priority_score base of P1", min=0)
-    p2_base_score: int = _setting(50, "priority_score base of P2", min=0)
-    p3_base_score: int = _setting(30, "priority_score base of P3", min=0)
-    value_bonus_cap: float = _setting(
-        20.0, "value bonus = min(cap, ln(1 + revenue) x per_log)", min=0
-    )
-    value_bonus_per_log: float = _setting(
-        2.0, "value bonus points per unit of ln(1 + revenue)", min=0
-    )
-    urgency_bonus_cap: float = _setting(
-        10.0, "urgency bonus = min(cap, days / days_per_point)", min=0
-    )
-    urgency_days_per_point: float = _setting(
+    p1_base_score: int = _number(70, "priority_score base of P1")
+    p2_base_score: int = _number(50, "priority_score base of P2")
+    p3_base_score: int = _number(30, "priority_score base of P3")
+    value_bonus_cap: float = _number(20.0, "value bonus = min(cap, ln(1 + revenue) x per_log)")
+    value_bonus_per_log: float = _number(2.0, "value bonus points per unit of ln(1 + revenue)")
+    urgency_bonus_cap: float = _number(10.0, "urgency bonus = min(cap, days / days_per_point)")
+    urgency_days_per_point: float = _number(
         3.0, "days since last order worth one urgency point", min=0.001
     )
     p1_action: str = _setting("VIP outreach + light incentive", "recommended_action of P1")
@@ -257,36 +260,35 @@ class Settings:
         "Win-back sequence + free shipping / discount", "recommended_action of P2"
     )
     p3_action: str = _setting("Strong comeback offer or survey", "recommended_action of P3")
-    value_proxy_factor: float = _setting(0.3, "value_proxy = factor x total_revenue", min=0)
-    impact_value_basis: str = _setting(
+    value_proxy_factor: float = _number(0.3, "value_proxy = factor x total_revenue")
+    impact_value_basis: str = _choice(
         "median_total_revenue",
         "V of the brief's illustrative impact table",
-        choices=("median_total_revenue", "value_proxy"),
+        ("median_total_revenue", "value_proxy"),
     )
     # -- execution: the Make.com playbook and its fallback (design sections 9, 14, 16) -----
-    rollout_mode: str = _setting(
+    rollout_mode: str = _choice(
         "shadow",
         "shadow (flagged, nothing posted) | pilot (WARNING playbook, pilot channel) | production",
-        choices=ROLLOUT_MODES,
+        ROLLOUT_MODES,
         section="execution: the Make.com playbook (design 9, 14, 16)",
     )
     make_conn_id: str = _setting(
         "make_webhook", "HTTP connection whose host is the full webhook URL (the secret)"
     )
-    webhook_timeout_seconds: float = _setting(10.0, "timeout of one webhook call", min=0.1)
-    webhook_retries: int = _setting(
-        2, "webhook retries, only for timeouts, connection errors, 408, 429 and 5xx", min=0, max=10
+    webhook_timeout_seconds: float = _number(10.0, "timeout of one webhook call", min=0.1)
+    webhook_retries: int = _number(
+        2, "webhook retries, only for timeouts, connection errors, 408, 429 and 5xx", max=10
     )
-    webhook_retry_delay_seconds: int = _setting(
-        30, "first webhook retry delay, then doubled (a Retry-After answer wins)", min=0
+    webhook_retry_delay_seconds: int = _number(
+        30, "first webhook retry delay, then doubled (a Retry-After answer wins)"
     )
-    webhook_max_wait_seconds: float = _setting(
+    webhook_max_wait_seconds: float = _number(
         300.0,
         "longest total wait between webhook attempts; a Retry-After beyond it ends the retries",
-        min=0,
         max=3600,
     )
-    delivery_lease_seconds: int = _setting(
+    delivery_lease_seconds: int = _number(
         900,
         "how long a run's claim on an event holds while it posts; a sender killed mid-send "
         "leaves it to expire, then the next attempt re-sends with the same key",
@@ -306,80 +308,76 @@ class Settings:
         "false stops all sending (the kill switch, design 16); detection, queue, brief and "
         "log keep running",
     )
-    notify_max_age_days: int = _setting(
+    notify_max_age_days: int = _number(
         2,
         "a run whose date is older than this when it starts sends nothing (history is not "
         "news); 0 = no limit",
-        min=0,
     )
-    silence_until: str = _setting(
-        "", "send nothing until this date (inclusive); incidents are still recorded", date=True
+    silence_until: str = _date(
+        "", "send nothing until this date (inclusive); incidents are still recorded"
     )
     silence_reason: str = _setting("", "why the playbook is silenced (shown in the brief)")
     escalation_mention: str = _setting(
         "@here", "the Slack mention of an escalation (@here, @channel, or <!subteam^ID>)"
     )
     incident_owner: str = _setting("", "who owns an incident's response (sent with each event)")
-    response_sla_hours: int = _setting(
+    response_sla_hours: int = _number(
         24, "hours to respond to an event; the payload carries the due time", min=1, max=720
     )
     # -- approval before sending (a person in the loop, docs/incidents.md) ---------------
-    approval_required: str = _setting(
+    approval_required: str = _choice(
         "none",
         "which events wait for a person's approval before they are sent: none, critical (an "
         "alert event of a CRITICAL incident) or all (every event that would be sent)",
-        choices=APPROVAL_LEVELS,
+        APPROVAL_LEVELS,
         section="approval before sending (docs/incidents.md)",
     )
-    approval_timeout_minutes: float = _setting(
+    approval_timeout_minutes: float = _number(
         240.0,
         "how long the DAG waits for the answer in Airflow (Required actions) before "
         "approval_default applies",
         min=0.1,
         max=10080,
     )
-    approval_default: str = _setting(
+    approval_default: str = _choice(
         "withhold",
         "what an approval nobody answered in time does: withhold (nothing is sent) or send",
-        choices=APPROVAL_DEFAULTS,
+        APPROVAL_DEFAULTS,
     )
     # -- retention, measurement and outputs ----------------------------------------------
-    retention_days: int = _setting(
+    retention_days: int = _number(
         90,
         "detection partitions and customer_priority older than this are removed",
         min=1,
         section="retention, measurement and outputs",
     )
-    holdout_pct: float = _setting(
+    holdout_pct: float = _number(
         10.0,
         "share of each tier (percent) an incident holds out, drawn at its first export and "
         "kept out of every export until it resolves + impact_horizon_days, to measure its "
         "impact; 0 = none",
-        min=0,
     )
-    holdout_min_customers: int = _setting(
+    holdout_min_customers: int = _number(
         10,
         "a tier whose holdout would hold fewer customers than this (tier x holdout_pct, "
         "rounded down) gets none: its impact cannot be measured, and the brief says so",
-        min=0,
     )
     holdout_salt: str = _setting(
         "retentionops",
         "changing it draws other holdouts for later incidents (assignment = hash of "
         "customer, salt, incident)",
     )
-    impact_horizon_days: int = _setting(
+    impact_horizon_days: int = _number(
         30,
         "impact is repurchase within this many days of the contact; an incident's holdout is "
         "held until it resolves + this many days",
         min=1,
         max=365,
     )
-    contact_cooldown_days: int = _setting(
+    contact_cooldown_days: int = _number(
         14,
         "a customer delivered in a playbook for a date within this many days of the run date "
         "(either side: runs come out of order) is not exported again, in any tier; 0 = off",
-        min=0,
         max=365,
     )
     cooldown_bypass_on_escalation: bool = _setting(
@@ -387,13 +385,13 @@ class Settings:
         "a customer now in a more urgent tier (P1 before P2 before P3) than any tier it was "
         "delivered in during the cooldown is exported anyway, and marked",
     )
-    export_mode: str = _setting(
+    export_mode: str = _choice(
         "all",
         "all: every eligible customer of a tier; new_only: only those not in the tier at the "
         "last delivered run",
-        choices=EXPORT_MODES,
+        EXPORT_MODES,
     )
-    audience_change_factor: float = _setting(
+    audience_change_factor: float = _number(
         3.0,
         "a tier that grows or shrinks more than this factor against the last delivered run "
         "(or drops to zero) is flagged as an anomaly",
@@ -411,7 +409,7 @@ class Settings:
     export_gcs_uri: str = _setting(
         "", "gs://bucket/prefix receiving the gcs uploads (required with gcs)"
     )
-    export_limit: int = _setting(
+    export_limit: int = _number(
         2000, "rows per tier file, best priority_score first", min=1, max=1_000_000
     )
     gsheet_spreadsheet_id: str = _setting(
@@ -434,11 +432,10 @@ class Settings:
         section="the MCP server",
         secret=True,
     )
-    mcp_webhook_wait_seconds: float = _setting(
+    mcp_webhook_wait_seconds: float = _number(
         30.0,
         "longest total wait between webhook attempts of an MCP trigger_playbook call (also "
         "capped by webhook_max_wait_seconds): MCP clients time out, the DAG's tasks do not",
-        min=0,
         max=3600,
     )
 

@@ -456,6 +456,13 @@ def alert_settings_fingerprint(settings: Settings) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+#: The settings the priority queue's SQL reads under their own names (``@value_bonus_cap``).
+_PRIORITY_SETTINGS = (
+    "p1_value_filter", "p3_recency_cap_days", "value_bonus_cap", "value_bonus_per_log",
+    "urgency_bonus_cap", "urgency_days_per_point", "value_proxy_factor", "contact_cooldown_days",
+)  # fmt: skip
+
+
 def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
     """Values of the priority queue rules (design section 7), all from settings."""
     values: dict[str, Any] = {"run_date": run_date}
@@ -464,15 +471,8 @@ def priority_parameters(settings: Settings, run_date: Any) -> dict[str, Any]:
         values[f"{tier}_risk_levels"] = split_list(getattr(settings, f"{tier}_risk_levels"))
         values[f"{tier}_base_score"] = getattr(settings, f"{tier}_base_score")
         values[f"{tier}_action"] = getattr(settings, f"{tier}_action")
+    values.update({name: getattr(settings, name) for name in _PRIORITY_SETTINGS})
     values.update(
-        p1_value_filter=settings.p1_value_filter,
-        p3_recency_cap_days=settings.p3_recency_cap_days,
-        value_bonus_cap=settings.value_bonus_cap,
-        value_bonus_per_log=settings.value_bonus_per_log,
-        urgency_bonus_cap=settings.urgency_bonus_cap,
-        urgency_days_per_point=settings.urgency_days_per_point,
-        value_proxy_factor=settings.value_proxy_factor,
-        contact_cooldown_days=settings.contact_cooldown_days,
         cooldown_bypass=settings.cooldown_bypass_on_escalation,
         # the last delivered run, a fact of the warehouse read when the queue runs
         # (actions.last_delivered_run; the BigQuery DAG's task last_delivered_run): the
