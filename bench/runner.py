@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -179,16 +180,21 @@ def check_history(size: int, runs: dict[str, list[dict]]) -> dict[str, Any]:
     }
 
 
-def bench_size(
-    size: int,
-    *,
-    repeats: int,
-    cache_dir: Path,
-    work_root: Path,
-    peer_history_dates: int | None,
-    log: Callable[[str], None],
-    bar: progress.Step | None = None,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What every size of one benchmark run shares: the repeats, where the generated orders
+    are cached and the sizes work, the peer's history dates (None: by size) and the log."""
+
+    repeats: int
+    cache_dir: Path
+    work_root: Path
+    peer_history_dates: int | None
+    log: Callable[[str], None]
+
+
+def bench_size(size: int, plan: Plan, bar: progress.Step | None = None) -> dict[str, Any]:
+    repeats, cache_dir, log = plan.repeats, plan.cache_dir, plan.log
+    work_root, peer_history_dates = plan.work_root, plan.peer_history_dates
     bar = bar or progress.Step("benchmark")
     label = f"{size:,}"
     log(f"[{label}] preparing orders (cache: {cache_dir})")
@@ -383,17 +389,10 @@ def run(
         f"cores, {results['machine']['ram_gib']} GiB")
     runs = len(sizes) * repeats * len(STEP_ORDER) + (2 * repeats if dag_parse else 0)
     try:
+        plan = Plan(repeats, cache_dir, work_root, peer_history_dates, log)
         with progress.step("benchmark", total=runs) as bar:
             for size in sizes:
-                results["sizes"][str(size)] = bench_size(
-                    size,
-                    repeats=repeats,
-                    cache_dir=cache_dir,
-                    work_root=work_root,
-                    peer_history_dates=peer_history_dates,
-                    log=log,
-                    bar=bar,
-                )
+                results["sizes"][str(size)] = bench_size(size, plan, bar=bar)
             if dag_parse:
                 results["dag_parse"] = bench_dag_parse(
                     repeats, work_root / "dagparse", log, bar=bar

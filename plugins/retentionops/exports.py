@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from retentionops.dates import as_date
 from retentionops.errors import UserError
 from retentionops.files import expand_home
 from retentionops.vocabulary import TIERS
@@ -113,15 +112,15 @@ def _tier(tier: Any) -> str:
     return value
 
 
-def export_filename(run_date: Any, tier: str) -> str:
+def export_filename(day: dt.date, tier: str) -> str:
     """The audience file name for a date and tier, e.g. ``audience_p1_2011-09-22.csv``."""
-    return f"audience_{_tier(tier).lower()}_{as_date(run_date).isoformat()}.csv"
+    return f"audience_{_tier(tier).lower()}_{day.isoformat()}.csv"
 
 
-def sheet_title(run_date: Any, tier: str, run_tag: str | None = None) -> str:
+def sheet_title(day: dt.date, tier: str, run_tag: str | None = None) -> str:
     """The Sheets tab for a date and tier, e.g. ``P1 2011-09-22``; a run's own tab adds its
     tag (``P1 2011-09-22 r3f9a01c2``), so no run overwrites another's."""
-    title = f"{_tier(tier)} {as_date(run_date).isoformat()}"
+    title = f"{_tier(tier)} {day.isoformat()}"
     return f"{title} {run_tag}" if run_tag else title
 
 
@@ -248,7 +247,7 @@ def _write_gcs(destination: str, name: str, data: bytes, filesystem: Any, gcp_co
 def write_csv(
     rows: Iterable[Mapping[str, Any]],
     destination: str,
-    run_date: Any,
+    day: dt.date,
     tier: str,
     *,
     filesystem: Any = None,
@@ -261,7 +260,7 @@ def write_csv(
     the Google provider (``get_fs(gcp_conn_id)``). The link is the absolute local path or
     the ``gs://`` URI of the object.
     """
-    name = export_filename(run_date, tier)
+    name = export_filename(day, tier)
     rows = list(rows)
     data = render_csv(rows).encode("utf-8")
     destination = str(destination or "").strip()
@@ -305,7 +304,7 @@ def _ensure_sheet(hook: Any, spreadsheet_id: str, title: str) -> int:
 
 def write_gsheet(
     rows: Iterable[Mapping[str, Any]],
-    run_date: Any,
+    day: dt.date,
     tier: str,
     *,
     spreadsheet_id: str,
@@ -320,7 +319,7 @@ def write_gsheet(
     ``hook`` defaults to the provider's ``GSheetsHook(gcp_conn_id=...)``. The link opens the
     tab: ``https://docs.google.com/spreadsheets/d/<id>/edit#gid=<sheetId>``.
     """
-    title = sheet_title(run_date, tier, run_tag)
+    title = sheet_title(day, tier, run_tag)
     spreadsheet_id = str(spreadsheet_id or "").strip()
     if not spreadsheet_id:
         raise ExportError("gsheet export needs a spreadsheet_id")
@@ -364,7 +363,7 @@ def _upload(kind: str, failure: str, tier: str, write: Callable[[], ExportResult
 
 def export_tier(
     rows: Iterable[Mapping[str, Any]],
-    run_date: Any,
+    day: dt.date,
     tier: str,
     *,
     folder: str,
@@ -380,15 +379,15 @@ def export_tier(
     when given. The link is the first upload that succeeded, else the local CSV; a failed
     upload is kept in ``uploads`` with its error and makes the status ``fallback_local``."""
     rows = list(rows)
-    local = write_csv(rows, folder, run_date, tier)
+    local = write_csv(rows, folder, day, tier)
     uploads: list[Upload] = []
     if gcs_prefix:
         uploads.append(_upload("gcs", "gcs upload failed", tier, lambda: write_csv(
-            rows, gcs_prefix, run_date, tier, filesystem=filesystem, gcp_conn_id=gcp_conn_id,
+            rows, gcs_prefix, day, tier, filesystem=filesystem, gcp_conn_id=gcp_conn_id,
         )))  # fmt: skip
     if spreadsheet_id:
         uploads.append(_upload("gsheet", "gsheet export failed", tier, lambda: write_gsheet(
-            rows, run_date, tier, spreadsheet_id=spreadsheet_id, gcp_conn_id=gcp_conn_id,
+            rows, day, tier, spreadsheet_id=spreadsheet_id, gcp_conn_id=gcp_conn_id,
             hook=hook, run_tag=run_tag,
         )))  # fmt: skip
     done = [upload for upload in uploads if upload.link]
