@@ -379,7 +379,7 @@ def daily_run(settings: Any, run_date: dt.date, chart_days: int | None = None) -
     def file(label: str, name: str, params: dict[str, Any]) -> tuple:
         return (label, render(name, settings), params)
 
-    def require_queue(label: str) -> tuple:  # actions.require_queue: the date's markers
+    def require_queue(label: str) -> tuple:  # detection.require_queue: the date's markers
         return file(label, "markers/read_run_markers", {"run_date": day})
 
     def context(task: str) -> list[tuple]:  # service.context.operational_context, per task

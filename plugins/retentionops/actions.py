@@ -24,6 +24,7 @@ from retentionops.detection import (
     completed_steps,
     detection_missing,
     mark_complete,
+    require_queue,
 )
 from retentionops.incidents import IncidentDay
 from retentionops.playbook import PlaybookPlan
@@ -155,23 +156,6 @@ def _context_rows(warehouse: Warehouse, day: dt.date, settings: Settings) -> lis
         "action/get_operational_context",
         {"run_date": day, "new_only": new_only, **previous},
     )
-
-
-def queue_missing(day: dt.date) -> str:
-    """What to say when a date's queue is needed but was never built (every interface)."""
-    return (
-        f"no priority queue for {day}: build it first (`retentionops queue --date {day}`, "
-        f"the MCP tool build_priority_queue({day}), or a DAG run for that date)"
-    )
-
-
-def require_queue(warehouse: Warehouse, day: dt.date) -> None:
-    """Refuse to read a date whose detection or queue is missing or incomplete."""
-    done = completed_steps(warehouse, day)
-    if DETECTION_MARKER not in done:
-        raise DetectionError(detection_missing(day))
-    if QUEUE_MARKER not in done:
-        raise DetectionError(queue_missing(day))
 
 
 def tier_rule(settings: Settings, tier: str) -> tuple[str, list[str]]:

@@ -172,6 +172,23 @@ def completed_steps(warehouse: Warehouse, run_date: dt.date) -> set[str]:
     return {row["step"] for row in rows if not row["step"].startswith(HISTORY_MARKER_PREFIX)}
 
 
+def queue_missing(day: dt.date) -> str:
+    """What to say when a date's queue is needed but was never built (every interface)."""
+    return (
+        f"no priority queue for {day}: build it first (`retentionops queue --date {day}`, "
+        f"the MCP tool build_priority_queue({day}), or a DAG run for that date)"
+    )
+
+
+def require_queue(warehouse: Warehouse, day: dt.date) -> None:
+    """Refuse to read a date whose detection or queue is missing or incomplete."""
+    done = completed_steps(warehouse, day)
+    if DETECTION_MARKER not in done:
+        raise DetectionError(detection_missing(day))
+    if QUEUE_MARKER not in done:
+        raise DetectionError(queue_missing(day))
+
+
 def verify_detection(warehouse: Warehouse, settings: Settings, day: dt.date) -> None:
     """In ``external`` mode: fail unless every detection table holds rows for the date."""
     empty = [step.table for step in DETECTION_STEPS if warehouse.count_rows(step.table, day) == 0]

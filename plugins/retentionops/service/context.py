@@ -11,7 +11,7 @@ from typing import Any
 
 from retentionops import actions, freshness, holdouts, incidents, ledger
 from retentionops.dates import as_date
-from retentionops.detection import stored_alert_decision
+from retentionops.detection import require_queue, stored_alert_decision
 from retentionops.errors import ServiceError
 from retentionops.playbook import (
     Delivery,
@@ -109,7 +109,7 @@ def operational_context(
     """The one structure behind the brief, the log, the CLI and the MCP tools, on an open
     warehouse: the decision, the queue's facts, the incident of the day, what the playbook
     does and whether this run sends it."""
-    actions.require_queue(warehouse, day)
+    require_queue(warehouse, day)
     decision = stored_alert_decision(warehouse, settings, day)
     queue = actions.queue_facts(warehouse, settings, day)
     incident = incidents.incident_on(warehouse, settings, day)

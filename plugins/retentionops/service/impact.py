@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retentionops import actions
+from retentionops import detection
 from retentionops.dates import as_date
 from retentionops.errors import ServiceError
 from retentionops.service.request import DateLike
@@ -21,7 +21,7 @@ def get_recommended_action(
 
     day = as_date(run_date)
     with open_warehouse(settings, read_only=True) as warehouse:
-        actions.require_queue(warehouse, day)
+        detection.require_queue(warehouse, day)
         return impact.recommended_action(warehouse, settings, customer_id, day)
 
 
