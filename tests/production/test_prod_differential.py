@@ -28,6 +28,7 @@ from support import make_orders
 from retentionops import actions, detection, incidents, runlog, service
 from retentionops.detection import DETECTION_STEPS, DetectionError
 from retentionops.service import context as service_context
+from retentionops.service import housekeeping
 from retentionops.settings import load_settings
 from retentionops.sql import DERIVED_TABLES, detection_parameters, table
 from retentionops.warehouse import WHOLE_HISTORY, DuckDBWarehouse
@@ -824,7 +825,7 @@ def test_retention_by_write_time(pair, monkeypatch):
     p.zeta.set_rows("run_markers", duckdb_rows(p.duck, "run_markers"))  # the same inputs
     opened = {"duckdb": p.duck, "bigquery": p.bq}
     monkeypatch.setattr(
-        service, "open_warehouse",
+        housekeeping, "open_warehouse",
         lambda settings, **_: contextlib.nullcontext(opened[settings.warehouse_backend]),
     )  # fmt: skip
     now = dt.datetime(2024, 6, 30, 12, 0, tzinfo=dt.UTC)
