@@ -112,3 +112,21 @@ def test_a_customer_day_pairs_the_rows_of_that_day_only():
     )
     # c2 and c3 have a row of the day in one table only, c4 no row at all in the other
     assert db.execute(to_duckdb(sql), {"run_date": DAY}).fetchall() == [("c1", "l1", "r1")]
+
+
+def test_a_tiers_rule_picks_its_status_and_risk_levels_on_duckdb():
+    """``tiers.rule(n)``: tier n's status and risk levels, the queue's one spelling of them.
+    Four customers against P2's rule (AT_RISK + HIGH or MEDIUM): only b matches."""
+    rule = rendered(
+        '{% import "sql/macros/tiers.jinja" as tiers -%}'
+        'select customer_id from people where {{ tiers.rule(2, "status", "risk") }} '
+        "order by customer_id"
+    )
+    db = duckdb.connect()
+    db.execute("create table people (customer_id text, status text, risk text)")
+    db.execute(
+        "insert into people values ('a', 'ACTIVE', 'HIGH'), ('b', 'AT_RISK', 'MEDIUM'), "
+        "('c', 'AT_RISK', 'LOW'), ('d', 'INACTIVE', 'HIGH')"
+    )
+    params = {"p2_status": "AT_RISK", "p2_risk_levels": ["HIGH", "MEDIUM"]}
+    assert db.execute(to_duckdb(rule), params).fetchall() == [("b",)]

@@ -12,6 +12,7 @@
 -- Who is held out is not the queue's to say: each incident draws its holdout at its first
 -- export (holdout/draw_incident_holdout.sql), outside the queue's retention.
 {% import "sql/macros/detection.jinja" as detection with context -%}
+{% import "sql/macros/tiers.jinja" as tiers -%}
 with
 
 -- the audiences of runs whose playbook reached people, or is owed to them (recorded in the
@@ -81,18 +82,11 @@ candidates as (
         "@run_date", ("retention_snapshot", "snap"), ("churn_detection", "churn")
     ) | indent(4) }}
     and (
-        (
-            snap.retention_status = @p1_status
-            and churn.churn_risk_level in unnest(@p1_risk_levels)
+        {%- for n in (1, 2, 3) %}
+        {{ "or " if not loop.first }}(
+            {{ tiers.rule(n, "snap.retention_status", "churn.churn_risk_level") | indent(12) }}
         )
-        or (
-            snap.retention_status = @p2_status
-            and churn.churn_risk_level in unnest(@p2_risk_levels)
-        )
-        or (
-            snap.retention_status = @p3_status
-            and churn.churn_risk_level in unnest(@p3_risk_levels)
-        )
+        {%- endfor %}
     )
 ),
 
@@ -124,17 +118,14 @@ tiered as (
         *,
         case
             when
-                retention_status = @p1_status
-                and churn_risk_level in unnest(@p1_risk_levels)
+                {{ tiers.rule(1) | indent(16) }}
                 and (not @p1_value_filter or total_revenue > median_total_revenue)
                 then 'P1'
             when
-                retention_status = @p2_status
-                and churn_risk_level in unnest(@p2_risk_levels)
+                {{ tiers.rule(2) | indent(16) }}
                 then 'P2'
             when
-                retention_status = @p3_status
-                and churn_risk_level in unnest(@p3_risk_levels)
+                {{ tiers.rule(3) | indent(16) }}
                 and (@p3_recency_cap_days = 0 or days_since_last_order <= @p3_recency_cap_days)
                 then 'P3'
         end as priority_tier
