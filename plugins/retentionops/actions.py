@@ -15,17 +15,17 @@ from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
 from retentionops import freshness, holdouts
+from retentionops.dates import as_date
 from retentionops.detection import (
     DETECTION_MARKER,
     QUEUE_MARKER,
-    DetectionError,
     SqlStep,
-    as_date,
     completed_steps,
     detection_missing,
     mark_complete,
     require_queue,
 )
+from retentionops.errors import DetectionError
 from retentionops.incidents import IncidentDay
 from retentionops.playbook import PlaybookPlan
 from retentionops.settings import Settings, split_list
@@ -99,7 +99,8 @@ def last_delivered_run(warehouse: Warehouse, run_date: dt.date) -> dt.date | Non
     """The last run before the date whose playbook reached people (None: none): the run the
     date's queue compares itself with (``@previous_run_date`` of the queue)."""
     [row] = warehouse.query("action/read_last_delivered_run", {"run_date": run_date})
-    return row["previous_run_date"]
+    previous: dt.date | None = row["previous_run_date"]
+    return previous
 
 
 def build_priority_queue(warehouse: Warehouse, settings: Settings, day: dt.date) -> dict[str, int]:
@@ -303,7 +304,7 @@ def tier_infos(
     rule in words, whether the day's playbook exports it, why it is empty, and what changed
     since the last delivered run (new + still = count, still + left = previous_count)."""
     tiers: dict[str, TierInfo] = {}
-    for tier in TIERS:
+    for tier, name in TIER_NAMES.items():  # P1, P2, P3
         facts, count = queue.across[tier], queue.counts[tier]
         new = facts.get("new_customers", 0)
         previous_count = facts.get("previous_customers", 0) if queue.previous_run_date else None
@@ -312,7 +313,7 @@ def tier_infos(
             "count": count,
             # kept out of the exports to measure the effect (holdout_pct)
             "holdout": facts.get("holdout_customers", 0),
-            "name": TIER_NAMES[tier],
+            "name": name,
             "definition": tier_definition(settings, tier),
             "action": getattr(settings, f"{tier.lower()}_action"),
             "exported": tier in exported,

@@ -149,7 +149,7 @@ def webhook_url(settings: Settings) -> str:
         raise ConnectionMissingError(
             f"connection '{settings.make_conn_id}' must hold the full webhook URL as its host"
         )
-    return conn.host
+    return str(conn.host)
 
 
 def is_loopback(host: str) -> bool:

@@ -53,7 +53,8 @@ class SqlStep:
     name: str
     sql_name: str
     table: str
-    parameters: Callable[[Settings, Any], dict[str, Any]]
+    #: (settings, run date[, first date of a history step]) -> the query's parameters
+    parameters: Callable[..., dict[str, Any]]
     #: the step rewrites every date up to the run date (``@from_date``..``@run_date``)
     history: bool = False
 
@@ -250,7 +251,8 @@ def history_from_date(warehouse: Warehouse, settings: Settings, day: dt.date) ->
     start = history_start(history_covered_to(warehouse, settings), day)
     if start is None:
         return None
-    return alert_history_parameters(settings, day, from_date=start)["from_date"]
+    from_date: dt.date = alert_history_parameters(settings, day, from_date=start)["from_date"]
+    return from_date
 
 
 def alert_step(start: dt.date, to_date: dt.date, *, snapshot: bool) -> SqlStep:
