@@ -103,11 +103,16 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TriggerRule, chai
 
 from retentionops import operators, service
 from retentionops.settings import load_settings
-from retentionops.vocabulary import BRANCHES, NO_ALERT, ROLLOUT_MODES
+from retentionops.vocabulary import (
+    BRANCHES,
+    EXPORT_STEP,
+    NO_ALERT,
+    PLAYBOOK_STEP,
+    ROLLOUT_MODES,
+)
 
 SETTINGS = load_settings()
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
-EXPORT_AUDIENCE = "export_audience"
 #: The person's approval before the webhook; the run log reads its verdict (see write_run_log).
 APPROVE_PLAYBOOK = "approve_playbook"
 
@@ -163,10 +168,10 @@ def choose_playbook(context: dict[str, Any]) -> list[str]:
     event) or ``resolved`` (the recovery brief), each with the action pack that starts at
     the exports; or ``no_alert`` (nothing of its own to deliver: what earlier days owe)."""
     branch = context["plan"]["branch"]
-    return [branch] if branch == NO_ALERT else [branch, EXPORT_AUDIENCE]
+    return [branch] if branch == NO_ALERT else [branch, EXPORT_STEP]
 
 
-@task(task_id=EXPORT_AUDIENCE)
+@task(task_id=EXPORT_STEP)
 def export_audience(context: dict[str, Any]) -> list[dict[str, Any]]:
     """The audiences of the tiers the day's playbook names (none: a resolve), in one task:
     the warehouse reads the day's queue once for all of them (one file per tier)."""
@@ -381,7 +386,7 @@ with DAG(
         task_id=APPROVE_PLAYBOOK, payload=prepared, retries=0
     )
     trigger = operators.PlaybookWebhookOperator(
-        task_id="trigger_playbook",
+        task_id=PLAYBOOK_STEP,
         http_conn_id=SETTINGS.make_conn_id,
         data=prepared,
         approval=approve.output,

@@ -19,7 +19,7 @@ from retentionops.dates import DateError, as_date
 from retentionops.errors import DetectionError, ServiceError
 from retentionops.files import jsonable, write_json_atomic
 from retentionops.settings import Settings
-from retentionops.vocabulary import INTERFACES, TIERS
+from retentionops.vocabulary import EXPORT_STEP, INTERFACES, PLAYBOOK_STEP, TIERS
 from retentionops.warehouse import Warehouse
 
 #: BigQuery types of the MERGE parameters (a NULL value still needs a type).
@@ -122,12 +122,6 @@ class RunLogRow(TypedDict):
     treated_p2: int | None
     treated_p3: int | None
     holdout_note: str | None
-
-
-#: The DAG's steps whose failure the run log names apart: an audience export (its task id
-#: starts with this) and the webhook call.
-EXPORT_STEP = "export_audience"
-PLAYBOOK_STEP = "trigger_playbook"
 
 
 @dataclasses.dataclass

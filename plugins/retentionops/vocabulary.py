@@ -41,6 +41,10 @@ DAY_PHASES = ("warmup", "quiet", "incident")
 NO_ALERT = "no_alert"
 RESOLVED = "resolved"
 BRANCHES = (NO_ALERT, "warning", "critical", RESOLVED)
+#: The daily run's steps whose failure its log row names apart (the DAG's task ids): the
+#: audience export (a mapped export's id starts with it) and the webhook call.
+EXPORT_STEP = "export_audience"
+PLAYBOOK_STEP = "trigger_playbook"
 
 #: Rollout stages of the playbook automation (design section 16).
 RolloutMode = Literal["shadow", "pilot", "production"]
