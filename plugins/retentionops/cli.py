@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import datetime as dt
 import io
 import json
 import sys
@@ -39,12 +40,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _date(text: str) -> str:
-    """An argparse type: a calendar date as YYYY-MM-DD, said plainly when it is not one."""
+def _date(text: str) -> dt.date:
+    """An argparse type: a calendar date as YYYY-MM-DD, said plainly when it is not one (the
+    CLI's door: the operations get a ``dt.date``)."""
     from retentionops.dates import DateError, as_date
 
     try:
-        return as_date(text).isoformat()
+        return as_date(text)
     except DateError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -278,10 +280,8 @@ def cmd_incidents(args: argparse.Namespace, settings: Any) -> Any:
     return _warn(result)
 
 
-def _days(start: str, end: str) -> str:
-    import datetime as dt
-
-    days = (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days + 1
+def _days(start: dt.date, end: dt.date) -> str:
+    days = (end - start).days + 1
     return f"{days} day{'s' if days != 1 else ''}"
 
 
