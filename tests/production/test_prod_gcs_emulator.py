@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 from retentionops import exports
 
@@ -32,11 +33,6 @@ BUCKET = "retentionops-exports"
 SECRET = "s3cr3t-header-value-7f41c2"
 DAY = dt.date(2011, 5, 13)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Emulator:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from support import queue_day_from_rows
 
 from retentionops import actions
-from retentionops.detection import DETECTION_MARKER, mark_complete
 from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 
@@ -31,32 +31,7 @@ def days(warehouse, settings):
 
     def write(day: dt.date, members: dict[str, tuple[str, str]], **overrides) -> dict:
         tuned = load_settings(p1_value_filter=False, p3_recency_cap_days=0, **overrides)
-        for table in ("retention_snapshot", "churn_detection", "base_customers"):
-            warehouse.con.execute(f"delete from {table} where snapshot_date = ?", [day])
-        for customer, (status, risk) in members.items():
-            warehouse.con.execute(
-                "insert into retention_snapshot values (?, ?, ?, 40, ?)",
-                [day, customer, day - dt.timedelta(days=40), status],
-            )
-            warehouse.con.execute(
-                "insert into churn_detection values (?, ?, 2, 40, 10.0, true, false, false, ?, ?)",
-                [day, customer, {"HIGH": 80, "MEDIUM": 50, "LOW": 0}[risk], risk],
-            )
-            warehouse.con.execute(
-                "insert into base_customers values (?, ?, ?, ?, 2, 100, 50, 'UK')",
-                [day, customer, day - dt.timedelta(days=90), day - dt.timedelta(days=40)],
-            )
-        # the day's SQL5 row (a quiet day) and one order: the context reads the decision
-        warehouse.con.execute("delete from alert_logic where alert_date = ?", [day])
-        warehouse.con.execute(
-            "insert into alert_logic values (?, 'retention_status_degradation', 'at_risk_pct', "
-            "'global', 20.0, 20.0, 0.0, 0.0, 15.0, 25.0, 'INFO', false, ?)",
-            [day, len(members)],
-        )
-        warehouse.con.execute("delete from orders")
-        warehouse.con.execute("insert into orders values ('a', 'o1', date '2010-12-01', 10, 'UK')")
-        mark_complete(warehouse, day, DETECTION_MARKER)
-        actions.build_priority_queue(warehouse, tuned, day)
+        queue_day_from_rows(warehouse, day, members, tuned)
         return service_context.operational_context(warehouse, tuned, day)
 
     return write

@@ -16,9 +16,9 @@ import datetime as dt
 import hashlib
 
 import pytest
+from support import queue_day_from_rows
 
 from retentionops import actions, holdouts, service
-from retentionops.detection import DETECTION_MARKER, mark_complete
 from retentionops.service import context as service_context
 from retentionops.settings import load_settings
 
@@ -43,31 +43,7 @@ def queue_on(warehouse):
 
     def write(day: dt.date, members: dict[str, tuple[str, str]]) -> None:
         tuned = load_settings(p1_value_filter=False, p3_recency_cap_days=0)
-        for name in ("retention_snapshot", "churn_detection", "base_customers"):
-            warehouse.con.execute(f"delete from {name} where snapshot_date = ?", [day])
-        for customer, (status, risk) in members.items():
-            warehouse.con.execute(
-                "insert into retention_snapshot values (?, ?, ?, 40, ?)",
-                [day, customer, day - dt.timedelta(days=40), status],
-            )
-            warehouse.con.execute(
-                "insert into churn_detection values (?, ?, 2, 40, 10.0, true, false, false, ?, ?)",
-                [day, customer, {"HIGH": 80, "MEDIUM": 50}[risk], risk],
-            )
-            warehouse.con.execute(
-                "insert into base_customers values (?, ?, ?, ?, 2, 100, 50, 'UK')",
-                [day, customer, day - dt.timedelta(days=90), day - dt.timedelta(days=40)],
-            )
-        warehouse.con.execute("delete from alert_logic where alert_date = ?", [day])
-        warehouse.con.execute(
-            "insert into alert_logic values (?, 'retention_status_degradation', 'at_risk_pct', "
-            "'global', 20.0, 20.0, 0.0, 0.0, 15.0, 25.0, 'INFO', false, ?)",
-            [day, len(members)],
-        )
-        warehouse.con.execute("delete from orders")
-        warehouse.con.execute("insert into orders values ('a', 'o1', date '2010-12-01', 10, 'UK')")
-        mark_complete(warehouse, day, DETECTION_MARKER)
-        actions.build_priority_queue(warehouse, tuned, day)
+        queue_day_from_rows(warehouse, day, members, tuned)
 
     return write
 

@@ -22,14 +22,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
-from support import ROOT, query_warehouse
+from support import ROOT, airflow_cli, airflow_env, free_port, query_warehouse
 
 from retentionops.operators import DUCKDB_POOL
 
@@ -39,23 +38,6 @@ DAY = "2011-05-13"
 RUN_PATH = f"/api/v2/dags/{DAG}/dagRuns/{RUN}"
 APPROVE = f"{RUN_PATH}/taskInstances/approve_playbook"
 WAIT = 600  # seconds for one step (the first run of the date: about a minute on 2 cores)
-
-# One process runs the setup CLI commands (each `airflow ...` would import Airflow again).
-_CLI = """
-import json, sys
-from airflow.cli import cli_parser
-parser = cli_parser.get_parser()
-for argv in json.loads(sys.argv[1]):
-    args = parser.parse_args(argv)
-    args.func(args)
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class Airflow:
     """The REST API of the api-server on ``port``, logged in as ``admin``."""
@@ -157,28 +139,19 @@ def test_runs_rejected_timed_out_and_approved_through_the_rest_api(
     home = tmp_path / "airflow-home"
     home.mkdir()
     shutil.copyfile(sample_warehouse_file, tmp_path / "warehouse.duckdb")
-    port = _free_port()
+    port = free_port()
     slack_path = "/services/T0000/B0000/approvalsecret"
     httpserver.expect_request(slack_path, method="POST").respond_with_data("ok")
     sim = PlaybookSimulator(tmp_path / "sim", log_stream=open(os.devnull, "w"))  # noqa: SIM115
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RETENTIONOPS_", "AIRFLOW"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__PARALLELISM="4",
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+    env = airflow_env(
+        tmp_path,
+        home,
         # the Slack notice links the request's page; the timeout sweep looks every second
         AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL="1",
         AIRFLOW_CONN_SLACK_FALLBACK=json.dumps(
             {"conn_type": "slackwebhook", "password": httpserver.url_for(slack_path)}
         ),
-        RETENTIONOPS_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
-        RETENTIONOPS_ARTIFACTS_DIR=str(tmp_path / "runs"),
-        RETENTIONOPS_EXPORT_ROOT=str(tmp_path),
         RETENTIONOPS_NOTIFY_MAX_AGE_DAYS="0",  # the sample is from 2011
         RETENTIONOPS_ROLLOUT_MODE="production",
         RETENTIONOPS_APPROVAL_REQUIRED="critical",
@@ -196,11 +169,7 @@ def test_runs_rejected_timed_out_and_approved_through_the_rest_api(
     ]
     with sim:
         env["AIRFLOW_CONN_MAKE_WEBHOOK"] = json.dumps({"conn_type": "http", "host": sim.url})
-        done = subprocess.run(
-            [sys.executable, "-c", _CLI, json.dumps(setup)],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
+        airflow_cli(setup, env, tmp_path)
         log = tmp_path / "airflow-local.log"
         with log.open("w") as stream:
             launcher = subprocess.Popen(

@@ -21,39 +21,19 @@ two runs are as many as it takes to prove the pool keeps their tasks apart).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 
-from support import ROOT, query_warehouse
+from support import ROOT, airflow_cli, airflow_env, free_port, query_warehouse
 
 from retentionops.operators import DUCKDB_POOL
 
 DATES = ["2011-09-08", "2011-09-09"]
 RUN_TIMEOUT = 900  # seconds for the two runs (about a minute on 2 busy cores)
-
-# One process runs the setup CLI commands (each `airflow ...` would import Airflow again).
-_CLI = """
-import json, sys
-from airflow.cli import cli_parser
-parser = cli_parser.get_parser()
-for argv in json.loads(sys.argv[1]):
-    args = parser.parse_args(argv)
-    args.func(args)
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _metadata(home):
     return sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True)
@@ -67,20 +47,11 @@ def test_a_backfill_of_two_dates_runs_every_task_once(sample_warehouse_file, tmp
     home = tmp_path / "airflow-home"
     home.mkdir()
     shutil.copyfile(sample_warehouse_file, tmp_path / "warehouse.duckdb")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RETENTIONOPS_", "AIRFLOW"))}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__PARALLELISM="4",
-        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+    port = free_port()
+    env = airflow_env(
+        tmp_path,
+        home,
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-        RETENTIONOPS_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
-        RETENTIONOPS_ARTIFACTS_DIR=str(tmp_path / "runs"),
-        RETENTIONOPS_EXPORT_ROOT=str(tmp_path),
         # no scheduled run besides the backfill: catch-up off, the schedule ends before today
         RETENTIONOPS_CATCHUP="false",
         RETENTIONOPS_SCHEDULE_END_DATE="2011-09-12",
@@ -96,11 +67,7 @@ def test_a_backfill_of_two_dates_runs_every_task_once(sample_warehouse_file, tmp
         ["backfill", "create", "--dag-id", "retention_ops", "--from-date", DATES[0],
          "--to-date", DATES[-1], "--max-active-runs", "10"],
     ]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", _CLI, json.dumps(setup)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    airflow_cli(setup, env, tmp_path)
 
     started = time.monotonic()
     with (tmp_path / "airflow-local.log").open("w") as log:

@@ -15,23 +15,17 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import psutil
-from support import ROOT
+from support import ROOT, free_port
 
 READY_TIMEOUT = 300  # seconds: migrate, load the sample, start four components (2 cores)
 STOP_TIMEOUT = 90
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _sessions(root: int) -> set[int]:
@@ -117,7 +111,7 @@ def _titles(processes: list[psutil.Process]) -> list[str]:
 
 
 def test_sigterm_to_make_airflow_leaves_no_process(tmp_path):
-    home, port = tmp_path / "airflow-home", _free_port()
+    home, port = tmp_path / "airflow-home", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RETENTIONOPS_", "AIRFLOW"))}
     env.update(
         RETENTIONOPS_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
