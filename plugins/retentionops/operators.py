@@ -79,7 +79,6 @@ def _history_from_date(ds: str | None = None, ti: Any = None) -> str | None:
     from-date goes to XCom under :data:`FROM_DATE_KEY` (``detection.alert_step`` decides,
     the rule DuckDB runs follow too).
     """
-    from retentionops.dates import as_date
     from retentionops.detection import alert_step
 
     start = service.alert_history_from(load_settings(), ds)
@@ -311,7 +310,8 @@ class PlaybookWebhookOperator(HttpOperator):
         holds the event, or it was delivered before): the run log says so."""
         if self.approval and not self.approval.get("approved"):  # cleared after a rejection
             raise AirflowSkipException(f"not sent: {self.approval['note']}")
-        settings = load_settings()
+        run = run_request(context)
+        settings = run.settings
         try:
             connections.webhook_url(settings)
         except connections.ConnectionMissingError as error:  # not transient: fail at once
@@ -329,12 +329,17 @@ class PlaybookWebhookOperator(HttpOperator):
             self.retry_args = retry_args(settings, failures)
             return HttpOperator.execute(self, context)
 
-        run_id = context["run_id"]
+        run_id = run.run_id
         late: list[dict[str, Any]] = []
         try:
             # what the run owes first (earlier dates' events, closings), then its own event
             late = service.deliver_due(
-                settings, payload["run_date"], run_id, post, rollout_mode=payload["rollout_mode"]
+                settings,
+                payload["run_date"],
+                run_id,
+                post,
+                delivery=run.delivery,
+                rollout_mode=payload["rollout_mode"],
             )
             answer = service.send_event(
                 settings, payload, run_id, post, resend=bool(payload.get("resend"))
@@ -406,7 +411,7 @@ class PlaybookApprovalOperator(ApprovalOperator):
         )
 
     def execute(self, context: Any) -> Any:
-        settings = load_settings(**run_overrides(context.get("params")))
+        settings = run_settings(context)
         payload = self.payload or {}
         event = (payload.get("incident") or {}).get("event")
         if not approval.required(settings, event, payload.get("severity")):
@@ -425,7 +430,7 @@ class PlaybookApprovalOperator(ApprovalOperator):
             return super().execute_complete(context, event)
         self.validate_chosen_options(event["chosen_options"])  # before anything is kept
         self.validate_params_input(event.get("params_input") or {})
-        settings = load_settings(**run_overrides(context.get("params")))
+        settings = run_settings(context)
         decided = approval.verdict(
             settings,
             approved=list(event["chosen_options"]) == [self.APPROVE],
@@ -507,6 +512,12 @@ def run_overrides(params: Any) -> dict[str, Any]:
 # -- the DAG's door: one run request per task ----------------------------------------------------
 
 
+def run_settings(context: Any) -> Settings:
+    """The settings of the run a task belongs to: the file and environment, then the silence
+    Variables, then the run's Params (``run_overrides``), read when the task runs."""
+    return load_settings(**run_overrides(context.get("params")))
+
+
 def run_request(context: Any) -> RunRequest:
     """The run a DAG task belongs to, built once from Airflow's context: the settings of
     the run (file, environment, the silence Variables, the run's Params), its date ``ds``,
@@ -515,7 +526,7 @@ def run_request(context: Any) -> RunRequest:
     params = context.get("params") or {}
     started_at = run_started_at(context.get("dag_run"))
     return RunRequest(
-        settings=load_settings(**run_overrides(params)),
+        settings=run_settings(context),
         day=as_date(context["ds"]),
         run=Run.of_dag(context["run_id"], started_at),
         delivery=Delivery(
@@ -582,7 +593,7 @@ class OrdersFeedSensor(BaseSensorOperator):
         self._last_note: str | None = None
 
     def poke(self, context: Any) -> PokeReturnValue:
-        settings = load_settings(**run_overrides(context.get("params")))
+        settings = run_settings(context)
         data = service.data_freshness(settings, context["ds"])
         self._last_note = data["note"]
         if data["status"] == "fresh":
@@ -595,7 +606,7 @@ class OrdersFeedSensor(BaseSensorOperator):
 
     def execute(self, context: Any) -> Any:
         # the wait is the settings' when the run starts, not when the DAG file was parsed
-        settings = load_settings(**run_overrides(context.get("params")))
+        settings = run_settings(context)
         self.timeout = settings.orders_wait_minutes * 60
         self.poke_interval = min(300, max(self.timeout, 1))
         try:

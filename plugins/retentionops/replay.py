@@ -184,7 +184,8 @@ def replay(
     module); return the report, whose ``broken`` lists every broken invariant."""
     from retentionops import service
 
-    first, last = service.date_range(settings, start, end)
+    span = service.DateRange.of(settings, start, end)
+    first, last = span.start, span.end
     if not settings.duckdb_file.exists():
         raise ServiceError(
             f"no warehouse at {settings.duckdb_file}: load orders first "

@@ -28,6 +28,7 @@ from retentionops.errors import UserError
 from retentionops.vocabulary import (
     APPROVAL_DEFAULTS,
     APPROVAL_LEVELS,
+    DRIFT_MODES,
     EXPORT_DESTINATIONS,
     EXPORT_MODES,
     RISK_LEVELS,
@@ -226,7 +227,7 @@ class Settings:
         "shadow",
         "shadow: drift days are shown in the brief and health only; incident: a drift day "
         "opens an incident of its own kind (DRIFT-YYYYMMDD) when none is open",
-        ("shadow", "incident"),
+        DRIFT_MODES,
     )
     alert_frequency_target_per_month: int = _number(
         3, "incidents a month the health report accepts (design 15: low single digits)", min=1

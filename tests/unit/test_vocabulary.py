@@ -17,7 +17,6 @@ ROOT = Path(vocabulary.__file__).resolve().parents[2]
 NOT_READ_YET = {
     "SEVERITIES": "include/sql (SQL5 writes them); the code types them (Severity)",
     "DAY_PHASES": "incidents.py sets them; health.py, holdouts.py, brief.py compare them",
-    "DRIFT_MODES": "settings.py (drift_mode's choices)",
     "EXPORT_STATUSES": "runlog.py (export_status)",
     "RUN_STATUSES": "runlog.py (status)",
     "PLAYBOOK_STATUSES": "runlog.py (playbook_status)",

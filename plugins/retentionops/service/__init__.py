@@ -62,7 +62,7 @@ from retentionops.service.playbook import (
     record_approval,
     trigger_playbook,
 )
-from retentionops.service.request import DateRange, Run, RunRequest, date_range
+from retentionops.service.request import DateRange, Run, RunRequest
 from retentionops.service.runlog import (
     run_failure_reason,
     run_log_rows,
@@ -88,7 +88,6 @@ __all__ = [
     "create_tables",
     "data_freshness",
     "data_warnings",
-    "date_range",
     "deliver_due",
     "deliver_owed",
     "delivered_line",

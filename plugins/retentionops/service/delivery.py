@@ -17,6 +17,7 @@ from retentionops.errors import ServiceError
 from retentionops.playbook import Delivery
 from retentionops.service.request import DateLike, Run
 from retentionops.settings import Settings
+from retentionops.slack import with_first_line
 from retentionops.warehouse import open_warehouse
 
 log = logging.getLogger(__name__)
@@ -250,11 +251,10 @@ def _post_to_slack(settings: Settings, notice: str, slack_brief: dict[str, Any])
     secrets = known_secrets(settings)
     get_connection(settings.slack_conn_id)
     mask(secrets)
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": notice[:3000]}}]
-    blocks += slack_brief.get("blocks", [])[:49]
+    message = with_first_line({"brief": slack_brief}, notice)["brief"]
     try:
         SlackWebhookHook(slack_webhook_conn_id=settings.slack_conn_id).send(
-            text=f"{notice}\n{slack_brief['text']}"[:40000], blocks=blocks
+            text=message["text"], blocks=message["blocks"]
         )
     except Exception as error:  # the SDK's message may embed the webhook URL
         raise ServiceError("Slack fallback failed: " + redact(str(error), secrets)) from None

@@ -25,7 +25,7 @@ from retentionops.service.delivery import (
     send_event,
     webhook_post,
 )
-from retentionops.service.pack import export_audience, generate_brief
+from retentionops.service.pack import export_audiences, generate_brief
 from retentionops.service.request import DateLike, Run, with_rollout
 from retentionops.service.runlog import recorded
 from retentionops.settings import Settings
@@ -186,7 +186,9 @@ def trigger_playbook(
                 outcome.plan = plan
             return _trigger_answer(run, day, plan, outcome)
         part = run.part()  # one row for the whole run
-        outcome.exports = [export_audience(settings, day, tier, run=part) for tier in plan["tiers"]]
+        # every tier of the plan in one export: one queue read, one holdout draw
+        tiers = list(plan["tiers"])
+        outcome.exports = export_audiences(settings, day, tiers, run=part) if tiers else []
         brief = generate_brief(
             settings,
             day,

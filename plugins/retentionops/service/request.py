@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from typing import Any
 
 from retentionops.dates import as_date
 from retentionops.errors import ServiceError
@@ -86,17 +85,6 @@ class DateRange:
                 f"({settings.max_range_days})"
             )
         return cls(start, end)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
-
-
-def date_range(
-    settings: Settings, from_date: DateLike, to_date: DateLike
-) -> tuple[dt.date, dt.date]:
-    """:class:`DateRange` as a pair (the CLI's and MCP's check before a range read)."""
-    checked = DateRange.of(settings, from_date, to_date)
-    return checked.start, checked.end
 
 
 def with_rollout(settings: Settings, rollout_mode: str | None) -> Settings:
